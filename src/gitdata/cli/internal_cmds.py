@@ -1,0 +1,122 @@
+"""Commands git runs for us: the filter process, hooks, the merge driver."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from ..errors import GitDataError
+from . import cli
+from .base import open_project
+
+
+@cli.command("filter-process", hidden=False)
+def filter_process() -> None:
+    """Run git's long-running filter protocol on stdin/stdout (git runs this)."""
+    from ..filters import FilterHandler
+    from ..git.filter_process import FilterServer
+    from ..git.pktline import PktReader, PktWriter
+    from ..install import install_hooks
+
+    project = open_project()
+    try:
+        install_hooks(project.repo, quiet=True)
+    except OSError:
+        pass
+    stdin = os.fdopen(sys.stdin.fileno(), "rb", buffering=1 << 20, closefd=False)
+    stdout = os.fdopen(sys.stdout.fileno(), "wb", buffering=1 << 20, closefd=False)
+    skip = os.environ.get("GIT_DATA_SKIP_SMUDGE", "") not in ("", "0", "false")
+    handler = FilterHandler(project, skip_smudge=skip)
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    server = FilterServer(PktReader(stdin.read), PktWriter(stdout.write, stdout.flush), handler, log=log)
+    server.serve()
+    stdout.flush()
+
+
+@cli.group()
+def hook() -> None:
+    """Entry points for the git hooks git data installs."""
+
+
+@hook.command("pre-push")
+@click.argument("remote_name")
+@click.argument("url", required=False)
+def hook_pre_push(remote_name: str, url: str | None) -> None:
+    """Upload data objects of the pushed commits before git moves any ref."""
+    from ..push import parse_pre_push, push_objects
+    from ..scan import scan_history
+
+    project = open_project()
+    include, exclude = parse_pre_push(sys.stdin.read())
+    if not include:
+        return
+    have = [sha for sha in exclude if project.repo.rev_parse(sha)]
+    exclude_args = have + [f"--remotes={remote_name}"]
+    scan = scan_history(project.repo, include, exclude_args)
+    if not scan.found and not scan.malformed:
+        return
+    report = push_objects(project, scan)
+    if report.uploaded:
+        click.echo(f"git data: uploaded {len(report.uploaded)} object(s) to {report.remote}", err=True)
+
+
+@hook.command("pre-commit")
+def hook_pre_commit() -> None:
+    """Refuse staged files over gitdata.maxBlobSize that are not pointers."""
+    project = open_project()
+    limit = int(project.repo.config_get("gitdata.maxblobsize") or (50 << 20))
+    head = project.repo.rev_parse("HEAD") or "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+    out = project.repo.git("diff-index", "--cached", "-z", "--diff-filter=AM", head)
+    fields = out.split(b"\0")
+    pairs = []
+    for i in range(0, len(fields) - 1, 2):
+        meta, path = fields[i].decode(), fields[i + 1].decode("utf-8", "surrogateescape")
+        parts = meta.split()
+        if len(parts) >= 4:
+            pairs.append((path, parts[3]))
+    sizes = project.repo.blob_sizes([sha for _p, sha in pairs])
+    big = [(p, sizes[s][1]) for p, s in pairs if s in sizes and sizes[s][1] > limit]
+    if big:
+        for path, size in big:
+            click.echo(f"error: {path} is {size} bytes and would go into git itself", err=True)
+        raise GitDataError(
+            "large files are staged without the git data filter; track them with "
+            "`git data track PATTERN`, then `git add` them again (or raise "
+            "gitdata.maxBlobSize, or commit with --no-verify)"
+        )
+
+
+@hook.command("post-checkout", hidden=True)
+@click.argument("args", nargs=-1)
+def hook_post_checkout(args: tuple[str, ...]) -> None:
+    """Reserved for staging mount/reference datasets after a checkout."""
+
+
+@cli.command("merge-driver")
+@click.argument("base")
+@click.argument("ours")
+@click.argument("theirs")
+@click.argument("path", required=False, default="")
+def merge_driver(base: str, ours: str, theirs: str, path: str) -> None:
+    """Three-way merge of pointer files (git runs this; data is never merged)."""
+    def read(p):
+        with open(p, "rb") as f:
+            return f.read()
+
+    o, a, b = read(base), read(ours), read(theirs)
+    if a == b or o == b:
+        return
+    if o == a:
+        with open(ours, "wb") as f:
+            f.write(b)
+        return
+    click.echo(
+        f"git data: both sides changed {path or 'a data file'}; keep one with "
+        f"`git checkout --ours {path}` or `git checkout --theirs {path}`, then `git add` it",
+        err=True,
+    )
+    raise SystemExit(1)
+
+

@@ -1,0 +1,85 @@
+"""``git data remote``: data remotes in ``.gitdata``."""
+
+from __future__ import annotations
+
+import click
+
+from .. import config as config_mod
+from ..storage import open_filesystem, redact_url
+from . import cli
+from .base import emit_json, open_project, table
+
+
+@cli.group()
+def remote() -> None:
+    """Manage data remotes: where pushed data objects are stored.
+
+    A data remote is any fsspec URL (a plain path, file://, s3://, gs://, ...).
+    It is recorded in the tracked file .gitdata, so clones know it; secrets
+    never are.
+    """
+
+
+@remote.command("add")
+@click.argument("name")
+@click.argument("url")
+@click.option("--default", "make_default", is_flag=True, help="Make this the default data remote.")
+@click.option(
+    "-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
+    help="A non-secret storage option, e.g. endpoint_url=http://127.0.0.1:9000 (repeatable).",
+)
+def remote_add(name: str, url: str, make_default: bool, options: tuple[str, ...]) -> None:
+    """Add data remote NAME at URL."""
+    project = open_project()
+    config_mod.check_name("remote", name)
+    if name in project.config.remotes:
+        raise click.ClickException(f"data remote {name!r} exists; remove it first with `git data remote rm {name}`")
+    parsed = config_mod.parse_options(list(options))
+    for key, value in parsed.items():
+        config_mod.check_not_secret(key, str(value))
+    if "@" in url.split("://", 1)[-1].split("/", 1)[0]:
+        raise click.ClickException(
+            f"URL {redact_url(url)} carries user info; credentials never go in .gitdata"
+        )
+    open_filesystem(url, parsed)  # fails early for unknown schemes and missing backends
+    if "://" not in url:
+        import os
+
+        url = os.path.abspath(url)
+    cfg = config_mod.ConfigFile(project.repo)
+    cfg.set(f'remote.{name}.url', url)
+    for line in options:
+        cfg.add(f"remote.{name}.option", line)
+    if make_default or not project.config.remotes:
+        cfg.set("data.remote", name)
+    click.echo(f"added data remote {name} -> {redact_url(url)}" + (" (default)" if make_default or not project.config.remotes else ""))
+
+
+@remote.command("ls")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def remote_ls(as_json: bool) -> None:
+    """List data remotes."""
+    project = open_project()
+    cfg = project.config
+    rows = [
+        {"name": r.name, "url": redact_url(r.url), "default": r.name == cfg.default_remote, "options": r.option_lines}
+        for r in cfg.remotes.values()
+    ]
+    if as_json:
+        emit_json(rows)
+        return
+    table([[("* " if r["default"] else "  ") + r["name"], r["url"], " ".join(r["options"])] for r in rows], ["NAME", "URL", "OPTIONS"])
+
+
+@remote.command("rm")
+@click.argument("name")
+def remote_rm(name: str) -> None:
+    """Remove data remote NAME from .gitdata (deletes nothing in the storage)."""
+    project = open_project()
+    if name not in project.config.remotes:
+        raise click.ClickException(f"no data remote named {name!r}")
+    cfg = config_mod.ConfigFile(project.repo)
+    cfg.remove_section(f"remote.{name}")
+    if project.config.get("data.remote") == name:
+        cfg.unset_all("data.remote")
+    click.echo(f"removed data remote {name}")

@@ -1,0 +1,125 @@
+"""Getting objects from a data remote into the cache, and into the work tree."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .cache import Cache, CorruptObject
+from .errors import GitDataError
+from .pointer import MAX_SIZE, Pointer, PointerError, is_pointer_like, parse
+from .storage import ObjectNotFound, ObjectStore, oid_to_key
+from .transfer import Outcome, run_parallel
+
+#: Objects up to this size are fetched with one request and hashed in memory.
+SMALL_OBJECT = 8 << 20
+STREAM_CHUNK = 4 << 20
+
+
+class ObjectMissing(GitDataError):
+    pass
+
+
+class TransferFailed(GitDataError):
+    pass
+
+
+def download_object(store: ObjectStore, cache: Cache, oid: str, size: int | None) -> str:
+    """Fetch ``oid`` into the cache, verifying it; returns the oid.
+
+    Bytes that do not hash to ``oid`` are refused and nothing is written.
+    """
+    if cache.has(oid):
+        return oid
+    algo = oid.split(":", 1)[0]
+    key = oid_to_key(oid)
+    where = f"data remote {store.name!r} ({store.storage.display})"
+    try:
+        if size is not None and size <= SMALL_OBJECT:
+            data = store.storage.cat(key)
+            cache.put_bytes(data, algo, expected_oid=oid)
+        else:
+            with store.storage.open_read(key) as f, cache.writer(algo) as w:
+                while True:
+                    chunk = f.read(STREAM_CHUNK)
+                    if not chunk:
+                        break
+                    w.write(chunk)
+                w.commit(expected_oid=oid)
+    except ObjectNotFound as err:
+        raise ObjectMissing(f"object {oid} is missing on {where}") from err
+    except CorruptObject as err:
+        raise CorruptObject(f"refused object {oid} from {where}: {err}") from err
+    return oid
+
+
+def download_many(
+    store: ObjectStore, cache: Cache, wanted: dict[str, int | None], *, jobs: int, progress: bool | None = None
+) -> Outcome[str, str]:
+    """Fetch many objects in parallel; ``wanted`` maps oid to size."""
+    todo = {oid: size for oid, size in wanted.items() if not cache.has(oid)}
+    return run_parallel(
+        todo,
+        lambda oid: download_object(store, cache, oid, todo[oid]),
+        jobs=jobs,
+        label="Downloading",
+        weight=lambda oid: todo[oid] or 0,
+        progress=progress,
+    )
+
+
+@dataclass
+class WorktreeFile:
+    path: str
+    pointer: Pointer
+
+
+def read_worktree_pointer(root: str, path: str) -> Pointer | None:
+    """The pointer a work-tree file holds, or None if it holds content."""
+    full = os.path.join(root, path)
+    try:
+        if os.path.islink(full) or os.path.getsize(full) >= MAX_SIZE:
+            return None
+        with open(full, "rb") as f:
+            data = f.read(MAX_SIZE)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+    if not is_pointer_like(data):
+        return None
+    try:
+        return parse(data)
+    except PointerError as err:
+        raise PointerError(f"{path}: {err}") from err
+
+
+def materialize(cache: Cache, root: str, files: Iterable[WorktreeFile]) -> Outcome[str, str]:
+    """Replace pointer text in the work tree by content from the cache.
+
+    Each file is written to a temporary name beside it and renamed, so a
+    reader never sees half a file. A file whose work-tree bytes are no longer
+    the pointer (the user changed it) is left alone.
+    """
+    outcome: Outcome[str, str] = Outcome()
+    for f in files:
+        oid = f.pointer.oid
+        if oid is None:
+            continue
+        full = os.path.join(root, f.path)
+        if not cache.has(oid):
+            outcome.failed[f.path] = ObjectMissing(f"{f.path}: object {oid} is not in the cache")
+            continue
+        try:
+            with open(full, "rb") as fh:
+                current = fh.read(MAX_SIZE)
+        except FileNotFoundError:
+            current = None
+        if current is not None and current != f.pointer.encode():
+            continue
+        try:
+            cache.copy_to(oid, full)
+        except (OSError, GitDataError) as err:
+            outcome.failed[f.path] = err if isinstance(err, GitDataError) else GitDataError(f"{f.path}: {err}")
+            continue
+        outcome.done[f.path] = oid
+    return outcome

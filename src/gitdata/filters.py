@@ -1,0 +1,198 @@
+"""Clean and smudge: what to store in git, and what to put in the work tree.
+
+No protocol code here (see :mod:`gitdata.git.filter_process`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+from .errors import GitDataError
+from .fetch import WorktreeFile, download_object, materialize
+from .pointer import MAX_SIZE, Pointer, PointerError, is_pointer_like, parse
+from .project import Project
+
+
+@dataclass
+class SmudgeResult:
+    """What git writes: bytes, or a cache file streamed out."""
+
+    data: bytes | None = None
+    file: str | None = None
+    error: str | None = None
+
+
+class FilterHandler:
+    """Clean/smudge for one long-running filter process (one git command)."""
+
+    def __init__(self, project: Project, *, skip_smudge: bool = False, log=None) -> None:
+        self.project = project
+        self.skip_smudge = skip_smudge
+        self._log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._downloads: dict[str, Future[str]] = {}
+        self._delayed: dict[str, tuple[Pointer, Future[str]]] = {}
+        self._deferred: list[WorktreeFile] = []
+        self.failures: list[str] = []
+
+    # -- clean -------------------------------------------------------------
+    def clean(self, path: str, chunks: Iterator[bytes]) -> bytes:
+        head = bytearray()
+        it = iter(chunks)
+        for chunk in it:
+            head += chunk
+            if len(head) >= MAX_SIZE:
+                break
+        if len(head) == 0:
+            return b""
+        if len(head) < MAX_SIZE and is_pointer_like(head):
+            try:
+                parse(bytes(head))
+                return bytes(head)  # already a pointer: pass through unchanged
+            except PointerError:
+                pass  # a file that merely looks like one is data
+        cache = self.project.cache
+        with cache.writer(self.project.algorithm) as w:
+            w.write(head)
+            for chunk in it:
+                w.write(chunk)
+            oid, size = w.commit()
+        staged = self.project.state.staged_pointer(path, oid)
+        if staged is not None:
+            return staged
+        return Pointer(oid=oid, size=size).encode()
+
+    # -- smudge ------------------------------------------------------------
+    def smudge(self, path: str, blob: bytes, can_delay: bool) -> SmudgeResult | None:
+        """``None`` means delayed: the result comes from :meth:`available`."""
+        if self.skip_smudge or not is_pointer_like(blob):
+            return SmudgeResult(data=blob)
+        try:
+            pointer = parse(blob)
+        except PointerError as err:
+            return SmudgeResult(error=f"{path}: malformed gitdata pointer: {err}")
+        if pointer.oid is None:
+            return SmudgeResult(data=blob)  # registered data: staged by `git data dataset stage`
+        cache = self.project.cache
+        if cache.has(pointer.oid):
+            return self._from_cache(path, pointer)
+        fut = self._start_download(pointer)
+        if can_delay:
+            self._delayed[path] = (pointer, fut)
+            return None
+        return self._finish(path, pointer, fut)
+
+    def _start_download(self, pointer: Pointer) -> Future[str]:
+        assert pointer.oid is not None
+        with self._lock:
+            fut = self._downloads.get(pointer.oid)
+            if fut is None:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(max_workers=self.project.jobs)
+                store = self._store()
+                fut = self._pool.submit(
+                    download_object, store, self.project.cache, pointer.oid, pointer.size
+                ) if store is not None else _failed_future(self._no_remote_error)
+                self._downloads[pointer.oid] = fut
+            return fut
+
+    _no_remote_error: GitDataError | None = None
+    _store_cache: object = None
+
+    def _store(self):
+        if self._store_cache is None and self._no_remote_error is None:
+            try:
+                self._store_cache = self.project.object_store()
+            except GitDataError as err:
+                self._no_remote_error = err
+        return self._store_cache
+
+    def _from_cache(self, path: str, pointer: Pointer) -> SmudgeResult:
+        assert pointer.oid is not None
+        size = pointer.size or 0
+        if size > self.project.smudge_max:
+            # git would hold the whole output in memory: write the pointer now,
+            # and the content ourselves, streaming, when git is done.
+            self._deferred.append(WorktreeFile(path, pointer))
+            return SmudgeResult(data=pointer.encode())
+        return SmudgeResult(file=self.project.cache.path(pointer.oid))
+
+    def _finish(self, path: str, pointer: Pointer, fut: Future[str]) -> SmudgeResult:
+        try:
+            fut.result()
+        except GitDataError as err:
+            msg = (
+                f"error: could not check out {path}: {err}. The file was left as a pointer; "
+                "run `git data pull` once the object is available."
+            )
+            self._log(msg)
+            self.failures.append(path)
+            return SmudgeResult(data=pointer.encode())
+        return self._from_cache(path, pointer)
+
+    def available(self) -> list[str]:
+        """Delayed paths whose downloads finished (blocks until one has)."""
+        if not self._delayed:
+            return []
+        pending = {fut for _p, fut in self._delayed.values()}
+        wait(pending, return_when=FIRST_COMPLETED)
+        return [path for path, (_p, fut) in self._delayed.items() if fut.done()]
+
+    def is_delayed(self, path: str) -> bool:
+        return path in self._delayed
+
+    def delayed_result(self, path: str) -> SmudgeResult:
+        entry = self._delayed.pop(path, None)
+        if entry is None:
+            return SmudgeResult(error=f"{path}: was not delayed")
+        pointer, fut = entry
+        return self._finish(path, pointer, fut)
+
+    # -- end of the git command ---------------------------------------------
+    def finish(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        if not self._deferred:
+            return
+        root = self.project.root
+        outcome = materialize(self.project.cache, root, self._deferred)
+        for path, err in outcome.failed.items():
+            self._log(f"error: could not write {path}: {err}")
+        if outcome.done:
+            refresh_index(self.project, list(outcome.done))
+
+
+def refresh_index(project: Project, paths: list[str]) -> None:
+    """Record the stat data of files we wrote, whose cleaned content is unchanged.
+
+    ``update-index --refresh`` is not enough: git treats a size change as a
+    modification without reading the file, so the entries are re-added (the
+    clean filter gives back the same pointer blob). Waits briefly for a
+    concurrent ``index.lock`` to go away; failing that, the next ``git status``
+    shows the files as modified until ``git add`` (content is still right).
+    """
+    import time
+
+    from .git.repo import GitError
+
+    data = "".join(p + "\0" for p in paths).encode("utf-8", "surrogateescape")
+    for attempt in range(20):
+        if not os.path.exists(os.path.join(project.repo.git_dir, "index.lock")):
+            try:
+                project.repo.git("update-index", "-q", "-z", "--stdin", input=data)
+                return
+            except GitError:
+                pass
+        time.sleep(0.05 * (attempt + 1))
+
+
+def _failed_future(err: GitDataError | None) -> Future[str]:
+    fut: Future[str] = Future()
+    fut.set_exception(err or GitDataError("no data remote"))
+    return fut

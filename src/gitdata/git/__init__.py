@@ -1,0 +1,1 @@
+"""Everything that speaks to git: pkt-line, the filter protocol, repo access."""

@@ -1,0 +1,155 @@
+"""Access to a git repository by running git (the edge where subprocess lives)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+from ..errors import GitDataError
+
+
+class GitError(GitDataError):
+    pass
+
+
+class NotARepository(GitError):
+    pass
+
+
+def run_git(
+    args: Sequence[str],
+    cwd: str | None = None,
+    *,
+    input: bytes | None = None,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+) -> bytes:
+    try:
+        proc = subprocess.run(
+            ["git", *args], cwd=cwd, input=input, capture_output=True, env=env
+        )
+    except FileNotFoundError as err:
+        raise GitError("git is not installed or not on PATH") from err
+    if check and proc.returncode != 0:
+        msg = proc.stderr.decode(errors="replace").strip()
+        raise GitError(f"git {' '.join(args[:3])} failed: {msg}")
+    return proc.stdout
+
+
+@dataclass
+class Repo:
+    """A work tree and its git directory."""
+
+    root: str
+    git_dir: str
+    common_dir: str
+
+    @classmethod
+    def discover(cls, path: str | None = None) -> Repo:
+        path = path or os.getcwd()
+        try:
+            out = run_git(
+                ["rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir"], cwd=path
+            )
+        except GitError as err:
+            raise NotARepository(
+                f"{path} is not inside a git work tree; run this in a repository (or `git init` one)"
+            ) from err
+        root, git_dir, common = out.decode().splitlines()[:3]
+        if not os.path.isabs(common):
+            common = os.path.normpath(os.path.join(path, common))
+        return cls(root=root, git_dir=git_dir, common_dir=common)
+
+    def git(self, *args: str, input: bytes | None = None, check: bool = True) -> bytes:
+        return run_git(args, cwd=self.root, input=input, check=check)
+
+    @cached_property
+    def data_dir(self) -> str:
+        """``<git-common-dir>/gitdata``: per-clone state, never tracked."""
+        return os.path.join(self.common_dir, "gitdata")
+
+    def config_get(self, key: str, default: str | None = None) -> str | None:
+        out = run_git(["config", "--get", key], cwd=self.root, check=False)
+        text = out.decode().strip()
+        return text if text else default
+
+    def config_get_all(self, key: str) -> list[str]:
+        out = run_git(["config", "--get-all", key], cwd=self.root, check=False)
+        return [line for line in out.decode().splitlines() if line]
+
+    def config_set(self, key: str, value: str, *, scope: str = "--local") -> None:
+        run_git(["config", scope, key, value], cwd=self.root)
+
+    def rev_parse(self, rev: str) -> str | None:
+        out = run_git(["rev-parse", "--verify", "-q", rev + "^{commit}"], cwd=self.root, check=False)
+        return out.decode().strip() or None
+
+    def hooks_dir(self) -> str:
+        out = run_git(["rev-parse", "--git-path", "hooks"], cwd=self.root).decode().strip()
+        return out if os.path.isabs(out) else os.path.join(self.root, out)
+
+    # -- reading blobs -----------------------------------------------------
+    def blob_sizes(self, shas: Iterable[str]) -> dict[str, tuple[str, int]]:
+        """``sha -> (type, size)`` in one ``cat-file --batch-check`` run."""
+        data = "".join(s + "\n" for s in shas).encode()
+        if not data:
+            return {}
+        out = run_git(["cat-file", "--batch-check"], cwd=self.root, input=data)
+        res = {}
+        for line in out.decode().splitlines():
+            parts = line.split()
+            if len(parts) == 3:
+                res[parts[0]] = (parts[1], int(parts[2]))
+        return res
+
+    def read_blobs(self, shas: Sequence[str]) -> dict[str, bytes]:
+        """Contents of many (small) blobs in one ``cat-file --batch`` run."""
+        if not shas:
+            return {}
+        data = "".join(s + "\n" for s in shas).encode()
+        out = run_git(["cat-file", "--batch"], cwd=self.root, input=data)
+        res: dict[str, bytes] = {}
+        pos = 0
+        while pos < len(out):
+            nl = out.index(b"\n", pos)
+            header = out[pos:nl].decode().split()
+            pos = nl + 1
+            if len(header) < 3:
+                continue
+            size = int(header[2])
+            res[header[0]] = out[pos : pos + size]
+            pos += size + 1
+        return res
+
+    def ls_tree(self, rev: str) -> Iterator[tuple[str, str]]:
+        """``(path, blob sha)`` of every blob in a commit's tree."""
+        out = run_git(["ls-tree", "-r", "-z", "--full-tree", rev], cwd=self.root)
+        for rec in out.split(b"\0"):
+            if not rec:
+                continue
+            meta, path = rec.split(b"\t", 1)
+            mode, kind, sha = meta.decode().split()
+            if kind == "blob" and mode != "120000":
+                yield path.decode("utf-8", "surrogateescape"), sha
+
+    def ls_index(self) -> Iterator[tuple[str, str]]:
+        """``(path, blob sha)`` of every stage-0 entry in the index."""
+        out = run_git(["ls-files", "-s", "-z"], cwd=self.root)
+        for rec in out.split(b"\0"):
+            if not rec:
+                continue
+            meta, path = rec.split(b"\t", 1)
+            mode, sha, stage = meta.decode().split()
+            if stage == "0" and mode != "120000" and mode != "160000":
+                yield path.decode("utf-8", "surrogateescape"), sha
+
+    def rev_list_objects(self, args: Sequence[str]) -> Iterator[tuple[str, str]]:
+        """``(sha, path)`` from ``git rev-list --objects ARGS`` (blobs and trees)."""
+        out = run_git(["rev-list", "--objects", *args], cwd=self.root)
+        for line in out.decode("utf-8", "surrogateescape").splitlines():
+            sha, _, path = line.partition(" ")
+            if path:
+                yield sha, path

@@ -1,0 +1,128 @@
+"""ls-files, fsck and prune."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import GitDataError
+from .project import Project
+from .scan import scan_history, scan_index, scan_tree
+from .storage import ObjectStore
+
+
+@dataclass
+class FileRow:
+    path: str
+    oid: str | None
+    size: int | None
+    cached: bool
+    on_remote: bool | None
+    source: str | None
+
+    def as_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+def ls_files(project: Project, *, check_remote: bool = True) -> list[FileRow]:
+    scan = scan_index(project.repo)
+    if scan.malformed:
+        path, reason = next(iter(scan.malformed.items()))
+        raise GitDataError(f"{path}: malformed gitdata pointer: {reason}")
+    present: set[str] | None = None
+    oids = {f.pointer.oid for f in scan.found if f.pointer.oid}
+    if check_remote and oids:
+        try:
+            store = project.object_store()
+        except GitDataError:
+            store = None
+        if store is not None:
+            present = oids - store.missing(oids)
+    rows = []
+    for f in sorted(scan.found, key=lambda f: f.path):
+        oid = f.pointer.oid
+        rows.append(
+            FileRow(
+                path=f.path,
+                oid=oid,
+                size=f.pointer.size,
+                cached=bool(oid and project.cache.has(oid)),
+                on_remote=None if present is None or oid is None else oid in present,
+                source=f.pointer.source,
+            )
+        )
+    return rows
+
+
+@dataclass
+class FsckReport:
+    checked_pointers: int = 0
+    checked_objects: int = 0
+    malformed: dict[str, str] = field(default_factory=dict)
+    corrupt: dict[str, str] = field(default_factory=dict)  # oid -> path
+    missing_on_remote: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.malformed or self.corrupt or self.missing_on_remote)
+
+    def as_dict(self) -> dict[str, object]:
+        return {**self.__dict__, "ok": self.ok}
+
+
+def fsck(project: Project, *, remote: bool = False, remote_name: str | None = None) -> FsckReport:
+    report = FsckReport()
+    repo = project.repo
+    scans = [scan_index(repo), scan_tree(repo, "HEAD")]
+    by_oid: dict[str, str] = {}
+    for scan in scans:
+        report.malformed.update(scan.malformed)
+        report.checked_pointers += len(scan.found)
+        for f in scan.found:
+            if f.pointer.oid:
+                by_oid.setdefault(f.pointer.oid, f.path)
+    for oid, path in sorted(by_oid.items()):
+        if project.cache.has(oid):
+            report.checked_objects += 1
+            if not project.cache.verify(oid):
+                report.corrupt[oid] = path
+    if remote and by_oid:
+        store = project.object_store(remote_name)
+        for oid in store.missing(by_oid):
+            report.missing_on_remote[oid] = by_oid[oid]
+    return report
+
+
+@dataclass
+class PruneReport:
+    removed: list[str] = field(default_factory=list)
+    kept_unpushed: list[str] = field(default_factory=list)
+    freed_bytes: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+def prune(project: Project, *, dry_run: bool = False, store: ObjectStore | None = None) -> PruneReport:
+    """Drop cached objects no ref or the index references, if the remote has them."""
+    repo = project.repo
+    referenced: set[str] = set()
+    for scan in (scan_history(repo, ["--all"]), scan_index(repo)):
+        referenced |= {f.pointer.oid for f in scan.found if f.pointer.oid}
+    candidates = set(project.cache.iter_oids()) - referenced
+    report = PruneReport()
+    if not candidates:
+        return report
+    if store is None:
+        try:
+            store = project.object_store()
+        except GitDataError:
+            report.kept_unpushed = sorted(candidates)
+            return report
+    unpushed = store.missing(candidates)
+    report.kept_unpushed = sorted(unpushed)
+    for oid in sorted(candidates - unpushed):
+        report.freed_bytes += project.cache.size_of(oid)
+        report.removed.append(oid)
+        if not dry_run:
+            project.cache.remove(oid)
+    return report

@@ -1,0 +1,100 @@
+"""A project: a git repository with its ``.gitdata`` config, cache and state."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from typing import Any
+
+from . import config as config_mod
+from .cache import Cache
+from .errors import GitDataError
+from .git.repo import Repo
+from .state import State
+from .storage import ObjectStore, Storage
+
+DEFAULT_JOBS = 8
+#: Objects larger than this are written to the work tree by git data itself,
+#: streaming, instead of through git's smudge output (which git buffers whole).
+DEFAULT_SMUDGE_MAX = 32 << 20
+
+
+class NoDataRemote(GitDataError):
+    pass
+
+
+class Project:
+    def __init__(self, repo: Repo) -> None:
+        self.repo = repo
+
+    @classmethod
+    def open(cls, path: str | None = None) -> Project:
+        return cls(Repo.discover(path))
+
+    @property
+    def root(self) -> str:
+        return self.repo.root
+
+    @cached_property
+    def config(self) -> config_mod.ProjectConfig:
+        return config_mod.load(self.repo.root)
+
+    def reload(self) -> None:
+        self.__dict__.pop("config", None)
+
+    @cached_property
+    def cache(self) -> Cache:
+        root = self.repo.config_get("gitdata.cachedir")
+        if root:
+            root = os.path.expanduser(root)
+            if not os.path.isabs(root):
+                root = os.path.join(self.repo.root, root)
+        return Cache(root or self.repo.data_dir)
+
+    @cached_property
+    def state(self) -> State:
+        return State(self.repo.data_dir)
+
+    @cached_property
+    def jobs(self) -> int:
+        return int(self.repo.config_get("gitdata.jobs") or DEFAULT_JOBS)
+
+    @cached_property
+    def smudge_max(self) -> int:
+        return int(self.repo.config_get("gitdata.smudgemax") or DEFAULT_SMUDGE_MAX)
+
+    @property
+    def algorithm(self) -> str:
+        return self.config.hash_algorithm
+
+    def remote_name(self, name: str | None = None) -> str:
+        if name:
+            if name not in self.config.remotes:
+                known = ", ".join(sorted(self.config.remotes)) or "none"
+                raise NoDataRemote(
+                    f"no data remote named {name!r} (known: {known}); add it with "
+                    f"`git data remote add {name} URL`"
+                )
+            return name
+        local = self.repo.config_get("gitdata.remote")
+        chosen = local or self.config.default_remote
+        if not chosen or chosen not in self.config.remotes:
+            raise NoDataRemote(
+                "no default data remote is configured; add one with "
+                "`git data remote add NAME URL --default`"
+            )
+        return chosen
+
+    def storage_options(self, name: str) -> dict[str, Any]:
+        from .credentials import resolve_options
+
+        remote = self.config.remotes[name]
+        return resolve_options(self, name, remote.url, dict(remote.options))
+
+    def storage(self, name: str | None = None) -> Storage:
+        name = self.remote_name(name)
+        remote = self.config.remotes[name]
+        return Storage(remote.url, self.storage_options(name), name=name)
+
+    def object_store(self, name: str | None = None) -> ObjectStore:
+        return ObjectStore(self.storage(name), jobs=self.jobs)

@@ -1,0 +1,108 @@
+"""Uploading the objects that commits reference to a data remote."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import GitDataError
+from .project import Project
+from .scan import Found, ScanResult
+from .storage import ObjectStore
+from .transfer import run_parallel
+
+ZERO = "0" * 40
+
+
+class PushFailed(GitDataError):
+    pass
+
+
+@dataclass
+class PushReport:
+    remote: str
+    referenced: int = 0
+    uploaded: list[str] = field(default_factory=list)
+    already: int = 0
+    skipped_registered: int = 0
+    failed: dict[str, str] = field(default_factory=dict)  # path -> reason
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "remote": self.remote,
+            "referenced": self.referenced,
+            "uploaded": len(self.uploaded),
+            "already_on_remote": self.already,
+            "registered_only": self.skipped_registered,
+            "failed": self.failed,
+        }
+
+
+def push_objects(
+    project: Project, scan: ScanResult, *, remote: str | None = None, progress: bool | None = None,
+    store: ObjectStore | None = None,
+) -> PushReport:
+    """Upload every object ``scan`` references that the data remote lacks.
+
+    Raises :class:`PushFailed` (after trying every object) if any could not be
+    uploaded, naming the files and the remote.
+    """
+    if scan.malformed:
+        path, reason = next(iter(scan.malformed.items()))
+        raise PushFailed(f"{path}: malformed gitdata pointer: {reason}")
+    by_oid: dict[str, Found] = scan.by_oid()
+    registered = sum(1 for f in scan.found if f.pointer.oid is None)
+    if store is None:
+        if not by_oid:
+            return PushReport(remote=remote or "-", skipped_registered=registered)
+        store = project.object_store(remote)
+    report = PushReport(remote=store.name or "-", referenced=len(by_oid), skipped_registered=registered)
+    if not by_oid:
+        return report
+    missing = store.missing(by_oid)
+    report.already = len(by_oid) - len(missing)
+    cache = project.cache
+    to_upload = []
+    for oid in sorted(missing):
+        if cache.has(oid):
+            to_upload.append(oid)
+        else:
+            report.failed[by_oid[oid].path] = (
+                f"object {oid} is neither in the local cache nor on data remote {store.name!r}"
+            )
+    sizes = {oid: by_oid[oid].pointer.size or 0 for oid in to_upload}
+    outcome = run_parallel(
+        to_upload,
+        lambda oid: store.upload(oid, cache.path(oid)),
+        jobs=project.jobs,
+        label=f"Uploading to {store.name}",
+        weight=lambda oid: sizes[oid],
+        progress=progress,
+    )
+    report.uploaded = sorted(outcome.done)
+    for oid, err in outcome.failed.items():
+        report.failed[by_oid[oid].path] = str(err)
+    if report.failed:
+        lines = [f"  {path}: {reason}" for path, reason in sorted(report.failed.items())[:20]]
+        more = len(report.failed) - len(lines)
+        if more > 0:
+            lines.append(f"  ... and {more} more")
+        raise PushFailed(
+            f"could not upload {len(report.failed)} object(s) to data remote "
+            f"{store.name!r} ({store.storage.display}):\n" + "\n".join(lines)
+        )
+    return report
+
+
+def parse_pre_push(stdin: str) -> tuple[list[str], list[str]]:
+    """From pre-push input, the local shas to push and the remote shas git has."""
+    include, exclude = [], []
+    for line in stdin.splitlines():
+        parts = line.split()
+        if len(parts) != 4:
+            continue
+        _lref, lsha, _rref, rsha = parts
+        if lsha != ZERO:
+            include.append(lsha)
+        if rsha != ZERO:
+            exclude.append(rsha)
+    return include, exclude

@@ -1,0 +1,62 @@
+"""Per-clone state in ``<git-dir>/gitdata/state.sqlite``; never tracked.
+
+``staged``: for a registered pointer (``source`` without ``oid``) whose bytes
+were staged into the work tree, which content was staged, so that the clean
+filter gives back the tracked pointer byte for byte while the bytes are
+unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterable
+
+
+class State:
+    def __init__(self, data_dir: str) -> None:
+        self.path = os.path.join(data_dir, "state.sqlite")
+        self._db: sqlite3.Connection | None = None
+
+    def _conn(self, create: bool) -> sqlite3.Connection | None:
+        if self._db is None:
+            if not create and not os.path.exists(self.path):
+                return None
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS staged ("
+                " path TEXT PRIMARY KEY, content_oid TEXT NOT NULL, pointer BLOB NOT NULL)"
+            )
+            self._db = db
+        return self._db
+
+    def staged_pointer(self, path: str, content_oid: str) -> bytes | None:
+        db = self._conn(create=False)
+        if db is None:
+            return None
+        row = db.execute(
+            "SELECT pointer FROM staged WHERE path = ? AND content_oid = ?", (path, content_oid)
+        ).fetchone()
+        return bytes(row[0]) if row else None
+
+    def record_staged(self, items: Iterable[tuple[str, str, bytes]]) -> None:
+        db = self._conn(create=True)
+        assert db is not None
+        with db:
+            db.executemany(
+                "INSERT OR REPLACE INTO staged (path, content_oid, pointer) VALUES (?, ?, ?)",
+                list(items),
+            )
+
+    def forget_staged(self, paths: Iterable[str]) -> None:
+        db = self._conn(create=False)
+        if db is None:
+            return
+        with db:
+            db.executemany("DELETE FROM staged WHERE path = ?", [(p,) for p in paths])
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None

@@ -1,0 +1,165 @@
+"""One storage class over an fsspec filesystem.
+
+Keys are ``/``-separated paths relative to the storage URL. Every vendor error
+is translated here, once, into :mod:`gitdata.storage.errors`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, BinaryIO
+
+from .backends import adapter_for
+from .errors import BackendMissing, UnsupportedURL, redact_url, translate
+from .fingerprint import Fingerprint, from_info
+
+
+def normalize_url(url: str) -> str:
+    """A plain path becomes an absolute ``file://`` URL; other URLs stay."""
+    if "://" not in url:
+        return "file://" + os.path.abspath(os.path.expanduser(url))
+    return url.rstrip("/") if not url.endswith("://") else url
+
+
+def open_filesystem(url: str, options: Mapping[str, Any] | None = None) -> tuple[Any, str]:
+    """The fsspec filesystem and root path for ``url``; no instance caching."""
+    import fsspec
+    from fsspec.registry import known_implementations
+
+    url = normalize_url(url)
+    protocol = url.split("://", 1)[0]
+    try:
+        cls = fsspec.get_filesystem_class(protocol)
+    except ImportError as err:
+        hint = known_implementations.get(protocol, {}).get("err") or str(err)
+        raise BackendMissing(
+            f"cannot open {redact_url(url)}: {hint} (for example: pip install 'gitdata[{protocol}]')"
+        ) from err
+    except ValueError as err:
+        known = ", ".join(sorted(p + "://" for p in ("file", "s3", "gs", "memory", "http", "https")))
+        raise UnsupportedURL(
+            f"unsupported storage URL {redact_url(url)}: unknown scheme {protocol!r}; "
+            f"use one of {known} or another fsspec protocol"
+        ) from err
+    opts = dict(options or {})
+    opts.setdefault("skip_instance_cache", True)
+    try:
+        fs = cls(**opts)
+    except Exception as err:  # noqa: BLE001 - vendor constructors raise anything
+        raise translate(err, "open the storage", redact_url(url)) from err
+    root = cls._strip_protocol(url).rstrip("/")
+    return fs, root
+
+
+class Storage:
+    """A place that holds bytes under keys: a bucket prefix, a folder, ..."""
+
+    def __init__(
+        self,
+        url: str,
+        options: Mapping[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        fs: Any = None,
+    ) -> None:
+        self.url = normalize_url(url)
+        self.name = name
+        self.options = dict(options or {})
+        if fs is None:
+            fs, root = open_filesystem(self.url, self.options)
+        else:
+            root = type(fs)._strip_protocol(self.url).rstrip("/")
+        self.fs = fs
+        self.root = root
+        self._adapter = adapter_for(fs)
+
+    # -- helpers -----------------------------------------------------------
+    @property
+    def display(self) -> str:
+        return redact_url(self.url)
+
+    def path(self, key: str) -> str:
+        key = key.lstrip("/")
+        return f"{self.root}/{key}" if key else self.root
+
+    def rel(self, path: str) -> str:
+        path = path.rstrip("/")
+        prefix = self.root + "/"
+        return path[len(prefix) :] if path.startswith(prefix) else path
+
+    def _err(self, err: BaseException, what: str) -> Exception:
+        return translate(err, what, self.display, self.name)
+
+    # -- operations --------------------------------------------------------
+    def info(self, key: str) -> Fingerprint:
+        try:
+            return from_info(self.fs.info(self.path(key)))
+        except Exception as err:
+            raise self._err(err, f"look up {key}") from err
+
+    def exists(self, key: str) -> bool:
+        try:
+            return bool(self.fs.exists(self.path(key)))
+        except Exception as err:
+            raise self._err(err, f"check {key}") from err
+
+    def list(self, prefix: str = "") -> Iterator[tuple[str, Fingerprint]]:
+        """Every object under ``prefix`` (recursive), as ``(key, fingerprint)``.
+
+        One paginated listing, no per-object requests.
+        """
+        try:
+            found = self.fs.find(self.path(prefix), detail=True, withdirs=False)
+        except FileNotFoundError:
+            return
+        except Exception as err:
+            raise self._err(err, f"list {prefix or '/'}") from err
+        for path, info in sorted(found.items()):
+            if info.get("type") == "directory":
+                continue
+            yield self.rel(path), from_info(info)
+
+    def cat(self, key: str) -> bytes:
+        try:
+            return bytes(self.fs.cat_file(self.path(key)))
+        except Exception as err:
+            raise self._err(err, f"download {key}") from err
+
+    @contextmanager
+    def open_read(self, key: str, **kwargs: Any) -> Iterator[BinaryIO]:
+        try:
+            f = self.fs.open(self.path(key), "rb", **kwargs)
+        except Exception as err:
+            raise self._err(err, f"download {key}") from err
+        try:
+            yield f
+        except OSError as err:
+            if type(err) is OSError or isinstance(err, ConnectionError | TimeoutError):
+                raise self._err(err, f"download {key}") from err
+            raise
+        finally:
+            try:
+                f.close()
+            except Exception:  # noqa: BLE001 - closing a failed read must not mask the error
+                pass
+
+    def put_file(self, local_path: str, key: str, *, create_only: bool = False) -> None:
+        """Upload a local file; the object appears under its key only when complete."""
+        try:
+            self._adapter.put_file(self.fs, local_path, self.path(key), create_only)
+        except Exception as err:
+            raise self._err(err, f"upload {key}") from err
+
+    def put_bytes(self, data: bytes, key: str) -> None:
+        try:
+            self.fs.pipe_file(self.path(key), data)
+        except Exception as err:
+            raise self._err(err, f"upload {key}") from err
+
+    def delete(self, key: str) -> None:
+        try:
+            self.fs.rm_file(self.path(key))
+        except Exception as err:
+            raise self._err(err, f"delete {key}") from err

@@ -1,0 +1,111 @@
+"""Parallel transfers with retries and an optional progress bar.
+
+Failures are per item: a run returns what succeeded and what failed; only a
+non-:class:`GitDataError` bug escapes.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from .errors import GitDataError
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass
+class Outcome(Generic[T, R]):
+    done: dict[T, R] = field(default_factory=dict)
+    failed: dict[T, GitDataError] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def with_retries(fn: Callable[[], R], *, attempts: int = 4, base_delay: float = 0.2) -> R:
+    """Call ``fn``; retry errors marked ``transient`` with exponential backoff."""
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except GitDataError as err:
+            if not getattr(err, "transient", False) or attempt == attempts - 1:
+                raise
+            time.sleep(base_delay * (2**attempt))
+    raise AssertionError("unreachable")
+
+
+class Progress:
+    """A byte/file progress bar on stderr, shown only when stderr is a terminal."""
+
+    def __init__(self, label: str, total: int, *, unit_bytes: bool, enabled: bool | None = None) -> None:
+        if enabled is None:
+            enabled = sys.stderr.isatty()
+        self._bar = None
+        if enabled and total > 0:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                MofNCompleteColumn,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+            from rich.progress import Progress as RichProgress
+
+            cols = [TextColumn("{task.description}"), BarColumn()]
+            cols += [DownloadColumn(), TransferSpeedColumn()] if unit_bytes else [MofNCompleteColumn()]
+            cols.append(TimeRemainingColumn())
+            self._bar = RichProgress(*cols, console=Console(stderr=True), transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task(label, total=total)
+
+    def advance(self, n: int) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task, n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+def run_parallel(
+    items: Iterable[T],
+    fn: Callable[[T], R],
+    *,
+    jobs: int,
+    label: str = "transfer",
+    weight: Callable[[T], int] | None = None,
+    retries: int = 4,
+    progress: bool | None = None,
+) -> Outcome[T, R]:
+    """Run ``fn`` over ``items`` on ``jobs`` threads, retrying transient errors."""
+    todo = list(dict.fromkeys(items))
+    outcome: Outcome[T, R] = Outcome()
+    if not todo:
+        return outcome
+    total = sum(weight(i) for i in todo) if weight else len(todo)
+    bar = Progress(label, total, unit_bytes=weight is not None, enabled=progress)
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(todo)))) as pool:
+            futures = {
+                pool.submit(with_retries, (lambda i=item: fn(i)), attempts=retries): item for item in todo
+            }
+            for fut in as_completed(futures):
+                item = futures[fut]
+                try:
+                    outcome.done[item] = fut.result()
+                except GitDataError as err:
+                    outcome.failed[item] = err
+                bar.advance(weight(item) if weight else 1)
+    finally:
+        bar.close()
+    return outcome
