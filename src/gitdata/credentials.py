@@ -13,8 +13,10 @@ if TYPE_CHECKING:
     from .project import Project
 
 
-def resolve_options(project: Project, name: str, url: str, options: dict[str, Any]) -> dict[str, Any]:
-    """Storage options for remote ``name``: tracked options plus per-clone overrides."""
+def resolve_options(project: Project, name: str | None, url: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Storage options for storage ``name``: tracked options plus per-clone overrides."""
+    if not name:
+        return options
     for line in project.repo.config_get_all(f"gitdata.remote.{name}.option"):
         key, sep, value = line.partition("=")
         if sep:

@@ -85,16 +85,22 @@ class Project:
             )
         return chosen
 
-    def storage_options(self, name: str) -> dict[str, Any]:
-        from .credentials import resolve_options
-
-        remote = self.config.remotes[name]
-        return resolve_options(self, name, remote.url, dict(remote.options))
-
     def storage(self, name: str | None = None) -> Storage:
         name = self.remote_name(name)
         remote = self.config.remotes[name]
-        return Storage(remote.url, self.storage_options(name), name=name)
+        return self.open_storage(remote.url, remote.options, name=name)
+
+    def open_storage(self, url: str, options: dict[str, Any] | None = None, *, name: str | None = None) -> Storage:
+        """A :class:`Storage` for any URL (data remote, dataset source, mapped storage).
+
+        ``options`` are the tracked, non-secret options; credentials are
+        added by :func:`gitdata.credentials.resolve_options`. Every part of
+        git data opens storage through here.
+        """
+        from .credentials import resolve_options
+
+        opts = resolve_options(self, name, url, dict(options or {}))
+        return Storage(url, opts, name=name)
 
     def object_store(self, name: str | None = None) -> ObjectStore:
         return ObjectStore(self.storage(name), jobs=self.jobs)

@@ -21,7 +21,15 @@ def cli() -> None:
     """
 
 
-from . import core_cmds, internal_cmds, remote_cmds  # noqa: E402,F401  (registers commands)
+from . import (  # noqa: E402,F401  (importing registers the commands)
+    core_cmds,
+    credentials_cmds,
+    dataset_cmds,
+    internal_cmds,
+    remote_cmds,
+    status_cmds,
+    storage_cmds,
+)
 
 
 def main(argv: list[str] | None = None) -> None:
