@@ -247,7 +247,9 @@ def test_wrong_key_is_refused_clearly_and_nothing_is_written(hermetic_git_env, s
     assert len(objects_in(server, bucket)) == 1
 
     needles = [server.secret.encode(), b"wrong-secret-1", b"wrong-secret-2"]
-    assert scan_tree(p, needles) == []
+    assert scan_tree(p, needles) == []  # work tree, .gitdata and all of .git
+    server_log = server.log_path.read_bytes()
+    assert all(n not in server_log for n in needles)
     for blob in sh.seen:
         for n in needles:
             assert n not in blob
@@ -448,3 +450,41 @@ def test_library_never_prompts(hermetic_git_env, sh, server, bucket, tmp_path):
         project.storage("origin")
     assert isinstance(err.value, AccessDenied)
     assert "git data credentials set origin" in str(err.value)
+
+
+def test_gcs_token_file_resolution(hermetic_git_env, sh, tmp_path, monkeypatch):
+    key_file = tmp_path / "sa.json"
+    key_file.write_text('{"type": "service_account"}')
+    target = cred.target_for("gs://gbucket/p", {"endpoint_url": "http://127.0.0.1:9"}, None)
+    assert target.ident == "gs://127.0.0.1:9/gbucket"
+    assert cred.find_source(target, {}, cwd=None).source == "missing"
+    assert cred.find_source(target, {"token": "anon"}, cwd=None).source == "options"
+
+    res = sh.gd(tmp_path, "credentials", "set", "gs://gbucket", "-o", "endpoint_url=http://127.0.0.1:9",
+                "--token-file", str(key_file), "--no-verify", "--json")
+    assert json.loads(res.stdout)["target"] == target.ident
+    found = cred.find_source(target, {}, cwd=None)
+    assert found.source == "file"
+    assert cred.PROVIDERS["gs"].to_options(found.secret) == {"token": str(key_file)}
+
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key_file))
+    assert cred.find_source(target, {}, cwd=None).source == "provider"
+
+
+def test_set_on_a_terminal_hides_the_secret(hermetic_git_env, server, bucket, tmp_path):
+    gitdata = str(Path(sys.executable).parent / "git-data")
+    child = pexpect.spawn(
+        gitdata, ["credentials", "set", f"s3://{bucket}", "-o", f"endpoint_url={server.endpoint}"],
+        cwd=str(tmp_path), env=dict(os.environ), timeout=30,
+    )  # fmt: skip
+    child.expect("Access key")
+    child.sendline(server.key)
+    child.expect(r"Secret key \(hidden\)")
+    child.sendline(server.secret)
+    child.expect(pexpect.EOF)
+    child.close()
+    transcript = child.before.decode()
+    assert child.exitstatus == 0, transcript
+    assert "(verified)" in transcript and server.secret not in transcript
+    host = server.endpoint.split("//", 1)[1]
+    assert cred.CredentialsFile().get(f"s3://{host}/{bucket}").secret == server.secret
