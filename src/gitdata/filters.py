@@ -168,6 +168,27 @@ class FilterHandler:
             refresh_index(self.project, list(outcome.done))
 
 
+def serve_filter_process() -> None:
+    """Serve git's long-running filter protocol on stdin/stdout, in the current repository."""
+    from .git.filter_process import FilterServer
+    from .git.pktline import PktReader, PktWriter
+    from .install import install_hooks
+
+    project = Project.open()
+    try:
+        install_hooks(project.repo, quiet=True)
+    except OSError:
+        pass
+    stdin = os.fdopen(sys.stdin.fileno(), "rb", buffering=1 << 20, closefd=False)
+    stdout = os.fdopen(sys.stdout.fileno(), "wb", buffering=1 << 20, closefd=False)
+    skip = os.environ.get("GIT_DATA_SKIP_SMUDGE", "") not in ("", "0", "false")
+    handler = FilterHandler(project, skip_smudge=skip)
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    server = FilterServer(PktReader(stdin.read), PktWriter(stdout.write, stdout.flush), handler, log=log)
+    server.serve()
+    stdout.flush()
+
+
 def refresh_index(project: Project, paths: list[str]) -> None:
     """Record the stat data of files we wrote, whose cleaned content is unchanged.
 

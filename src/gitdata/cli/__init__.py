@@ -1,38 +1,85 @@
-"""``git data``: the command line. Thin: parse, call the library, format."""
+"""``git data``: the command line. Thin: parse, call the library, format.
+
+The click group ``cli`` is built on first use (``from . import cli`` in a
+command module, or :func:`main`): the filter process, which git starts for
+every command that checks files in or out, starts without importing click or
+any command module.
+"""
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
-import click
-
-from ..errors import GitDataError
-from .base import GitDataGroup
-
-
-@click.group(cls=GitDataGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="gitdata", prog_name="git data")
-def cli() -> None:
-    """git data: keep research data in S3, GCS or any fsspec storage, with
-    only small pointer files in git.
-
-    Start with `git data install`, then `git data remote add` and
-    `git data track`. Every command has --help.
-    """
-
-
-from . import (  # noqa: E402,F401  (importing registers the commands)
-    core_cmds,
-    credentials_cmds,
-    dataset_cmds,
-    internal_cmds,
-    remote_cmds,
-    status_cmds,
-    storage_cmds,
+#: Modules whose import registers their commands on ``cli``.
+COMMAND_MODULES = (
+    "core_cmds",
+    "credentials_cmds",
+    "dataset_cmds",
+    "internal_cmds",
+    "remote_cmds",
+    "status_cmds",
+    "storage_cmds",
 )
 
 
+def _build() -> Any:
+    if "cli" in globals():
+        return globals()["cli"]
+    import importlib
+
+    import click
+
+    from .base import GitDataGroup
+
+    @click.group(cls=GitDataGroup, context_settings={"help_option_names": ["-h", "--help"]})
+    @click.version_option(package_name="gitdata", prog_name="git data")
+    def cli() -> None:
+        """git data: keep research data in S3, GCS or any fsspec storage, with
+        only small pointer files in git.
+
+        Start with `git data install`, then `git data remote add` and
+        `git data track`. Every command has --help.
+        """
+
+    globals()["cli"] = cli  # before the imports: command modules do `from . import cli`
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"{__name__}.{name}")
+    return cli
+
+
+def __getattr__(name: str) -> Any:
+    if name == "cli":
+        return _build()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _fast_filter_process() -> None:
+    """``git data filter-process`` without click: same behaviour, faster start."""
+    from ..errors import GitDataError
+    from ..filters import serve_filter_process
+
+    try:
+        serve_filter_process()
+    except GitDataError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(141)
+    sys.exit(0)
+
+
 def main(argv: list[str] | None = None) -> None:
+    if (sys.argv[1:] if argv is None else argv) == ["filter-process"]:
+        _fast_filter_process()
+
+    import click
+
+    from ..errors import GitDataError
+
+    cli = __getattr__("cli")
     try:
         cli.main(args=argv, prog_name="git data", standalone_mode=False)
     except click.exceptions.Abort:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 import click
@@ -15,24 +14,9 @@ from .base import open_project
 @cli.command("filter-process", hidden=False)
 def filter_process() -> None:
     """Run git's long-running filter protocol on stdin/stdout (git runs this)."""
-    from ..filters import FilterHandler
-    from ..git.filter_process import FilterServer
-    from ..git.pktline import PktReader, PktWriter
-    from ..install import install_hooks
+    from ..filters import serve_filter_process
 
-    project = open_project()
-    try:
-        install_hooks(project.repo, quiet=True)
-    except OSError:
-        pass
-    stdin = os.fdopen(sys.stdin.fileno(), "rb", buffering=1 << 20, closefd=False)
-    stdout = os.fdopen(sys.stdout.fileno(), "wb", buffering=1 << 20, closefd=False)
-    skip = os.environ.get("GIT_DATA_SKIP_SMUDGE", "") not in ("", "0", "false")
-    handler = FilterHandler(project, skip_smudge=skip)
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
-    server = FilterServer(PktReader(stdin.read), PktWriter(stdout.write, stdout.flush), handler, log=log)
-    server.serve()
-    stdout.flush()
+    serve_filter_process()
 
 
 @cli.group()
