@@ -134,7 +134,7 @@ def hermetic_git_env(
     (home / ".gitconfig").write_text(
         "[init]\n\tdefaultBranch = main\n"
         f"[user]\n\tname = {GIT_NAME}\n\temail = {GIT_EMAIL}\n"
-        "[protocol \"file\"]\n\tallow = always\n"
+        '[protocol "file"]\n\tallow = always\n'
         "[gc]\n\tautoDetach = false\n"
         "[advice]\n\tdetachedHead = false\n"
     )
@@ -339,14 +339,23 @@ class Backend:
     def credentials(self) -> dict[str, str]:
         """Secrets as fsspec kwargs (s3fs key/secret); empty for local/gcs."""
         if "AWS_ACCESS_KEY_ID" in self.env:
-            return {"key": self.env["AWS_ACCESS_KEY_ID"], "secret": self.env["AWS_SECRET_ACCESS_KEY"]}
+            return {
+                "key": self.env["AWS_ACCESS_KEY_ID"],
+                "secret": self.env["AWS_SECRET_ACCESS_KEY"],
+            }
         return {}
 
     def fs(self, **overrides: Any) -> Any:
-        """A fresh (uncached) fsspec filesystem: options + credentials + overrides."""
+        """A fresh (uncached) fsspec filesystem: options + credentials + overrides.
+
+        For "local" it defaults to ``auto_mkdir=True`` so writing a key works
+        like on an object store (parents are created).
+        """
         import fsspec
 
         kw = {**self.options, **self.credentials, **overrides}
+        if self.protocol == "file":
+            kw.setdefault("auto_mkdir", True)
         return fsspec.filesystem(self.protocol, skip_instance_cache=True, **kw)
 
 

@@ -18,24 +18,62 @@ class Adapter:
 
     #: ``put_file(..., mode="create")`` is understood (conditional PUT).
     create_only_kwarg = False
+    #: ``create_only`` is atomic here (if the server honours it): of two
+    #: concurrent creates exactly one succeeds. Otherwise it is check-then-put.
+    atomic_create = False
+    #: ``put_file(..., IfMatch=etag)`` is understood, for files below this size
+    #: (larger ones go as multipart uploads, whose first call takes no IfMatch).
+    if_match_below = 0
 
-    def put_file(self, fs: Any, lpath: str, rpath: str, create_only: bool) -> None:
+    def put_file(
+        self, fs: Any, lpath: str, rpath: str, create_only: bool, if_match: str | None = None
+    ) -> None:
         if create_only and self.create_only_kwarg:
             fs.put_file(lpath, rpath, mode="create")
             return
         if create_only and fs.exists(rpath):
             raise FileExistsError(rpath)
+        if if_match and os.path.getsize(lpath) < self.if_match_below:
+            fs.put_file(lpath, rpath, IfMatch=if_match)
+            return
         fs.put_file(lpath, rpath)
 
 
 class S3Adapter(Adapter):
-    create_only_kwarg = True
+    """S3: ``If-None-Match: *`` on the PUT, after a HEAD.
+
+    Some S3 servers (rclone's, older MinIO) ignore the conditional header; the
+    HEAD first makes create-only hold there too, except for a writer racing in
+    the gap between the two requests.
+    """
+
+    atomic_create = True  # If-None-Match: *
+    if_match_below = 64 << 20  # s3fs uploads in one PUT below 100 MiB by default
+
+    def put_file(
+        self, fs: Any, lpath: str, rpath: str, create_only: bool, if_match: str | None = None
+    ) -> None:
+        if create_only:
+            if fs.exists(rpath):
+                raise FileExistsError(rpath)
+            fs.put_file(lpath, rpath, mode="create")
+            return
+        super().put_file(fs, lpath, rpath, False, if_match)
+
+
+class GcsAdapter(Adapter):
+    create_only_kwarg = True  # gcsfs sends ifGenerationMatch=0
+    atomic_create = True
 
 
 class LocalAdapter(Adapter):
     """Write beside the target under a temporary name, then rename into place."""
 
-    def put_file(self, fs: Any, lpath: str, rpath: str, create_only: bool) -> None:
+    atomic_create = True  # link(2) fails if the target exists
+
+    def put_file(
+        self, fs: Any, lpath: str, rpath: str, create_only: bool, if_match: str | None = None
+    ) -> None:
         rpath = fs._strip_protocol(rpath)
         parent = os.path.dirname(rpath)
         os.makedirs(parent, exist_ok=True)
@@ -56,6 +94,8 @@ _ADAPTERS: dict[str, Adapter] = {
     "local": LocalAdapter(),
     "s3": S3Adapter(),
     "s3a": S3Adapter(),
+    "gs": GcsAdapter(),
+    "gcs": GcsAdapter(),
 }
 
 

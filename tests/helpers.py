@@ -1,0 +1,59 @@
+"""Small helpers for tests that drive git and git data as a user would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+
+def run(*args: str, cwd: str | os.PathLike | None = None, input: bytes | None = None,
+        check: bool = True, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    full_env = None
+    if env:
+        full_env = {**os.environ, **env}
+    proc = subprocess.run(list(args), cwd=cwd, input=input, capture_output=True, env=full_env, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} exited {proc.returncode}\nstdout: {proc.stdout.decode(errors='replace')}\n"
+            f"stderr: {proc.stderr.decode(errors='replace')}"
+        )
+    return proc
+
+
+def out(*args: str, cwd=None, **kw) -> str:
+    return run(*args, cwd=cwd, **kw).stdout.decode()
+
+
+def git(cwd, *args: str, **kw) -> str:
+    return out("git", *args, cwd=cwd, **kw)
+
+
+def gd(cwd, *args: str, **kw) -> str:
+    """Run `git data ARGS` and return stdout."""
+    return out("git", "data", *args, cwd=cwd, **kw)
+
+
+def new_project(path: Path, remote_url: str | None = None, options: dict | None = None,
+                patterns: tuple[str, ...] = ("data/**", "*.bin")) -> Path:
+    """A fresh repository with git data installed, tracking ``patterns``."""
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q")
+    gd(path, "install", "--local")
+    gd(path, "track", *patterns)
+    if remote_url:
+        args = ["remote", "add", "origin", remote_url]
+        for k, v in (options or {}).items():
+            args += ["-o", f"{k}={v}"]
+        gd(path, *args)
+    return path
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def status_short(cwd) -> str:
+    return git(cwd, "status", "--short")
