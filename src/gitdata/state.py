@@ -49,6 +49,18 @@ class State:
                 list(items),
             )
 
+    def staged_oids(self, paths: Iterable[str]) -> dict[str, str]:
+        """``path -> content_oid`` of the given paths that have a staged record."""
+        db = self._conn(create=False)
+        if db is None:
+            return {}
+        out = {}
+        for path in paths:
+            row = db.execute("SELECT content_oid FROM staged WHERE path = ?", (path,)).fetchone()
+            if row:
+                out[path] = row[0]
+        return out
+
     def forget_staged(self, paths: Iterable[str]) -> None:
         db = self._conn(create=False)
         if db is None:

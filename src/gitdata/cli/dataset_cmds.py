@@ -1,1 +1,285 @@
-"""Commands registered by this module (filled in by its feature)."""
+"""``git data dataset``: named datasets backed by external storage."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from .. import datasets as ds_mod
+from .. import stage as stage_mod
+from ..errors import GitDataError
+from . import cli
+from .base import emit_json, human_size, open_project, table
+
+_OPTION = click.option(
+    "-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
+    help="A non-secret storage option for the dataset's storage and sources, e.g. "
+    "endpoint_url=http://127.0.0.1:9000 (repeatable).",
+)
+
+
+@cli.group()
+def dataset() -> None:
+    """Datasets: named folders of data with metadata, stored outside git.
+
+    Adding remote data (s3://, gs://, https://, file://) records only
+    metadata: one listing, a pointer per object, nothing downloaded. Stage
+    a dataset to get its bytes, in the mode you choose.
+    """
+
+
+@dataset.command("create")
+@click.argument("name")
+@click.option("--storage", metavar="URL", help="Where the dataset's own files are pushed (default: the data remote).")
+@click.option("--path", "folder", metavar="DIR", help="The dataset folder in the project (default: data/NAME).")
+@click.option("--title", help="A short title.")
+@click.option("--description", help="A description.")
+@click.option("--creator", "creators", multiple=True, metavar="'NAME <EMAIL>'", help="A creator (repeatable; default: git's user).")
+@click.option("--keyword", "keywords", multiple=True, help="A keyword (repeatable).")
+@_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def dataset_create(name, storage, folder, title, description, creators, keywords, options, as_json) -> None:
+    """Create dataset NAME (recorded in the tracked .gitdata)."""
+    project = open_project()
+    ds = ds_mod.create(
+        project, name, storage=storage, options=options, title=title, description=description,
+        creators=creators, keywords=keywords, path=folder,
+    )
+    if as_json:
+        emit_json(_describe(project, ds))
+        return
+    click.echo(f"created dataset {ds.name} in {ds.path}/")
+
+
+@dataset.command("add")
+@click.argument("name")
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--create", "create_it", is_flag=True, help="Create the dataset if it does not exist.")
+@click.option("-I", "--include", multiple=True, metavar="GLOB", help="Only keys/paths matching GLOB (repeatable).")
+@click.option("-X", "--exclude", multiple=True, metavar="GLOB", help="Skip keys/paths matching GLOB (repeatable).")
+@click.option("--to", "to", default="", metavar="SUBPATH", help="Put the files under SUBPATH of the dataset folder.")
+@_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def dataset_add(name, sources, create_it, include, exclude, to, options, as_json) -> None:
+    """Add SOURCES to dataset NAME.
+
+    A remote URL (s3://bucket/prefix, gs://..., https://..., file://...) is
+    registered: one listing, a pointer per object with its source and remote
+    fingerprint, nothing downloaded. A local file or folder is copied into
+    the dataset folder and tracked like any git data file. The pointer files
+    are added to git's index; commit them.
+    """
+    project = open_project()
+    try:
+        ds = ds_mod.get(project, name)
+    except ds_mod.UnknownDataset:
+        if not create_it:
+            raise
+        ds = ds_mod.create(project, name, options=options)
+    else:
+        if options:
+            ds = ds_mod.edit(project, name, {"option": list(options)})
+    reports = []
+    for source in sources:
+        if ds_mod.is_remote(source):
+            rep = ds_mod.register(project, ds, source, include=include, exclude=exclude, to=to)
+        else:
+            rep = ds_mod.add_local(project, ds, source, include=include, exclude=exclude, to=to)
+        project.reload()
+        ds = ds_mod.get(project, name)
+        reports.append(rep)
+    if as_json:
+        emit_json([r.as_dict() for r in reports])
+        return
+    for r in reports:
+        verb = "registered (metadata only)" if r.kind == "registered" else "copied"
+        click.echo(f"{name}: {len(r.files)} file(s), {human_size(r.total_size)} {verb} from {r.source}")
+    click.echo("the pointers are staged in git's index; commit them with `git commit`")
+
+
+def _describe(project, ds: ds_mod.Dataset) -> dict[str, object]:
+    found = ds_mod.files(project, ds)
+    mode, location = stage_mod.current_mode(project, ds.name)
+    sources = []
+    for src in ds.sources:
+        sources.append({"type": "registered", "url": src.url, "to": src.to or None, "location": location})
+    if ds.storage:
+        sources.append({"type": "storage", "url": ds.storage, "to": None, "location": location})
+    return {
+        "name": ds.name,
+        "path": ds.path,
+        "created": ds.created,
+        "creators": ds.creators,
+        "title": ds.title,
+        "description": ds.description,
+        "keywords": ds.keywords,
+        "storage": ds.storage,
+        "mode": mode,
+        "location": location,
+        "sources": sources,
+        "files": len(found),
+        "size": sum(f.pointer.size or 0 for f in found),
+    }
+
+
+@dataset.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def dataset_show(name: str, as_json: bool) -> None:
+    """Show a dataset's metadata, sources, file count and size."""
+    project = open_project()
+    info = _describe(project, ds_mod.get(project, name))
+    if as_json:
+        emit_json(info)
+        return
+    for key in ("name", "path", "created", "title", "description", "storage", "mode", "location"):
+        click.echo(f"{key + ':':13}{info[key] if info[key] is not None else 'None'}")
+    click.echo(f"{'creators:':13}{', '.join(info['creators']) or '-'}")  # type: ignore[arg-type]
+    click.echo(f"{'keywords:':13}{', '.join(info['keywords']) or '-'}")  # type: ignore[arg-type]
+    click.echo(f"{'files:':13}{info['files']} ({human_size(info['size'])})")  # type: ignore[arg-type]
+    click.echo("sources:")
+    for s in info["sources"]:  # type: ignore[attr-defined]
+        to = f" -> {s['to']}" if s["to"] else ""
+        click.echo(f"  {s['type']:11} {s['url']}{to}  location: {s['location']}")
+
+
+@dataset.command("ls")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def dataset_ls(as_json: bool) -> None:
+    """List the project's datasets."""
+    project = open_project()
+    infos = [_describe(project, ds) for ds in sorted(ds_mod.load_all(project).values(), key=lambda d: d.name)]
+    if as_json:
+        emit_json(infos)
+        return
+    table(
+        [[i["name"], i["path"], i["files"], human_size(i["size"]), i["mode"] or "not staged", i["title"]] for i in infos],  # type: ignore[arg-type]
+        ["NAME", "PATH", "FILES", "SIZE", "STAGED", "TITLE"],
+    )
+
+
+@dataset.command("edit")
+@click.argument("name")
+@click.option("--title", help="New title ('' removes it).")
+@click.option("--description", help="New description ('' removes it).")
+@click.option("--creator", "creators", multiple=True, help="Replace the creators (repeatable).")
+@click.option("--keyword", "keywords", multiple=True, help="Replace the keywords (repeatable).")
+@click.option("--storage", metavar="URL", help="New storage URL for the dataset's own files.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def dataset_edit(name, title, description, creators, keywords, storage, as_json) -> None:
+    """Change a dataset's metadata."""
+    project = open_project()
+    changes: dict[str, str | list[str] | None] = {}
+    for key, value in (("title", title), ("description", description), ("storage", storage)):
+        if value is not None:
+            changes[key] = value or None
+    if creators:
+        changes["creator"] = list(creators)
+    if keywords:
+        changes["keyword"] = list(keywords)
+    if not changes:
+        raise click.UsageError("nothing to change; give --title, --description, --creator, --keyword or --storage")
+    ds = ds_mod.edit(project, name, changes)
+    if as_json:
+        emit_json(_describe(project, ds))
+    else:
+        click.echo(f"updated dataset {name}")
+
+
+@dataset.command("rm")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def dataset_rm(name: str, as_json: bool) -> None:
+    """Stop tracking dataset NAME.
+
+    Removes its .gitdata section, its pointers from the index and the work
+    tree, and unstages it first. Never deletes anything in external storage;
+    staged content files stay on disk, untracked.
+    """
+    project = open_project()
+    mode, _ = stage_mod.current_mode(project, name)
+    ds_mod.get(project, name)
+    if mode in ("location", "existing"):
+        stage_mod.unstage(project, name)
+    stage_mod._set_mode(project, name, None)
+    result = ds_mod.remove(project, name)
+    if as_json:
+        emit_json(result)
+        return
+    click.echo(f"removed dataset {name}: {result['untracked']} file(s) untracked")
+    if result["kept_files"]:
+        click.echo(f"{len(result['kept_files'])} content file(s) left on disk in its folder")  # type: ignore[arg-type]
+
+
+@dataset.command("stage")
+@click.argument("name")
+@click.option("--copy", "mode", flag_value="copy", default=True, help="Copy the bytes into the dataset folder (default).")
+@click.option("--reference", "mode", flag_value="reference", help="Nothing on disk; read with `git data cat`.")
+@click.option("--mount", "mode", flag_value="mount", help="Mount instead of copying (not available yet).")
+@click.option("--location", metavar="DIR", help="Put the bytes in DIR/NAME and link the dataset folder to it.")
+@click.option("--existing", metavar="PATH", help="The data is already at PATH: check and link it.")
+@click.option("--verify", is_flag=True, help="With --existing: check hashes too, not only sizes.")
+@click.option("-I", "--include", multiple=True, metavar="GLOB", help="Only files matching GLOB (relative to the dataset folder).")
+@click.option("-X", "--exclude", multiple=True, metavar="GLOB", help="Skip files matching GLOB.")
+@click.option("-j", "--jobs", type=int, help="Parallel downloads (default: gitdata.jobs or 8).")
+@click.option("--force", is_flag=True, help="Stage even above gitdata.stageMaxBytes.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def dataset_stage(name, mode, location, existing, verify, include, exclude, jobs, force, as_json) -> None:
+    """Bring dataset NAME's bytes to this machine.
+
+    Each file is checked against its recorded fingerprint: a remote object
+    that changed since it was recorded is reported, not silently taken
+    (where the storage keeps versions, the recorded version is staged).
+    Before copying more than gitdata.stageMaxBytes (default 50 GiB) or the
+    free disk space, it stops and says so.
+    """
+    project = open_project()
+    if location and existing:
+        raise click.UsageError("give either --location or --existing, not both")
+    if location:
+        if mode != "copy":
+            raise click.UsageError("--location copies the bytes; it does not combine with --reference/--mount")
+        mode = "location"
+    if existing:
+        if mode != "copy":
+            raise click.UsageError("--existing does not combine with --reference/--mount")
+        mode = "existing"
+    report = stage_mod.stage(
+        project, name, mode=mode, location=location, existing=existing, verify=verify,
+        include=include, exclude=exclude, jobs=jobs, force=force,
+    )
+    if as_json:
+        emit_json(report.as_dict())
+    else:
+        where = f" at {report.location}" if report.location else ""
+        click.echo(
+            f"{name}: {len(report.staged)} file(s) staged ({human_size(report.bytes)}), "
+            f"{report.already} already there, mode {report.mode}{where}"
+        )
+        for path, note in sorted(report.notes.items()):
+            click.echo(f"note: {path}: {note}")
+    if report.failed:
+        for path, reason in sorted(report.failed.items()):
+            click.echo(f"error: {path}: {reason}", err=True)
+        raise GitDataError(f"{len(report.failed)} file(s) of {name} could not be staged")
+
+
+@dataset.command("unstage")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def dataset_unstage(name: str, as_json: bool) -> None:
+    """Free the space dataset NAME takes; its pointers come back.
+
+    Keeps anything that is neither pushed nor in external storage, and any
+    file changed since it was staged. A folder given with --existing is
+    never deleted, only unlinked.
+    """
+    project = open_project()
+    report = stage_mod.unstage(project, name)
+    if as_json:
+        emit_json(report.as_dict())
+        return
+    click.echo(f"{name}: {len(report.freed)} file(s) unstaged, {human_size(report.bytes)} freed")
+    for path, why in sorted(report.kept.items()):
+        click.echo(f"kept {os.path.relpath(path) if os.path.isabs(path) else path}: {why}")

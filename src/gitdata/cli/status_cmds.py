@@ -1,1 +1,87 @@
-"""Commands registered by this module (filled in by its feature)."""
+"""``git data status``, ``git data update`` and ``git data cat``."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+
+import click
+
+from .. import stage as stage_mod
+from .. import status as status_mod
+from . import cli
+from .base import emit_json, open_project, table
+
+
+@cli.command()
+@click.argument("names", nargs=-1)
+@click.option("--remote", is_flag=True, help="Compare with the remotes: listings only, no downloads.")
+@click.option("-v", "--verbose", is_flag=True, help="List every file, not only those that need attention.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (every file).")
+def status(names: tuple[str, ...], remote: bool, verbose: bool, as_json: bool) -> None:
+    """Show the state of datasets (NAMES limit it).
+
+    Per file: local state (staged / pointer only / modified / not pushed /
+    missing) and, with --remote, whether the remote object still matches
+    its recorded fingerprint (unchanged / changed / deleted), and new
+    objects under registered prefixes.
+    """
+    project = open_project()
+    rows = status_mod.collect(project, status_mod.StatusOptions(names=names, remote=remote))
+    if as_json:
+        emit_json([r.as_dict() for r in rows])
+        return
+    groups: dict[tuple[str, str], list[status_mod.StatusRow]] = {}
+    for r in rows:
+        groups.setdefault((r.section, r.name), []).append(r)
+    if not groups:
+        click.echo("nothing to report (no datasets; see `git data dataset create`)")
+        return
+    for (section, name), group in groups.items():
+        local = Counter(r.local for r in group if r.local)
+        parts = [f"{n} {state}" for state, n in sorted(local.items())]
+        if remote:
+            rem = Counter(r.remote for r in group if r.remote)
+            parts += [f"{n} {state} on remote" for state, n in sorted(rem.items())]
+        click.echo(f"{section[:-1]} {name}: " + (", ".join(parts) or "empty"))
+        shown = group if verbose else [r for r in group if r.notable]
+        if shown:
+            table([["  " + r.path, r.local or "-", r.remote or "-"] for r in shown], ["  PATH", "LOCAL", "REMOTE"])
+
+
+@cli.command()
+@click.argument("dataset")
+@click.argument("paths", nargs=-1)
+@click.option("--no-new", is_flag=True, help="Do not add objects that appeared under registered prefixes.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def update(dataset: str, paths: tuple[str, ...], no_new: bool, as_json: bool) -> None:
+    """Re-record the remote fingerprints of DATASET's changed objects.
+
+    Changed objects get new pointers, deleted ones lose theirs, and new
+    objects under a registered prefix get one (PATHS limit it). Only the
+    work tree changes: review with `git diff`, then commit.
+    """
+    project = open_project()
+    report = status_mod.update(project, dataset, paths, new=not no_new)
+    if as_json:
+        emit_json(report.as_dict())
+        return
+    click.echo(
+        f"{dataset}: {len(report.changed)} changed, {len(report.added)} new, "
+        f"{len(report.deleted)} deleted; review with `git diff`, then commit"
+    )
+
+
+@cli.command()
+@click.argument("path")
+def cat(path: str) -> None:
+    """Write the bytes of tracked file PATH to stdout.
+
+    From the work tree when staged, else the local cache, the file's
+    registered source, or the data remote. Nothing is written to disk.
+    """
+    project = open_project()
+    out = sys.stdout.buffer
+    for chunk in stage_mod.open_file(project, path):
+        out.write(chunk)
+    out.flush()

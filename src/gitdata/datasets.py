@@ -1,0 +1,653 @@
+"""Datasets: named folders of data with metadata, whose bytes live in external storage.
+
+A dataset is a ``[dataset "NAME"]`` section of the tracked ``.gitdata``::
+
+    [dataset "scans"]
+        path = data/scans
+        storage = s3://lab-bucket/projects/x     (where its own objects are pushed)
+        option = endpoint_url=http://127.0.0.1:9000
+        created = 2024-05-01T10:00:00Z
+        title = Brain scans
+        creator = Ada Lovelace <ada@example.org>
+        keyword = mri
+        source = s3://open-data/scans            (registered external data)
+        source = s3://open-data/extra -> extra   (registered under a sub-folder)
+
+Files live at ``<path>/<relative key>`` as pointer files. Remote data is
+*registered*: one listing of the prefix, one pointer per object carrying
+``source`` and the remote fingerprint, nothing downloaded. Local files are
+copied into the folder and go through the clean filter like any tracked file.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import fnmatch
+import os
+import posixpath
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import config as config_mod
+from . import install as install_mod
+from .errors import GitDataError
+from .git.repo import run_git
+from .pointer import MAX_SIZE, Pointer, PointerError, is_pointer_like, parse
+from .project import Project
+from .scan import Found, scan_index
+from .storage import Storage, StorageError, normalize_url
+from .storage.errors import AccessDenied, ObjectNotFound, StorageUnreachable
+
+DEFAULT_ROOT = "data"
+SOURCE_SEP = " -> "
+
+
+class DatasetError(GitDataError):
+    pass
+
+
+class UnknownDataset(DatasetError):
+    pass
+
+
+class NameClash(DatasetError):
+    pass
+
+
+class UnsafePath(DatasetError):
+    """An object key or path that would land outside the dataset folder."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """A registered external location: ``url``, placed under ``to`` in the folder."""
+
+    url: str
+    to: str = ""
+
+    def encode(self) -> str:
+        return self.url + (SOURCE_SEP + self.to if self.to else "")
+
+    @classmethod
+    def decode(cls, value: str) -> Source:
+        url, sep, to = value.rpartition(SOURCE_SEP)
+        return cls(url=url, to=to) if sep else cls(url=value)
+
+
+@dataclass
+class Dataset:
+    name: str
+    path: str
+    storage: str | None = None
+    option_lines: list[str] = field(default_factory=list)
+    created: str | None = None
+    title: str | None = None
+    description: str | None = None
+    creators: list[str] = field(default_factory=list)
+    keywords: list[str] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return config_mod.parse_options(self.option_lines)
+
+    @property
+    def section(self) -> str:
+        return f"dataset.{self.name}"
+
+    def contains(self, path: str) -> bool:
+        return path == self.path or path.startswith(self.path + "/")
+
+    def rel(self, path: str) -> str:
+        return path[len(self.path) + 1 :]
+
+
+# -- reading and writing the config ------------------------------------------------
+
+
+def _last(keys: dict[str, list[str]], key: str) -> str | None:
+    vals = keys.get(key)
+    return vals[-1] if vals else None
+
+
+def load_all(project: Project) -> dict[str, Dataset]:
+    out = {}
+    for name, keys in project.config.sections("dataset").items():
+        out[name] = Dataset(
+            name=name,
+            path=(_last(keys, "path") or f"{DEFAULT_ROOT}/{name}").strip("/"),
+            storage=_last(keys, "storage"),
+            option_lines=list(keys.get("option", [])),
+            created=_last(keys, "created"),
+            title=_last(keys, "title"),
+            description=_last(keys, "description"),
+            creators=list(keys.get("creator", [])),
+            keywords=list(keys.get("keyword", [])),
+            sources=[Source.decode(v) for v in keys.get("source", [])],
+        )
+    return out
+
+
+def get(project: Project, name: str) -> Dataset:
+    datasets = load_all(project)
+    if name not in datasets:
+        known = ", ".join(sorted(datasets)) or "none yet"
+        raise UnknownDataset(
+            f"no dataset named {name!r} (known: {known}); create it with "
+            f"`git data dataset create {name}`"
+        )
+    return datasets[name]
+
+
+def default_creator(project: Project) -> str | None:
+    name = project.repo.config_get("user.name")
+    email = project.repo.config_get("user.email")
+    if name and email:
+        return f"{name} <{email}>"
+    return name or None
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def check_folder(project: Project, folder: str) -> str:
+    """A normalized project-relative folder for a dataset, refused if unsafe."""
+    folder = folder.strip().replace(os.sep, "/").strip("/")
+    norm = posixpath.normpath(folder) if folder else ""
+    if not norm or norm in (".", "..") or norm.startswith("../") or posixpath.isabs(folder):
+        raise UnsafePath(f"dataset folder {folder!r} must be a relative path inside the project")
+    if ".git" in norm.split("/"):
+        raise UnsafePath(f"dataset folder {folder!r} may not be inside .git")
+    return norm
+
+
+def create(
+    project: Project,
+    name: str,
+    *,
+    storage: str | None = None,
+    options: Iterable[str] = (),
+    title: str | None = None,
+    description: str | None = None,
+    creators: Iterable[str] = (),
+    keywords: Iterable[str] = (),
+    path: str | None = None,
+) -> Dataset:
+    """Record a new dataset in ``.gitdata`` and route its folder through the filter."""
+    config_mod.check_name("dataset", name)
+    existing = load_all(project)
+    if name in existing:
+        raise NameClash(
+            f"dataset {name!r} exists already; add data to it with `git data dataset add {name} ...`"
+        )
+    folder = check_folder(project, path or f"{DEFAULT_ROOT}/{name}")
+    for other in existing.values():
+        if other.contains(folder) or folder == other.path or other.path.startswith(folder + "/"):
+            raise NameClash(
+                f"folder {folder} overlaps dataset {other.name!r} ({other.path}); choose another "
+                "with --path"
+            )
+    if os.path.lexists(os.path.join(project.root, folder)) or _index_has_prefix(project, folder):
+        raise NameClash(
+            f"{folder} already exists in the project; choose another folder with --path, or move it"
+        )
+    option_lines = list(options)
+    parsed = config_mod.parse_options(option_lines)
+    for key, value in parsed.items():
+        config_mod.check_not_secret(key, str(value))
+    if storage is not None:
+        _check_url_has_no_userinfo(storage)
+        project.open_storage(storage, parsed, name=name)  # unknown scheme / missing package: fail now
+        if "://" not in storage:
+            storage = normalize_url(storage)
+    creators = list(creators) or [c for c in [default_creator(project)] if c]
+    cfg = config_mod.ConfigFile(project.repo)
+    items: dict[str, str | list[str]] = {"path": folder, "created": _now()}
+    if storage:
+        items["storage"] = storage
+    if option_lines:
+        items["option"] = option_lines
+    if title:
+        items["title"] = title
+    if description:
+        items["description"] = description
+    if creators:
+        items["creator"] = creators
+    if keywords:
+        items["keyword"] = list(keywords)
+    cfg.set_many(f"dataset.{name}", items)
+    install_mod.track(project.root, [f"{folder}/**"])
+    project.reload()
+    ds = get(project, name)
+    git_add(project, [".gitdata", ".gitattributes"])
+    return ds
+
+
+def edit(project: Project, name: str, changes: dict[str, str | list[str] | None]) -> Dataset:
+    """Change metadata; ``None`` removes a key, a list replaces all values."""
+    ds = get(project, name)
+    cfg = config_mod.ConfigFile(project.repo)
+    for key, value in changes.items():
+        full = f"{ds.section}.{key}"
+        if value is None:
+            cfg.unset_all(full)
+        else:
+            cfg.set_many(ds.section, {key: value})
+    project.reload()
+    git_add(project, [".gitdata"])
+    return get(project, name)
+
+
+def _check_url_has_no_userinfo(url: str) -> None:
+    if "@" in url.split("://", 1)[-1].split("/", 1)[0] and "://" in url:
+        from .storage import redact_url
+
+        raise DatasetError(f"URL {redact_url(url)} carries user info; credentials never go in .gitdata")
+
+
+def _index_has_prefix(project: Project, folder: str) -> bool:
+    out = project.repo.git("ls-files", "-z", "--", folder)
+    return bool(out)
+
+
+# -- paths ---------------------------------------------------------------------------
+
+
+def safe_relpath(key: str) -> str:
+    """``key`` as a relative POSIX path that cannot leave its folder, or :class:`UnsafePath`."""
+    if not key or key.startswith("/") or "\\" in key and key.replace("\\", "/").startswith("/"):
+        raise UnsafePath(f"object key {key!r} is absolute or empty")
+    parts = key.split("/")
+    for part in parts:
+        if part in ("", ".", ".."):
+            raise UnsafePath(
+                f"object key {key!r} has an empty, '.' or '..' part and could land outside the "
+                "dataset folder; rename the object, or --exclude it"
+            )
+        if part.lower() == ".git":
+            raise UnsafePath(f"object key {key!r} has a '.git' part; git cannot track it")
+        if "\0" in part or "\n" in part or "\r" in part:
+            raise UnsafePath(f"object key {key!r} has control characters")
+    return key
+
+
+def within(root: str, path: str) -> bool:
+    root = os.path.realpath(root)
+    return os.path.commonpath([root, os.path.realpath(path)]) == root
+
+
+def select(rel: str, include: Iterable[str], exclude: Iterable[str]) -> bool:
+    include = list(include)
+    if include and not any(fnmatch.fnmatch(rel, g) for g in include):
+        return False
+    return not any(fnmatch.fnmatch(rel, g) for g in exclude)
+
+
+# -- storage for sources ---------------------------------------------------------
+
+
+def open_source(project: Project, ds: Dataset, url: str, *, versioned: bool = True) -> Storage:
+    """A storage for a registered source, version-aware where the backend allows it.
+
+    Version-aware listing (S3 ``ListObjectVersions``) gives each object's
+    version id, so staging can read exactly the recorded version. Servers
+    that do not implement it (``rclone serve s3``) fall back to a plain
+    listing.
+    """
+    opts = ds.options
+    if versioned and "version_aware" not in opts and _accepts(url, "version_aware"):
+        return project.open_storage(url, {**opts, "version_aware": True}, name=ds.name)
+    return project.open_storage(url, opts, name=ds.name)
+
+
+def is_versioned(storage: Storage) -> bool:
+    return bool(storage.options.get("version_aware"))
+
+
+def _accepts(url: str, param: str) -> bool:
+    import inspect
+
+    import fsspec
+
+    protocol = normalize_url(url).split("://", 1)[0]
+    try:
+        cls = fsspec.get_filesystem_class(protocol)
+    except (ImportError, ValueError):
+        return False
+    try:
+        return param in inspect.signature(cls.__init__).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def list_source(project: Project, ds: Dataset, url: str) -> tuple[Storage, list[tuple[str, Any]], bool]:
+    """One listing of ``url``: ``(storage, [(key, fingerprint)], single_object)``.
+
+    ``single_object`` is true when ``url`` names one object rather than a
+    prefix; its key is then its base name and the storage is its parent.
+    """
+    storage = open_source(project, ds, url)
+    try:
+        entries = list(storage.list())
+    except (AccessDenied, StorageUnreachable, ObjectNotFound):
+        raise
+    except StorageError:
+        if not is_versioned(storage) or "version_aware" in ds.options:
+            raise
+        storage = open_source(project, ds, url, versioned=False)
+        entries = list(storage.list())
+    if len(entries) == 1 and entries[0][0] == storage.root:
+        parent_url, _, base = storage.url.rpartition("/")
+        parent = project.open_storage(parent_url, storage.options, name=ds.name)
+        return parent, [(base, entries[0][1])], True
+    return storage, _drop_dir_markers(entries), False
+
+
+def _drop_dir_markers(entries: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """Drop empty "folder" marker objects (``a/`` in S3) that have children."""
+    parents = set()
+    for key, _fp in entries:
+        parts = key.split("/")
+        for i in range(1, len(parts)):
+            parents.add("/".join(parts[:i]))
+    return [(k, fp) for k, fp in entries if not (fp.size == 0 and k.rstrip("/") in parents) and k and not k.endswith("/")]
+
+
+def source_roots(ds: Dataset) -> list[Source]:
+    return sorted(ds.sources, key=lambda s: len(s.url), reverse=True)
+
+
+def split_source(ds: Dataset, object_url: str) -> tuple[str, str]:
+    """``(storage url, key)`` for a pointer's ``source``: under a registered root if any."""
+    for src in source_roots(ds):
+        root = src.url.rstrip("/")
+        if object_url.startswith(root + "/"):
+            return root, object_url[len(root) + 1 :]
+    parent, _, base = object_url.rpartition("/")
+    return parent, base
+
+
+# -- the dataset's files in git ---------------------------------------------------
+
+
+def files(project: Project, ds: Dataset) -> list[Found]:
+    """Pointers in the index under the dataset folder, by path."""
+    scan = scan_index(project.repo)
+    if scan.malformed:
+        bad = {p: r for p, r in scan.malformed.items() if ds.contains(p)}
+        if bad:
+            path, reason = next(iter(bad.items()))
+            raise PointerError(f"{path}: malformed gitdata pointer: {reason}")
+    return sorted((f for f in scan.found if ds.contains(f.path)), key=lambda f: f.path)
+
+
+def git_add(project: Project, paths: list[str], *, intent_only: bool = False, pointers: bool = False) -> None:
+    """``git add`` many paths (literal, NUL-separated through stdin).
+
+    ``pointers=True`` says every file is a canonical pointer we just wrote:
+    the clean filter would give each back unchanged, so git hashes them
+    itself, without a round trip through the filter per file.
+    """
+    paths = [p for p in paths if os.path.lexists(os.path.join(project.root, p))]
+    if not paths:
+        return
+    data = "".join(p + "\0" for p in paths).encode("utf-8", "surrogateescape")
+    args = ["--literal-pathspecs"]
+    if pointers:
+        args += ["-c", f"filter.{install_mod.DRIVER}.process=", "-c", f"filter.{install_mod.DRIVER}.required=false",
+                 "-c", f"filter.{install_mod.DRIVER}.clean=", "-c", f"filter.{install_mod.DRIVER}.smudge="]
+    args += ["add", "-f"]
+    if intent_only:
+        args.append("-N")
+    args += ["--pathspec-from-file=-", "--pathspec-file-nul"]
+    run_git(args, cwd=project.root, input=data)
+
+
+def write_small(path: str, data: bytes) -> None:
+    """Write a small file atomically (temp beside it, then rename)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.gitdata-tmp-{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def read_pointer_file(full: str) -> Pointer | None:
+    """The pointer a work-tree file holds (None for content, symlinks, missing)."""
+    try:
+        if os.path.islink(full) or os.path.getsize(full) >= MAX_SIZE:
+            return None
+        with open(full, "rb") as f:
+            data = f.read(MAX_SIZE)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+    if not is_pointer_like(data):
+        return None
+    try:
+        return parse(data)
+    except PointerError:
+        return None
+
+
+# -- registration -------------------------------------------------------------------
+
+
+@dataclass
+class AddReport:
+    dataset: str
+    source: str
+    kind: str  # "registered" | "copied"
+    files: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    total_size: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "dataset": self.dataset,
+            "source": self.source,
+            "kind": self.kind,
+            "files": len(self.files),
+            "unchanged": self.unchanged,
+            "total_size": self.total_size,
+        }
+
+
+def is_remote(source: str) -> bool:
+    return "://" in source
+
+
+def registered_pointer(url: str, fp: Any) -> Pointer:
+    return Pointer.make(None, fp.size, {"source": url, **fp.pointer_fields()})
+
+
+def _check_target(project: Project, ds: Dataset, to: str) -> str:
+    if not to:
+        return ""
+    to = to.replace(os.sep, "/").strip("/")
+    safe_relpath(to)
+    return to
+
+
+def register(
+    project: Project,
+    ds: Dataset,
+    url: str,
+    *,
+    include: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+    to: str = "",
+) -> AddReport:
+    """Record pointers for every object under ``url``: one listing, no download."""
+    _check_url_has_no_userinfo(url)
+    to = _check_target(project, ds, to)
+    storage, entries, single = list_source(project, ds, url)
+    include, exclude = list(include), list(exclude)
+    planned: list[tuple[str, Pointer]] = []
+    unsafe = []
+    for key, fp in entries:
+        if not select(key, include, exclude):
+            continue
+        try:
+            safe_relpath(key)
+        except UnsafePath as err:
+            unsafe.append(str(err))
+            continue
+        rel = f"{to}/{key}" if to else key
+        obj_url = f"{storage.url}/{key}"
+        try:
+            pointer = registered_pointer(obj_url, fp)
+            pointer.encode()
+        except PointerError as err:
+            raise DatasetError(f"cannot record {obj_url}: {err}") from err
+        planned.append((f"{ds.path}/{rel}", pointer))
+    if unsafe:
+        more = f" (and {len(unsafe) - 1} more)" if len(unsafe) > 1 else ""
+        raise UnsafePath(f"refusing to register {storage.display}: {unsafe[0]}{more}; nothing was written")
+    if not planned:
+        raise DatasetError(
+            f"nothing to register at {storage.display}" + (" after --include/--exclude" if include or exclude else "")
+            + "; check the URL (and that the prefix has objects)"
+        )
+    report = AddReport(dataset=ds.name, source=storage.url if not single else f"{storage.url}/{entries[0][0]}", kind="registered")
+    _check_clashes(project, ds, [p for p, _ in planned])
+    changed: list[str] = []
+    for path, pointer in planned:
+        full = os.path.join(project.root, path)
+        data = pointer.encode()
+        report.total_size += pointer.size or 0
+        current = read_pointer_file(full)
+        if current is not None and current.encode() == data:
+            report.unchanged += 1
+            continue
+        write_small(full, data)
+        changed.append(path)
+    report.files = [p for p, _ in planned]
+    src = Source(url=report.source, to=to)
+    if src not in ds.sources:
+        config_mod.ConfigFile(project.repo).add(f"{ds.section}.source", src.encode())
+        project.reload()
+    git_add(project, changed, pointers=True)
+    git_add(project, [".gitdata", ".gitattributes"])
+    return report
+
+
+def _check_clashes(project: Project, ds: Dataset, paths: list[str]) -> None:
+    """Refuse to overwrite a work-tree file that is content, or another source's pointer."""
+    clashes = []
+    seen_dirs: set[str] = set()
+    for path in paths:
+        full = os.path.join(project.root, path)
+        parent = os.path.dirname(path)
+        if parent not in seen_dirs:
+            seen_dirs.add(parent)
+            head = parent
+            while head and head != ds.path:
+                if os.path.isfile(os.path.join(project.root, head)) or os.path.islink(os.path.join(project.root, head)):
+                    clashes.append(f"{head} is a file, but objects are to go under it")
+                    break
+                head = os.path.dirname(head)
+        if os.path.isdir(full) and not os.path.islink(full):
+            clashes.append(f"{path} is a folder")
+        elif os.path.lexists(full) and read_pointer_file(full) is None:
+            clashes.append(f"{path} exists with other content")
+    root_link = os.path.join(project.root, ds.path)
+    if os.path.islink(root_link):
+        raise NameClash(
+            f"{ds.path} is staged elsewhere (a link); run `git data dataset unstage {ds.name}` first"
+        )
+    if clashes:
+        more = f" (and {len(clashes) - 1} more)" if len(clashes) > 1 else ""
+        raise NameClash(f"name clash in dataset {ds.name!r}: {clashes[0]}{more}; nothing was written")
+
+
+def add_local(
+    project: Project,
+    ds: Dataset,
+    source: str,
+    *,
+    include: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+    to: str = "",
+) -> AddReport:
+    """Copy a local file or folder into the dataset folder and ``git add`` it."""
+    import shutil
+
+    src = os.path.abspath(os.path.expanduser(source))
+    if not os.path.lexists(src):
+        raise DatasetError(f"{source}: no such file or folder")
+    for gd in {project.repo.git_dir, project.repo.common_dir}:
+        if within(gd, src) or within(src, gd):
+            raise UnsafePath(f"{source} is inside the git directory ({gd}); refusing to add it")
+    to = _check_target(project, ds, to)
+    dest_root = os.path.join(project.root, ds.path, to) if to else os.path.join(project.root, ds.path)
+    include, exclude = list(include), list(exclude)
+    pairs: list[tuple[str, str]] = []  # (source file, project-relative dest)
+    if os.path.isdir(src):
+        for dirpath, dirnames, filenames in os.walk(src):
+            dirnames[:] = sorted(d for d in dirnames if d != ".git")
+            for fn in sorted(filenames):
+                full = os.path.join(dirpath, fn)
+                rel = os.path.relpath(full, src).replace(os.sep, "/")
+                if select(rel, include, exclude):
+                    pairs.append((full, rel))
+    else:
+        rel = os.path.basename(src)
+        if select(rel, include, exclude):
+            pairs.append((src, rel))
+    if not pairs:
+        raise DatasetError(f"no files to add from {source}")
+    report = AddReport(dataset=ds.name, source=src, kind="copied")
+    dests = []
+    for full, rel in pairs:
+        safe_relpath(rel)
+        dest = os.path.join(dest_root, rel)
+        dest_rel = os.path.relpath(dest, project.root).replace(os.sep, "/")
+        dests.append(dest_rel)
+        if os.path.realpath(full) == os.path.realpath(dest):
+            continue  # already in place
+        existing = read_pointer_file(dest)
+        if os.path.lexists(dest) and existing is None:
+            raise NameClash(f"{dest_rel} exists already; remove it or use --to SUBPATH")
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        tmp = dest + f".gitdata-tmp-{os.getpid()}"
+        shutil.copyfile(full, tmp)
+        os.replace(tmp, dest)
+        report.total_size += os.path.getsize(dest)
+    report.files = dests
+    git_add(project, [".gitdata", ".gitattributes", *dests])
+    return report
+
+
+def remove(project: Project, name: str) -> dict[str, object]:
+    """Stop tracking the dataset: config section, pattern, index entries, pointer files.
+
+    Content files in the folder (staged data) stay on disk, untracked.
+    Nothing in external storage is touched.
+    """
+    ds = get(project, name)
+    found = files(project, ds)
+    removed_pointers = 0
+    kept = []
+    for f in found:
+        full = os.path.join(project.root, f.path)
+        if read_pointer_file(full) is not None:
+            os.unlink(full)
+            removed_pointers += 1
+        elif os.path.lexists(full):
+            kept.append(f.path)
+    project.repo.git("rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", ds.path)
+    project.state.forget_staged([f.path for f in found])
+    cfg = config_mod.ConfigFile(project.repo)
+    cfg.remove_section(ds.section)
+    install_mod.untrack(project.root, [f"{ds.path}/**"])
+    project.reload()
+    git_add(project, [".gitdata", ".gitattributes"])
+    return {"dataset": name, "untracked": len(found), "pointers_removed": removed_pointers, "kept_files": kept}
+
+
+def iter_registered(found: Iterable[Found]) -> Iterator[Found]:
+    for f in found:
+        if f.pointer.source:
+            yield f

@@ -1,0 +1,305 @@
+"""Datasets end to end: register without downloading, stage, status --remote, clones.
+
+Every storage is a real server on 127.0.0.1 (moto, rclone serve s3,
+fake-gcs-server) or a local directory; git data runs as a subprocess, as a
+user would run it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+OBJECTS = {
+    "a.txt": b"alpha\n",
+    "b.txt": b"bravo bravo\n",
+    "sub/c.bin": bytes(range(256)) * 40,
+    "sub/deeper/d.csv": b"x,y\n1,2\n",
+}
+
+
+def run(cwd, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(list(args), cwd=cwd, capture_output=True, timeout=120)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} exited {proc.returncode}\nstdout: {proc.stdout.decode(errors='replace')}"
+            f"\nstderr: {proc.stderr.decode(errors='replace')}"
+        )
+    return proc
+
+
+def gd(cwd, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return run(cwd, "git", "data", *args, check=check)
+
+
+def git(cwd, *args: str) -> str:
+    return run(cwd, "git", *args).stdout.decode()
+
+
+def fail(cwd, *args: str) -> str:
+    """Run `git data ARGS`, expect exit status 1, return stderr."""
+    proc = gd(cwd, *args, check=False)
+    assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
+    return proc.stderr.decode()
+
+
+def project(path: Path) -> Path:
+    path.mkdir(parents=True)
+    git(path, "init", "-q")
+    gd(path, "install")
+    git(path, "commit", "-q", "--allow-empty", "-m", "init")
+    return path
+
+
+def opts(backend) -> list[str]:
+    out = []
+    for k, v in backend.options.items():
+        out += ["-o", f"{k}={v}"]
+    return out
+
+
+def put_objects(backend, objects: dict[str, bytes]) -> None:
+    fs = backend.fs()
+    for key, data in objects.items():
+        fs.pipe_file(backend.key_path(key), data)
+
+
+def worktree_bytes(root: Path, folder: str) -> dict[str, bytes]:
+    base = root / folder
+    out = {}
+    for dirpath, _dirs, files in os.walk(base, followlinks=True):
+        for fn in files:
+            full = Path(dirpath) / fn
+            out[str(full.relative_to(base))] = full.read_bytes()
+    return out
+
+
+def clean(root: Path) -> bool:
+    return git(root, "status", "--porcelain") == ""
+
+
+def status_json(root: Path, *args: str) -> list[dict]:
+    return json.loads(gd(root, "status", "--json", *args).stdout)
+
+
+# --------------------------------------------------------------------------
+# every backend: register, stage by copy / --location / --existing, unstage
+
+
+def test_register_and_stage_modes(backend, tmp_path):
+    put_objects(backend, OBJECTS)
+    root = project(tmp_path / "p")
+    gd(root, "dataset", "create", "ds", "--title", "Test data", "--keyword", "k1", *opts(backend))
+    gd(root, "dataset", "add", "ds", backend.url)
+    # pointers only, in git's index, carrying source and fingerprint
+    staged_in_index = git(root, "diff", "--cached", "--name-only").split()
+    assert {f"data/ds/{k}" for k in OBJECTS} <= set(staged_in_index)
+    text = (root / "data/ds/a.txt").read_text()
+    assert text.startswith("version gitdata/1\n")
+    assert f"source {backend.url}/a.txt\n" in text and "size 6\n" in text and "oid" not in text
+    assert "filter=s3data" in (root / ".gitattributes").read_text()
+    git(root, "commit", "-q", "-m", "register ds")
+    show = json.loads(gd(root, "dataset", "show", "ds", "--json").stdout)
+    assert show["files"] == 4 and show["size"] == sum(map(len, OBJECTS.values()))
+    assert show["title"] == "Test data" and show["keywords"] == ["k1"]
+    assert show["creators"] == ["Test User <test@example.com>"]
+    assert show["sources"] == [{"type": "registered", "url": backend.url, "to": None, "location": None}]
+
+    # copy
+    gd(root, "dataset", "stage", "ds")
+    assert worktree_bytes(root, "data/ds") == OBJECTS
+    assert clean(root), git(root, "status", "--porcelain")
+    assert {r["local"] for r in status_json(root)} == {"staged"}
+    assert run(root, "git", "data", "cat", "data/ds/sub/c.bin").stdout == OBJECTS["sub/c.bin"]
+    gd(root, "dataset", "unstage", "ds")
+    assert (root / "data/ds/a.txt").read_text() == text
+    assert clean(root)
+
+    # --location: bytes elsewhere, a link in the project, git status clean
+    ext = tmp_path / "external"
+    gd(root, "dataset", "stage", "ds", "--location", str(ext))
+    assert (root / "data/ds").is_symlink()
+    assert os.path.realpath(root / "data/ds") == str((ext / "ds").resolve())
+    assert worktree_bytes(ext, "ds") == OBJECTS
+    assert clean(root), git(root, "status", "--porcelain")
+    assert "/data/ds" in (root / ".git/info/exclude").read_text()
+    assert json.loads(gd(root, "dataset", "show", "ds", "--json").stdout)["location"] == str(ext / "ds")
+    gd(root, "dataset", "unstage", "ds")
+    assert not (root / "data/ds").is_symlink() and (root / "data/ds/a.txt").read_text() == text
+    assert worktree_bytes(ext, "ds") == {}
+    assert clean(root)
+    assert "/data/ds" not in (root / ".git/info/exclude").read_text()
+
+    # --existing: checked (sizes) and linked; never deleted on unstage
+    there = tmp_path / "mounted"
+    for key, data in OBJECTS.items():
+        (there / key).parent.mkdir(parents=True, exist_ok=True)
+        (there / key).write_bytes(data)
+    gd(root, "dataset", "stage", "ds", "--existing", str(there), "--verify")
+    assert (root / "data/ds").is_symlink() and clean(root)
+    assert (root / "data/ds/b.txt").read_bytes() == OBJECTS["b.txt"]
+    gd(root, "dataset", "unstage", "ds")
+    assert worktree_bytes(there, ".") == OBJECTS
+    assert clean(root)
+    # a wrong size is refused, nothing linked
+    (there / "a.txt").write_bytes(b"short")
+    err = fail(root, "dataset", "stage", "ds", "--existing", str(there))
+    assert "a.txt" in err and "5 bytes" in err and "nothing was linked" in err
+    assert not (root / "data/ds").is_symlink()
+
+
+# --------------------------------------------------------------------------
+# 2,000 objects on moto: metadata only, one listing
+
+
+def test_register_2000_objects_without_download(moto_server, moto_bucket, monkeypatch, tmp_path):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", moto_server.key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", moto_server.secret)
+    client = moto_server.client()
+    from concurrent.futures import ThreadPoolExecutor
+
+    keys = [f"big/part{i % 10}/obj-{i:05d}.dat" for i in range(2000)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda k: client.put_object(Bucket=moto_bucket, Key=k, Body=k.encode()), keys))
+    moto_server.reset_counts()
+    root = project(tmp_path / "p")
+    t0 = time.monotonic()
+    gd(root, "dataset", "add", "big", f"s3://{moto_bucket}/big", "--create", "-o", f"endpoint_url={moto_server.endpoint}")
+    elapsed = time.monotonic() - t0
+    counts = moto_server.counts(moto_bucket)
+    assert counts["GET_OBJECT"] == 0 and counts["HEAD"] == 0, counts
+    assert 1 <= counts["LIST"] <= 4, counts  # paginated listing, 1000 keys a page
+    assert sum(counts.values()) == counts["LIST"], moto_server.counts(moto_bucket, by_api=True)
+    assert elapsed < 60, elapsed  # seconds, even on a loaded 2-core machine
+    tracked = git(root, "ls-files", "data/big").split()
+    assert len(tracked) == 2000 and f"data/big/{keys[7].removeprefix('big/')}" in tracked
+    git(root, "commit", "-q", "-m", "register")
+
+    # stage a part: exactly those objects are downloaded, one listing to check them
+    moto_server.reset_counts()
+    gd(root, "dataset", "stage", "big", "--include", "part3/*")
+    counts = moto_server.counts(moto_bucket)
+    assert counts["GET_OBJECT"] == 200, counts
+    assert (root / "data/big/part3/obj-00003.dat").read_bytes() == b"big/part3/obj-00003.dat"
+    assert (root / "data/big/part4/obj-00004.dat").read_text().startswith("version gitdata/1")
+    assert clean(root)
+    rows = status_json(root, "big")
+    assert sum(r["local"] == "staged" for r in rows) == 200
+    assert sum(r["local"] == "pointer only" for r in rows) == 1800
+
+
+# --------------------------------------------------------------------------
+# remote changes: exactly the changed and the deleted object are reported
+
+
+def _change_remote(backend, root: Path) -> None:
+    fs = backend.fs()
+    fs.pipe_file(backend.key_path("b.txt"), b"BRAVO BRAVO\n")  # same size, new content
+    fs.rm_file(backend.key_path("sub/deeper/d.csv"))
+    if backend.name == "rclone":
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("kind", ["versioned_moto", "rclone"])
+def test_status_remote_reports_exactly_changed_and_deleted(kind, request, tmp_path):
+    if kind == "versioned_moto":
+        backend = request.getfixturevalue("versioned_moto_backend")
+        # a multipart upload: its ETag is not an md5; it must still read as unchanged
+        big = os.urandom(5 * 1024 * 1024 + 100)
+        with backend.fs(default_block_size=5 * 1024 * 1024).open(backend.key_path("multi.bin"), "wb") as f:
+            f.write(big)
+    else:
+        backend = _rclone_backend(request)
+    put_objects(backend, OBJECTS)
+    root = project(tmp_path / "p")
+    gd(root, "dataset", "add", "ds", backend.url, "--create", *opts(backend))
+    git(root, "commit", "-q", "-m", "register")
+    pointer = (root / "data/ds/b.txt").read_text()
+    if kind == "versioned_moto":
+        assert "version-id " in pointer
+        assert '-' in [ln for ln in (root / "data/ds/multi.bin").read_text().splitlines() if ln.startswith("etag")][0]
+    assert {r["remote"] for r in status_json(root, "--remote")} == {"unchanged"}
+
+    _change_remote(backend, root)
+    fs = backend.fs()
+    fs.pipe_file(backend.key_path("sub/new.txt"), b"new object\n")
+    rows = status_json(root, "--remote")
+    changed = {r["path"]: r["remote"] for r in rows if r["remote"] != "unchanged"}
+    assert changed == {
+        "data/ds/b.txt": "changed",
+        "data/ds/sub/deeper/d.csv": "deleted",
+        "data/ds/sub/new.txt": "new",
+    }
+    text = gd(root, "status", "--remote").stdout.decode()
+    assert "data/ds/b.txt" in text and "changed" in text and "data/ds/a.txt" not in text
+
+    proc = gd(root, "dataset", "stage", "ds", check=False)
+    if kind == "versioned_moto":
+        # the recorded versions are still readable: staged exactly as recorded, with a note
+        assert proc.returncode == 0, proc.stderr
+        assert (root / "data/ds/b.txt").read_bytes() == OBJECTS["b.txt"]
+        assert (root / "data/ds/sub/deeper/d.csv").read_bytes() == OBJECTS["sub/deeper/d.csv"]
+        assert b"note: data/ds/b.txt" in proc.stdout
+    else:
+        # no versions: the changed and deleted files are reported, not taken
+        assert proc.returncode == 1
+        err = proc.stderr.decode()
+        assert "data/ds/b.txt" in err and "changed on the remote" in err
+        assert "data/ds/sub/deeper/d.csv" in err and "deleted" in err
+        assert (root / "data/ds/b.txt").read_text() == pointer
+        assert (root / "data/ds/a.txt").read_bytes() == OBJECTS["a.txt"]
+    assert clean(root), git(root, "status", "--porcelain")
+
+    # update re-records: the change shows in `git diff`, ready to commit
+    gd(root, "update", "ds")
+    diff = git(root, "diff", "--name-status")
+    assert "M\tdata/ds/b.txt" in diff and "D\tdata/ds/sub/deeper/d.csv" in diff
+    assert "A\tdata/ds/sub/new.txt" in diff
+    git(root, "commit", "-q", "-am", "update")
+    assert {r["remote"] for r in status_json(root, "--remote")} == {"unchanged"}
+    gd(root, "dataset", "stage", "ds")
+    assert (root / "data/ds/b.txt").read_bytes() == b"BRAVO BRAVO\n"
+    assert clean(root)
+
+
+def _rclone_backend(request):
+    from conftest import _make_backend
+
+    return _make_backend("rclone", request, request.getfixturevalue("monkeypatch"),
+                         request.getfixturevalue("tmp_path_factory"))
+
+
+# --------------------------------------------------------------------------
+# a collaborator clones the project and stages the same bytes
+
+
+def test_second_clone_stages_same_bytes(versioned_moto_backend, tmp_path):
+    backend = versioned_moto_backend
+    put_objects(backend, OBJECTS)
+    root = project(tmp_path / "p")
+    gd(root, "dataset", "add", "ds", backend.url, "--create", *opts(backend))
+    git(root, "commit", "-q", "-m", "register")
+    gd(root, "dataset", "stage", "ds")
+    bare = tmp_path / "shared.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    git(root, "push", "-q", str(bare), "HEAD:main")
+
+    other = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(bare), str(other))
+    assert (other / "data/ds/a.txt").read_text().startswith("version gitdata/1")
+    assert clean(other)
+    backend.server.reset_counts()
+    gd(other, "dataset", "stage", "ds")
+    assert worktree_bytes(other, "data/ds") == worktree_bytes(root, "data/ds") == OBJECTS
+    assert backend.server.counts(backend.bucket)["GET_OBJECT"] == len(OBJECTS)
+    assert clean(other), git(other, "status", "--porcelain")
+    # the location is per clone: the first project is not affected
+    gd(other, "dataset", "stage", "ds", "--location", str(tmp_path / "elsewhere"))
+    assert (other / "data/ds").is_symlink() and not (root / "data/ds").is_symlink()
+    assert "location" not in (other / ".gitdata").read_text()
+    assert clean(other)
