@@ -207,3 +207,23 @@ def test_local_files_reference_mode_and_metadata(root, src, tmp_path):
     assert "data/ds/**" not in (root / ".gitattributes").read_text()
     assert (src / "a.txt").read_bytes() == b"alpha\n" and (src / "sub/b.bin").exists()
     assert stage_mod.current_mode(Project.open(str(root)), "ds") == (None, None)
+
+
+def test_dataset_storage_receives_its_own_files(root, tmp_path):
+    import shutil
+
+    remote, store = tmp_path / "remote", tmp_path / "ds-store"
+    gd(root, "remote", "add", "origin", str(remote))
+    gd(root, "dataset", "create", "ds", "--storage", str(store))
+    (tmp_path / "mine.bin").write_bytes(b"M" * 3000)
+    gd(root, "dataset", "add", "ds", str(tmp_path / "mine.bin"))
+    git(root, "commit", "-q", "-m", "add")
+    assert "1 object(s) uploaded" in gd(root, "push").stdout.decode()
+    assert len([p for p in (store / "objects").rglob("*") if p.is_file()]) == 1
+    assert not (remote / "objects").exists()
+    gd(root, "dataset", "unstage", "ds")
+    assert (root / "data/ds/mine.bin").read_text().startswith("version gitdata/1")
+    shutil.rmtree(root / ".git/gitdata/objects")  # staging must fetch from the dataset's storage
+    gd(root, "dataset", "stage", "ds")
+    assert (root / "data/ds/mine.bin").read_bytes() == b"M" * 3000
+    assert git(root, "status", "--porcelain") == ""

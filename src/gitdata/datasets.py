@@ -651,3 +651,31 @@ def iter_registered(found: Iterable[Found]) -> Iterator[Found]:
     for f in found:
         if f.pointer.source:
             yield f
+
+
+def split_by_storage(project: Project, scan: Any) -> tuple[Any, list[tuple[Any, Any]]]:
+    """Route pointers of datasets that have their own ``storage`` to it.
+
+    Returns the scan without those pointers, and ``(ObjectStore, sub-scan)``
+    per dataset storage, so that push uploads a dataset's files there.
+    """
+    from .scan import ScanResult
+    from .storage import ObjectStore
+
+    owners = [d for d in load_all(project).values() if d.storage]
+    if not owners:
+        return scan, []
+    rest: list[Found] = []
+    parts: dict[str, list[Found]] = {}
+    for f in scan.found:
+        owner = next((d for d in owners if d.contains(f.path)), None)
+        if owner is None or f.pointer.oid is None:
+            rest.append(f)
+        else:
+            parts.setdefault(owner.name, []).append(f)
+    routed = []
+    for name, found in parts.items():
+        ds = next(d for d in owners if d.name == name)
+        store = ObjectStore(project.open_storage(ds.storage or "", ds.options, name=ds.name), jobs=project.jobs)
+        routed.append((store, ScanResult(found, {})))
+    return ScanResult(rest, scan.malformed), routed

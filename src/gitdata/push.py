@@ -49,16 +49,31 @@ def push_objects(
     if scan.malformed:
         path, reason = next(iter(scan.malformed.items()))
         raise PushFailed(f"{path}: malformed gitdata pointer: {reason}")
+    routed_reports: list[PushReport] = []
+    if store is None and remote is None:
+        # files of a dataset with its own storage go there, not to the data remote
+        from .datasets import split_by_storage
+
+        scan, routed = split_by_storage(project, scan)
+        routed_reports = [push_objects(project, sub, store=s, progress=progress) for s, sub in routed]
     by_oid: dict[str, Found] = scan.by_oid()
     registered = sum(1 for f in scan.found if f.pointer.oid is None)
     if store is None:
         if not by_oid:
-            return PushReport(remote=remote or "-", skipped_registered=registered)
+            return _merged(PushReport(remote=remote or "-", skipped_registered=registered), routed_reports)
         store = project.object_store(remote)
     report = PushReport(remote=store.name or "-", referenced=len(by_oid), skipped_registered=registered)
     if not by_oid:
-        return report
-    missing = store.missing(by_oid)
+        return _merged(report, routed_reports)
+    try:
+        missing = store.missing(by_oid)
+    except GitDataError as err:
+        paths = sorted({f.path for f in by_oid.values()})
+        shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+        raise PushFailed(
+            f"could not upload data for {len(paths)} file(s) ({shown}) to data remote "
+            f"{store.name!r}: {err}"
+        ) from err
     report.already = len(by_oid) - len(missing)
     cache = project.cache
     to_upload = []
@@ -90,6 +105,14 @@ def push_objects(
             f"could not upload {len(report.failed)} object(s) to data remote "
             f"{store.name!r} ({store.storage.display}):\n" + "\n".join(lines)
         )
+    return _merged(report, routed_reports)
+
+
+def _merged(report: PushReport, others: list[PushReport]) -> PushReport:
+    for other in others:
+        report.referenced += other.referenced
+        report.uploaded += other.uploaded
+        report.already += other.already
     return report
 
 
