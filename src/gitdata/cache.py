@@ -44,8 +44,11 @@ class CacheWriter:
         self.algorithm = algorithm
         self._hasher = new_hasher(algorithm)
         self.size = 0
-        os.makedirs(cache.tmp_dir, exist_ok=True)
-        fd, self.tmp_path = tempfile.mkstemp(dir=cache.tmp_dir, prefix="obj-")
+        try:
+            fd, self.tmp_path = tempfile.mkstemp(dir=cache.tmp_dir, prefix="obj-")
+        except FileNotFoundError:
+            os.makedirs(cache.tmp_dir, exist_ok=True)
+            fd, self.tmp_path = tempfile.mkstemp(dir=cache.tmp_dir, prefix="obj-")
         self._file: BinaryIO | None = os.fdopen(fd, "wb", buffering=0)
 
     def write(self, data: bytes | memoryview) -> None:
@@ -83,8 +86,11 @@ class CacheWriter:
         if os.path.exists(dest):
             os.unlink(self.tmp_path)
         else:
-            os.makedirs(os.path.dirname(dest), exist_ok=True)
-            os.replace(self.tmp_path, dest)
+            try:
+                os.replace(self.tmp_path, dest)
+            except FileNotFoundError:  # first object in this fan-out folder
+                os.makedirs(os.path.dirname(dest), exist_ok=True)
+                os.replace(self.tmp_path, dest)
         return oid, self.size
 
     def abort(self) -> None:
