@@ -69,7 +69,7 @@ class FilterServer:
             self._smudge(path, headers.get("can-delay") == "1")
         elif command == "list_available_blobs":
             paths = self.handler.available()
-            self.w.write_list([f"pathname={p}" for p in paths])
+            self.w.write_list([f"pathname={p}" for p in paths], push=False)
             self.w.write_list(["status=success"])
         else:
             for _ in self.r.iter_until_flush():
@@ -88,10 +88,11 @@ class FilterServer:
             return
         for _ in chunks:
             pass
-        self.w.write_list(["status=success"])
+        # one write to git per answer: status, content, flush, flush (keep the status)
+        self.w.write_list(["status=success"], push=False)
         self.w.write_data(out)
+        self.w.write_flush(push=False)
         self.w.write_flush()
-        self.w.write_flush()  # keep the status
 
     def _smudge(self, path: str, can_delay: bool) -> None:
         blob = b"".join(self.r.iter_until_flush())
@@ -114,7 +115,7 @@ class FilterServer:
             self.log(f"error: {result.error}")
             self.w.write_list(["status=error"])
             return
-        self.w.write_list(["status=success"])
+        self.w.write_list(["status=success"], push=False)
         if result.file is not None:
             try:
                 with open(result.file, "rb") as f:
@@ -130,5 +131,5 @@ class FilterServer:
                 return
         elif result.data:
             self.w.write_data(result.data)
-        self.w.write_flush()
+        self.w.write_flush(push=False)
         self.w.write_flush()

@@ -90,9 +90,11 @@ class PktWriter:
     def write_text(self, line: str) -> None:
         self.write_pkt(line.encode("utf-8", "surrogateescape") + b"\n")
 
-    def write_flush(self) -> None:
+    def write_flush(self, *, push: bool = True) -> None:
+        """A flush packet; ``push=False`` leaves it buffered (more of the same answer follows)."""
         self._write(b"0000")
-        self._flush()
+        if push:
+            self._flush()
 
     def write_data(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
@@ -101,7 +103,7 @@ class PktWriter:
             self._write(b"%04x" % (len(chunk) + 4))
             self._write(chunk)
 
-    def write_list(self, lines: list[str]) -> None:
+    def write_list(self, lines: list[str], *, push: bool = True) -> None:
         for line in lines:
             self.write_text(line)
-        self.write_flush()
+        self.write_flush(push=push)
