@@ -8,14 +8,21 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .errors import GitDataError
 from .fetch import WorktreeFile, download_object, materialize
+from .hashing import new_hasher, oid_of_bytes
 from .pointer import MAX_SIZE, Pointer, PointerError, is_pointer_like, parse
 from .project import Project
+
+#: Content up to this size is hashed in memory before anything is written.
+SMALL_CLEAN = 1 << 20
+#: Environment variable naming a file of ``oid<TAB>path`` lines: paths git data
+#: has just written from the cache, for the clean filter run by refresh_index.
+EXPECT_ENV = "GITDATA_EXPECT"
 
 
 @dataclass
@@ -30,24 +37,33 @@ class SmudgeResult:
 class FilterHandler:
     """Clean/smudge for one long-running filter process (one git command)."""
 
-    def __init__(self, project: Project, *, skip_smudge: bool = False, log=None) -> None:
+    def __init__(
+        self, project: Project, *, skip_smudge: bool = False, log=None, expected: dict[str, str] | None = None
+    ) -> None:
         self.project = project
         self.skip_smudge = skip_smudge
+        #: path -> oid of files git data just wrote (see :func:`refresh_index`)
+        self.expected = expected or {}
         self._log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._downloads: dict[str, Future[str]] = {}
         self._delayed: dict[str, tuple[Pointer, Future[str]]] = {}
         self._deferred: list[WorktreeFile] = []
+        self._ready: list[str] = []  # delayed paths whose download finished, not yet reported
+        self._reported: set[str] = set()
+        self._ready_cond = threading.Condition()
         self.failures: list[str] = []
 
     # -- clean -------------------------------------------------------------
     def clean(self, path: str, chunks: Iterator[bytes]) -> bytes:
         head = bytearray()
         it = iter(chunks)
+        complete = True
         for chunk in it:
             head += chunk
-            if len(head) >= MAX_SIZE:
+            if len(head) >= SMALL_CLEAN:
+                complete = False
                 break
         if len(head) == 0:
             return b""
@@ -58,15 +74,46 @@ class FilterHandler:
             except PointerError:
                 pass  # a file that merely looks like one is data
         cache = self.project.cache
-        with cache.writer(self.project.algorithm) as w:
-            w.write(head)
-            for chunk in it:
-                w.write(chunk)
-            oid, size = w.commit()
+        algo = self.project.algorithm
+        if complete:
+            # small: hashed in memory; written only if the cache lacks it
+            data = bytes(head)
+            oid, size = oid_of_bytes(data, algo), len(data)
+            if not cache.has(oid):
+                cache.put_bytes(data, algo, expected_oid=oid)
+        elif (expected := self.expected.get(path)) is not None and cache.has(expected):
+            oid, size = self._clean_expected(path, expected, head, it)
+        else:
+            with cache.writer(algo) as w:
+                w.write(head)
+                for chunk in it:
+                    w.write(chunk)
+                oid, size = w.commit()
         staged = self.project.state.staged_pointer(path, oid)
         if staged is not None:
             return staged
         return Pointer(oid=oid, size=size).encode()
+
+    def _clean_expected(self, path: str, expected: str, head: bytes, it: Iterator[bytes]) -> tuple[str, int]:
+        """Content git data itself just wrote from the cache: hash it, write nothing.
+
+        If the bytes are not the expected object after all (changed in the
+        meantime), the file is added to the cache from the work tree and must
+        hash to what git sent.
+        """
+        algo = expected.split(":", 1)[0]
+        hasher = new_hasher(algo)
+        hasher.update(head)
+        size = len(head)
+        for chunk in it:
+            hasher.update(chunk)
+            size += len(chunk)
+        oid = f"{algo}:{hasher.hexdigest()}"
+        if oid != expected and not self.project.cache.has(oid):
+            full = os.path.join(self.project.root, path)
+            with open(full, "rb") as f:
+                self.project.cache.put_stream(f, algo, expected_oid=oid)
+        return oid, size
 
     # -- smudge ------------------------------------------------------------
     def smudge(self, path: str, blob: bytes, can_delay: bool) -> SmudgeResult | None:
@@ -85,6 +132,7 @@ class FilterHandler:
         fut = self._start_download(pointer)
         if can_delay:
             self._delayed[path] = (pointer, fut)
+            fut.add_done_callback(lambda _f, p=path: self._mark_ready(p))
             return None
         return self._finish(path, pointer, fut)
 
@@ -136,19 +184,32 @@ class FilterHandler:
             return SmudgeResult(data=pointer.encode())
         return self._from_cache(path, pointer)
 
+    def _mark_ready(self, path: str) -> None:
+        with self._ready_cond:
+            self._ready.append(path)
+            self._ready_cond.notify()
+
     def available(self) -> list[str]:
-        """Delayed paths whose downloads finished (blocks until one has)."""
-        if not self._delayed:
-            return []
-        pending = {fut for _p, fut in self._delayed.values()}
-        wait(pending, return_when=FIRST_COMPLETED)
-        return [path for path, (_p, fut) in self._delayed.items() if fut.done()]
+        """Delayed paths whose downloads finished since the last call (blocks until one has).
+
+        Each path is reported once; git then asks for each of them.
+        """
+        with self._ready_cond:
+            while not self._ready:
+                if not any(p not in self._reported for p in self._delayed):
+                    return []
+                self._ready_cond.wait()
+            ready, self._ready = self._ready, []
+        out = [p for p in ready if p in self._delayed and p not in self._reported]
+        self._reported.update(out)
+        return out
 
     def is_delayed(self, path: str) -> bool:
         return path in self._delayed
 
     def delayed_result(self, path: str) -> SmudgeResult:
         entry = self._delayed.pop(path, None)
+        self._reported.discard(path)
         if entry is None:
             return SmudgeResult(error=f"{path}: was not delayed")
         pointer, fut = entry
@@ -165,7 +226,7 @@ class FilterHandler:
         for path, err in outcome.failed.items():
             self._log(f"error: could not write {path}: {err}")
         if outcome.done:
-            refresh_index(self.project, list(outcome.done))
+            refresh_index(self.project, outcome.done)
 
 
 def serve_filter_process() -> None:
@@ -182,35 +243,66 @@ def serve_filter_process() -> None:
     stdin = os.fdopen(sys.stdin.fileno(), "rb", buffering=1 << 20, closefd=False)
     stdout = os.fdopen(sys.stdout.fileno(), "wb", buffering=1 << 20, closefd=False)
     skip = os.environ.get("GIT_DATA_SKIP_SMUDGE", "") not in ("", "0", "false")
-    handler = FilterHandler(project, skip_smudge=skip)
+    handler = FilterHandler(project, skip_smudge=skip, expected=_read_expected(os.environ.get(EXPECT_ENV)))
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     server = FilterServer(PktReader(stdin.read), PktWriter(stdout.write, stdout.flush), handler, log=log)
     server.serve()
     stdout.flush()
 
 
-def refresh_index(project: Project, paths: list[str]) -> None:
+def refresh_index(project: Project, paths: list[str] | Mapping[str, str]) -> None:
     """Record the stat data of files we wrote, whose cleaned content is unchanged.
 
     ``update-index --refresh`` is not enough: git treats a size change as a
     modification without reading the file, so the entries are re-added (the
-    clean filter gives back the same pointer blob). Waits briefly for a
-    concurrent ``index.lock`` to go away; failing that, the next ``git status``
-    shows the files as modified until ``git add`` (content is still right).
+    clean filter gives back the same pointer blob). When ``paths`` maps each
+    path to the oid just written, that clean only hashes the bytes and writes
+    nothing to the cache. Waits briefly for a concurrent ``index.lock`` to go
+    away; failing that, the next ``git status`` shows the files as modified
+    until ``git add`` (content is still right).
     """
+    import tempfile
     import time
 
-    from .git.repo import GitError
+    from .git.repo import GitError, run_git
 
     data = "".join(p + "\0" for p in paths).encode("utf-8", "surrogateescape")
-    for attempt in range(20):
-        if not os.path.exists(os.path.join(project.repo.git_dir, "index.lock")):
-            try:
-                project.repo.git("update-index", "-q", "-z", "--stdin", input=data)
-                return
-            except GitError:
-                pass
-        time.sleep(0.05 * (attempt + 1))
+    env = None
+    expect_file = None
+    if isinstance(paths, Mapping) and paths:
+        os.makedirs(project.repo.data_dir, exist_ok=True)
+        fd, expect_file = tempfile.mkstemp(dir=project.repo.data_dir, prefix="expect-")
+        with os.fdopen(fd, "wb") as f:
+            f.write("".join(f"{oid}\t{p}\0" for p, oid in paths.items()).encode("utf-8", "surrogateescape"))
+        env = {**os.environ, EXPECT_ENV: expect_file}
+    try:
+        for attempt in range(20):
+            if not os.path.exists(os.path.join(project.repo.git_dir, "index.lock")):
+                try:
+                    run_git(["update-index", "-q", "-z", "--stdin"], cwd=project.repo.root, input=data, env=env)
+                    return
+                except GitError:
+                    pass
+            time.sleep(0.05 * (attempt + 1))
+    finally:
+        if expect_file is not None:
+            os.unlink(expect_file)
+
+
+def _read_expected(path: str | None) -> dict[str, str]:
+    if not path:
+        return {}
+    try:
+        with open(path, "rb") as f:
+            records = f.read().decode("utf-8", "surrogateescape").split("\0")
+    except OSError:
+        return {}
+    out = {}
+    for rec in records:
+        oid, sep, p = rec.partition("\t")
+        if sep:
+            out[p] = oid
+    return out
 
 
 def _failed_future(err: GitDataError | None) -> Future[str]:
