@@ -67,10 +67,41 @@ class Project:
     def algorithm(self) -> str:
         return self.config.hash_algorithm
 
-    def remote_name(self, name: str | None = None) -> str:
+    @property
+    def remotes(self) -> dict[str, config_mod.RemoteConfig]:
+        """Data remotes: those in ``.gitdata``, plus per-clone ones.
+
+        A per-clone data remote is git config ``gitdata.remote.<name>.url``
+        (the remote helper records one for a bucket-hosted git remote); a
+        name in ``.gitdata`` wins.
+        """
+        out = dict(self.config.remotes)
+        raw = self.repo.git("config", "--get-regexp", r"^gitdata\.remote\..*\.url$", check=False)
+        for line in raw.decode("utf-8", "surrogateescape").splitlines():
+            key, _, url = line.partition(" ")
+            name = key[len("gitdata.remote.") : -len(".url")]
+            if name and url and name not in out:
+                out[name] = config_mod.RemoteConfig(name=name, url=url)
+        return out
+
+    def data_remote_for(self, git_remote: str) -> str | None:
+        """The data remote that pushes to git remote ``git_remote`` upload to.
+
+        Per clone ``remote.<git_remote>.gitdataRemote`` first, then the
+        default data remote (per-clone ``gitdata.remote`` or ``.gitdata``
+        ``[data] remote``); ``None`` when neither is set.
+        """
+        name = self.repo.config_get(f"remote.{git_remote}.gitdataRemote")
         if name:
-            if name not in self.config.remotes:
-                known = ", ".join(sorted(self.config.remotes)) or "none"
+            return self.remote_name(name)
+        chosen = self.repo.config_get("gitdata.remote") or self.config.default_remote
+        return chosen if chosen and chosen in self.remotes else None
+
+    def remote_name(self, name: str | None = None) -> str:
+        remotes = self.remotes
+        if name:
+            if name not in remotes:
+                known = ", ".join(sorted(remotes)) or "none"
                 raise NoDataRemote(
                     f"no data remote named {name!r} (known: {known}); add it with "
                     f"`git data remote add {name} URL`"
@@ -78,7 +109,9 @@ class Project:
             return name
         local = self.repo.config_get("gitdata.remote")
         chosen = local or self.config.default_remote
-        if not chosen or chosen not in self.config.remotes:
+        if not chosen and len(remotes) == 1:
+            chosen = next(iter(remotes))
+        if not chosen or chosen not in remotes:
             raise NoDataRemote(
                 "no default data remote is configured; add one with "
                 "`git data remote add NAME URL --default`"
@@ -87,7 +120,7 @@ class Project:
 
     def storage(self, name: str | None = None) -> Storage:
         name = self.remote_name(name)
-        remote = self.config.remotes[name]
+        remote = self.remotes[name]
         return self.open_storage(remote.url, remote.options, name=name)
 
     def open_storage(self, url: str, options: dict[str, Any] | None = None, *, name: str | None = None) -> Storage:

@@ -34,14 +34,14 @@ def hook_pre_push(remote_name: str, url: str | None) -> None:
 
     project = open_project()
     include, exclude = parse_pre_push(sys.stdin.read())
-    if not include:
-        return
+    if not include or (url or "").startswith("s3data::"):
+        return  # git-remote-s3data uploads the data itself
     have = [sha for sha in exclude if project.repo.rev_parse(sha)]
     exclude_args = have + [f"--remotes={remote_name}"]
     scan = scan_history(project.repo, include, exclude_args)
     if not scan.found and not scan.malformed:
         return
-    report = push_objects(project, scan)
+    report = push_objects(project, scan, remote=project.data_remote_for(remote_name))
     if report.uploaded:
         click.echo(f"git data: uploaded {len(report.uploaded)} object(s) to {report.remote}", err=True)
 

@@ -28,7 +28,13 @@ def remote() -> None:
     "-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
     help="A non-secret storage option, e.g. endpoint_url=http://127.0.0.1:9000 (repeatable).",
 )
-def remote_add(name: str, url: str, make_default: bool, options: tuple[str, ...]) -> None:
+@click.option(
+    "--git-remote", "git_remotes", multiple=True, metavar="GIT_REMOTE",
+    help="Pushes to this git remote upload their data here (per clone; repeatable).",
+)
+def remote_add(
+    name: str, url: str, make_default: bool, options: tuple[str, ...], git_remotes: tuple[str, ...]
+) -> None:
     """Add data remote NAME at URL."""
     project = open_project()
     config_mod.check_name("remote", name)
@@ -52,6 +58,8 @@ def remote_add(name: str, url: str, make_default: bool, options: tuple[str, ...]
         cfg.add(f"remote.{name}.option", line)
     if make_default or not project.config.remotes:
         cfg.set("data.remote", name)
+    for git_remote in git_remotes:
+        project.repo.config_set(f"remote.{git_remote}.gitdataRemote", name)
     click.echo(f"added data remote {name} -> {redact_url(url)}" + (" (default)" if make_default or not project.config.remotes else ""))
 
 

@@ -80,6 +80,15 @@ class Storage:
     def display(self) -> str:
         return redact_url(self.url)
 
+    @property
+    def atomic_create(self) -> bool:
+        """Whether ``put_file(create_only=True)`` can be atomic on this backend.
+
+        The server must still honour it (some S3 servers ignore
+        If-None-Match): probe before relying on it.
+        """
+        return self._adapter.atomic_create
+
     def path(self, key: str) -> str:
         key = key.lstrip("/")
         return f"{self.root}/{key}" if key else self.root
