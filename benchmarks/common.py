@@ -170,7 +170,9 @@ def link_tree(src: Path, dst: Path) -> None:
 def rmtree(path: Path) -> None:
     """Remove a tree even where git-annex or DVC made things read-only."""
 
-    def onerror(func, p, _exc):
+    def onerror(func, p, exc):
+        if isinstance(exc[1], FileNotFoundError):
+            return
         parent = os.path.dirname(p)
         for q in (parent, p):
             try:
@@ -206,7 +208,7 @@ def hermetic_env(home: Path) -> dict[str, str]:
     return env
 
 
-def setup_home(home: Path, tools: list[Tool]) -> dict[str, str]:
+def setup_home(home: Path, tools: list[Tool], extra_config: dict[str, str] | None = None) -> dict[str, str]:
     if home.exists():
         rmtree(home)
     home.mkdir(parents=True)
@@ -216,8 +218,10 @@ def setup_home(home: Path, tools: list[Tool]) -> dict[str, str]:
         ("user.email", "bench@example.invalid"),
         ("init.defaultBranch", "main"),
         ("advice.detachedHead", "false"),
-        ("core.fsyncMethod", "fsync"),
+        ("gc.auto", "0"),  # no background repacking in the middle of a measurement
+        ("maintenance.auto", "false"),
         ("protocol.file.allow", "always"),
+        *(extra_config or {}).items(),
     ):
         run(["git", "config", "--global", key, value], cwd=home, env=env)
     for tool in tools:

@@ -276,7 +276,10 @@ def main(argv: list[str] | None = None) -> int:
     if not any(t.key == "gitdata" for t in tools) or not any(t.key == "lfs" for t in tools):
         print("error: git data and git-lfs must both be available to compare them", file=sys.stderr)
         return 2
-    env = setup_home(work / "home", tools)
+    # --quick: its "big" file is small, so make git data write it outside git's
+    # smudge path anyway, as it does for the real 1 GiB file (the smoke test covers that path)
+    extra = {"gitdata.smudgemax": str(1 << 20)} if args.quick else None
+    env = setup_home(work / "home", tools, extra)
     logdir = work / "logs"
     rmtree(logdir)
     logdir.mkdir(parents=True)
