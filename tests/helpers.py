@@ -39,7 +39,7 @@ def new_project(path: Path, remote_url: str | None = None, options: dict | None 
     """A fresh repository with git data installed, tracking ``patterns``."""
     path.mkdir(parents=True, exist_ok=True)
     git(path, "init", "-q")
-    gd(path, "install", "--local")
+    gd(path, "install")  # --global: HOME is the test's own, and clones need the filter too
     gd(path, "track", *patterns)
     if remote_url:
         args = ["remote", "add", "origin", remote_url]
