@@ -1,1 +1,273 @@
-"""Commands registered by this module (filled in by its feature)."""
+"""``git data storage``: buckets (or any fsspec URL) mapped into the project, synced both ways."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from .. import storages as storages_mod
+from .. import sync as sync_mod
+from .. import syncplan as sp
+from ..errors import GitDataError
+from ..storage import redact_url
+from . import cli
+from .base import emit_json, open_project, table
+
+_ACTION_WORDS = {
+    sp.UPLOAD: "upload",
+    sp.DOWNLOAD: "download",
+    sp.DELETE_REMOTE: "delete remote",
+    sp.DELETE_LOCAL: "delete local",
+    sp.ADOPT: "same bytes",
+    sp.FORGET: "forget",
+}
+
+
+class SyncIncomplete(GitDataError):
+    pass
+
+
+@cli.group()
+def storage() -> None:
+    """Map storages (a bucket prefix, a shared folder) into the project and sync them.
+
+    A mapping is recorded in the tracked .gitdata so clones know it; its
+    project folder is gitignored. `stage` copies it down, `sync` compares
+    the base of the last sync, the local folder and one remote listing, and
+    moves only what changed, on either side, never overwriting a change it
+    has not seen.
+    """
+
+
+@storage.command("add")
+@click.argument("name")
+@click.argument("url")
+@click.option("--to", "to", metavar="PATH", help="Project folder it maps to (default storages/NAME).")
+@click.option(
+    "--mode", type=click.Choice(storages_mod.MODES), default="copy", show_default=True,
+    help="copy: bytes on local disk; mount: FUSE mount; reference: read through the Python API.",
+)
+@click.option(
+    "-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
+    help="A non-secret storage option, e.g. endpoint_url=http://127.0.0.1:9000 (repeatable).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def storage_add(name: str, url: str, to: str | None, mode: str, options: tuple[str, ...], as_json: bool) -> None:
+    """Map storage NAME at URL into the project. Nothing is transferred."""
+    project = open_project()
+    spec = storages_mod.add(project, name, url, to=to, mode=mode, option_pairs=list(options))
+    if as_json:
+        emit_json(spec.as_dict() | {"url": redact_url(spec.url)})
+        return
+    click.echo(f"mapped storage {spec.name} ({redact_url(spec.url)}) to {spec.to} [{spec.mode}]")
+    click.echo(f"stage it with: git data storage stage {spec.name}")
+
+
+@storage.command("ls")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def storage_ls(as_json: bool) -> None:
+    """List mapped storages and where their bytes are on this machine."""
+    project = open_project()
+    rows = []
+    for spec in storages_mod.load_all(project).values():
+        staged = sync_mod.is_staged(project, spec.name)
+        where = storages_mod.local_dir(project, spec) if staged and spec.mode == "copy" else None
+        rows.append(
+            {
+                "type": "storage",
+                "name": spec.name,
+                "url": redact_url(spec.url),
+                "mode": spec.mode,
+                "location": where,
+                "path": spec.to,
+                "staged": staged,
+            }
+        )
+    if as_json:
+        emit_json(rows)
+        return
+    table(
+        [[r["type"], r["name"], r["url"], r["mode"], r["location"] or "none", r["path"]] for r in rows],
+        ["TYPE", "NAME", "URL", "MODE", "LOCATION", "PROJECT PATH"],
+    )
+
+
+def _print_plan(res: sync_mod.SyncResult, dry_run: bool) -> None:
+    prep = res.prepared
+    plan = prep.plan
+    name = prep.spec.name
+    verb = "would " if dry_run else ""
+    for a in plan.actions:
+        if a.kind == sp.REFRESH:
+            continue
+        word = _ACTION_WORDS[a.kind]
+        extra = f"  ({a.reason}" + (f", keeping the {a.keep} version" if a.keep else "") + ")" if a.keep or a.reason in (
+            sp.DELETED_LOCAL_CHANGED_REMOTE, sp.CHANGED_LOCAL_DELETED_REMOTE) else ""  # fmt: skip
+        status = ""
+        if not dry_run:
+            if a.path in res.races:
+                status = "  CONFLICT: " + res.races[a.path]
+            elif a.path in res.failed:
+                status = "  FAILED: " + str(res.failed[a.path])
+        click.echo(f"{verb}{word:<13} {name}:{a.path}{extra}{status}")
+    for c in plan.conflicts:
+        click.echo(f"conflict ({c.kind}) {name}:{c.path}")
+    for path, reason in plan.pending:
+        click.echo(f"pending       {name}:{path}: {reason}")
+    for kept in res.kept:
+        if "version_id" in kept:
+            click.echo(f"kept remote version {kept['version_id']} of {name}:{kept['path']}")
+        else:
+            click.echo(f"kept the {kept['side']} version of {name}:{kept['path']} as {kept['conflict_copy']}")
+    counts = plan.counts()
+    summary = ", ".join(
+        f"{counts[k]} {w}" for k, w in (
+            (sp.UPLOAD, "to upload" if dry_run else "uploaded"),
+            (sp.DOWNLOAD, "to download" if dry_run else "downloaded"),
+            (sp.DELETE_REMOTE, "remote deletions"),
+            (sp.DELETE_LOCAL, "local deletions"),
+            ("conflicts", "conflicts"),
+            ("pending", "pending"),
+            ("unchanged", "unchanged"),
+        )
+    )  # fmt: skip
+    click.echo(f"{name}: {summary}" + (" (dry run: nothing changed)" if dry_run else ""))
+    if plan.blocked:
+        click.echo(
+            f"{name}: nothing was changed because of {len(plan.conflicts)} conflict(s); "
+            f"resolve with `git data storage sync {name} --prefer local` or `--prefer remote` "
+            "(the other version is kept)",
+            err=True,
+        )
+
+
+def _finish(results: list[sync_mod.SyncResult], dry_run: bool, as_json: bool) -> None:
+    if as_json:
+        emit_json([sync_mod.result_json(r, dry_run) for r in results])
+    else:
+        for r in results:
+            _print_plan(r, dry_run)
+    bad = [r for r in results if not r.ok]
+    if bad:
+        names = ", ".join(r.prepared.spec.name for r in bad)
+        raise SyncIncomplete(f"not everything was synced ({names}); see above")
+
+
+@storage.command("stage")
+@click.argument("name", required=False)
+@click.argument("paths", nargs=-1)
+@click.option("--all", "stage_all", is_flag=True, help="Stage every mapped storage (what a fresh clone needs).")
+@click.option("--location", metavar="DIR", help="Keep the bytes in DIR; the project path becomes a link to it.")
+@click.option("--include", "include", multiple=True, metavar="GLOB", help="Only files matching GLOB (repeatable).")
+@click.option("--exclude", "exclude", multiple=True, metavar="GLOB", help="Skip files matching GLOB (repeatable).")
+@click.option("-j", "--jobs", type=click.IntRange(1, 256), help="Parallel transfers (default gitdata.jobs or 8).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def storage_stage(
+    name: str | None, paths: tuple[str, ...], stage_all: bool, location: str | None,
+    include: tuple[str, ...], exclude: tuple[str, ...], jobs: int | None, as_json: bool,
+) -> None:  # fmt: skip
+    """Copy storage NAME (or only PATHS inside it) into the project, in parallel.
+
+    Records the base for later syncs in the git directory. Staging again
+    widens the staged folders; existing local files are compared, never
+    overwritten.
+    """
+    project = open_project()
+    if stage_all == bool(name):
+        raise click.UsageError("give a storage NAME, or --all")
+    if stage_all and (paths or location or include or exclude):
+        raise click.UsageError("--all takes no PATHS, --location, --include or --exclude")
+    specs = storages_mod.load_all(project)
+    names = [n for n, s in specs.items() if s.mode == "copy"] if stage_all else [name or ""]
+    results = []
+    for n in names:
+        res = sync_mod.stage(
+            project, n, paths=paths, include=include, exclude=exclude, location=location, jobs=jobs
+        )
+        if res is None:
+            if not as_json:
+                click.echo(f"{n}: reference mode: nothing to copy; read it through the Python API")
+            continue
+        results.append(res)
+    if as_json:
+        emit_json([sync_mod.result_json(r, False) for r in results])
+    else:
+        for r in results:
+            p = r.prepared
+            got = len([a for a in r.done if a.kind == sp.DOWNLOAD])
+            click.echo(f"staged {p.spec.name}: {got} file(s) downloaded to {os.path.relpath(p.root)}")
+            if not r.ok:
+                _print_plan(r, False)
+    bad = [r for r in results if not r.ok]
+    if bad:
+        raise SyncIncomplete(
+            f"staging was incomplete ({', '.join(r.prepared.spec.name for r in bad)}); "
+            "fix the cause shown above and run the same command again"
+        )
+
+
+@storage.command("sync")
+@click.argument("names", nargs=-1)
+@click.option("-n", "--dry-run", is_flag=True, help="Print the plan a real run would carry out; change nothing.")
+@click.option("--prefer", type=click.Choice(["local", "remote"]), help="Resolve conflicts; the other version is kept.")
+@click.option("--delete", is_flag=True, help="Propagate deletions (only of files the other side did not change).")
+@click.option("-j", "--jobs", type=click.IntRange(1, 256), help="Parallel transfers (default gitdata.jobs or 8).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def storage_sync(
+    names: tuple[str, ...], dry_run: bool, prefer: str | None, delete: bool, jobs: int | None, as_json: bool
+) -> None:
+    """Two-way sync of staged storages NAMES (default: every staged one).
+
+    Changed on one side only: copied to the other. Changed on both: a
+    conflict; nothing at all is changed and the command exits 1, unless
+    --prefer says which side wins (the losing version is kept as
+    NAME.conflict-TIME, or as the remote's previous version id in a
+    versioned bucket).
+    """
+    project = open_project()
+    if not names:
+        names = tuple(
+            n for n, s in storages_mod.load_all(project).items()
+            if s.mode == "copy" and sync_mod.is_staged(project, n)
+        )  # fmt: skip
+        if not names:
+            raise click.UsageError("no storage is staged in this clone; stage one with `git data storage stage NAME`")
+    results = [
+        sync_mod.sync(project, n, prefer=prefer, delete=delete, jobs=jobs, dry_run=dry_run) for n in names
+    ]
+    _finish(results, dry_run, as_json)
+
+
+@storage.command("unstage")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def storage_unstage(name: str, as_json: bool) -> None:
+    """Remove the local copy of NAME; refuses while local changes are not synced."""
+    project = open_project()
+    out = sync_mod.unstage(project, name)
+    if as_json:
+        emit_json(out)
+        return
+    click.echo(f"unstaged {name}: removed {out['removed']} file(s)")
+    if out["kept_unknown_files"]:
+        click.echo(f"{name}: files outside the staged scope were left in place")
+
+
+@storage.command("rm")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def storage_rm(name: str, as_json: bool) -> None:
+    """Remove the mapping NAME. Never deletes remote data; unstage first to remove the local copy."""
+    project = open_project()
+    if sync_mod.is_staged(project, name) and sync_mod.unsynced_local(project, name):
+        raise sync_mod.Unsynced(
+            f"storage {name!r} has local changes that are not synced; run "
+            f"`git data storage sync {name}` or `git data storage unstage {name}` first"
+        )
+    spec = storages_mod.remove(project, name)
+    sync_mod.manifest_for(project, name).drop()
+    if as_json:
+        emit_json({"removed": spec.name, "url": redact_url(spec.url), "local_files_left": spec.to})
+        return
+    click.echo(f"removed storage {name} (remote data untouched; local files, if any, left in {spec.to})")

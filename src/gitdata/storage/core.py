@@ -103,7 +103,9 @@ class Storage:
 
     # -- operations --------------------------------------------------------
     def info(self, key: str) -> Fingerprint:
+        """The object's fingerprint now (never a cached listing entry)."""
         try:
+            self.fs.invalidate_cache(self.path(key))
             return from_info(self.fs.info(self.path(key)))
         except Exception as err:
             raise self._err(err, f"look up {key}") from err
@@ -154,10 +156,17 @@ class Storage:
             except Exception:  # noqa: BLE001 - closing a failed read must not mask the error
                 pass
 
-    def put_file(self, local_path: str, key: str, *, create_only: bool = False) -> None:
-        """Upload a local file; the object appears under its key only when complete."""
+    def put_file(
+        self, local_path: str, key: str, *, create_only: bool = False, if_match: str | None = None
+    ) -> None:
+        """Upload a local file; the object appears under its key only when complete.
+
+        ``if_match``: replace only the object with this ETag, where the backend
+        supports conditional writes (others ignore it: callers re-check first).
+        A lost condition raises :class:`PreconditionFailed`.
+        """
         try:
-            self._adapter.put_file(self.fs, local_path, self.path(key), create_only)
+            self._adapter.put_file(self.fs, local_path, self.path(key), create_only, if_match)
         except Exception as err:
             raise self._err(err, f"upload {key}") from err
 
