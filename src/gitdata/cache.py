@@ -54,8 +54,15 @@ class CacheWriter:
     def write(self, data: bytes | memoryview) -> None:
         assert self._file is not None
         self._hasher.update(data)
+        view = memoryview(data)
         try:
-            self._file.write(data)
+            # A raw write may write less than asked (a full disk does this
+            # before it raises ENOSPC): loop, or the object would be truncated.
+            while view:
+                n = self._file.write(view)
+                if not n:
+                    raise OSError(errno.ENOSPC, "short write")
+                view = view[n:]
         except OSError as err:
             self.abort()
             if err.errno == errno.ENOSPC:
@@ -79,6 +86,9 @@ class CacheWriter:
             raise
         self._file = None
         oid = self.oid
+        if os.path.getsize(self.tmp_path) != self.size:
+            self.abort()
+            raise CacheError(f"cache write of {oid} came out short; is the disk full?")
         if expected_oid is not None and oid != expected_oid:
             self.abort()
             raise CorruptObject(f"content hashes to {oid}, expected {expected_oid}")

@@ -107,7 +107,7 @@ def materialize(cache: Cache, root: str, files: Iterable[WorktreeFile]) -> Outco
             continue
         full = os.path.join(root, f.path)
         if not cache.has(oid):
-            outcome.failed[f.path] = ObjectMissing(f"{f.path}: object {oid} is not in the cache")
+            outcome.failed[f.path] = ObjectMissing(f"object {oid} is not in the cache; run `git data fetch`")
             continue
         try:
             with open(full, "rb") as fh:

@@ -193,7 +193,7 @@ def pull(paths: tuple[str, ...], remote: str | None) -> None:
     n, failed = _fetch(project, (), include, (), remote)
     m, failed2 = _checkout(project, paths)
     click.echo(f"{n} object(s) downloaded, {m} file(s) checked out")
-    _report_failures({**failed, **failed2})
+    _report_failures({**failed2, **failed})  # a fetch error explains a checkout miss
 
 
 @cli.command("ls-files")
