@@ -79,3 +79,10 @@ def test_click_only_in_the_cli():
         if "click" in _imports(path):
             offenders.append(rel)
     assert not offenders, f"click imported outside the CLI: {offenders}"
+
+
+def test_hook_files_match_what_install_writes():
+    from gitdata.install import HOOKS
+
+    for name, text in HOOKS.items():
+        assert (ROOT / "hooks" / name).read_text() == text, f"hooks/{name} is stale"
