@@ -7,9 +7,9 @@ import random
 from pathlib import Path
 
 import pytest
-from helpers import gd, git, new_project, run, status_short, write
 
 from gitdata.pointer import parse
+from helpers import gd, git, new_project, run, status_short, write
 
 
 def rand(n: int, seed: int) -> bytes:

@@ -8,7 +8,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from helpers import gd, git, new_project, run, write
+
+from helpers import git, new_project, run, write
 
 
 @pytest.fixture
