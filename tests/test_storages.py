@@ -235,7 +235,9 @@ def every_cell(tmp_path: Path, backend, cli: bool = False) -> None:
     assert (lb / copy["conflict_copy"]).read_bytes() == b"clone b edit"
 
 
-@pytest.mark.parametrize("backend", ["local", "moto", "rclone"], indirect=True)
+@pytest.mark.parametrize(
+    "backend", ["local", "moto", pytest.param("rclone", marks=pytest.mark.slow)], indirect=True
+)
 def test_every_cell_two_clones_and_a_third_writer(tmp_path, backend):
     every_cell(tmp_path, backend, cli=backend.name == "local")
 
@@ -285,6 +287,7 @@ def test_conditional_writes_on_s3(tmp_path, backend):
     assert st.cat("k") == b"two"
 
 
+@pytest.mark.slow  # s3fs retries against the stopped server take most of the time
 def test_interrupted_sync_converges(tmp_path, rclone_server_factory, monkeypatch):
     srv = rclone_server_factory()
     srv.make_bucket("bkt")
@@ -296,7 +299,7 @@ def test_interrupted_sync_converges(tmp_path, rclone_server_factory, monkeypatch
     url = "s3://bkt/lab"
     # fail fast against a stopped server (a user can set the same options)
     storages_mod.add(Project.open(str(a)), NAME, url, option_pairs=[
-        f"endpoint_url={srv.endpoint}", "retries=1",
+        f"endpoint_url={srv.endpoint}",
         'config_kwargs={"retries": {"max_attempts": 1}, "connect_timeout": 2}'])  # fmt: skip
     bucket_dir = srv.bucket_path("bkt") / "lab"
     for i in range(40):

@@ -173,10 +173,10 @@ def _remote_rows(project: Project, ds: ds_mod.Dataset, found: list[Found], by_pa
             new_rows.append(StatusRow("datasets", ds.name, path, None, NEW, f"{storage.url}/{key}", current[key]))
     owned = {f.pointer.oid: f for f in found if f.pointer.oid}
     if owned:
-        from .stage import _object_store
+        from .stage import object_store_for
 
         try:
-            store = _object_store(project, ds)
+            store = object_store_for(project, ds)
             missing = store.missing(owned)
         except GitDataError:
             missing = set(owned)
@@ -189,11 +189,23 @@ def _remote_rows(project: Project, ds: ds_mod.Dataset, found: list[Found], by_pa
     return new_rows
 
 
+def storage_rows(project: Project, options: StatusOptions) -> list[StatusRow]:
+    from .sync import status_rows  # mapped storages (gitdata.sync); imported late: sync is heavier
+
+    return status_rows(project, options)
+
+
+def _storage_names(project: Project) -> set[str]:
+    from .storages import load_all
+
+    return set(load_all(project))
+
+
 #: Every section of ``git data status``, in order. Add a provider here.
-SECTIONS: list[SectionProvider] = [dataset_rows]
+SECTIONS: list[SectionProvider] = [dataset_rows, storage_rows]
 
 #: The names each section knows (``git data status NAME`` must match one). Add yours here.
-NAMES: list[Callable[[Project], set[str]]] = [lambda project: set(ds_mod.load_all(project))]
+NAMES: list[Callable[[Project], set[str]]] = [lambda project: set(ds_mod.load_all(project)), _storage_names]
 
 
 class UnknownName(GitDataError):

@@ -36,6 +36,7 @@ from . import syncplan as sp
 from .errors import GitDataError
 from .hashing import CHUNK, new_hasher, oid_of_file
 from .storage import Fingerprint, ObjectNotFound, PreconditionFailed, Storage
+from .storage.errors import translate
 from .storage.fingerprint import compare, from_info, is_plain_md5_etag
 from .transfer import run_parallel
 
@@ -210,6 +211,16 @@ def list_remote(storage: Storage, scope: sp.Scope) -> dict[str, Fingerprint]:
     return out
 
 
+def _read_chunk(f: Any, storage: Storage, key: str) -> bytes:
+    """One chunk of a remote read; vendor errors raised mid-stream are translated here."""
+    try:
+        return f.read(CHUNK)
+    except GitDataError:
+        raise
+    except Exception as err:  # noqa: BLE001 - botocore/aiohttp raise their own types mid-read
+        raise translate(err, f"download {key}", storage.display, storage.name) from err
+
+
 def remote_md5(fp: Fingerprint) -> str | None:
     if fp.md5:
         return fp.md5
@@ -268,7 +279,7 @@ def _probe(
             return _hash_and_md5(lp, algorithm)[1] == md5
         h = new_hasher(algorithm)
         with storage.open_read(path) as f:
-            while chunk := f.read(CHUNK):
+            while chunk := _read_chunk(f, storage, path):
                 h.update(chunk)
         return f"{algorithm}:{h.hexdigest()}" == local[path].hash
 
@@ -385,7 +396,7 @@ def _download_to_temp(storage: Storage, key: str, dest: str, algorithm: str) -> 
     try:
         with storage.open_read(key) as f, open(tmp, "wb") as out:
             details = getattr(f, "details", None)
-            while chunk := f.read(CHUNK):
+            while chunk := _read_chunk(f, storage, key):
                 h.update(chunk)
                 out.write(chunk)
                 size += len(chunk)
@@ -743,6 +754,24 @@ def storage_status(project: Project, names: Iterable[str] | None = None, remote:
                 if state not in (sp.SAME, sp.NONE):
                     rows.append({"storage": name, "path": path, "side": "remote", "state": state})
     return rows
+
+
+def status_rows(project: Project, options: Any) -> list[Any]:
+    """The storages section of ``git data status`` (a provider for :data:`gitdata.status.SECTIONS`)."""
+    from . import status as st
+
+    specs = storages_mod.load_all(project)
+    names = [n for n in specs if not options.names or n in options.names]
+    local_words = {sp.CHANGED: st.MODIFIED, sp.NEW: st.NOT_PUSHED, sp.DELETED: st.MISSING}
+    rows: dict[tuple[str, str], Any] = {}
+    for r in storage_status(project, names, remote=options.remote):
+        key = (r["storage"], r["path"])
+        row = rows.setdefault(key, st.StatusRow("storages", r["storage"], r["path"], None))
+        if r["side"] == "local":
+            row.local = local_words[r["state"]]
+        else:
+            row.remote = r["state"]
+    return [rows[k] for k in sorted(rows)]
 
 
 # -- reporting -----------------------------------------------------------------------
