@@ -357,3 +357,24 @@ def test_remote_add_refuses_secrets_and_unknown_schemes(tmp_path):
     assert rows == [{"name": "lab", "url": str(tmp_path / "s"), "default": True, "options": ["auto_mkdir=true"]}]
     gd(proj, "remote", "rm", "lab")
     assert json.loads(gd(proj, "remote", "ls", "--json")) == []
+
+
+def test_push_and_clone_through_git_daemon(tmp_path, daemon_repo):
+    """A real git host over git:// (git daemon): the pre-push hook uploads, the clone gets bytes."""
+    store = tmp_path / "store"
+    proj = new_project(tmp_path / "p", str(store))
+    write(proj / "data" / "a.bin", rand(200_000, 5))
+    git(proj, "add", "-A")
+    git(proj, "commit", "-qm", "data")
+    git(proj, "remote", "add", "origin", daemon_repo.url)
+    r = run("git", "push", "origin", "HEAD:refs/heads/main", cwd=proj)
+    assert b"uploaded 1 object(s)" in r.stderr
+    assert len([p for p in (store / "objects").rglob("*") if p.is_file()]) == 1
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", daemon_repo.url, str(clone))
+    assert (clone / "data" / "a.bin").read_bytes() == rand(200_000, 5)
+    assert status_short(clone) == ""
+    # a second push with nothing new uploads nothing
+    git(proj, "commit", "--allow-empty", "-qm", "empty")
+    r = run("git", "push", "origin", "HEAD:refs/heads/main", cwd=proj)
+    assert b"uploaded" not in r.stderr
