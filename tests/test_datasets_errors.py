@@ -35,7 +35,9 @@ def root(tmp_path) -> Path:
     path = tmp_path / "p"
     path.mkdir()
     git(path, "init", "-q")
-    gd(path, "install")
+    from gitdata.install import install
+
+    install("global", None)  # what `git data install` does, without starting Python again
     git(path, "commit", "-q", "--allow-empty", "-m", "init")
     return path
 

@@ -93,7 +93,7 @@ def current_mode(project: Project, name: str) -> tuple[str | None, str | None]:
     return repo.config_get(_key(name, "mode")), repo.config_get(_key(name, "location"))
 
 
-def _set_mode(project: Project, name: str, mode: str | None, location: str | None = None) -> None:
+def set_mode(project: Project, name: str, mode: str | None, location: str | None = None) -> None:
     repo = project.repo
     for var, value in (("mode", mode), ("location", location)):
         if value is None:
@@ -291,7 +291,6 @@ def _select(ds: Dataset, found: list[Found], include: tuple[str, ...], exclude: 
 
 def _check_space(project: Project, need: int, where: str, *, force: bool) -> None:
     limit = max_bytes(project)
-    from .cli.base import human_size  # formatting only
 
     if need > limit and not force:
         raise TooLarge(
@@ -309,6 +308,15 @@ def _check_space(project: Project, need: int, where: str, *, force: bool) -> Non
             f"staging needs {human_size(need)} but only {human_size(free)} is free at {probe}; "
             "stage it on another disk with --location DIR, or use --reference"
         )
+
+
+def human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
 
 
 def _remote_check(
@@ -404,7 +412,7 @@ def stage(
     if mode == "reference":
         if cur_mode in ("location", "existing") or _has_content(project, ds):
             unstage(project, name)
-        _set_mode(project, name, "reference")
+        set_mode(project, name, "reference")
         return StageReport(dataset=name, mode="reference")
     if mode == "location":
         assert location is not None
@@ -475,7 +483,7 @@ def _stage_copy(
         report.staged += done
     if report.staged:
         refresh_index(project, sorted(report.staged))
-    _set_mode(project, ds.name, "copy")
+    set_mode(project, ds.name, "copy")
     report.staged.sort()
     return report
 
@@ -488,7 +496,7 @@ def _stage_owned(
     wanted = {f.pointer.oid: f.pointer.size for f in owned if not project.cache.has(f.pointer.oid or "")}
     if wanted:
         try:
-            store = _object_store(project, ds)
+            store = object_store_for(project, ds)
         except GitDataError as err:
             for f in owned:
                 if f.pointer.oid in wanted:
@@ -508,7 +516,7 @@ def _stage_owned(
     return list(res.done)
 
 
-def _object_store(project: Project, ds: Dataset):
+def object_store_for(project: Project, ds: Dataset):
     """Where the dataset's own objects are pushed: its storage, or the data remote."""
     from .storage import ObjectStore
 
@@ -618,7 +626,7 @@ def _stage_location(
     if owned:
         wanted = {f.pointer.oid: f.pointer.size for f in owned if not project.cache.has(f.pointer.oid or "")}
         if wanted:
-            got = download_many(_object_store(project, ds), project.cache, wanted, jobs=jobs, progress=progress)  # type: ignore[arg-type]
+            got = download_many(object_store_for(project, ds), project.cache, wanted, jobs=jobs, progress=progress)  # type: ignore[arg-type]
             for f in owned:
                 if f.pointer.oid in got.failed:
                     report.failed[f.path] = str(got.failed[f.pointer.oid])
@@ -635,7 +643,7 @@ def _stage_location(
             report.staged.append(f.path)
             report.bytes += f.pointer.size or 0
     _link(project, ds, all_found, target)
-    _set_mode(project, ds.name, "location", target)
+    set_mode(project, ds.name, "location", target)
     report.staged.sort()
     return report
 
@@ -679,7 +687,7 @@ def _stage_existing(project: Project, ds: Dataset, path: str, verify: bool, cur_
     if modified_paths(project, ds):
         raise StageError(f"files in {ds.path} changed; commit or restore them first")
     _link(project, ds, found, path)
-    _set_mode(project, ds.name, "existing", path)
+    set_mode(project, ds.name, "existing", path)
     return report
 
 
@@ -718,7 +726,7 @@ def _pushed(project: Project, ds: Dataset, found: list[Found]) -> set[str]:
     if not oids:
         return set()
     try:
-        store = _object_store(project, ds)
+        store = object_store_for(project, ds)
     except GitDataError:
         return set()
     return oids - store.missing(oids)
@@ -790,9 +798,9 @@ def unstage(project: Project, name: str) -> UnstageReport:
             project.cache.remove(oid)  # registered content: still in external storage
     project.state.forget_staged(freed)
     if not report.kept:
-        _set_mode(project, name, None)
+        set_mode(project, name, None)
     else:
-        _set_mode(project, name, "copy" if mode in (None, "copy") else None)
+        set_mode(project, name, "copy" if mode in (None, "copy") else None)
     report.freed.sort()
     return report
 
@@ -837,7 +845,7 @@ def open_file(project: Project, path: str) -> Iterator[bytes]:
         return _storage_chunks(storage, key, pointer)
     from .fetch import download_object
 
-    store = _object_store(project, ds) if ds else project.object_store()
+    store = object_store_for(project, ds) if ds else project.object_store()
     download_object(store, project.cache, pointer.oid or "", pointer.size)
     return _file_chunks(project.cache.path(pointer.oid or ""))
 

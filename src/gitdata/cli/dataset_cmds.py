@@ -202,7 +202,7 @@ def dataset_rm(name: str, as_json: bool) -> None:
     ds_mod.get(project, name)
     if mode in ("location", "existing"):
         stage_mod.unstage(project, name)
-    stage_mod._set_mode(project, name, None)
+    stage_mod.set_mode(project, name, None)
     result = ds_mod.remove(project, name)
     if as_json:
         emit_json(result)
