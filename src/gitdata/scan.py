@@ -71,3 +71,26 @@ def scan_history(repo: Repo, include: Sequence[str], exclude: Sequence[str] = ()
         args += ["--not", *exclude]
     pairs = [(path, sha) for sha, path in repo.rev_list_objects(args)]
     return _scan_blobs(repo, pairs)
+
+
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+LARGE_FILES_STAGED = (
+    "large files are staged without the git data filter; track them with "
+    "`git data track PATTERN`, then `git add` them again (or raise "
+    "gitdata.maxBlobSize, or commit with --no-verify)"
+)
+
+
+def staged_large_files(repo: Repo, limit: int) -> list[tuple[str, int]]:
+    """``(path, size)`` of added or modified blobs in the index larger than ``limit``."""
+    head = repo.rev_parse("HEAD") or EMPTY_TREE
+    out = repo.git("diff-index", "--cached", "-z", "--diff-filter=AM", head)
+    fields = out.split(b"\0")
+    pairs = []
+    for i in range(0, len(fields) - 1, 2):
+        meta, path = fields[i].decode(), fields[i + 1].decode("utf-8", "surrogateescape")
+        parts = meta.split()
+        if len(parts) >= 4:
+            pairs.append((path, parts[3]))
+    sizes = repo.blob_sizes([sha for _p, sha in pairs])
+    return [(p, sizes[s][1]) for p, s in pairs if s in sizes and sizes[s][1] > limit]

@@ -71,9 +71,34 @@ def _fast_filter_process() -> None:
     sys.exit(0)
 
 
+def _fast_pre_commit() -> None:
+    """``git data hook pre-commit`` without click (git runs it for every commit)."""
+    from ..errors import GitDataError
+    from ..project import Project
+    from ..scan import LARGE_FILES_STAGED, staged_large_files
+
+    try:
+        repo = Project.open().repo
+        limit = int(repo.config_get("gitdata.maxblobsize") or (50 << 20))
+        big = staged_large_files(repo, limit)
+        if big:
+            for path, size in big:
+                print(f"error: {path} is {size} bytes and would go into git itself", file=sys.stderr)
+            raise GitDataError(LARGE_FILES_STAGED)
+    except GitDataError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(0)
+
+
 def main(argv: list[str] | None = None) -> None:
-    if (sys.argv[1:] if argv is None else argv) == ["filter-process"]:
+    args = sys.argv[1:] if argv is None else argv
+    if args == ["filter-process"]:
         _fast_filter_process()
+    if args == ["hook", "pre-commit"]:
+        _fast_pre_commit()
 
     import click
 

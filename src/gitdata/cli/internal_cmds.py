@@ -49,27 +49,15 @@ def hook_pre_push(remote_name: str, url: str | None) -> None:
 @hook.command("pre-commit")
 def hook_pre_commit() -> None:
     """Refuse staged files over gitdata.maxBlobSize that are not pointers."""
+    from ..scan import LARGE_FILES_STAGED, staged_large_files
+
     project = open_project()
     limit = int(project.repo.config_get("gitdata.maxblobsize") or (50 << 20))
-    head = project.repo.rev_parse("HEAD") or "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
-    out = project.repo.git("diff-index", "--cached", "-z", "--diff-filter=AM", head)
-    fields = out.split(b"\0")
-    pairs = []
-    for i in range(0, len(fields) - 1, 2):
-        meta, path = fields[i].decode(), fields[i + 1].decode("utf-8", "surrogateescape")
-        parts = meta.split()
-        if len(parts) >= 4:
-            pairs.append((path, parts[3]))
-    sizes = project.repo.blob_sizes([sha for _p, sha in pairs])
-    big = [(p, sizes[s][1]) for p, s in pairs if s in sizes and sizes[s][1] > limit]
+    big = staged_large_files(project.repo, limit)
     if big:
         for path, size in big:
             click.echo(f"error: {path} is {size} bytes and would go into git itself", err=True)
-        raise GitDataError(
-            "large files are staged without the git data filter; track them with "
-            "`git data track PATTERN`, then `git add` them again (or raise "
-            "gitdata.maxBlobSize, or commit with --no-verify)"
-        )
+        raise GitDataError(LARGE_FILES_STAGED)
 
 
 @hook.command("post-checkout", hidden=True)
