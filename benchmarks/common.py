@@ -343,7 +343,9 @@ class GitAnnex(Tool):
         return "git annex add --quiet . && git commit -q -m data"
 
     def push(self):
-        return "git annex copy --quiet --to origin . && git push -q origin main git-annex"
+        # copy also records the new locations in the remote's git-annex branch;
+        # sync merges that and pushes main and git-annex
+        return "git annex copy --quiet --to origin . && git annex sync --quiet --no-content origin"
 
     def clone(self, url):
         return f"git clone -q {url} clone && cd clone && git annex init -q bench-clone && git annex get --quiet ."
