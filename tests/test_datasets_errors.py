@@ -229,3 +229,30 @@ def test_dataset_storage_receives_its_own_files(root, tmp_path):
     gd(root, "dataset", "stage", "ds")
     assert (root / "data/ds/mine.bin").read_bytes() == b"M" * 3000
     assert git(root, "status", "--porcelain") == ""
+
+
+def test_https_style_source_over_a_loopback_http_server(root, src):
+    """An HTTP index lists no sizes: they are asked for, and staging checks them."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(src)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        gd(root, "dataset", "add", "web", "--create", url + "/")
+        assert "size 6\n" in (root / "data/web/a.txt").read_text()
+        git(root, "commit", "-q", "-m", "reg")
+        gd(root, "dataset", "stage", "web")
+        assert (root / "data/web/a.txt").read_bytes() == b"alpha\n"
+        assert (root / "data/web/sub/b.bin").read_bytes() == (src / "sub/b.bin").read_bytes()
+        assert git(root, "status", "--porcelain") == ""
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -342,7 +342,25 @@ def list_source(project: Project, ds: Dataset, url: str) -> tuple[Storage, list[
         parent_url, _, base = storage.url.rpartition("/")
         parent = project.open_storage(parent_url, storage.options, name=ds.name)
         return parent, [(base, entries[0][1])], True
-    return storage, _drop_dir_markers(entries), False
+    return storage, fill_sizes(storage, _drop_dir_markers(entries)), False
+
+
+def fill_sizes(storage: Storage, entries: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """Ask about entries listed with size 0 one by one.
+
+    Object stores state every size in the listing (a 0 there is a real empty
+    object, rare); an HTTP index page states none, and only a HEAD per file
+    tells. Everything else keeps the one listing.
+    """
+    out = []
+    for key, fp in entries:
+        if fp.size == 0:
+            try:
+                fp = storage.info(key)
+            except ObjectNotFound:
+                continue
+        out.append((key, fp))
+    return out
 
 
 def _drop_dir_markers(entries: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
@@ -580,6 +598,10 @@ def add_local(
     for gd in {project.repo.git_dir, project.repo.common_dir}:
         if within(gd, src) or within(src, gd):
             raise UnsafePath(f"{source} is inside the git directory ({gd}); refusing to add it")
+    if os.path.islink(os.path.join(project.root, ds.path)):
+        raise NameClash(
+            f"{ds.path} is staged elsewhere (a link); run `git data dataset unstage {ds.name}` first"
+        )
     to = _check_target(project, ds, to)
     dest_root = os.path.join(project.root, ds.path, to) if to else os.path.join(project.root, ds.path)
     include, exclude = list(include), list(exclude)

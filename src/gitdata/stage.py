@@ -339,12 +339,12 @@ def _remote_check(
         storage = ds_mod.open_source(project, ds, root, versioned=wants_version)
         single = not any(src.url.rstrip("/") == root for src in ds.sources)
         try:
-            listing = {} if single else dict(storage.list())
+            listing = {} if single else dict(ds_mod.fill_sizes(storage, list(storage.list())))
         except StorageError:
             if not ds_mod.is_versioned(storage) or "version_aware" in ds.options:
                 raise
             storage = ds_mod.open_source(project, ds, root, versioned=False)  # no versions here
-            listing = dict(storage.list())
+            listing = dict(ds_mod.fill_sizes(storage, list(storage.list())))
         storages[root] = storage
         for it in group:
             p = it.found.pointer
