@@ -433,13 +433,12 @@ def _http_any_response(port: int, path: str = "/", method: str = "GET") -> int:
 class RcloneS3Server(_ProcessServer):
     """``rclone serve s3`` over ``data_dir``; a bucket is a top-level directory.
 
-    By default out-of-band changes to ``data_dir`` are visible at once
-    (``dir_cache_time="0s"``), so tests may create or modify objects directly
-    on disk.  The price: rclone re-reads a directory on *every* request, so a
-    request in a directory of N entries costs O(N) (300 GETs in a 2000-file
-    directory: ~8x slower).  For benchmarks or big directories pass
-    ``dir_cache_time="5m"`` and call :meth:`flush_dir_cache` after touching
-    ``data_dir`` directly (synchronous, via rclone's loopback rc server).
+    rclone caches directory listings for ``dir_cache_time`` (default 1 s):
+    after changing ``data_dir`` behind rclone's back, call
+    :meth:`flush_dir_cache` (synchronous, via rclone's loopback rc server).
+    Do not use ``"0s"``: rclone then re-reads a directory on every request,
+    and concurrent PUTs into new folders stall for minutes (seen here: eight
+    parallel uploads never finished; with 1 s they take 30 ms).
     No versioning; the multipart ETag is the whole-file md5.
     """
 
@@ -453,7 +452,7 @@ class RcloneS3Server(_ProcessServer):
         port: int | None = None,
         workdir: str | os.PathLike | None = None,
         extra_args: list[str] | None = None,
-        dir_cache_time: str = "0s",
+        dir_cache_time: str = "1s",
         **kw: Any,
     ) -> None:
         super().__init__(port=port, workdir=workdir, **kw)

@@ -70,6 +70,7 @@ def put_objects(backend, objects: dict[str, bytes]) -> None:
         for key, data in objects.items():
             (base / key).parent.mkdir(parents=True, exist_ok=True)
             (base / key).write_bytes(data)
+        backend.server.flush_dir_cache()
         return
     fs = backend.fs()
     for key, data in objects.items():
@@ -79,6 +80,7 @@ def put_objects(backend, objects: dict[str, bytes]) -> None:
 def delete_object(backend, key: str) -> None:
     if backend.name == "rclone":
         (backend.server.bucket_path(backend.bucket) / backend.prefix / key).unlink()
+        backend.server.flush_dir_cache()
     else:
         backend.fs().rm_file(backend.key_path(key))
 

@@ -238,6 +238,7 @@ def test_rclone_sees_out_of_band_files(rclone_server, rclone_bucket) -> None:
     d = rclone_server.bucket_path(rclone_bucket) / "sub"
     d.mkdir()
     (d / "f.txt").write_bytes(b"on disk")
+    rclone_server.flush_dir_cache()
     assert fs.cat_file(f"{rclone_bucket}/sub/f.txt") == b"on disk"
     assert fs.find(rclone_bucket) == [f"{rclone_bucket}/sub/f.txt"]
 

@@ -304,6 +304,7 @@ def test_interrupted_sync_converges(tmp_path, rclone_server_factory, monkeypatch
     bucket_dir = srv.bucket_path("bkt") / "lab"
     for i in range(40):
         write(bucket_dir, f"remote/{i:03d}.bin", os.urandom(2048))
+    srv.flush_dir_cache()
     sync_mod.stage(Project.open(str(a)), NAME)
     la = a / "storages" / NAME
     for i in range(40):
