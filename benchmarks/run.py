@@ -165,7 +165,10 @@ def _cells(row: dict) -> list[str]:
     t = row["tools"]
 
     def sec(k):
-        return f"{t[k]['median']:.2f}" if k in t else "-"
+        if k not in t:
+            return "-"
+        v = t[k]["median"]
+        return f"{v:.3f}" if v < 0.1 else f"{v:.2f}"
 
     def peak(k):
         return f"{t[k]['peak_mb']:.0f}" if k in t else "-"
@@ -232,8 +235,9 @@ def write_docs(result: dict) -> None:
     block = (
         f"{BEGIN}\nLast full run: {info['when']}, git data {info['gitdata_commit']}, "
         f"{info['cpus']} CPUs, {info['memory']} RAM; {info['git']}, {info['git-lfs']}, "
-        f"git-annex {info['git-annex']}, dvc {info['dvc']}; medians of {result['repeat']} repeats "
-        f"(`{result['command']}`).\n\n{markdown_table(result['rows'])}\n{skipped}{errors}\n{END}"
+        f"git-annex {info['git-annex']}, dvc {info['dvc']}; medians of {result['repeat']} repeats; "
+        + "; ".join(f"`{c}`" for c in result.get("commands", [result["command"]]))
+        + f".\n\n{markdown_table(result['rows'])}\n{skipped}{errors}\n{END}"
     )
     start, end = text.index(BEGIN), text.index(END) + len(END)
     DOC.write_text(text[:start] + block + text[end:])
@@ -301,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
         # --only: keep the other scenarios' rows from the previous run
         old = json.loads(results_path.read_text())
         keep = [r for r in old.get("rows", []) if r["scenario"] not in only]
+        if keep:
+            result["commands"] = [*old.get("commands", [old.get("command", "")]), cmd]
         order = {s.key: i for i, s in enumerate(all_sc)}
         result["rows"] = sorted(keep + rows, key=lambda r: (order.get(r["scenario"], 9), OPS.index(r["op"])))
     results_path.parent.mkdir(parents=True, exist_ok=True)
