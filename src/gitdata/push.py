@@ -129,3 +129,23 @@ def parse_pre_push(stdin: str) -> tuple[list[str], list[str]]:
         if rsha != ZERO:
             exclude.append(rsha)
     return include, exclude
+
+
+def pre_push(project: Project, remote_name: str, url: str | None, stdin_text: str) -> PushReport | None:
+    """What the pre-push hook does: upload the data of the commits being pushed.
+
+    ``stdin_text`` is git's pre-push input. Objects reachable from what the
+    remote already has (its remote-tracking refs, and the remote tips git
+    reports that exist here) are not looked at again. ``s3data::`` URLs are
+    skipped: git-remote-s3data uploads the data itself.
+    """
+    from .scan import scan_history
+
+    include, exclude = parse_pre_push(stdin_text)
+    if not include or (url or "").startswith("s3data::"):
+        return None
+    have = [sha for sha in exclude if project.repo.rev_parse(sha)]
+    scan = scan_history(project.repo, include, [*have, f"--remotes={remote_name}"])
+    if not scan.found and not scan.malformed:
+        return None
+    return push_objects(project, scan, remote=project.data_remote_for(remote_name))

@@ -93,18 +93,42 @@ def _fast_pre_commit() -> None:
     sys.exit(0)
 
 
+def _fast_pre_push(remote_name: str, url: str | None) -> None:
+    """``git data hook pre-push`` without click: git runs it on every push."""
+    from ..errors import GitDataError
+    from ..project import Project
+    from ..push import pre_push
+
+    try:
+        report = pre_push(Project.open(), remote_name, url, sys.stdin.read())
+        if report is not None and report.uploaded:
+            print(f"git data: uploaded {len(report.uploaded)} object(s) to {report.remote}", file=sys.stderr)
+    except GitDataError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(0)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if args == ["filter-process"]:
         _fast_filter_process()
     if args == ["hook", "pre-commit"]:
         _fast_pre_commit()
+    if args[:2] == ["hook", "pre-push"] and len(args) in (3, 4) and not args[2].startswith("-"):
+        _fast_pre_push(args[2], args[3] if len(args) == 4 else None)
 
     import click
 
+    from ..credentials import Session, use_session
     from ..errors import GitDataError
 
     cli = __getattr__("cli")
+    # Credentials may be asked for only when a person is at the terminal;
+    # under git (filter process, remote helper, hooks) stdin is a pipe.
+    use_session(Session(interactive=sys.stdin.isatty()))
     try:
         cli.main(args=argv, prog_name="git data", standalone_mode=False)
     except click.exceptions.Abort:

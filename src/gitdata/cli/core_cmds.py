@@ -165,7 +165,7 @@ def _checkout(project, paths: tuple[str, ...]) -> tuple[int, dict[str, str]]:
             files.append(WorktreeFile(f.path, f.pointer))
     outcome = materialize(project.cache, project.root, files)
     if outcome.done:
-        refresh_index(project, list(outcome.done))
+        refresh_index(project, outcome.done)
     return len(outcome.done), {p: str(e) for p, e in outcome.failed.items()}
 
 

@@ -29,20 +29,10 @@ def hook() -> None:
 @click.argument("url", required=False)
 def hook_pre_push(remote_name: str, url: str | None) -> None:
     """Upload data objects of the pushed commits before git moves any ref."""
-    from ..push import parse_pre_push, push_objects
-    from ..scan import scan_history
+    from ..push import pre_push
 
-    project = open_project()
-    include, exclude = parse_pre_push(sys.stdin.read())
-    if not include or (url or "").startswith("s3data::"):
-        return  # git-remote-s3data uploads the data itself
-    have = [sha for sha in exclude if project.repo.rev_parse(sha)]
-    exclude_args = have + [f"--remotes={remote_name}"]
-    scan = scan_history(project.repo, include, exclude_args)
-    if not scan.found and not scan.malformed:
-        return
-    report = push_objects(project, scan, remote=project.data_remote_for(remote_name))
-    if report.uploaded:
+    report = pre_push(open_project(), remote_name, url, sys.stdin.read())
+    if report is not None and report.uploaded:
         click.echo(f"git data: uploaded {len(report.uploaded)} object(s) to {report.remote}", err=True)
 
 
