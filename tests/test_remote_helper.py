@@ -331,7 +331,7 @@ class _Barrier:
 
 
 @pytest.mark.parametrize("kind", ["moto-conditional", "local-lock"])
-def test_concurrent_pushes_exactly_one_wins(tmp_path, kind, request):
+def test_concurrent_pushes_exactly_one_wins(tmp_path, kind, request, monkeypatch):
     from concurrent.futures import ThreadPoolExecutor
 
     from gitdata.bucketrepo import PushSpec
@@ -339,7 +339,8 @@ def test_concurrent_pushes_exactly_one_wins(tmp_path, kind, request):
     if kind == "moto-conditional":
         srv = request.getfixturevalue("moto_server")
         bucket = request.getfixturevalue("moto_bucket")
-        os.environ.update(srv.env)
+        for k, v in srv.env.items():
+            monkeypatch.setenv(k, v)
         url, opts, conditional = f"s3://{bucket}/race", {"endpoint_url": srv.endpoint}, None
     else:
         url, opts, conditional = (tmp_path / "bucket").as_uri(), {}, False
@@ -375,8 +376,9 @@ def test_concurrent_pushes_exactly_one_wins(tmp_path, kind, request):
     assert "add one.txt" in log and "add two.txt" in log
 
 
-def test_concurrent_git_pushes_through_helper(tmp_path, moto_server, moto_bucket):
-    os.environ.update(moto_server.env)
+def test_concurrent_git_pushes_through_helper(tmp_path, moto_server, moto_bucket, monkeypatch):
+    for k, v in moto_server.env.items():
+        monkeypatch.setenv(k, v)
     url = f"s3data::s3://{moto_bucket}/proj"
     seed = project(tmp_path / "seed")
     git(seed, "remote", "add", "origin", url)
@@ -440,9 +442,10 @@ def test_stale_lock_detected_and_cleared(tmp_path):
     assert "refs/heads/other" not in br.latest().refs
 
 
-def test_bucket_push_data_failure_moves_no_ref(tmp_path, moto_server, moto_bucket):
+def test_bucket_push_data_failure_moves_no_ref(tmp_path, moto_server, moto_bucket, monkeypatch):
     """Some data objects upload, one fails mid-way: the manifest stays as it was."""
-    os.environ.update(moto_server.env)
+    for k, v in moto_server.env.items():
+        monkeypatch.setenv(k, v)
     store = tmp_path / "store"
     a = project(tmp_path / "a", str(store))
     url = f"s3data::s3://{moto_bucket}/proj"
@@ -468,8 +471,9 @@ def test_bucket_push_data_failure_moves_no_ref(tmp_path, moto_server, moto_bucke
     assert len(json.loads(git(a, "remote-s3data", "log", "--json", "origin"))) == len(before) + 1
 
 
-def test_clone_500_commits_then_push_one_is_o1(tmp_path, moto_server, moto_bucket):
-    os.environ.update(moto_server.env)
+def test_clone_500_commits_then_push_one_is_o1(tmp_path, moto_server, moto_bucket, monkeypatch):
+    for k, v in moto_server.env.items():
+        monkeypatch.setenv(k, v)
     a = project(tmp_path / "a")
     # 500 commits, quickly, with fast-import
     lines = []
