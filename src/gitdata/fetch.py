@@ -62,7 +62,7 @@ def download_many(
     return run_parallel(
         todo,
         lambda oid: download_object(store, cache, oid, todo[oid]),
-        jobs=jobs,
+        jobs=store.storage.workers(jobs),
         label="Downloading",
         weight=lambda oid: todo[oid] or 0,
         progress=progress,

@@ -141,9 +141,11 @@ class FilterHandler:
         with self._lock:
             fut = self._downloads.get(pointer.oid)
             if fut is None:
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(max_workers=self.project.jobs)
                 store = self._store()
+                if self._pool is None:
+                    jobs = self.project.jobs
+                    workers = store.storage.workers(jobs) if store is not None else 1
+                    self._pool = ThreadPoolExecutor(max_workers=workers)
                 fut = self._pool.submit(
                     download_object, store, self.project.cache, pointer.oid, pointer.size
                 ) if store is not None else _failed_future(self._no_remote_error)

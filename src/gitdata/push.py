@@ -88,7 +88,7 @@ def push_objects(
     outcome = run_parallel(
         to_upload,
         lambda oid: store.upload(oid, cache.path(oid)),
-        jobs=project.jobs,
+        jobs=store.storage.workers(project.jobs),
         label=f"Uploading to {store.name}",
         weight=lambda oid: sizes[oid],
         progress=progress,

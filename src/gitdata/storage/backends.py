@@ -18,6 +18,9 @@ class Adapter:
 
     #: ``put_file(..., mode="create")`` is understood (conditional PUT).
     create_only_kwarg = False
+    #: Transfers are CPU- and syscall-bound (a local or mounted folder), not
+    #: latency-bound: more threads than cores only add contention.
+    cpu_bound = False
     #: ``create_only`` is atomic here (if the server honours it): of two
     #: concurrent creates exactly one succeeds. Otherwise it is check-then-put.
     atomic_create = False
@@ -70,6 +73,7 @@ class LocalAdapter(Adapter):
     """Write beside the target under a temporary name, then rename into place."""
 
     atomic_create = True  # link(2) fails if the target exists
+    cpu_bound = True
 
     def put_file(
         self, fs: Any, lpath: str, rpath: str, create_only: bool, if_match: str | None = None

@@ -89,6 +89,17 @@ class Storage:
         """
         return self._adapter.atomic_create
 
+    def workers(self, jobs: int) -> int:
+        """How many parallel transfers to run against this storage.
+
+        ``jobs`` for network storage (latency-bound); at most one per core for
+        a local folder, where more threads only contend (10,000 small objects
+        to /dev/shm on 2 cores: 8 threads 4.5-5.2 s, 2 threads 3.6 s).
+        """
+        if self._adapter.cpu_bound:
+            return max(1, min(jobs, os.cpu_count() or 1))
+        return jobs
+
     def path(self, key: str) -> str:
         key = key.lstrip("/")
         return f"{self.root}/{key}" if key else self.root
