@@ -366,7 +366,9 @@ class BucketRepo:
         for key, _fp in self.storage.list(LOCKS):
             name = key.rsplit("/", 1)[-1]
             stamp = name.split("-", 1)[0]
-            age = now - int(stamp) / 1e9 if stamp.isdigit() else float("inf")
+            if not stamp.isdigit():
+                continue  # not a lock object (another tool's file)
+            age = now - int(stamp) / 1e9
             holder = name.split("-", 2)[-1].removesuffix(".json")
             try:
                 holder = json.loads(self.storage.cat(key)).get("holder", holder)

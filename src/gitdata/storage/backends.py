@@ -12,6 +12,9 @@ import shutil
 import uuid
 from typing import Any
 
+#: Name prefix of an upload in progress on a filesystem backend; listings skip it.
+TMP_PREFIX = ".gitdata-tmp-"
+
 
 class Adapter:
     """Default: the backend publishes objects atomically (object stores)."""
@@ -81,7 +84,7 @@ class LocalAdapter(Adapter):
         rpath = fs._strip_protocol(rpath)
         parent = os.path.dirname(rpath)
         os.makedirs(parent, exist_ok=True)
-        tmp = os.path.join(parent, f".gitdata-tmp-{uuid.uuid4().hex}")
+        tmp = os.path.join(parent, f"{TMP_PREFIX}{uuid.uuid4().hex}")
         try:
             shutil.copyfile(lpath, tmp)
             if create_only:

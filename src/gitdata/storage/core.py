@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 
-from .backends import adapter_for
+from .backends import TMP_PREFIX, adapter_for
 from .errors import BackendMissing, UnsupportedURL, redact_url, translate
 from .fingerprint import Fingerprint, from_info
 
@@ -139,8 +139,8 @@ class Storage:
         except Exception as err:
             raise self._err(err, f"list {prefix or '/'}") from err
         for path, info in sorted(found.items()):
-            if info.get("type") == "directory":
-                continue
+            if info.get("type") == "directory" or path.rsplit("/", 1)[-1].startswith(TMP_PREFIX):
+                continue  # folders, and uploads still under their temporary name
             yield self.rel(path), from_info(info)
 
     def cat(self, key: str) -> bytes:
