@@ -39,6 +39,7 @@ from .scan import Found
 from .storage import ObjectNotFound, Storage, StorageError
 from .storage.fingerprint import Fingerprint, compare, is_plain_md5_etag
 from .transfer import run_parallel
+from .units import human_size
 
 DEFAULT_MAX_BYTES = 50 << 30
 MODES = ("copy", "location", "existing", "reference")
@@ -308,15 +309,6 @@ def _check_space(project: Project, need: int, where: str, *, force: bool) -> Non
             f"staging needs {human_size(need)} but only {human_size(free)} is free at {probe}; "
             "stage it on another disk with --location DIR, or use --reference"
         )
-
-
-def human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
 
 
 def _remote_check(

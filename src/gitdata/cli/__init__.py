@@ -54,13 +54,12 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _fast_filter_process() -> None:
-    """``git data filter-process`` without click: same behaviour, faster start."""
+def _run_fast(fn) -> None:
+    """Run a click-free entry point with the CLI's error handling, then exit."""
     from ..errors import GitDataError
-    from ..filters import serve_filter_process
 
     try:
-        serve_filter_process()
+        fn()
     except GitDataError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         sys.exit(err.exit_code)
@@ -71,54 +70,46 @@ def _fast_filter_process() -> None:
     sys.exit(0)
 
 
+def _fast_filter_process() -> None:
+    """``git data filter-process`` without click: same behaviour, faster start."""
+    from ..filters import serve_filter_process
+
+    serve_filter_process()
+
+
 def _fast_pre_commit() -> None:
     """``git data hook pre-commit`` without click (git runs it for every commit)."""
     from ..errors import GitDataError
     from ..project import Project
     from ..scan import LARGE_FILES_STAGED, staged_large_files
 
-    try:
-        repo = Project.open().repo
-        limit = int(repo.config_get("gitdata.maxblobsize") or (50 << 20))
-        big = staged_large_files(repo, limit)
-        if big:
-            for path, size in big:
-                print(f"error: {path} is {size} bytes and would go into git itself", file=sys.stderr)
-            raise GitDataError(LARGE_FILES_STAGED)
-    except GitDataError as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
-        sys.exit(err.exit_code)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    sys.exit(0)
+    repo = Project.open().repo
+    limit = int(repo.config_get("gitdata.maxblobsize") or (50 << 20))
+    big = staged_large_files(repo, limit)
+    if big:
+        for path, size in big:
+            print(f"error: {path} is {size} bytes and would go into git itself", file=sys.stderr)
+        raise GitDataError(LARGE_FILES_STAGED)
 
 
 def _fast_pre_push(remote_name: str, url: str | None) -> None:
     """``git data hook pre-push`` without click: git runs it on every push."""
-    from ..errors import GitDataError
     from ..project import Project
     from ..push import pre_push
 
-    try:
-        report = pre_push(Project.open(), remote_name, url, sys.stdin.read())
-        if report is not None and report.uploaded:
-            print(f"git data: uploaded {len(report.uploaded)} object(s) to {report.remote}", file=sys.stderr)
-    except GitDataError as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
-        sys.exit(err.exit_code)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    sys.exit(0)
+    report = pre_push(Project.open(), remote_name, url, sys.stdin.read())
+    if report is not None and report.uploaded:
+        print(f"git data: uploaded {len(report.uploaded)} object(s) to {report.remote}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if args == ["filter-process"]:
-        _fast_filter_process()
+        _run_fast(_fast_filter_process)
     if args == ["hook", "pre-commit"]:
-        _fast_pre_commit()
+        _run_fast(_fast_pre_commit)
     if args[:2] == ["hook", "pre-push"] and len(args) in (3, 4) and not args[2].startswith("-"):
-        _fast_pre_push(args[2], args[3] if len(args) == 4 else None)
+        _run_fast(lambda: _fast_pre_push(args[2], args[3] if len(args) == 4 else None))
 
     import click
 

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ..project import Project
+from ..units import human_size  # noqa: F401  (re-exported for the command modules)
 
 
 class GitDataGroup(click.Group):
@@ -30,14 +31,3 @@ def table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> None:
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     for row in cells:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
-
-
-def human_size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
