@@ -80,7 +80,7 @@ def test_clean_stores_pointer_and_is_deterministic(tmp_path):
     assert parse(run("git", "show", ":data/a.bin", cwd=proj).stdout).oid != p.oid
     # the object is in the cache under its oid
     hexd = p.oid.split(":")[1]
-    cached = proj / ".git" / "gitdata" / "objects" / hexd[:2] / hexd[2:4] / hexd
+    cached = proj / ".git" / "gitdata" / "objects" / hexd[:2] / hexd
     assert cached.read_bytes() == content
 
 
@@ -185,7 +185,7 @@ def test_missing_object_fails_that_file_only(tmp_path):
     assert (clone / "data" / "keep.bin").read_bytes() == b"K" * 3000
     assert (clone / "data" / "lost.bin").read_bytes() == lost.encode()  # left as a pointer
     assert not list((clone / ".git" / "gitdata" / "tmp").glob("*"))
-    assert not (clone / ".git" / "gitdata" / "objects" / hexd[:2] / hexd[2:4] / hexd).exists()
+    assert not (clone / ".git" / "gitdata" / "objects" / hexd[:2] / hexd).exists()
     r = run("git", "data", "pull", cwd=clone, check=False)
     assert r.returncode == 1 and b"data/lost.bin" in r.stderr
 
@@ -207,7 +207,7 @@ def test_corrupted_object_on_remote_is_refused(tmp_path):
     r = run("git", "clone", "-q", str(origin), str(clone), cwd=tmp_path, check=False)
     assert "refused" in r.stderr.decode() and "data/x.bin" in r.stderr.decode()
     assert (clone / "data" / "x.bin").read_bytes() == p.encode()
-    assert not (clone / ".git" / "gitdata" / "objects" / hexd[:2] / hexd[2:4] / hexd).exists()
+    assert not (clone / ".git" / "gitdata" / "objects" / hexd[:2] / hexd).exists()
 
 
 def test_malformed_pointer_is_an_error_naming_the_path(tmp_path):
@@ -290,8 +290,11 @@ def test_fsck_detects_corrupt_cache_and_prune_keeps_unpushed(tmp_path):
     # fsck: corrupt the cached object of the current file
     p = parse(run("git", "show", "HEAD:data/a.bin", cwd=proj).stdout)
     hexd = p.oid.split(":")[1]
-    obj = proj / ".git" / "gitdata" / "objects" / hexd[:2] / hexd[2:4] / hexd
-    obj.write_bytes(b"garbage")
+    packs = proj / ".git" / "gitdata" / "packs"  # small objects are packed
+    idx = next(i for i in packs.glob("*.idx") if p.oid in i.read_text())
+    pack = idx.with_suffix(".pack")
+    os.chmod(pack, 0o644)
+    pack.write_bytes(b"g" * pack.stat().st_size)
     r = run("git", "data", "fsck", cwd=proj, check=False)
     assert r.returncode == 1 and b"corrupt cached object" in r.stdout
     r = run("git", "data", "fsck", "--remote", "--json", cwd=proj, check=False)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from gitdata.cache import Cache
 from helpers import git, new_project, run, write
 
 
@@ -24,8 +25,9 @@ def tiny_fs(tmp_path):
     subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
-def _objects(cache: Path) -> list[Path]:
-    return [p for p in (cache / "objects").rglob("*") if p.is_file()] if (cache / "objects").exists() else []
+def _objects(cache: Path) -> list[str]:
+    """The objects the cache holds, files and packed alike."""
+    return list(Cache(str(cache)).iter_oids())
 
 
 def test_disk_full_while_caching_fails_add_cleanly(tmp_path, tiny_fs):
@@ -43,6 +45,30 @@ def test_disk_full_while_caching_fails_add_cleanly(tmp_path, tiny_fs):
     assert git(proj, "ls-files", "data/big.bin") == ""  # nothing staged
     git(proj, "add", "data/small.bin")  # small files still fit
     assert len(_objects(cache)) == 1
+
+
+def test_disk_full_while_packing_a_small_object_leaves_no_torn_bytes(tmp_path, tiny_fs):
+    proj = new_project(tmp_path / "p", str(tmp_path / "store"))
+    cache = tiny_fs / "cache"
+    git(proj, "config", "gitdata.cacheDir", str(cache))
+    write(proj / "data" / "first.bin", b"f" * 1000)
+    git(proj, "add", "data/first.bin")
+    filler = tiny_fs / "filler"
+    filler.write_bytes(b"0" * 900_000)
+    small = os.urandom(200_000)  # packed, not a file of its own, and it does not fit
+    write(proj / "data" / "small.bin", small)
+    r = run("git", "add", "data/small.bin", cwd=proj, check=False)
+    assert r.returncode != 0 and "no space left" in r.stderr.decode()
+    assert git(proj, "ls-files", "data/small.bin") == ""
+    assert len(_objects(cache)) == 1  # the first object only
+    assert sum(p.stat().st_size for p in (cache / "packs").glob("*.pack")) == 1000  # no torn tail
+    filler.unlink()
+    git(proj, "add", "data/small.bin")
+    assert len(_objects(cache)) == 2
+    git(proj, "commit", "-qm", "both")
+    (proj / "data" / "small.bin").unlink()
+    git(proj, "checkout", "--", "data/small.bin")
+    assert (proj / "data" / "small.bin").read_bytes() == small
 
 
 def test_disk_full_during_checkout_leaves_pointer(tmp_path, tiny_fs):

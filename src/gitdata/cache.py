@@ -1,24 +1,44 @@
-"""The local content-addressed cache: ``<root>/objects/ab/cd/<hex>``.
+"""The local content-addressed cache.
 
-Every write goes to ``<root>/tmp/`` (same filesystem) while it is hashed, and
-is renamed into place only when complete and verified. A half-written object
-is never visible under an object name.
+Large objects are files, ``<root>/objects/ab/<hex>``: one level of fan-out
+(256 folders, as git's own loose objects), not two as on a data remote; a
+folder is an inode to allocate, and with two levels nearly every one of
+10,000 new small objects needed its own.
+
+Every such write goes to ``<root>/tmp/`` (same filesystem) while it is hashed,
+and is renamed into place only when complete and verified. A half-written
+object is never visible under an object name.
+
+Small objects (up to :data:`PACK_MAX`) are appended to a pack instead:
+``<root>/packs/<name>.pack`` holds their bytes back to back and
+``<name>.idx`` one line ``<oid> <offset> <size>`` per object, appended only
+after the bytes are written, so an index line never names bytes that are not
+there. Each process appends to a pack of its own. Creating a file is the
+expensive part of caching a small object (about 0.5-1 ms each on this
+project's CI disk, against microseconds to append 4 KiB), and a pack costs
+no inode per object. See docs/spec.md and docs/design.md.
 """
 
 from __future__ import annotations
 
 import errno
+import io
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+import threading
+import uuid
+from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
 from .errors import GitDataError
-from .hashing import CHUNK, new_hasher, oid_of_file
+from .hashing import CHUNK, new_hasher, oid_of_bytes, oid_of_file
 from .pointer import HASH_HEX_LENGTHS
 
 _BY_LENGTH = {n: algo for algo, n in HASH_HEX_LENGTHS.items()}
+
+#: Objects up to this size go into a pack rather than a file of their own.
+PACK_MAX = 256 << 10
 
 
 class CacheError(GitDataError):
@@ -126,16 +146,41 @@ class Cache:
         self.root = root
         self.objects_dir = os.path.join(root, "objects")
         self.tmp_dir = os.path.join(root, "tmp")
+        self.packs = Packs(os.path.join(root, "packs"))
 
     def path(self, oid: str) -> str:
+        """Where ``oid`` is (or would be) stored as a file of its own."""
         hexd = oid.split(":", 1)[1]
-        return os.path.join(self.objects_dir, hexd[:2], hexd[2:4], hexd)
+        return os.path.join(self.objects_dir, hexd[:2], hexd)
+
+    def loose_path(self, oid: str) -> str | None:
+        """The file holding ``oid``, or None if it is packed or absent."""
+        path = self.path(oid)
+        return path if os.path.isfile(path) else None
 
     def has(self, oid: str) -> bool:
-        return os.path.isfile(self.path(oid))
+        return os.path.isfile(self.path(oid)) or self.packs.find(oid) is not None
 
     def size_of(self, oid: str) -> int:
+        entry = self.packs.find(oid)
+        if entry is not None and not os.path.isfile(self.path(oid)):
+            return entry[2]
         return os.path.getsize(self.path(oid))
+
+    def read_bytes(self, oid: str) -> bytes:
+        """The whole object in memory (meant for small objects)."""
+        loose = self.loose_path(oid)
+        if loose is not None:
+            with open(loose, "rb") as f:
+                return f.read()
+        return self.packs.read(oid)
+
+    def open(self, oid: str) -> BinaryIO:
+        """The object's bytes as a file: the object's own file, or a packed one in memory."""
+        loose = self.loose_path(oid)
+        if loose is not None:
+            return open(loose, "rb")  # noqa: SIM115 - the caller closes it
+        return io.BytesIO(self.packs.read(oid))
 
     def writer(self, algorithm: str) -> CacheWriter:
         return CacheWriter(self, algorithm)
@@ -150,9 +195,21 @@ class Cache:
             return w.commit(expected_oid)
 
     def put_bytes(self, data: bytes, algorithm: str, expected_oid: str | None = None) -> tuple[str, int]:
-        with self.writer(algorithm) as w:
-            w.write(data)
-            return w.commit(expected_oid)
+        if len(data) > PACK_MAX:
+            with self.writer(algorithm) as w:
+                w.write(data)
+                return w.commit(expected_oid)
+        oid = oid_of_bytes(data, algorithm)
+        if expected_oid is not None and oid != expected_oid:
+            raise CorruptObject(f"content hashes to {oid}, expected {expected_oid}")
+        if not self.has(oid):
+            try:
+                self.packs.append(oid, data)
+            except OSError as err:
+                if err.errno == errno.ENOSPC:
+                    raise _disk_full(err, self.root) from err
+                raise
+        return oid, len(data)
 
     def add_file(self, path: str, algorithm: str) -> tuple[str, int]:
         with open(path, "rb") as f:
@@ -160,41 +217,240 @@ class Cache:
 
     def verify(self, oid: str) -> bool:
         algo = oid.split(":", 1)[0]
-        actual, _ = oid_of_file(self.path(oid), algo)
+        loose = self.loose_path(oid)
+        if loose is None:
+            try:
+                return oid_of_bytes(self.packs.read(oid), algo) == oid
+            except FileNotFoundError:
+                return False
+        actual, _ = oid_of_file(loose, algo)
         return actual == oid
 
     def remove(self, oid: str) -> None:
-        try:
-            os.unlink(self.path(oid))
-        except FileNotFoundError:
-            pass
+        self.remove_many([oid])
+
+    def remove_many(self, oids: Iterable[str]) -> None:
+        """Drop objects; packs holding any of them are rewritten without them."""
+        packed = set()
+        for oid in oids:
+            try:
+                os.unlink(self.path(oid))
+            except FileNotFoundError:
+                pass
+            if self.packs.find(oid) is not None:
+                packed.add(oid)
+        if packed:
+            self.packs.drop(packed)
 
     def iter_oids(self) -> Iterator[str]:
-        if not os.path.isdir(self.objects_dir):
-            return
-        for dirpath, _dirs, files in os.walk(self.objects_dir):
-            for name in files:
-                algo = _BY_LENGTH.get(len(name))
-                if algo and os.path.basename(dirpath) == name[2:4]:
-                    yield f"{algo}:{name}"
+        seen = set()
+        if os.path.isdir(self.objects_dir):
+            for dirpath, _dirs, files in os.walk(self.objects_dir):
+                for name in files:
+                    algo = _BY_LENGTH.get(len(name))
+                    if algo and os.path.basename(dirpath) == name[:2]:
+                        seen.add(f"{algo}:{name}")
+                        yield f"{algo}:{name}"
+        for oid in self.packs.oids():
+            if oid not in seen:
+                yield oid
 
     def copy_to(self, oid: str, dest: str) -> None:
         """Write the object to ``dest`` atomically (temp beside it, then rename)."""
-        src = self.path(oid)
+        src = self.loose_path(oid)
+        data = self.packs.read(oid) if src is None else None
         parent = os.path.dirname(os.path.abspath(dest))
         fd, tmp = tempfile.mkstemp(dir=parent, prefix=".gitdata-")
-        os.close(fd)
         try:
-            _fast_copy(src, tmp)
+            if data is not None:
+                _write_all(fd, data)
+                os.close(fd)
+                fd = -1
+            else:
+                os.close(fd)
+                fd = -1
+                assert src is not None
+                _fast_copy(src, tmp)
             mode = _worktree_mode(dest)
             os.chmod(tmp, mode)
             os.replace(tmp, dest)
         except OSError as err:
+            if fd >= 0:
+                os.close(fd)
             if os.path.lexists(tmp):
                 os.unlink(tmp)
             if err.errno == errno.ENOSPC:
                 raise CacheError(f"no space left writing {dest}; free some space and retry") from err
             raise
+
+
+class Packs:
+    """Small objects appended to pack files (see the module docstring)."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self._lock = threading.Lock()
+        self._index: dict[str, tuple[str, int, int]] | None = None  # oid -> (pack, offset, size)
+        self._stamp: int | None = None  # the folder's mtime when the index was read
+        self._mine: tuple[int, int, str] | None = None  # (pack fd, idx fd, name) this process appends to
+        self._end = 0
+
+    # -- reading -------------------------------------------------------------
+    def _load(self) -> dict[str, tuple[str, int, int]]:
+        """The index of every pack; re-read when a pack was added or removed since."""
+        try:
+            stamp = os.stat(self.folder).st_mtime_ns
+        except FileNotFoundError:
+            stamp = None
+        if self._index is not None and stamp == self._stamp:
+            return self._index
+        index: dict[str, tuple[str, int, int]] = {}
+        for name in sorted(n for n in _listdir(self.folder) if n.endswith(".idx")):
+            index.update(_read_idx(os.path.join(self.folder, name)))
+        self._index, self._stamp = index, stamp
+        return index
+
+    def find(self, oid: str) -> tuple[str, int, int] | None:
+        with self._lock:
+            return self._load().get(oid)
+
+    def oids(self) -> list[str]:
+        with self._lock:
+            return list(self._load())
+
+    def read(self, oid: str) -> bytes:
+        for attempt in (1, 2):
+            entry = self.find(oid)
+            if entry is None:
+                raise FileNotFoundError(f"object {oid} is not in the cache")
+            name, offset, size = entry
+            try:
+                with open(os.path.join(self.folder, name + ".pack"), "rb") as f:
+                    data = os.pread(f.fileno(), size, offset)
+                break
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
+                with self._lock:  # a prune rewrote that pack meanwhile: read the index again
+                    self._index = self._stamp = None
+        if len(data) != size:
+            raise CacheError(f"pack {name} is truncated at object {oid}; run `git data fsck`")
+        return data
+
+    # -- writing -------------------------------------------------------------
+    def append(self, oid: str, data: bytes, *, force: bool = False) -> None:
+        """Add one object: its bytes, then its index line (``force``: even if a
+        pack about to be removed already holds it)."""
+        with self._lock:
+            index = self._load()
+            if oid in index and not force:
+                return
+            if self._mine is None:
+                self._open_mine()
+            assert self._mine is not None
+            pack_fd, idx_fd, name = self._mine
+            start = self._end
+            try:
+                _write_all(pack_fd, data)
+            except OSError:
+                try:
+                    os.ftruncate(pack_fd, start)  # no torn bytes before the next object
+                except OSError:
+                    self._close_mine()
+                raise
+            self._end = start + len(data)
+            _write_all(idx_fd, f"{oid} {start} {len(data)}\n".encode())
+            index[oid] = (name, start, len(data))
+
+    def _open_mine(self) -> None:
+        name = f"pack-{uuid.uuid4().hex}"
+        try:
+            os.makedirs(self.folder, exist_ok=True)
+        except FileExistsError:
+            pass
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND
+        pack_fd = os.open(os.path.join(self.folder, name + ".pack"), flags, 0o444)
+        try:
+            idx_fd = os.open(os.path.join(self.folder, name + ".idx"), flags, 0o444)
+        except OSError:
+            os.close(pack_fd)
+            os.unlink(os.path.join(self.folder, name + ".pack"))
+            raise
+        self._mine = (pack_fd, idx_fd, name)
+        self._end = 0
+        # our own new files changed the folder: keep the index, note the new stamp
+        self._stamp = os.stat(self.folder).st_mtime_ns
+
+    def _close_mine(self) -> None:
+        if self._mine is not None:
+            for fd in self._mine[:2]:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            self._mine = None
+
+    def drop(self, oids: set[str]) -> None:
+        """Rewrite every pack that holds one of ``oids`` without them."""
+        with self._lock:
+            index = self._load()
+            affected = {index[o][0] for o in oids if o in index}
+            if self._mine is not None and self._mine[2] in affected:
+                self._close_mine()
+        for name in sorted(affected):
+            keep = [(o, e) for o, e in list(index.items()) if e[0] == name and o not in oids]
+            with open(os.path.join(self.folder, name + ".pack"), "rb") as f:
+                kept = [(o, os.pread(f.fileno(), e[2], e[1])) for o, e in keep]
+            # the survivors go into this process's pack first; only then is the old one removed
+            for o, data in kept:
+                self.append(o, data, force=True)
+            for ext in (".idx", ".pack"):
+                try:
+                    os.unlink(os.path.join(self.folder, name + ext))
+                except FileNotFoundError:
+                    pass
+        with self._lock:
+            self._index = None
+            self._stamp = None
+
+
+def _listdir(folder: str) -> list[str]:
+    try:
+        return os.listdir(folder)
+    except FileNotFoundError:
+        return []
+
+
+def _read_idx(path: str) -> dict[str, tuple[str, int, int]]:
+    """One pack's index; lines naming bytes past the pack's end (or torn) are ignored."""
+    name = os.path.basename(path)[:-4]
+    try:
+        with open(path, "rb") as f:
+            lines = f.read().split(b"\n")
+        pack_size = os.path.getsize(path[:-4] + ".pack")
+    except FileNotFoundError:
+        return {}
+    out = {}
+    for line in lines:
+        parts = line.split(b" ")
+        if len(parts) != 3:
+            continue
+        try:
+            oid, offset, size = parts[0].decode("ascii"), int(parts[1]), int(parts[2])
+        except (UnicodeDecodeError, ValueError):
+            continue
+        if offset >= 0 and size >= 0 and offset + size <= pack_size:
+            out[oid] = (name, offset, size)
+    return out
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        if n == 0:
+            raise OSError(errno.ENOSPC, "short write")
+        view = view[n:]
 
 
 def _worktree_mode(dest: str) -> int:

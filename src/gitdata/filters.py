@@ -171,7 +171,9 @@ class FilterHandler:
             # and the content ourselves, streaming, when git is done.
             self._deferred.append(WorktreeFile(path, pointer))
             return SmudgeResult(data=pointer.encode())
-        return SmudgeResult(file=self.project.cache.path(pointer.oid))
+        cache = self.project.cache
+        loose = cache.loose_path(pointer.oid)
+        return SmudgeResult(file=loose) if loose else SmudgeResult(data=cache.read_bytes(pointer.oid))
 
     def _finish(self, path: str, pointer: Pointer, fut: Future[str]) -> SmudgeResult:
         try:

@@ -123,6 +123,6 @@ def prune(project: Project, *, dry_run: bool = False, store: ObjectStore | None 
     for oid in sorted(candidates - unpushed):
         report.freed_bytes += project.cache.size_of(oid)
         report.removed.append(oid)
-        if not dry_run:
-            project.cache.remove(oid)
+    if not dry_run:
+        project.cache.remove_many(report.removed)
     return report

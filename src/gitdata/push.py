@@ -87,7 +87,7 @@ def push_objects(
     sizes = {oid: by_oid[oid].pointer.size or 0 for oid in to_upload}
     outcome = run_parallel(
         to_upload,
-        lambda oid: store.upload(oid, cache.path(oid)),
+        lambda oid: store.upload_cached(oid, cache),
         jobs=store.storage.workers(project.jobs),
         label=f"Uploading to {store.name}",
         weight=lambda oid: sizes[oid],

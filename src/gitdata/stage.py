@@ -829,7 +829,7 @@ def open_file(project: Project, path: str) -> Iterator[bytes]:
             if pointer.size is None or os.path.getsize(full) == pointer.size:
                 return _file_chunks(full)
     if pointer.oid and project.cache.has(pointer.oid):
-        return _file_chunks(project.cache.path(pointer.oid))
+        return _cached_chunks(project, pointer.oid)
     if pointer.oid is None and pointer.source:
         fake = ds or Dataset(name="", path="")
         root, key = ds_mod.split_source(fake, pointer.source)
@@ -839,7 +839,7 @@ def open_file(project: Project, path: str) -> Iterator[bytes]:
 
     store = object_store_for(project, ds) if ds else project.object_store()
     download_object(store, project.cache, pointer.oid or "", pointer.size)
-    return _file_chunks(project.cache.path(pointer.oid or ""))
+    return _cached_chunks(project, pointer.oid or "")
 
 
 def _index_pointer(project: Project, path: str) -> Pointer | None:
@@ -854,6 +854,15 @@ def _index_pointer(project: Project, path: str) -> Pointer | None:
     pairs = [(p, s) for p, s in pairs if p == path]
     res = _scan_blobs(project.repo, pairs)
     return res.found[0].pointer if res.found else None
+
+
+def _cached_chunks(project: Project, oid: str) -> Iterator[bytes]:
+    with project.cache.open(oid) as f:
+        while True:
+            chunk = f.read(CHUNK)
+            if not chunk:
+                return
+            yield chunk
 
 
 def _file_chunks(path: str) -> Iterator[bytes]:

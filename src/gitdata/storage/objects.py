@@ -8,10 +8,14 @@ for sha256), so keys stay free of ``:`` on every filesystem.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from concurrent.futures import ThreadPoolExecutor
 
 from ..pointer import HASH_HEX_LENGTHS
 from .core import Storage
+
+if TYPE_CHECKING:
+    from ..cache import Cache
 
 _BY_LENGTH = {n: algo for algo, n in HASH_HEX_LENGTHS.items()}
 
@@ -68,3 +72,11 @@ class ObjectStore:
 
     def upload(self, oid: str, local_path: str) -> None:
         self.storage.put_file(local_path, oid_to_key(oid))
+
+    def upload_cached(self, oid: str, cache: Cache) -> None:
+        """Upload ``oid`` from the local cache, whether it is a file or packed."""
+        loose = cache.loose_path(oid)
+        if loose is not None:
+            self.storage.put_file(loose, oid_to_key(oid))
+        else:
+            self.storage.put_bytes(cache.read_bytes(oid), oid_to_key(oid))
