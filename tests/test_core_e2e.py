@@ -289,7 +289,6 @@ def test_fsck_detects_corrupt_cache_and_prune_keeps_unpushed(tmp_path):
     assert len(report["removed"]) == 1 and len(report["kept_unpushed"]) == 1
     # fsck: corrupt the cached object of the current file
     p = parse(run("git", "show", "HEAD:data/a.bin", cwd=proj).stdout)
-    hexd = p.oid.split(":")[1]
     packs = proj / ".git" / "gitdata" / "packs"  # small objects are packed
     idx = next(i for i in packs.glob("*.idx") if p.oid in i.read_text())
     pack = idx.with_suffix(".pack")

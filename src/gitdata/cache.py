@@ -294,6 +294,7 @@ class Packs:
         self._stamp: int | None = None  # the folder's mtime when the index was read
         self._mine: tuple[int, int, str] | None = None  # (pack fd, idx fd, name) this process appends to
         self._end = 0
+        self._fds: dict[str, int] = {}  # pack name -> read descriptor
 
     # -- reading -------------------------------------------------------------
     def _load(self) -> dict[str, tuple[str, int, int]]:
@@ -325,8 +326,7 @@ class Packs:
                 raise FileNotFoundError(f"object {oid} is not in the cache")
             name, offset, size = entry
             try:
-                with open(os.path.join(self.folder, name + ".pack"), "rb") as f:
-                    data = os.pread(f.fileno(), size, offset)
+                data = os.pread(self._fd(name), size, offset)
                 break
             except FileNotFoundError:
                 if attempt == 2:
@@ -336,6 +336,19 @@ class Packs:
         if len(data) != size:
             raise CacheError(f"pack {name} is truncated at object {oid}; run `git data fsck`")
         return data
+
+    def _fd(self, name: str) -> int:
+        """A read descriptor for pack ``name``, kept open (pread is thread-safe)."""
+        fd = self._fds.get(name)
+        if fd is None:
+            fd = os.open(os.path.join(self.folder, name + ".pack"), os.O_RDONLY | os.O_CLOEXEC)
+            with self._lock:
+                if name in self._fds:
+                    os.close(fd)
+                    fd = self._fds[name]
+                else:
+                    self._fds[name] = fd
+        return fd
 
     # -- writing -------------------------------------------------------------
     def append(self, oid: str, data: bytes, *, force: bool = False) -> None:
@@ -404,6 +417,10 @@ class Packs:
             # the survivors go into this process's pack first; only then is the old one removed
             for o, data in kept:
                 self.append(o, data, force=True)
+            with self._lock:
+                fd = self._fds.pop(name, None)
+            if fd is not None:
+                os.close(fd)
             for ext in (".idx", ".pack"):
                 try:
                     os.unlink(os.path.join(self.folder, name + ext))

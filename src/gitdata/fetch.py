@@ -62,7 +62,7 @@ def download_many(
     return run_parallel(
         todo,
         lambda oid: download_object(store, cache, oid, todo[oid]),
-        jobs=store.storage.workers(jobs),
+        jobs=store.storage.workers(jobs, mean_size=sum(v or 0 for v in todo.values()) / max(1, len(todo))),
         label="Downloading",
         weight=lambda oid: todo[oid] or 0,
         progress=progress,

@@ -144,7 +144,8 @@ class FilterHandler:
                 store = self._store()
                 if self._pool is None:
                     jobs = self.project.jobs
-                    workers = store.storage.workers(jobs) if store is not None else 1
+                    # the first object's size stands for the rest (small ones: one thread)
+                    workers = store.storage.workers(jobs, mean_size=pointer.size) if store is not None else 1
                     self._pool = ThreadPoolExecutor(max_workers=workers)
                 fut = self._pool.submit(
                     download_object, store, self.project.cache, pointer.oid, pointer.size

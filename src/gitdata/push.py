@@ -88,7 +88,7 @@ def push_objects(
     outcome = run_parallel(
         to_upload,
         lambda oid: store.upload_cached(oid, cache),
-        jobs=store.storage.workers(project.jobs),
+        jobs=store.storage.workers(project.jobs, mean_size=sum(sizes.values()) / max(1, len(sizes))),
         label=f"Uploading to {store.name}",
         weight=lambda oid: sizes[oid],
         progress=progress,

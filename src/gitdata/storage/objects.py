@@ -8,8 +8,8 @@ for sha256), so keys stay free of ``:`` on every filesystem.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from ..pointer import HASH_HEX_LENGTHS
 from .core import Storage
@@ -75,8 +75,7 @@ class ObjectStore:
 
     def upload_cached(self, oid: str, cache: Cache) -> None:
         """Upload ``oid`` from the local cache, whether it is a file or packed."""
-        loose = cache.loose_path(oid)
-        if loose is not None:
-            self.storage.put_file(loose, oid_to_key(oid))
+        if cache.packs.find(oid) is not None:
+            self.storage.put_bytes(cache.packs.read(oid), oid_to_key(oid))
         else:
-            self.storage.put_bytes(cache.read_bytes(oid), oid_to_key(oid))
+            self.storage.put_file(cache.path(oid), oid_to_key(oid))
