@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from gitdata.cache import Cache
 from gitdata.pointer import parse
 from helpers import gd, git, new_project, run, status_short, write
 
@@ -121,6 +122,8 @@ def test_push_clone_round_trip_with_large_file_streamed_outside_smudge(tmp_path)
     git(proj, "commit", "-qm", "data")
     # objects larger than gitdata.smudgeMax are written by git data itself
     git(tmp_path, "config", "--global", "gitdata.smudgeMax", "1000000")
+    # download into the cache, as from any remote (a local one is read directly by default)
+    git(tmp_path, "config", "--global", "gitdata.cacheLocalRemote", "true")
     _origin, clone, _ = _push_and_clone(tmp_path, proj)
     for path, data in files.items():
         assert (clone / path).read_bytes() == data, path
@@ -131,12 +134,57 @@ def test_push_clone_round_trip_with_large_file_streamed_outside_smudge(tmp_path)
     assert not [p for p in clone.rglob(".gitdata-*")]
 
 
+def test_local_data_remote_is_read_directly_and_verified(tmp_path):
+    store = tmp_path / "store"
+    proj = new_project(tmp_path / "p", str(store))
+    files = {f"data/f{i}.bin": rand(3000 + i, i) for i in range(5)}
+    files["data/big.bin"] = rand(2_000_000, 98)
+    files["data/bad.bin"] = rand(1_500_000, 97)
+    for path, data in files.items():
+        write(proj / path, data)
+    git(proj, "add", "-A")
+    git(proj, "commit", "-qm", "data")
+    bad = parse(run("git", "show", "HEAD:data/bad.bin", cwd=proj).stdout)
+    git(tmp_path, "config", "--global", "gitdata.smudgeMax", "1000000")  # big files: written after git
+    origin = bare(tmp_path)
+    git(proj, "remote", "add", "origin", str(origin))
+    git(proj, "push", "-q", "origin", "HEAD:refs/heads/main")
+    hexd = bad.oid.split(":")[1]
+    obj = store / "objects" / hexd[:2] / hexd[2:4] / hexd
+    obj.write_bytes(b"Z" * obj.stat().st_size)  # corrupted on the remote
+    clone = tmp_path / "clone"
+    r = run("git", "clone", "-q", str(origin), str(clone), cwd=tmp_path, check=False)
+    err = r.stderr.decode()
+    assert "data/bad.bin" in err and "refused" in err
+    assert (clone / "data" / "bad.bin").read_bytes() == bad.encode()  # left as a pointer
+    for path, data in files.items():
+        if path != "data/bad.bin":
+            assert (clone / path).read_bytes() == data, path
+    assert not list(clone.rglob(".gitdata-*"))
+    # nothing was copied into the cache: the remote is the local copy
+    assert list(Cache(str(clone / ".git" / "gitdata")).iter_oids()) == []
+    rows = {r["path"]: r for r in __import__("json").loads(gd(clone, "ls-files", "--json"))}
+    assert not rows["data/big.bin"]["cached"] and rows["data/big.bin"]["on_remote"]
+    assert status_short(clone) == ""  # a pointer cleans to the committed blob
+    r = run("git", "data", "pull", cwd=clone, check=False)
+    assert r.returncode == 1 and b"data/bad.bin" in r.stderr  # still refused, still a pointer
+    assert (clone / "data" / "bad.bin").read_bytes() == bad.encode()
+    # opt in to a cache copy
+    clone2 = tmp_path / "clone2"
+    git(tmp_path, "-c", "gitdata.cacheLocalRemote=true", "clone", "-q", str(origin), str(clone2))
+    git(clone2, "config", "gitdata.cacheLocalRemote", "true")
+    cached = set(Cache(str(clone2 / ".git" / "gitdata")).iter_oids())
+    assert len(cached) == len(files) - 1 and bad.oid not in cached
+    assert (clone2 / "data" / "big.bin").read_bytes() == files["data/big.bin"]
+
+
 def test_checkout_uses_delay_one_parallel_batch(tmp_path):
     proj = new_project(tmp_path / "p", str(tmp_path / "store"))
     for i in range(30):
         write(proj / "data" / f"f{i}.bin", rand(1000, i))
     git(proj, "add", "-A")
     git(proj, "commit", "-qm", "data")
+    git(tmp_path, "config", "--global", "gitdata.cacheLocalRemote", "true")  # download, do not read directly
     trace = tmp_path / "trace"
     _o, clone, _ = _push_and_clone(tmp_path, proj, GIT_TRACE_PACKET=str(trace))
     log = trace.read_text(errors="replace")

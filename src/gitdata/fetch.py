@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -73,6 +75,8 @@ def download_many(
 class WorktreeFile:
     path: str
     pointer: Pointer
+    #: where the content is, if not in the cache (an object on a local data remote)
+    source: str | None = None
 
 
 def read_worktree_pointer(root: str, path: str) -> Pointer | None:
@@ -106,7 +110,7 @@ def materialize(cache: Cache, root: str, files: Iterable[WorktreeFile]) -> Outco
         if oid is None:
             continue
         full = os.path.join(root, f.path)
-        if not cache.has(oid):
+        if f.source is None and not cache.has(oid):
             outcome.failed[f.path] = ObjectMissing(f"object {oid} is not in the cache; run `git data fetch`")
             continue
         try:
@@ -117,9 +121,39 @@ def materialize(cache: Cache, root: str, files: Iterable[WorktreeFile]) -> Outco
         if current is not None and current != f.pointer.encode():
             continue
         try:
-            cache.copy_to(oid, full)
+            if f.source is not None:
+                copy_verified(f.source, full, oid)
+            else:
+                cache.copy_to(oid, full)
         except (OSError, GitDataError) as err:
             outcome.failed[f.path] = err if isinstance(err, GitDataError) else GitDataError(f"{f.path}: {err}")
             continue
         outcome.done[f.path] = oid
     return outcome
+
+
+def copy_verified(source: str, dest: str, oid: str) -> None:
+    """Copy ``source`` over ``dest`` (temp beside it, then rename) only if its
+    bytes hash to ``oid``; streaming, so memory stays flat for any size."""
+    from .cache import CacheError, _worktree_mode
+    from .hashing import new_hasher
+
+    hasher = new_hasher(oid.split(":", 1)[0])
+    parent = os.path.dirname(os.path.abspath(dest))
+    fd, tmp = tempfile.mkstemp(dir=parent, prefix=".gitdata-")
+    try:
+        with open(source, "rb") as fi, os.fdopen(fd, "wb") as fo:
+            while chunk := fi.read(STREAM_CHUNK):
+                hasher.update(chunk)
+                fo.write(chunk)
+        actual = f"{oid.split(':', 1)[0]}:{hasher.hexdigest()}"
+        if actual != oid:
+            raise CorruptObject(f"refused object {oid} from {source}: content hashes to {actual}")
+        os.chmod(tmp, _worktree_mode(dest))
+        os.replace(tmp, dest)
+    except BaseException as err:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+            raise CacheError(f"no space left writing {dest}; free some space and retry") from err
+        raise

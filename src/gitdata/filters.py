@@ -17,9 +17,10 @@ from .fetch import WorktreeFile, download_object, materialize
 from .hashing import new_hasher, oid_of_bytes
 from .pointer import MAX_SIZE, Pointer, PointerError, is_pointer_like, parse
 from .project import Project
+from .storage import normalize_url, oid_to_key
 
 #: Content up to this size is hashed in memory before anything is written.
-SMALL_CLEAN = 1 << 20
+SMALL_CLEAN = 8 << 20
 #: Environment variable naming a file of ``oid<TAB>path`` lines: paths git data
 #: has just written from the cache, for the clean filter run by refresh_index.
 EXPECT_ENV = "GITDATA_EXPECT"
@@ -76,12 +77,15 @@ class FilterHandler:
         cache = self.project.cache
         algo = self.project.algorithm
         if complete:
-            # small: hashed in memory; written only if the cache lacks it
+            # small: hashed in memory; written only if neither the cache nor a
+            # local data remote has it (a re-clean of racy files writes nothing)
             data = bytes(head)
             oid, size = oid_of_bytes(data, algo), len(data)
-            if not cache.has(oid):
+            if not cache.has(oid) and self._local_object(oid) is None:
                 cache.put_bytes(data, algo, expected_oid=oid)
-        elif (expected := self.expected.get(path)) is not None and cache.has(expected):
+        elif (expected := self.expected.get(path)) is not None and (
+            cache.has(expected) or self._local_object(expected) is not None
+        ):
             oid, size = self._clean_expected(path, expected, head, it)
         else:
             with cache.writer(algo) as w:
@@ -109,7 +113,7 @@ class FilterHandler:
             hasher.update(chunk)
             size += len(chunk)
         oid = f"{algo}:{hasher.hexdigest()}"
-        if oid != expected and not self.project.cache.has(oid):
+        if oid != expected and not self.project.cache.has(oid):  # (then it is on no remote either)
             full = os.path.join(self.project.root, path)
             with open(full, "rb") as f:
                 self.project.cache.put_stream(f, algo, expected_oid=oid)
@@ -129,6 +133,11 @@ class FilterHandler:
         cache = self.project.cache
         if cache.has(pointer.oid):
             return self._from_cache(path, pointer)
+        local = self._local_object(pointer.oid)
+        if local is not None:
+            result = self._from_local(path, pointer, local)
+            if result is not None:
+                return result
         fut = self._start_download(pointer)
         if can_delay:
             self._delayed[path] = (pointer, fut)
@@ -163,6 +172,46 @@ class FilterHandler:
             except GitDataError as err:
                 self._no_remote_error = err
         return self._store_cache
+
+    def _local_object(self, oid: str) -> str | None:
+        """The file holding ``oid`` on a data remote that is a local folder
+        (read directly instead of copied into the cache), or None."""
+        if self._local_store is None:
+            self._local_store = False
+            try:
+                remote = self.project.remotes[self.project.remote_name()]
+            except GitDataError:
+                return None
+            # only a file:// remote: never open (import) a cloud backend here
+            if normalize_url(remote.url).startswith("file://") and not self.project.cache_local_remote:
+                store = self._store()
+                if store is not None and store.storage.local_root is not None:
+                    self._local_store = store
+        if self._local_store is False:
+            return None
+        candidate = self._local_store.storage.path(oid_to_key(oid))
+        return candidate if os.path.isfile(candidate) else None
+
+    _local_store: object = None
+
+    def _from_local(self, path: str, pointer: Pointer, source: str) -> SmudgeResult | None:
+        """Content straight from a local data remote, verified before git gets it.
+
+        ``None`` if the bytes do not match: the download path then refuses
+        them with its usual message.
+        """
+        assert pointer.oid is not None
+        if (pointer.size or 0) > self.project.smudge_max:
+            self._deferred.append(WorktreeFile(path, pointer, source=source))
+            return SmudgeResult(data=pointer.encode())
+        try:
+            with open(source, "rb") as f:
+                data = f.read(self.project.smudge_max + 1)
+        except OSError:
+            return None
+        if oid_of_bytes(data, pointer.oid.split(":", 1)[0]) != pointer.oid:
+            return None
+        return SmudgeResult(data=data)
 
     def _from_cache(self, path: str, pointer: Pointer) -> SmudgeResult:
         assert pointer.oid is not None

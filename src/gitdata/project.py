@@ -63,6 +63,14 @@ class Project:
     def smudge_max(self) -> int:
         return int(self.repo.config_get("gitdata.smudgemax") or DEFAULT_SMUDGE_MAX)
 
+    @cached_property
+    def cache_local_remote(self) -> bool:
+        """Whether checkouts copy objects from a data remote on a local
+        filesystem into the cache too (``gitdata.cacheLocalRemote``, default
+        false: such a remote is read directly)."""
+        value = (self.repo.config_get("gitdata.cachelocalremote") or "").strip().lower()
+        return value in ("1", "true", "yes", "on")
+
     @property
     def algorithm(self) -> str:
         return self.config.hash_algorithm
