@@ -27,7 +27,6 @@ import os
 import shutil
 import tempfile
 import threading
-import uuid
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
@@ -376,7 +375,7 @@ class Packs:
             index[oid] = (name, start, len(data))
 
     def _open_mine(self) -> None:
-        name = f"pack-{uuid.uuid4().hex}"
+        name = f"pack-{os.urandom(16).hex()}"
         try:
             os.makedirs(self.folder, exist_ok=True)
         except FileExistsError:

@@ -9,8 +9,8 @@ import os
 import sys
 import threading
 from collections.abc import Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .errors import GitDataError
 from .fetch import WorktreeFile, download_object, materialize
@@ -18,6 +18,9 @@ from .hashing import new_hasher, oid_of_bytes
 from .pointer import MAX_SIZE, Pointer, PointerError, is_pointer_like, parse
 from .project import Project
 from .storage import normalize_url, oid_to_key
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 #: Content up to this size is hashed in memory before anything is written.
 SMALL_CLEAN = 8 << 20
@@ -155,6 +158,8 @@ class FilterHandler:
                     jobs = self.project.jobs
                     # the first object's size stands for the rest (small ones: one thread)
                     workers = store.storage.workers(jobs, mean_size=pointer.size) if store is not None else 1
+                    from concurrent.futures import ThreadPoolExecutor  # only when downloading
+
                     self._pool = ThreadPoolExecutor(max_workers=workers)
                 fut = self._pool.submit(
                     download_object, store, self.project.cache, pointer.oid, pointer.size
@@ -360,6 +365,8 @@ def _read_expected(path: str | None) -> dict[str, str]:
 
 
 def _failed_future(err: GitDataError | None) -> Future[str]:
+    from concurrent.futures import Future
+
     fut: Future[str] = Future()
     fut.set_exception(err or GitDataError("no data remote"))
     return fut

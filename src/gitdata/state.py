@@ -9,8 +9,11 @@ unchanged.
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import sqlite3
 
 
 class State:
@@ -22,6 +25,8 @@ class State:
         if self._db is None:
             if not create and not os.path.exists(self.path):
                 return None
+            import sqlite3  # not imported by every filter start
+
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
             db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
             db.execute(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -105,6 +104,9 @@ def run_parallel(
         finally:
             bar.close()
         return outcome
+    # imported here: not on the filter's start-up path
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
     try:
         with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(todo)))) as pool:
             futures = {

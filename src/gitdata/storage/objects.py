@@ -8,7 +8,6 @@ for sha256), so keys stay free of ``:`` on every filesystem.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from ..pointer import HASH_HEX_LENGTHS
@@ -66,6 +65,8 @@ class ObjectStore:
             return set()
         if len(wanted) > LIST_THRESHOLD:
             return wanted - self.list_oids()
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(max_workers=min(self.jobs, len(wanted))) as pool:
             present = dict(zip(wanted, pool.map(self.has, wanted)))
         return {oid for oid, ok in present.items() if not ok}
