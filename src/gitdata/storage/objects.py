@@ -65,6 +65,8 @@ class ObjectStore:
             return set()
         if len(wanted) > LIST_THRESHOLD:
             return wanted - self.list_oids()
+        if len(wanted) == 1 or self.storage.local_root is not None:  # no thread pool for a stat or one request
+            return {oid for oid in wanted if not self.has(oid)}
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=min(self.jobs, len(wanted))) as pool:
