@@ -301,6 +301,18 @@ class GitData(Tool):
         return "git add -A && git commit -q -m data"
 
 
+class GitDataCached(GitData):
+    """git data with ``gitdata.cacheLocalRemote=true``: a checkout copies every
+    object into the cache, as git-lfs does, instead of reading the local data
+    remote directly (git data's default for a folder remote)."""
+
+    name = "gd+cache"
+    key = "gdcache"
+
+    def clone(self, url):
+        return f"git -c gitdata.cacheLocalRemote=true clone -q {url} clone"
+
+
 class GitLfs(Tool):
     name = "git-lfs"
     key = "lfs"
@@ -384,7 +396,7 @@ class Dvc(Tool):
         return "git status --porcelain >/dev/null && dvc status -q"
 
 
-ALL_TOOLS = [GitData(), GitLfs(), GitAnnex(), Dvc()]
+ALL_TOOLS = [GitData(), GitLfs(), GitAnnex(), Dvc(), GitDataCached()]
 
 
 if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "measure":

@@ -84,6 +84,7 @@ def test_disk_full_during_checkout_leaves_pointer(tmp_path, tiny_fs):
     clone = tmp_path / "c"
     git(tmp_path, "clone", "-q", "--no-checkout", str(origin), str(clone))
     git(clone, "config", "gitdata.cacheDir", str(tiny_fs / "cache"))
+    git(clone, "config", "gitdata.cacheLocalRemote", "true")  # through the cache, as from any remote
     r = run("git", "reset", "-q", "--hard", cwd=clone, check=False)
     assert "data/big.bin" in r.stderr.decode() and "no space left" in r.stderr.decode()
     assert (clone / "data" / "big.bin").read_bytes().startswith(b"version gitdata/1\n")

@@ -225,7 +225,9 @@ def test_dataset_storage_receives_its_own_files(root, tmp_path):
     assert not (remote / "objects").exists()
     gd(root, "dataset", "unstage", "ds")
     assert (root / "data/ds/mine.bin").read_text().startswith("version gitdata/1")
-    shutil.rmtree(root / ".git/gitdata/objects")  # staging must fetch from the dataset's storage
+    for folder in ("objects", "packs"):  # staging must fetch from the dataset's storage
+        shutil.rmtree(root / ".git/gitdata" / folder, ignore_errors=True)
+    assert not (root / ".git/gitdata/packs").exists()
     gd(root, "dataset", "stage", "ds")
     assert (root / "data/ds/mine.bin").read_bytes() == b"M" * 3000
     assert git(root, "status", "--porcelain") == ""
