@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from .cache import Cache, CorruptObject
 from .errors import GitDataError
+from .hashing import new_hasher
 from .pointer import MAX_SIZE, Pointer, PointerError, is_pointer_like, parse
 from .storage import ObjectNotFound, ObjectStore, oid_to_key
 from .transfer import Outcome, run_parallel
@@ -53,6 +54,23 @@ def download_object(store: ObjectStore, cache: Cache, oid: str, size: int | None
         raise ObjectMissing(f"object {oid} is missing on {where}") from err
     except CorruptObject as err:
         raise CorruptObject(f"refused object {oid} from {where}: {err}") from err
+    return oid
+
+
+def verify_file(path: str, oid: str, where: str) -> str:
+    """Check that ``path`` (an object on a local data remote) hashes to ``oid``;
+    returns the oid, or raises :class:`CorruptObject` as a download would."""
+    algo = oid.split(":", 1)[0]
+    hasher = new_hasher(algo)
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(STREAM_CHUNK):
+                hasher.update(chunk)
+    except FileNotFoundError as err:
+        raise ObjectMissing(f"object {oid} is missing on {where}") from err
+    actual = f"{algo}:{hasher.hexdigest()}"
+    if actual != oid:
+        raise CorruptObject(f"refused object {oid} from {where}: content hashes to {actual}")
     return oid
 
 
@@ -136,8 +154,6 @@ def copy_verified(source: str, dest: str, oid: str) -> None:
     """Copy ``source`` over ``dest`` (temp beside it, then rename) only if its
     bytes hash to ``oid``; streaming, so memory stays flat for any size."""
     from .cache import CacheError, _worktree_mode
-    from .hashing import new_hasher
-
     hasher = new_hasher(oid.split(":", 1)[0])
     parent = os.path.dirname(os.path.abspath(dest))
     fd, tmp = tempfile.mkstemp(dir=parent, prefix=".gitdata-")

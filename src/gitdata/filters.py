@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .errors import GitDataError
-from .fetch import WorktreeFile, download_object, materialize
+from .fetch import WorktreeFile, download_object, materialize, verify_file
 from .hashing import new_hasher, oid_of_bytes
 from .pointer import MAX_SIZE, Pointer, PointerError, is_pointer_like, parse
 from .project import Project
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
 
 #: Content up to this size is hashed in memory before anything is written.
-SMALL_CLEAN = 8 << 20
+SMALL_CLEAN = 1 << 20
 #: Environment variable naming a file of ``oid<TAB>path`` lines: paths git data
 #: has just written from the cache, for the clean filter run by refresh_index.
 EXPECT_ENV = "GITDATA_EXPECT"
@@ -81,7 +81,7 @@ class FilterHandler:
         algo = self.project.algorithm
         if complete:
             # small: hashed in memory; written only if neither the cache nor a
-            # local data remote has it (a re-clean of racy files writes nothing)
+            # local data remote has it (a re-clean after a checkout writes nothing)
             data = bytes(head)
             oid, size = oid_of_bytes(data, algo), len(data)
             if not cache.has(oid) and self._local_object(oid) is None:
@@ -95,7 +95,11 @@ class FilterHandler:
                 w.write(head)
                 for chunk in it:
                     w.write(chunk)
-                oid, size = w.commit()
+                if self._local_object(w.oid) is not None:
+                    oid, size = w.oid, w.size  # already in the local data remote: keep no copy
+                    w.abort()
+                else:
+                    oid, size = w.commit()
         staged = self.project.state.staged_pointer(path, oid)
         if staged is not None:
             return staged
@@ -137,18 +141,20 @@ class FilterHandler:
         if cache.has(pointer.oid):
             return self._from_cache(path, pointer)
         local = self._local_object(pointer.oid)
-        if local is not None:
-            result = self._from_local(path, pointer, local)
-            if result is not None:
-                return result
-        fut = self._start_download(pointer)
+        if local is not None and (pointer.size or 0) > self.project.smudge_max:
+            # written after git is done, verified while it is copied
+            self._deferred.append(WorktreeFile(path, pointer, source=local))
+            return SmudgeResult(data=pointer.encode())
+        fut = self._start_download(pointer, local)
         if can_delay:
             self._delayed[path] = (pointer, fut)
             fut.add_done_callback(lambda _f, p=path: self._mark_ready(p))
             return None
         return self._finish(path, pointer, fut)
 
-    def _start_download(self, pointer: Pointer) -> Future[str]:
+    def _start_download(self, pointer: Pointer, local: str | None = None) -> Future[str]:
+        """Fetch into the cache, or (``local``: the object's file on a local
+        data remote) only verify that file, in the pool either way."""
         assert pointer.oid is not None
         with self._lock:
             fut = self._downloads.get(pointer.oid)
@@ -161,9 +167,12 @@ class FilterHandler:
                     from concurrent.futures import ThreadPoolExecutor  # only when downloading
 
                     self._pool = ThreadPoolExecutor(max_workers=workers)
-                fut = self._pool.submit(
-                    download_object, store, self.project.cache, pointer.oid, pointer.size
-                ) if store is not None else _failed_future(self._no_remote_error)
+                if store is None:
+                    fut = _failed_future(self._no_remote_error)
+                elif local is not None:
+                    fut = self._pool.submit(verify_file, local, pointer.oid, _where(store))
+                else:
+                    fut = self._pool.submit(download_object, store, self.project.cache, pointer.oid, pointer.size)
                 self._downloads[pointer.oid] = fut
             return fut
 
@@ -199,25 +208,6 @@ class FilterHandler:
 
     _local_store: object = None
 
-    def _from_local(self, path: str, pointer: Pointer, source: str) -> SmudgeResult | None:
-        """Content straight from a local data remote, verified before git gets it.
-
-        ``None`` if the bytes do not match: the download path then refuses
-        them with its usual message.
-        """
-        assert pointer.oid is not None
-        if (pointer.size or 0) > self.project.smudge_max:
-            self._deferred.append(WorktreeFile(path, pointer, source=source))
-            return SmudgeResult(data=pointer.encode())
-        try:
-            with open(source, "rb") as f:
-                data = f.read(self.project.smudge_max + 1)
-        except OSError:
-            return None
-        if oid_of_bytes(data, pointer.oid.split(":", 1)[0]) != pointer.oid:
-            return None
-        return SmudgeResult(data=data)
-
     def _from_cache(self, path: str, pointer: Pointer) -> SmudgeResult:
         assert pointer.oid is not None
         size = pointer.size or 0
@@ -241,6 +231,11 @@ class FilterHandler:
             self._log(msg)
             self.failures.append(path)
             return SmudgeResult(data=pointer.encode())
+        assert pointer.oid is not None
+        if not self.project.cache.has(pointer.oid):
+            local = self._local_object(pointer.oid)
+            if local is not None:
+                return SmudgeResult(file=local)  # verified by the job that just finished
         return self._from_cache(path, pointer)
 
     def _mark_ready(self, path: str) -> None:
@@ -370,3 +365,7 @@ def _failed_future(err: GitDataError | None) -> Future[str]:
     fut: Future[str] = Future()
     fut.set_exception(err or GitDataError("no data remote"))
     return fut
+
+
+def _where(store) -> str:
+    return f"data remote {store.name!r} ({store.storage.display})"
