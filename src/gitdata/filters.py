@@ -5,6 +5,7 @@ No protocol code here (see :mod:`gitdata.git.filter_process`).
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import threading
@@ -58,34 +59,47 @@ class FilterHandler:
         self._reported: set[str] = set()
         self._ready_cond = threading.Condition()
         self.failures: list[str] = []
+        self._clean_buf: bytearray | None = None
 
     # -- clean -------------------------------------------------------------
     def clean(self, path: str, chunks: Iterator[bytes]) -> bytes:
-        head = bytearray()
+        # Content up to SMALL_CLEAN is gathered in one buffer kept for the
+        # whole process: fresh multi-MiB buffers per file cost page faults
+        # (200 x 5 MiB add: 2.6 s -> 5.5 s of mostly system time).
+        if self._clean_buf is None:
+            self._clean_buf = bytearray(SMALL_CLEAN)
+        buf = self._clean_buf
+        n = 0
         it = iter(chunks)
-        complete = True
+        overflow: bytes | None = None
         for chunk in it:
-            head += chunk
-            if len(head) >= SMALL_CLEAN:
-                complete = False
+            end = n + len(chunk)
+            if end > SMALL_CLEAN:
+                overflow = chunk
                 break
-        if len(head) == 0:
+            buf[n:end] = chunk
+            n = end
+        if n == 0 and overflow is None:
             return b""
-        if len(head) < MAX_SIZE and is_pointer_like(head):
+        head = memoryview(buf)[:n]
+        if overflow is None and n < MAX_SIZE and is_pointer_like(bytes(head)):
+            text = bytes(head)
             try:
-                parse(bytes(head))
-                return bytes(head)  # already a pointer: pass through unchanged
+                parse(text)
+                return text  # already a pointer: pass through unchanged
             except PointerError:
                 pass  # a file that merely looks like one is data
+        complete = overflow is None
+        if overflow is not None:
+            it = itertools.chain((overflow,), it)
         cache = self.project.cache
         algo = self.project.algorithm
         if complete:
             # small: hashed in memory; written only if neither the cache nor a
             # local data remote has it (a re-clean after a checkout writes nothing)
-            data = bytes(head)
-            oid, size = oid_of_bytes(data, algo), len(data)
+            oid, size = oid_of_bytes(head, algo), n
             if not cache.has(oid) and self._local_object(oid) is None:
-                cache.put_bytes(data, algo, expected_oid=oid)
+                cache.put_bytes(head, algo, expected_oid=oid)
         elif (expected := self.expected.get(path)) is not None and (
             cache.has(expected) or self._local_object(expected) is not None
         ):
@@ -105,7 +119,9 @@ class FilterHandler:
             return staged
         return Pointer(oid=oid, size=size).encode()
 
-    def _clean_expected(self, path: str, expected: str, head: bytes, it: Iterator[bytes]) -> tuple[str, int]:
+    def _clean_expected(
+        self, path: str, expected: str, head: bytes | memoryview, it: Iterator[bytes]
+    ) -> tuple[str, int]:
         """Content git data itself just wrote from the cache: hash it, write nothing.
 
         If the bytes are not the expected object after all (changed in the
