@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import BinaryIO, Protocol
 
 import xxhash
@@ -27,6 +26,8 @@ def new_hasher(algorithm: str) -> Hasher:
     if algorithm == "xxh128":
         return xxhash.xxh3_128()
     if algorithm == "sha256":
+        import hashlib  # OpenSSL's start-up is paid only by sha256 repositories
+
         return hashlib.sha256()
     raise UnknownHashError(
         f"unknown hash algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)} "

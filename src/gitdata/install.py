@@ -52,6 +52,8 @@ def install(scope: str, repo: Repo | None) -> list[str]:
         run_git(["config", f"--{scope}", key, value], cwd=repo.root if repo else None)
         done.append(f"{scope} config {key}")
     if repo is not None:
+        repo.forget_config()
+    if repo is not None:
         done += install_hooks(repo, quiet=False)
     return done
 
@@ -61,6 +63,8 @@ def uninstall(scope: str, repo: Repo | None) -> list[str]:
     for section in (f"filter.{DRIVER}", f"diff.{DRIVER}", f"merge.{DRIVER}"):
         run_git(["config", f"--{scope}", "--remove-section", section], cwd=repo.root if repo else None, check=False)
         done.append(f"{scope} config [{section}] removed")
+    if repo is not None:
+        repo.forget_config()
     if repo is not None:
         hooks = repo.hooks_dir()
         for name in HOOKS:

@@ -84,10 +84,10 @@ class Project:
         name in ``.gitdata`` wins.
         """
         out = dict(self.config.remotes)
-        raw = self.repo.git("config", "--get-regexp", r"^gitdata\.remote\..*\.url$", check=False)
-        for line in raw.decode("utf-8", "surrogateescape").splitlines():
-            key, _, url = line.partition(" ")
-            name = key[len("gitdata.remote.") : -len(".url")]
+        for key, values in self.repo.config_items():
+            if not (key.startswith("gitdata.remote.") and key.endswith(".url")):
+                continue
+            name, url = key[len("gitdata.remote.") : -len(".url")], values[-1].strip()
             if name and url and name not in out:
                 out[name] = config_mod.RemoteConfig(name=name, url=url)
         return out

@@ -64,6 +64,8 @@ class Repo:
         return cls(root=root, git_dir=git_dir, common_dir=common)
 
     def git(self, *args: str, input: bytes | None = None, check: bool = True) -> bytes:
+        if args and args[0] == "config":
+            self.forget_config()  # it may write; read the snapshot again next time
         return run_git(args, cwd=self.root, input=input, check=check)
 
     @cached_property
@@ -71,16 +73,40 @@ class Repo:
         """``<git-common-dir>/gitdata``: per-clone state, never tracked."""
         return os.path.join(self.common_dir, "gitdata")
 
+    # -- configuration -----------------------------------------------------
+    # One `git config --list -z` per Repo instead of one `git config --get` per
+    # key: a pre-push hook or a filter start asked git about 8 times (3-5 ms
+    # each). The snapshot includes every scope, includes and `git -c`.
+    def _config(self) -> dict[str, list[str]]:
+        snap = self.__dict__.get("_config_snapshot")
+        if snap is None:
+            snap = {}
+            out = run_git(["config", "--list", "-z"], cwd=self.root, check=False)
+            for rec in out.decode("utf-8", "surrogateescape").split("\0"):
+                if not rec:
+                    continue
+                key, _sep, value = rec.partition("\n")
+                snap.setdefault(_config_key(key), []).append(value)
+            self.__dict__["_config_snapshot"] = snap
+        return snap
+
+    def config_items(self) -> list[tuple[str, list[str]]]:
+        """Every configured key (section and name in lower case) with its values."""
+        return list(self._config().items())
+
+    def forget_config(self) -> None:
+        self.__dict__.pop("_config_snapshot", None)
+
     def config_get(self, key: str, default: str | None = None) -> str | None:
-        out = run_git(["config", "--get", key], cwd=self.root, check=False)
-        text = out.decode().strip()
+        values = self._config().get(_config_key(key))
+        text = values[-1].strip() if values else ""
         return text if text else default
 
     def config_get_all(self, key: str) -> list[str]:
-        out = run_git(["config", "--get-all", key], cwd=self.root, check=False)
-        return [line for line in out.decode().splitlines() if line]
+        return [v for v in self._config().get(_config_key(key), []) if v]
 
     def config_set(self, key: str, value: str, *, scope: str = "--local") -> None:
+        self.forget_config()
         run_git(["config", scope, key, value], cwd=self.root)
 
     def rev_parse(self, rev: str) -> str | None:
@@ -153,3 +179,10 @@ class Repo:
             sha, _, path = line.partition(" ")
             if path:
                 yield sha, path
+
+
+def _config_key(key: str) -> str:
+    """git's key identity: section and variable names ignore case, a subsection does not."""
+    section, _dot, rest = key.partition(".")
+    sub, _dot2, name = rest.rpartition(".")
+    return f"{section.lower()}.{sub}.{name.lower()}" if sub else f"{section.lower()}.{name.lower()}"

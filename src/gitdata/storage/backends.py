@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import uuid
 from typing import Any, BinaryIO
 
 #: Name prefix of an upload in progress on a filesystem backend; listings skip it.
@@ -83,7 +82,7 @@ class LocalAdapter(Adapter):
         self, fs: Any, lpath: str, rpath: str, create_only: bool, if_match: str | None = None
     ) -> None:
         parent = os.path.dirname(rpath)
-        tmp = os.path.join(parent, f"{TMP_PREFIX}{uuid.uuid4().hex}")
+        tmp = os.path.join(parent, f"{TMP_PREFIX}{os.urandom(16).hex()}")
         try:
             try:
                 _copy(lpath, tmp)
