@@ -428,3 +428,41 @@ def test_push_and_clone_through_git_daemon(tmp_path, daemon_repo):
     git(proj, "commit", "--allow-empty", "-qm", "empty")
     r = run("git", "push", "origin", "HEAD:refs/heads/main", cwd=proj)
     assert b"uploaded" not in r.stderr
+
+
+def test_clone_fetches_a_datasets_files_from_its_own_storage(tmp_path):
+    """Files of a dataset with its own storage are fetched from there at checkout."""
+    store, ds_store = tmp_path / "store", tmp_path / "ds-store"
+    proj = new_project(tmp_path / "p", str(store))
+    gd(proj, "dataset", "create", "ds", "--storage", str(ds_store))
+    mine = tmp_path / "mine.bin"
+    mine.write_bytes(rand(5000, 3))
+    gd(proj, "dataset", "add", "ds", str(mine))
+    write(proj / "data" / "plain.bin", rand(4000, 4))
+    git(proj, "add", "-A")
+    git(proj, "commit", "-qm", "data")
+    origin = bare(tmp_path)
+    git(proj, "remote", "add", "origin", str(origin))
+    git(proj, "push", "-q", "origin", "HEAD:refs/heads/main")
+    assert [p for p in ds_store.rglob("*") if p.is_file()]  # the dataset's object went there
+    clone = tmp_path / "clone"
+    r = run("git", "clone", "-q", str(origin), str(clone), cwd=tmp_path)
+    assert (clone / "data" / "ds" / "mine.bin").read_bytes() == rand(5000, 3), r.stderr.decode()
+    assert (clone / "data" / "plain.bin").read_bytes() == rand(4000, 4)
+    assert status_short(clone) == ""
+    # `git data pull` in a clone that skipped the checkout fetches it from there too
+    lazy = tmp_path / "lazy"
+    run("git", "clone", "-q", str(origin), str(lazy), cwd=tmp_path, env={"GIT_DATA_SKIP_SMUDGE": "1"})
+    assert (lazy / "data" / "ds" / "mine.bin").read_bytes().startswith(b"version gitdata/1\n")
+    gd(lazy, "pull")
+    assert (lazy / "data" / "ds" / "mine.bin").read_bytes() == rand(5000, 3)
+    # the dataset's storage gone: its file stays a pointer, naming the storage; the rest checks out
+    import shutil
+
+    shutil.rmtree(ds_store)
+    clone2 = tmp_path / "clone2"
+    r = run("git", "clone", "-q", str(origin), str(clone2), cwd=tmp_path, check=False)
+    err = r.stderr.decode()
+    assert "data/ds/mine.bin" in err and "'ds'" in err
+    assert (clone2 / "data" / "ds" / "mine.bin").read_bytes().startswith(b"version gitdata/1\n")
+    assert (clone2 / "data" / "plain.bin").read_bytes() == rand(4000, 4)

@@ -60,6 +60,7 @@ class FilterHandler:
         self._ready_cond = threading.Condition()
         self.failures: list[str] = []
         self._clean_buf: bytearray | None = None
+        self._dataset_stores: dict[str, tuple[object, GitDataError | None]] = {}
 
     # -- clean -------------------------------------------------------------
     def clean(self, path: str, chunks: Iterator[bytes]) -> bytes:
@@ -156,26 +157,28 @@ class FilterHandler:
         cache = self.project.cache
         if cache.has(pointer.oid):
             return self._from_cache(path, pointer)
-        local = self._local_object(pointer.oid)
+        owned = self._owner(path) is not None  # a dataset with its own storage
+        local = None if owned else self._local_object(pointer.oid)
         if local is not None and (pointer.size or 0) > self.project.smudge_max:
             # written after git is done, verified while it is copied
             self._deferred.append(WorktreeFile(path, pointer, source=local))
             return SmudgeResult(data=pointer.encode())
-        fut = self._start_download(pointer, local)
+        fut = self._start_download(pointer, local, path)
         if can_delay:
             self._delayed[path] = (pointer, fut)
             fut.add_done_callback(lambda _f, p=path: self._mark_ready(p))
             return None
         return self._finish(path, pointer, fut)
 
-    def _start_download(self, pointer: Pointer, local: str | None = None) -> Future[str]:
-        """Fetch into the cache, or (``local``: the object's file on a local
-        data remote) only verify that file, in the pool either way."""
+    def _start_download(self, pointer: Pointer, local: str | None = None, path: str = "") -> Future[str]:
+        """Fetch into the cache from where ``path``'s data lives, or (``local``:
+        the object's file on a local data remote) only verify that file, in
+        the pool either way."""
         assert pointer.oid is not None
         with self._lock:
             fut = self._downloads.get(pointer.oid)
             if fut is None:
-                store = self._store()
+                store, error = self._store_for(path)
                 if self._pool is None:
                     jobs = self.project.jobs
                     # the first object's size stands for the rest (small ones: one thread)
@@ -184,7 +187,7 @@ class FilterHandler:
 
                     self._pool = ThreadPoolExecutor(max_workers=workers)
                 if store is None:
-                    fut = _failed_future(self._no_remote_error)
+                    fut = _failed_future(error)
                 elif local is not None:
                     fut = self._pool.submit(verify_file, local, pointer.oid, _where(store))
                 else:
@@ -194,6 +197,36 @@ class FilterHandler:
 
     _no_remote_error: GitDataError | None = None
     _store_cache: object = None
+    _owners: list | None = None
+
+    def _owner(self, path: str):
+        """The dataset with its own storage that holds ``path``, if any."""
+        if self._owners is None:
+            from .datasets import load_all
+
+            try:
+                self._owners = [d for d in load_all(self.project).values() if d.storage]
+            except GitDataError:
+                self._owners = []
+        return next((d for d in self._owners if d.contains(path)), None)
+
+    def _store_for(self, path: str):
+        """``(store, None)`` where ``path``'s objects live (its dataset's own
+        storage, else the data remote), or ``(None, error)``."""
+        owner = self._owner(path) if path else None
+        if owner is None:
+            store = self._store()
+            return store, (None if store is not None else self._no_remote_error)
+        key = f"dataset:{owner.name}"
+        if key not in self._dataset_stores:
+            from .storage import ObjectStore
+
+            try:
+                storage = self.project.open_storage(owner.storage or "", owner.options, name=owner.name)
+                self._dataset_stores[key] = (ObjectStore(storage, jobs=self.project.jobs), None)
+            except GitDataError as err:
+                self._dataset_stores[key] = (None, err)
+        return self._dataset_stores[key]
 
     def _store(self):
         if self._store_cache is None and self._no_remote_error is None:

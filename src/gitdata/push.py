@@ -50,8 +50,9 @@ def push_objects(
         path, reason = next(iter(scan.malformed.items()))
         raise PushFailed(f"{path}: malformed gitdata pointer: {reason}")
     routed_reports: list[PushReport] = []
-    if store is None and remote is None:
+    if store is None:
         # files of a dataset with its own storage go there, not to the data remote
+        # (whichever data remote the rest goes to, and from `git push` too)
         from .datasets import split_by_storage
 
         scan, routed = split_by_storage(project, scan)

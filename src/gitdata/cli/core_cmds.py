@@ -122,14 +122,23 @@ def _fetch(project, refs, include, exclude, remote):
         found += scan_tree(project.repo, ref).found
     found += scan_index(project.repo).found
     chosen = [f for f in _select(found, include, exclude) if f.pointer.oid]
-    wanted = {f.pointer.oid: f.pointer.size for f in chosen}
-    if not any(not project.cache.has(oid) for oid in wanted):
+    if all(project.cache.has(f.pointer.oid) for f in chosen):
         return 0, {}
-    store = project.object_store(remote)
-    outcome = download_many(store, project.cache, wanted, jobs=project.jobs)
+    from ..datasets import split_by_storage
+    from ..scan import ScanResult
+
+    # files of a dataset with its own storage come from there
+    rest, routed = split_by_storage(project, ScanResult(chosen, {}))
     by_oid = {f.pointer.oid: f.path for f in chosen}
-    failed = {by_oid[oid]: str(err) for oid, err in outcome.failed.items()}
-    return len(outcome.done), failed
+    done, failed = 0, {}
+    for store, part in [(None, rest), *routed]:
+        wanted = {f.pointer.oid: f.pointer.size for f in part.found}
+        if not any(not project.cache.has(oid) for oid in wanted):
+            continue
+        outcome = download_many(store or project.object_store(remote), project.cache, wanted, jobs=project.jobs)
+        done += len(outcome.done)
+        failed.update({by_oid[oid]: str(err) for oid, err in outcome.failed.items()})
+    return done, failed
 
 
 @cli.command()
