@@ -27,10 +27,11 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
 
 from .errors import GitDataError
+from .fileio import write_all
 from .hashing import CHUNK, new_hasher, oid_of_bytes, oid_of_file
 from .pointer import HASH_HEX_LENGTHS
 
@@ -73,15 +74,8 @@ class CacheWriter:
     def write(self, data: bytes | memoryview) -> None:
         assert self._file is not None
         self._hasher.update(data)
-        view = memoryview(data)
         try:
-            # A raw write may write less than asked (a full disk does this
-            # before it raises ENOSPC): loop, or the object would be truncated.
-            while view:
-                n = self._file.write(view)
-                if not n:
-                    raise OSError(errno.ENOSPC, "short write")
-                view = view[n:]
+            write_all(self._file.fileno(), data)  # loops over short writes (a full disk)
         except OSError as err:
             self.abort()
             if err.errno == errno.ENOSPC:
@@ -257,30 +251,36 @@ class Cache:
     def copy_to(self, oid: str, dest: str) -> None:
         """Write the object to ``dest`` atomically (temp beside it, then rename)."""
         src = self.loose_path(oid)
-        data = self.packs.read(oid) if src is None else None
-        parent = os.path.dirname(os.path.abspath(dest))
-        fd, tmp = tempfile.mkstemp(dir=parent, prefix=".gitdata-")
-        try:
-            if data is not None:
-                _write_all(fd, data)
-                os.close(fd)
-                fd = -1
-            else:
-                os.close(fd)
-                fd = -1
-                assert src is not None
-                _fast_copy(src, tmp)
-            mode = _worktree_mode(dest)
-            os.chmod(tmp, mode)
-            os.replace(tmp, dest)
-        except OSError as err:
-            if fd >= 0:
-                os.close(fd)
-            if os.path.lexists(tmp):
-                os.unlink(tmp)
-            if err.errno == errno.ENOSPC:
-                raise CacheError(f"no space left writing {dest}; free some space and retry") from err
-            raise
+        if src is not None:
+            replace_file(dest, lambda tmp: _fast_copy(src, tmp))
+            return
+        data = self.packs.read(oid)
+
+        def fill(tmp: str) -> None:
+            with open(tmp, "wb") as f:
+                f.write(data)
+
+        replace_file(dest, fill)
+
+
+def replace_file(dest: str, fill: Callable[[str], None]) -> None:
+    """Replace ``dest`` atomically: ``fill(tmp)`` writes a temporary file beside
+    it, which takes ``dest``'s mode (a new file's default if there is none) and
+    is renamed over it. On any failure nothing is left under the temporary
+    name; a full disk raises a :class:`CacheError` that says what to do."""
+    parent = os.path.dirname(os.path.abspath(dest))
+    fd, tmp = tempfile.mkstemp(dir=parent, prefix=".gitdata-")
+    os.close(fd)
+    try:
+        fill(tmp)
+        os.chmod(tmp, _worktree_mode(dest))
+        os.replace(tmp, dest)
+    except BaseException as err:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+            raise CacheError(f"no space left writing {dest}; free some space and retry") from err
+        raise
 
 
 class Packs:
@@ -363,7 +363,7 @@ class Packs:
             pack_fd, idx_fd, name = self._mine
             start = self._end
             try:
-                _write_all(pack_fd, data)
+                write_all(pack_fd, data)
             except OSError:
                 try:
                     os.ftruncate(pack_fd, start)  # no torn bytes before the next object
@@ -371,7 +371,7 @@ class Packs:
                     self._close_mine()
                 raise
             self._end = start + len(data)
-            _write_all(idx_fd, f"{oid} {start} {len(data)}\n".encode())
+            write_all(idx_fd, f"{oid} {start} {len(data)}\n".encode())
             index[oid] = (name, start, len(data))
 
     def _open_mine(self) -> None:
@@ -458,15 +458,6 @@ def _read_idx(path: str) -> dict[str, tuple[str, int, int]]:
         if offset >= 0 and size >= 0 and offset + size <= pack_size:
             out[oid] = (name, offset, size)
     return out
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        if n == 0:
-            raise OSError(errno.ENOSPC, "short write")
-        view = view[n:]
 
 
 def _worktree_mode(dest: str) -> int:

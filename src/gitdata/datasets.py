@@ -675,6 +675,15 @@ def iter_registered(found: Iterable[Found]) -> Iterator[Found]:
             yield f
 
 
+def object_store_for(project: Project, ds: Dataset):
+    """Where the dataset's own objects are pushed and fetched: its storage, or the data remote."""
+    from .storage import ObjectStore
+
+    if ds.storage:
+        return ObjectStore(project.open_storage(ds.storage, ds.options, name=ds.name), jobs=project.jobs)
+    return project.object_store()
+
+
 def split_by_storage(project: Project, scan: Any) -> tuple[Any, list[tuple[Any, Any]]]:
     """Route pointers of datasets that have their own ``storage`` to it.
 
@@ -682,7 +691,6 @@ def split_by_storage(project: Project, scan: Any) -> tuple[Any, list[tuple[Any, 
     per dataset storage, so that push uploads a dataset's files there.
     """
     from .scan import ScanResult
-    from .storage import ObjectStore
 
     owners = [d for d in load_all(project).values() if d.storage]
     if not owners:
@@ -698,6 +706,5 @@ def split_by_storage(project: Project, scan: Any) -> tuple[Any, list[tuple[Any, 
     routed = []
     for name, found in parts.items():
         ds = next(d for d in owners if d.name == name)
-        store = ObjectStore(project.open_storage(ds.storage or "", ds.options, name=ds.name), jobs=project.jobs)
-        routed.append((store, ScanResult(found, {})))
+        routed.append((object_store_for(project, ds), ScanResult(found, {})))
     return ScanResult(rest, scan.malformed), routed

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import errno
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .cache import Cache, CorruptObject
+from .cache import Cache, CorruptObject, replace_file
 from .errors import GitDataError
-from .hashing import new_hasher
+from .hashing import new_hasher, oid_of_file
 from .pointer import MAX_SIZE, Pointer, PointerError, is_pointer_like, parse
 from .storage import ObjectNotFound, ObjectStore, oid_to_key
 from .transfer import Outcome, run_parallel
@@ -37,7 +35,7 @@ def download_object(store: ObjectStore, cache: Cache, oid: str, size: int | None
         return oid
     algo = oid.split(":", 1)[0]
     key = oid_to_key(oid)
-    where = f"data remote {store.name!r} ({store.storage.display})"
+    where = describe(store)
     try:
         if size is not None and size <= SMALL_OBJECT:
             data = store.storage.cat(key)
@@ -60,18 +58,18 @@ def download_object(store: ObjectStore, cache: Cache, oid: str, size: int | None
 def verify_file(path: str, oid: str, where: str) -> str:
     """Check that ``path`` (an object on a local data remote) hashes to ``oid``;
     returns the oid, or raises :class:`CorruptObject` as a download would."""
-    algo = oid.split(":", 1)[0]
-    hasher = new_hasher(algo)
     try:
-        with open(path, "rb") as f:
-            while chunk := f.read(STREAM_CHUNK):
-                hasher.update(chunk)
+        actual, _size = oid_of_file(path, oid.split(":", 1)[0])
     except FileNotFoundError as err:
         raise ObjectMissing(f"object {oid} is missing on {where}") from err
-    actual = f"{algo}:{hasher.hexdigest()}"
     if actual != oid:
         raise CorruptObject(f"refused object {oid} from {where}: content hashes to {actual}")
     return oid
+
+
+def describe(store: ObjectStore) -> str:
+    """How messages name a data remote: its name and (redacted) location."""
+    return f"data remote {store.name!r} ({store.storage.display})"
 
 
 def download_many(
@@ -153,23 +151,16 @@ def materialize(cache: Cache, root: str, files: Iterable[WorktreeFile]) -> Outco
 def copy_verified(source: str, dest: str, oid: str) -> None:
     """Copy ``source`` over ``dest`` (temp beside it, then rename) only if its
     bytes hash to ``oid``; streaming, so memory stays flat for any size."""
-    from .cache import CacheError, _worktree_mode
-    hasher = new_hasher(oid.split(":", 1)[0])
-    parent = os.path.dirname(os.path.abspath(dest))
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix=".gitdata-")
-    try:
-        with open(source, "rb") as fi, os.fdopen(fd, "wb") as fo:
+    algo = oid.split(":", 1)[0]
+
+    def fill(tmp: str) -> None:
+        hasher = new_hasher(algo)
+        with open(source, "rb") as fi, open(tmp, "wb") as fo:
             while chunk := fi.read(STREAM_CHUNK):
                 hasher.update(chunk)
                 fo.write(chunk)
-        actual = f"{oid.split(':', 1)[0]}:{hasher.hexdigest()}"
+        actual = f"{algo}:{hasher.hexdigest()}"
         if actual != oid:
             raise CorruptObject(f"refused object {oid} from {source}: content hashes to {actual}")
-        os.chmod(tmp, _worktree_mode(dest))
-        os.replace(tmp, dest)
-    except BaseException as err:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
-            raise CacheError(f"no space left writing {dest}; free some space and retry") from err
-        raise
+
+    replace_file(dest, fill)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .errors import GitDataError
-from .fetch import WorktreeFile, download_object, materialize, verify_file
+from .fetch import WorktreeFile, describe, download_object, materialize, verify_file
 from .hashing import new_hasher, oid_of_bytes
 from .pointer import MAX_SIZE, Pointer, PointerError, is_pointer_like, parse
 from .project import Project
@@ -83,13 +83,14 @@ class FilterHandler:
         if n == 0 and overflow is None:
             return b""
         head = memoryview(buf)[:n]
-        if overflow is None and n < MAX_SIZE and is_pointer_like(bytes(head)):
+        if overflow is None and n < MAX_SIZE:
             text = bytes(head)
-            try:
-                parse(text)
-                return text  # already a pointer: pass through unchanged
-            except PointerError:
-                pass  # a file that merely looks like one is data
+            if is_pointer_like(text):
+                try:
+                    parse(text)
+                    return text  # already a pointer: pass through unchanged
+                except PointerError:
+                    pass  # a file that merely looks like one is data
         complete = overflow is None
         if overflow is not None:
             it = itertools.chain((overflow,), it)
@@ -189,7 +190,7 @@ class FilterHandler:
                 if store is None:
                     fut = _failed_future(error)
                 elif local is not None:
-                    fut = self._pool.submit(verify_file, local, pointer.oid, _where(store))
+                    fut = self._pool.submit(verify_file, local, pointer.oid, describe(store))
                 else:
                     fut = self._pool.submit(download_object, store, self.project.cache, pointer.oid, pointer.size)
                 self._downloads[pointer.oid] = fut
@@ -217,16 +218,14 @@ class FilterHandler:
         if owner is None:
             store = self._store()
             return store, (None if store is not None else self._no_remote_error)
-        key = f"dataset:{owner.name}"
-        if key not in self._dataset_stores:
-            from .storage import ObjectStore
+        if owner.name not in self._dataset_stores:
+            from .datasets import object_store_for
 
             try:
-                storage = self.project.open_storage(owner.storage or "", owner.options, name=owner.name)
-                self._dataset_stores[key] = (ObjectStore(storage, jobs=self.project.jobs), None)
+                self._dataset_stores[owner.name] = (object_store_for(self.project, owner), None)
             except GitDataError as err:
-                self._dataset_stores[key] = (None, err)
-        return self._dataset_stores[key]
+                self._dataset_stores[owner.name] = (None, err)
+        return self._dataset_stores[owner.name]
 
     def _store(self):
         if self._store_cache is None and self._no_remote_error is None:
@@ -415,6 +414,3 @@ def _failed_future(err: GitDataError | None) -> Future[str]:
     fut.set_exception(err or GitDataError("no data remote"))
     return fut
 
-
-def _where(store) -> str:
-    return f"data remote {store.name!r} ({store.storage.display})"

@@ -53,7 +53,6 @@ def install(scope: str, repo: Repo | None) -> list[str]:
         done.append(f"{scope} config {key}")
     if repo is not None:
         repo.forget_config()
-    if repo is not None:
         done += install_hooks(repo, quiet=False)
     return done
 
@@ -65,7 +64,6 @@ def uninstall(scope: str, repo: Repo | None) -> list[str]:
         done.append(f"{scope} config [{section}] removed")
     if repo is not None:
         repo.forget_config()
-    if repo is not None:
         hooks = repo.hooks_dir()
         for name in HOOKS:
             path = os.path.join(hooks, name)

@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 
 from . import datasets as ds_mod
 from .cache import CacheError
-from .datasets import Dataset, DatasetError
+from .datasets import Dataset, DatasetError, object_store_for
 from .errors import GitDataError
 from .fetch import WorktreeFile, download_many, materialize
 from .filters import refresh_index
@@ -506,15 +506,6 @@ def _stage_owned(
         if f.path in res.done:
             report.bytes += f.pointer.size or 0
     return list(res.done)
-
-
-def object_store_for(project: Project, ds: Dataset):
-    """Where the dataset's own objects are pushed: its storage, or the data remote."""
-    from .storage import ObjectStore
-
-    if ds.storage:
-        return ObjectStore(project.open_storage(ds.storage, ds.options, name=ds.name), jobs=project.jobs)
-    return project.object_store()
 
 
 def _check_folder_is_ours(project: Project, ds: Dataset, found: list[Found]) -> None:

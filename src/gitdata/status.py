@@ -173,7 +173,7 @@ def _remote_rows(project: Project, ds: ds_mod.Dataset, found: list[Found], by_pa
             new_rows.append(StatusRow("datasets", ds.name, path, None, NEW, f"{storage.url}/{key}", current[key]))
     owned = {f.pointer.oid: f for f in found if f.pointer.oid}
     if owned:
-        from .stage import object_store_for
+        from .datasets import object_store_for
 
         try:
             store = object_store_for(project, ds)

@@ -93,32 +93,28 @@ def run_parallel(
         return outcome
     total = sum(weight(i) for i in todo) if weight else len(todo)
     bar = Progress(label, total, unit_bytes=weight is not None, enabled=progress)
-    if jobs <= 1:  # in this thread: no pool, no futures (10,000 small local copies: 3 s -> 1.6 s)
+
+    def settle(item: T, result: Callable[[], R]) -> None:
         try:
-            for item in todo:
-                try:
-                    outcome.done[item] = with_retries(lambda i=item: fn(i), attempts=retries)
-                except GitDataError as err:
-                    outcome.failed[item] = err
-                bar.advance(weight(item) if weight else 1)
-        finally:
-            bar.close()
-        return outcome
-    # imported here: not on the filter's start-up path
-    from concurrent.futures import ThreadPoolExecutor, as_completed
+            outcome.done[item] = result()
+        except GitDataError as err:
+            outcome.failed[item] = err
+        bar.advance(weight(item) if weight else 1)
 
     try:
+        if jobs <= 1:  # in this thread: no pool, no futures (10,000 small local copies: 3 s -> 1.6 s)
+            for item in todo:
+                settle(item, lambda i=item: with_retries(lambda: fn(i), attempts=retries))
+            return outcome
+        # imported here: not on the filter's start-up path
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
         with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(todo)))) as pool:
             futures = {
                 pool.submit(with_retries, (lambda i=item: fn(i)), attempts=retries): item for item in todo
             }
             for fut in as_completed(futures):
-                item = futures[fut]
-                try:
-                    outcome.done[item] = fut.result()
-                except GitDataError as err:
-                    outcome.failed[item] = err
-                bar.advance(weight(item) if weight else 1)
+                settle(futures[fut], fut.result)
     finally:
         bar.close()
     return outcome

@@ -123,7 +123,7 @@ def _fetch(project, refs, include, exclude, remote):
     found += scan_index(project.repo).found
     chosen = [f for f in _select(found, include, exclude) if f.pointer.oid]
     if all(project.cache.has(f.pointer.oid) for f in chosen):
-        return 0, {}
+        return 0, {}  # before any storage is opened (a dataset's may ask for credentials)
     from ..datasets import split_by_storage
     from ..scan import ScanResult
 

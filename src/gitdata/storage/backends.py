@@ -10,7 +10,10 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+from collections.abc import Callable
 from typing import Any, BinaryIO
+
+from ..fileio import write_new
 
 #: Name prefix of an upload in progress on a filesystem backend; listings skip it.
 TMP_PREFIX = ".gitdata-tmp-"
@@ -81,25 +84,43 @@ class LocalAdapter(Adapter):
     def put_file(
         self, fs: Any, lpath: str, rpath: str, create_only: bool, if_match: str | None = None
     ) -> None:
-        parent = os.path.dirname(rpath)
-        tmp = os.path.join(parent, f"{TMP_PREFIX}{os.urandom(16).hex()}")
-        try:
+        def fill(tmp: str) -> None:
             try:
                 _copy(lpath, tmp)
             except FileNotFoundError:
                 if not os.path.exists(lpath):
-                    raise
-                os.makedirs(parent, exist_ok=True)  # first object in this folder
+                    raise  # the source is missing, not the target folder
+                os.makedirs(os.path.dirname(rpath), exist_ok=True)  # first object in this folder
                 _copy(lpath, tmp)
-            if create_only:
-                os.link(tmp, rpath)  # FileExistsError if someone was first
-                os.unlink(tmp)
-            else:
-                os.replace(tmp, rpath)
-        except BaseException:
-            if os.path.lexists(tmp):
-                os.unlink(tmp)
-            raise
+
+        _publish(rpath, fill, create_only)
+
+    def put_bytes(self, rpath: str, data: bytes) -> None:
+        def fill(tmp: str) -> None:
+            try:
+                write_new(tmp, data)
+            except FileNotFoundError:
+                os.makedirs(os.path.dirname(rpath), exist_ok=True)  # first object in this folder
+                write_new(tmp, data)
+
+        _publish(rpath, fill, False)
+
+
+def _publish(rpath: str, fill: Callable[[str], None], create_only: bool) -> None:
+    """``fill`` a temporary name beside ``rpath``, then move it there (``create_only``:
+    only if nothing is there yet); nothing is left under the temporary name."""
+    tmp = os.path.join(os.path.dirname(rpath), f"{TMP_PREFIX}{os.urandom(16).hex()}")
+    try:
+        fill(tmp)
+        if create_only:
+            os.link(tmp, rpath)  # FileExistsError if someone was first
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, rpath)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 #: Files up to this size are copied with one read and one write.
@@ -117,16 +138,7 @@ def _copy(src: str, dst: str) -> None:
                 _sendfile_all(fi, fo, size)
             return
         data = fi.read()
-    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        view = memoryview(data)
-        while view:
-            n = os.write(fd, view)
-            if n == 0:
-                raise OSError(errno.ENOSPC, "short write")
-            view = view[n:]
-    finally:
-        os.close(fd)
+    write_new(dst, data)
 
 
 def _sendfile_all(fi: BinaryIO, fo: BinaryIO, size: int) -> None:

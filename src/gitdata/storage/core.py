@@ -7,7 +7,6 @@ is translated here, once, into :mod:`gitdata.storage.errors`.
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, BinaryIO
@@ -79,25 +78,6 @@ def _local_walk(top: str) -> Iterator[tuple[str, os.stat_result]]:
                     yield entry.path, entry.stat()
                 except FileNotFoundError:
                     continue  # removed meanwhile
-
-
-def _write_local(path: str, data: bytes) -> None:
-    """Write ``data`` under a temporary name beside ``path``, then rename it there."""
-    parent = os.path.dirname(path)
-    tmp = os.path.join(parent, f"{TMP_PREFIX}{os.getpid()}-{threading.get_ident()}")
-    try:
-        try:
-            f = open(tmp, "wb")  # noqa: SIM115
-        except FileNotFoundError:
-            os.makedirs(parent, exist_ok=True)  # the first object in this folder
-            f = open(tmp, "wb")  # noqa: SIM115
-        with f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _stat_info(path: str, st: os.stat_result) -> dict[str, Any]:
@@ -275,7 +255,7 @@ class Storage:
     def put_bytes(self, data: bytes, key: str) -> None:
         try:
             if self.local_root is not None:
-                _write_local(self.path(key), data)
+                LOCAL_ADAPTER.put_bytes(self.path(key), data)
                 return
             self.fs.pipe_file(self.path(key), data)
         except Exception as err:
