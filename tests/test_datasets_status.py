@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gitdata import status as st
-from gitdata.datasets import Dataset, Source, split_source
+from gitdata.datasets import Dataset, Source, UnsafeSource, split_source
 from gitdata.pointer import Pointer
 from gitdata.storage.fingerprint import Fingerprint
 
@@ -78,7 +78,13 @@ def test_split_source_prefers_the_longest_registered_root():
     ds = Dataset("d", "data/d", sources=[Source("s3://b/raw"), Source("s3://b/raw/extra", "x")])
     assert split_source(ds, "s3://b/raw/a/b.txt") == ("s3://b/raw", "a/b.txt")
     assert split_source(ds, "s3://b/raw/extra/c") == ("s3://b/raw/extra", "c")
-    assert split_source(ds, "s3://b/rawfile") == ("s3://b", "rawfile")  # not under "raw/"
+    # not under "raw/": a pointer may only name data under its dataset's declared sources
+    with pytest.raises(UnsafeSource, match="not under a source of dataset 'd'"):
+        split_source(ds, "s3://b/rawfile")
+    with pytest.raises(UnsafeSource, match="'..'"):
+        split_source(ds, "s3://b/raw/../secret/x")
+    single = Dataset("s", "data/s", sources=[Source("s3://b/one/file.csv")])
+    assert split_source(single, "s3://b/one/file.csv") == ("s3://b/one", "file.csv")
     assert Source.decode(Source("s3://b/x", "sub/dir").encode()) == Source("s3://b/x", "sub/dir")
 
 

@@ -77,6 +77,69 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+class UntrustedOption(ConfigError):
+    """A storage option in a tracked file that is not on the allow-list for its protocol."""
+
+
+#: Storage options a tracked file (``.gitdata``, which arrives with a clone)
+#: may set, per protocol: where the data is and how to reach it, nothing
+#: that changes what is written (ACLs, headers, encryption), reads local
+#: files (credential paths) or names code. The user's own configuration
+#: (``gitdata.remote.NAME.option`` in ``.git/config`` or ``~/.gitconfig``)
+#: may set any option. docs/security.md lists these.
+TRACKED_OPTIONS: dict[str, frozenset[str]] = {
+    "s3": frozenset({
+        "endpoint_url", "anon", "requester_pays", "version_aware", "use_ssl",
+        "client_kwargs", "config_kwargs", "default_block_size", "cache_regions",
+    }),
+    "gcs": frozenset({
+        "project", "endpoint_url", "token", "requester_pays", "version_aware",
+        "default_location", "block_size",
+    }),
+    "file": frozenset({"auto_mkdir"}),
+    "http": frozenset({"simple_links", "same_scheme", "block_size"}),
+    "memory": frozenset(),
+}  # fmt: skip
+_PROTOCOL_FAMILY = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "file": "file", "local": "file",
+                    "http": "http", "https": "http", "memory": "memory"}  # fmt: skip
+#: Nested options: which keys of a dict-valued option are allowed.
+_TRACKED_NESTED: dict[tuple[str, str], frozenset[str]] = {
+    ("s3", "client_kwargs"): frozenset({"region_name", "endpoint_url"}),
+    ("s3", "config_kwargs"): frozenset({"signature_version", "s3", "connect_timeout", "read_timeout", "retries"}),
+}
+_TRACKED_VALUES: dict[tuple[str, str], tuple[Any, ...]] = {
+    ("gcs", "token"): ("anon", None, False),  # a path or a dict would read or carry credentials
+}
+
+
+def protocol_family(url: str) -> str:
+    scheme = url.split("://", 1)[0].lower() if "://" in url else "file"
+    return _PROTOCOL_FAMILY.get(scheme, scheme)
+
+
+def check_tracked_options(url: str, options: Mapping[str, Any], where: str, name: str | None = None) -> None:
+    """Refuse options from a tracked file that are not on :data:`TRACKED_OPTIONS` for ``url``."""
+    family = protocol_family(url)
+    allowed = TRACKED_OPTIONS.get(family, frozenset())
+    for key, value in options.items():
+        bad = key not in allowed
+        if not bad and (family, key) in _TRACKED_NESTED:
+            sub = _TRACKED_NESTED[(family, key)]
+            bad = not isinstance(value, Mapping) or any(k not in sub for k in value)
+            if not bad and key == "config_kwargs" and "s3" in value:
+                bad = not isinstance(value["s3"], Mapping) or set(value["s3"]) - {"addressing_style"}
+        if not bad and (family, key) in _TRACKED_VALUES:
+            bad = value not in _TRACKED_VALUES[(family, key)]
+        if bad:
+            target = name or "NAME"
+            raise UntrustedOption(
+                f"{where}: option {key!r} is not one a tracked .gitdata may set for {family} storage "
+                f"(allowed: {', '.join(sorted(allowed)) or 'none'}); if you trust it, set it for this "
+                f"clone with `git config --add gitdata.remote.{target}.option {key}=VALUE` "
+                "(or in ~/.gitconfig), and remove it from .gitdata"
+            )
+
+
 @dataclass
 class RemoteConfig:
     name: str

@@ -31,6 +31,7 @@ from typing import Any
 
 from . import config as config_mod
 from . import install as install_mod
+from . import safepath
 from .errors import GitDataError
 from .git.repo import run_git
 from .pointer import MAX_SIZE, Pointer, PointerError, is_pointer_like, parse
@@ -55,8 +56,12 @@ class NameClash(DatasetError):
     pass
 
 
-class UnsafePath(DatasetError):
+class UnsafePath(DatasetError, safepath.UnsafePath):
     """An object key or path that would land outside the dataset folder."""
+
+
+class UnsafeSource(UnsafePath):
+    """A registered pointer whose ``source`` is not under its dataset's declared sources."""
 
 
 @dataclass(frozen=True)
@@ -111,12 +116,24 @@ def _last(keys: dict[str, list[str]], key: str) -> str | None:
     return vals[-1] if vals else None
 
 
-def load_all(project: Project) -> dict[str, Dataset]:
-    out = {}
+def _load_checked(project: Project) -> tuple[dict[str, Dataset], dict[str, UnsafePath]]:
+    """Every dataset of ``.gitdata``; those whose folder is unsafe apart, with the reason.
+
+    ``.gitdata`` arrives with a clone: a ``path`` that climbs out of the
+    project or into ``.git`` is refused here, where it is read.
+    """
+    out: dict[str, Dataset] = {}
+    refused: dict[str, UnsafePath] = {}
     for name, keys in project.config.sections("dataset").items():
+        path = (_last(keys, "path") or f"{DEFAULT_ROOT}/{name}").strip("/")
+        try:
+            safepath.check_place(path, f"dataset {name!r} folder (path in .gitdata)")
+        except safepath.UnsafePath as err:
+            refused[name] = UnsafePath(f"{err}; fix or remove [dataset \"{name}\"] in .gitdata")
+            continue
         out[name] = Dataset(
             name=name,
-            path=(_last(keys, "path") or f"{DEFAULT_ROOT}/{name}").strip("/"),
+            path=path,
             storage=_last(keys, "storage"),
             option_lines=list(keys.get("option", [])),
             created=_last(keys, "created"),
@@ -126,11 +143,23 @@ def load_all(project: Project) -> dict[str, Dataset]:
             keywords=list(keys.get("keyword", [])),
             sources=[Source.decode(v) for v in keys.get("source", [])],
         )
-    return out
+    return out, refused
+
+
+def load_all(project: Project) -> dict[str, Dataset]:
+    """The datasets of ``.gitdata`` whose folder is safe (see :func:`refused`)."""
+    return _load_checked(project)[0]
+
+
+def refused(project: Project) -> dict[str, UnsafePath]:
+    """Datasets of ``.gitdata`` that are ignored because their folder is unsafe."""
+    return _load_checked(project)[1]
 
 
 def get(project: Project, name: str) -> Dataset:
-    datasets = load_all(project)
+    datasets, bad = _load_checked(project)
+    if name in bad:
+        raise bad[name]
     if name not in datasets:
         known = ", ".join(sorted(datasets)) or "none yet"
         raise UnknownDataset(
@@ -158,8 +187,10 @@ def check_folder(project: Project, folder: str) -> str:
     norm = posixpath.normpath(folder) if folder else ""
     if not norm or norm in (".", "..") or norm.startswith("../") or posixpath.isabs(folder):
         raise UnsafePath(f"dataset folder {folder!r} must be a relative path inside the project")
-    if ".git" in norm.split("/"):
-        raise UnsafePath(f"dataset folder {folder!r} may not be inside .git")
+    try:
+        safepath.check_place(norm, "dataset folder")
+    except safepath.UnsafePath as err:
+        raise UnsafePath(str(err)) from err
     return norm
 
 
@@ -257,20 +288,10 @@ def _index_has_prefix(project: Project, folder: str) -> bool:
 
 def safe_relpath(key: str) -> str:
     """``key`` as a relative POSIX path that cannot leave its folder, or :class:`UnsafePath`."""
-    if not key or key.startswith("/") or "\\" in key and key.replace("\\", "/").startswith("/"):
-        raise UnsafePath(f"object key {key!r} is absolute or empty")
-    parts = key.split("/")
-    for part in parts:
-        if part in ("", ".", ".."):
-            raise UnsafePath(
-                f"object key {key!r} has an empty, '.' or '..' part and could land outside the "
-                "dataset folder; rename the object, or --exclude it"
-            )
-        if part.lower() == ".git":
-            raise UnsafePath(f"object key {key!r} has a '.git' part; git cannot track it")
-        if "\0" in part or "\n" in part or "\r" in part:
-            raise UnsafePath(f"object key {key!r} has control characters")
-    return key
+    try:
+        return safepath.check_relpath(key, "object key")
+    except safepath.UnsafePath as err:
+        raise UnsafePath(f"{err}; rename the object, or --exclude it") from err
 
 
 def within(root: str, path: str) -> bool:
@@ -340,7 +361,7 @@ def list_source(project: Project, ds: Dataset, url: str) -> tuple[Storage, list[
         entries = list(storage.list())
     if len(entries) == 1 and entries[0][0] == storage.root:
         parent_url, _, base = storage.url.rpartition("/")
-        parent = project.open_storage(parent_url, storage.options, name=ds.name)
+        parent = project.open_storage(parent_url, storage.options, name=ds.name, tracked=False)
         return parent, [(base, entries[0][1])], True
     return storage, fill_sizes(storage, _drop_dir_markers(entries)), False
 
@@ -377,14 +398,33 @@ def source_roots(ds: Dataset) -> list[Source]:
     return sorted(ds.sources, key=lambda s: len(s.url), reverse=True)
 
 
-def split_source(ds: Dataset, object_url: str) -> tuple[str, str]:
-    """``(storage url, key)`` for a pointer's ``source``: under a registered root if any."""
+def split_source(ds: Dataset, object_url: str, path: str = "") -> tuple[str, str]:
+    """``(storage url, key)`` for a pointer's ``source``, which must lie under a declared source.
+
+    A pointer arrives with a clone: its ``source`` is read only where the
+    dataset's ``.gitdata`` section says its data comes from (a prefix, or
+    one registered object), with a key that cannot climb out of it. Anything
+    else (``file:///home/...``, another bucket) is :class:`UnsafeSource`.
+    """
     for src in source_roots(ds):
         root = src.url.rstrip("/")
         if object_url.startswith(root + "/"):
-            return root, object_url[len(root) + 1 :]
-    parent, _, base = object_url.rpartition("/")
-    return parent, base
+            key = object_url[len(root) + 1 :]
+            try:
+                safepath.check_relpath(key, "source key")
+            except safepath.UnsafePath as err:
+                raise UnsafeSource(f"{path or object_url}: {err}; the pointer was not read") from err
+            return root, key
+        if object_url == root and "/" in root.split("://", 1)[-1]:
+            parent, _, base = root.rpartition("/")
+            return parent, base
+    where = f"dataset {ds.name!r}" if ds.name else "no dataset"
+    declared = ", ".join(s.url for s in ds.sources) or "none"
+    raise UnsafeSource(
+        f"{path or 'a registered file'}: its source {object_url} is not under a source of {where} "
+        f"(declared: {declared}); refusing to read it. A pointer can only name data its dataset "
+        "registered; `git data dataset add NAME URL` registers a source"
+    )
 
 
 # -- the dataset's files in git ---------------------------------------------------

@@ -131,16 +131,27 @@ class Project:
         remote = self.remotes[name]
         return self.open_storage(remote.url, remote.options, name=name)
 
-    def open_storage(self, url: str, options: dict[str, Any] | None = None, *, name: str | None = None) -> Storage:
+    def open_storage(
+        self, url: str, options: dict[str, Any] | None = None, *, name: str | None = None, tracked: bool = True
+    ) -> Storage:
         """A :class:`Storage` for any URL (data remote, dataset source, mapped storage).
 
-        ``options`` are the tracked, non-secret options; credentials are
-        added by :func:`gitdata.credentials.resolve_options`. Every part of
-        git data opens storage through here.
+        ``options`` are the tracked, non-secret options (checked against
+        the allow-list of :func:`gitdata.config.check_tracked_options`
+        unless ``tracked=False``: options of a storage already opened, or
+        from the user's own git config); per-clone options and credentials
+        are added by :func:`gitdata.credentials.resolve_options`. Every part
+        of git data opens storage through here.
         """
         from .credentials import resolve_options
 
-        opts = resolve_options(self, name, url, dict(options or {}))
+        options = dict(options or {})
+        if tracked and options:
+            own = {line.partition("=")[0] for line in self.repo.config_get_all(f"gitdata.remote.{name}.option")} if name else set()
+            config_mod.check_tracked_options(
+                url, {k: v for k, v in options.items() if k not in own}, f"{config_mod.FILENAME} ({name or url})", name
+            )
+        opts = resolve_options(self, name, url, options)
         return Storage(url, opts, name=name)
 
     def object_store(self, name: str | None = None) -> ObjectStore:

@@ -278,7 +278,8 @@ class BucketRemote(Remote):
     def __init__(self, project: Project, name: str, url: str, log: Callable[[str], None]) -> None:
         super().__init__(project, name, url, log)
         self.options = storage_options(project.repo, name if self.named else None)
-        storage = project.open_storage(url, dict(self.options), name=name if self.named else None)
+        # options from the user's own git config (s3data.option): any option is allowed
+        storage = project.open_storage(url, dict(self.options), name=name if self.named else None, tracked=False)
         hint = f"git remote-s3data unlock {name if self.named else url}"
         locking = project.repo.config_get("s3data.locking") or "auto"
         if locking not in ("auto", "lock"):

@@ -228,6 +228,7 @@ def _download_to_cache(project: Project, storage: Storage, key: str, pointer: Po
             chunk = f.read(CHUNK * 4)
             if not chunk:
                 break
+            _check_bound(storage, key, pointer, w.size + len(chunk), w.abort)
             w.write(chunk)
             if md5 is not None:
                 md5.update(chunk)
@@ -248,6 +249,7 @@ def _download_to_file(project: Project, storage: Storage, key: str, pointer: Poi
                 chunk = f.read(CHUNK * 4)
                 if not chunk:
                     break
+                _check_bound(storage, key, pointer, size + len(chunk), sink.abort)
                 sink.write(chunk)
                 size += len(chunk)
                 if md5 is not None:
@@ -258,6 +260,26 @@ def _download_to_file(project: Project, storage: Storage, key: str, pointer: Poi
         sink.abort()
         raise
     return oid
+
+
+def check_registered_size(path: str, pointer: Pointer) -> None:
+    """A registered file must state its size: it bounds every read of its source."""
+    if pointer.oid is None and pointer.size is None:
+        raise StageError(
+            f"{path}: the registered pointer has no size, so a read of its source could not be "
+            "bounded; register it again (`git data update`) to record its size"
+        )
+
+
+def _check_bound(storage: Storage, key: str, pointer: Pointer, size: int, abort: Callable[[], None]) -> None:
+    """Stop reading as soon as more bytes arrive than the pointer records."""
+    if pointer.size is not None and size > pointer.size:
+        abort()
+        raise RemoteChanged(
+            f"{storage.display}/{key} has more than the {pointer.size} bytes that were recorded: "
+            "the remote changed (or the pointer lies); stopped reading. Run `git data update` to "
+            "record the new version"
+        )
 
 
 def _check(storage: Storage, key: str, pointer: Pointer, size: int, md5: Any, expected: str | None, abort: Callable[[], None]) -> None:
@@ -322,7 +344,12 @@ def _remote_check(
     by_root: dict[str, list[_Item]] = {}
     for it in items:
         assert it.found.pointer.source
-        it.storage_url, it.key = ds_mod.split_source(ds, it.found.pointer.source)
+        try:
+            it.storage_url, it.key = ds_mod.split_source(ds, it.found.pointer.source, it.found.path)
+            check_registered_size(it.found.path, it.found.pointer)
+        except GitDataError as err:
+            report.failed[it.found.path] = str(err)
+            continue
         by_root.setdefault(it.storage_url, []).append(it)
     keep: list[_Item] = []
     storages: dict[str, Storage] = {}
@@ -823,7 +850,8 @@ def open_file(project: Project, path: str) -> Iterator[bytes]:
         return _cached_chunks(project, pointer.oid)
     if pointer.oid is None and pointer.source:
         fake = ds or Dataset(name="", path="")
-        root, key = ds_mod.split_source(fake, pointer.source)
+        check_registered_size(path, pointer)
+        root, key = ds_mod.split_source(fake, pointer.source, path)
         storage = ds_mod.open_source(project, fake, root, versioned=bool(pointer.get("version-id")))
         return _storage_chunks(storage, key, pointer)
     from .fetch import download_object
@@ -867,12 +895,16 @@ def _file_chunks(path: str) -> Iterator[bytes]:
 
 def _storage_chunks(storage: Storage, key: str, pointer: Pointer) -> Iterator[bytes]:
     kwargs = _open_kwargs(storage, pointer.get("version-id"))
+    size = 0
     try:
         with storage.open_read(key, **kwargs) as f:
             while True:
                 chunk = f.read(CHUNK)
                 if not chunk:
+                    _check(storage, key, pointer, size, None, None, lambda: None)
                     return
+                size += len(chunk)
+                _check_bound(storage, key, pointer, size, lambda: None)
                 yield chunk
     except ObjectNotFound as err:
         raise GitDataError(f"{pointer.source} is gone from the remote: {err}") from err

@@ -35,6 +35,7 @@ UNCHANGED = "unchanged"
 CHANGED = "changed"
 DELETED = "deleted"
 NEW = "new"
+REFUSED = "refused"  # a registered source outside the dataset's sources: never read
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class StatusRow:
     @property
     def notable(self) -> bool:
         """Worth showing in the short listing."""
-        return self.local in (MODIFIED, NOT_PUSHED, MISSING) or self.remote in (CHANGED, DELETED, NEW)
+        return self.local in (MODIFIED, NOT_PUSHED, MISSING) or self.remote in (CHANGED, DELETED, NEW, REFUSED)
 
 
 SectionProvider = Callable[[Project, StatusOptions], list[StatusRow]]
@@ -138,7 +139,12 @@ def _remote_rows(project: Project, ds: ds_mod.Dataset, found: list[Found], by_pa
     groups: dict[str, dict[str, Found]] = {}
     for f in found:
         if f.pointer.oid is None and f.pointer.source:
-            root, key = ds_mod.split_source(ds, f.pointer.source)
+            try:
+                root, key = ds_mod.split_source(ds, f.pointer.source, f.path)
+            except ds_mod.UnsafeSource as err:
+                by_path[f.path].remote = REFUSED
+                by_path[f.path].detail = str(err)
+                continue
             groups.setdefault(root, {})[key] = f
     roots = {s.url.rstrip("/"): s for s in ds.sources}
     for root, files in sorted(groups.items()):

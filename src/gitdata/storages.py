@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import config as config_mod
+from . import safepath
 from .errors import GitDataError
 from .storage import normalize_url, open_filesystem, redact_url
 
@@ -40,6 +41,10 @@ class StorageConfigError(GitDataError):
 
 class UnknownStorage(StorageConfigError):
     pass
+
+
+class UnsafeStorage(StorageConfigError, safepath.UnsafePath):
+    """A storage whose folder (from ``.gitdata``) would leave the project or pass through a foreign link."""
 
 
 @dataclass
@@ -61,26 +66,50 @@ class StorageSpec:
         }
 
 
-def load_all(project: Project) -> dict[str, StorageSpec]:
+def _load_checked(project: Project) -> tuple[dict[str, StorageSpec], dict[str, safepath.UnsafePath]]:
+    """Every storage of ``.gitdata``; those whose project folder is unsafe apart.
+
+    ``.gitdata`` arrives with a clone: a ``to`` that climbs out of the
+    project, is absolute or enters ``.git`` is refused here, where it is read.
+    """
     out: dict[str, StorageSpec] = {}
+    refused: dict[str, safepath.UnsafePath] = {}
     for name, keys in sorted(project.config.sections(SECTION).items()):
         url = (keys.get("url") or [""])[-1]
         if not url:
+            continue
+        to = (keys.get("to") or [posixpath.join(DEFAULT_ROOT, name)])[-1]
+        try:
+            to = safepath.check_place(to, f"storage {name!r} folder (to in .gitdata)")
+        except safepath.UnsafePath as err:
+            refused[name] = UnsafeStorage(f"{err}; fix or remove [storage \"{name}\"] in .gitdata")
             continue
         lines = keys.get("option", [])
         out[name] = StorageSpec(
             name=name,
             url=url,
-            to=(keys.get("to") or [posixpath.join(DEFAULT_ROOT, name)])[-1],
+            to=to,
             mode=(keys.get("mode") or ["copy"])[-1],
             options=config_mod.parse_options(lines),
             option_lines=list(lines),
         )
-    return out
+    return out, refused
+
+
+def load_all(project: Project) -> dict[str, StorageSpec]:
+    """The storages of ``.gitdata`` whose folder is safe (see :func:`refused`)."""
+    return _load_checked(project)[0]
+
+
+def refused(project: Project) -> dict[str, safepath.UnsafePath]:
+    """Storages of ``.gitdata`` that are ignored because their folder is unsafe."""
+    return _load_checked(project)[1]
 
 
 def get(project: Project, name: str) -> StorageSpec:
-    specs = load_all(project)
+    specs, bad = _load_checked(project)
+    if name in bad:
+        raise bad[name]
     if name not in specs:
         known = ", ".join(sorted(specs)) or "none"
         raise UnknownStorage(
@@ -99,9 +128,10 @@ def _clean_project_path(project: Project, to: str) -> str:
         raise StorageConfigError(
             f"--to {to!r} must be a folder inside the project (for example storages/NAME)"
         )
-    first = rel.split("/", 1)[0]
-    if first == ".git" or rel == config_mod.FILENAME:
-        raise StorageConfigError(f"--to {to!r} is reserved; choose another folder")
+    try:
+        safepath.check_place(rel, "--to")
+    except safepath.UnsafePath as err:
+        raise StorageConfigError(f"{err}; choose another folder") from err
     return rel
 
 
@@ -132,6 +162,7 @@ def add(
     options = config_mod.parse_options(option_pairs)
     for key, value in options.items():
         config_mod.check_not_secret(key, str(value))
+    config_mod.check_tracked_options(url, options, f"storage {name!r}", name)
     if "@" in url.split("://", 1)[-1].split("/", 1)[0]:
         raise StorageConfigError(
             f"URL {redact_url(url)} carries user info; credentials never go in .gitdata "
@@ -196,6 +227,35 @@ def project_path(project: Project, spec: StorageSpec) -> str:
 def local_dir(project: Project, spec: StorageSpec) -> str:
     """Where this clone keeps the storage's bytes (the project path, or --location)."""
     return location(project, spec.name) or project_path(project, spec)
+
+
+def checked_local_dir(project: Project, spec: StorageSpec, *, create: bool = True) -> str:
+    """:func:`local_dir`, checked on the real filesystem right before it is read or written.
+
+    No component of the project path may be a symlink, except the
+    ``--location`` link git data made (its target recorded in ``.git/config``);
+    a tracked symlink standing in a storage path is refused, so a clone can
+    never make a stage write (or a sync upload) outside the storage folder.
+    """
+    loc = location(project, spec.name)
+    links = {spec.to: loc} if loc else {}
+    what = f"storage {spec.name!r}"
+    if loc:
+        parent, _, _last = spec.to.rpartition("/")
+        safepath.checked_dir(project.root, parent, create=create, what=what)
+        link = project_path(project, spec)
+        if not os.path.islink(link) or os.path.realpath(link) != os.path.realpath(loc):
+            raise UnsafeStorage(
+                f"{what}: {spec.to} should link to its --location {loc}, but does not; run "
+                f"`git data storage stage {spec.name} --location {loc}` to link it again"
+            )
+        if create:
+            os.makedirs(loc, exist_ok=True)
+        return loc
+    try:
+        return safepath.checked_dir(project.root, spec.to, create=create, links=links, what=what)
+    except FileNotFoundError:
+        return project_path(project, spec)
 
 
 def open_remote(project: Project, spec: StorageSpec) -> Storage:

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from . import safepath
 from . import storages as storages_mod
 from . import syncplan as sp
 from .errors import GitDataError
@@ -201,11 +202,24 @@ def scan_local(
     return out
 
 
-def list_remote(storage: Storage, scope: sp.Scope) -> dict[str, Fingerprint]:
-    """One listing of the storage (or of the one folder in scope)."""
+def list_remote(
+    storage: Storage, scope: sp.Scope, refused: dict[str, str] | None = None
+) -> dict[str, Fingerprint]:
+    """One listing of the storage (or of the one folder in scope).
+
+    Keys come from whoever can write to the bucket: a key that could not be
+    a path inside the storage folder (``..``, ``.git``, absolute, control
+    characters) is left out, with the reason in ``refused``.
+    """
     out = {}
     for key, fp in storage.list(scope.list_prefix()):
         if key.rsplit("/", 1)[-1].startswith(TMP_PREFIX) or not scope.contains(key):
+            continue
+        try:
+            safepath.check_relpath(key, "object key")
+        except safepath.UnsafePath as err:
+            if refused is not None:
+                refused[key] = f"{err}; it was skipped (rename it in the bucket)"
             continue
         out[key] = fp
     return out
@@ -256,9 +270,13 @@ class Prepared:
     plan: sp.Plan
     prefer: str | None = None
     delete: bool = False
+    #: bucket keys that cannot be paths in the storage folder: key -> why (never transferred)
+    refused: dict[str, str] = field(default_factory=dict)
 
-    def local_path(self, rel: str) -> str:
-        return os.path.join(self.root, *rel.split("/"))
+    def local_path(self, rel: str, *, create: bool = True) -> str:
+        """The file for ``rel``, checked right before it is read or written
+        (no symlink on the way, nothing outside the storage folder)."""
+        return safepath.checked_target(self.root, rel, create=create, what=f"storage {self.spec.name!r}")
 
 
 def _probe(
@@ -321,10 +339,11 @@ def prepare(
             f"unstage it (`git data storage unstage {name}`) and stage it again"
         )
     storage = storages_mod.open_remote(project, spec)
-    root = storages_mod.local_dir(project, spec)
+    root = storages_mod.checked_local_dir(project, spec, create=False)
     base = {p: e for p, e in manifest.load().items() if scope.contains(p)}
     local = scan_local(root, base, scope, project.algorithm)
-    remote = list_remote(storage, scope)
+    refused: dict[str, str] = {}
+    remote = list_remote(storage, scope, refused)
     if delete and base and not remote:
         raise SyncRefused(
             f"the listing of {storage.display} is empty, so --delete would delete every local file "
@@ -334,7 +353,7 @@ def prepare(
     probe = sp.paths_to_probe(base, local, remote)
     equal = _probe(storage, root, probe, local, remote, project.algorithm, jobs) if probe else {}
     plan = sp.plan(base, local, remote, equal=equal, prefer=prefer, delete=delete)
-    return Prepared(project, spec, storage, manifest, root, scope, base, local, remote, plan, prefer, delete)
+    return Prepared(project, spec, storage, manifest, root, scope, base, local, remote, plan, prefer, delete, refused)
 
 
 # -- carrying it out ----------------------------------------------------------------
@@ -350,7 +369,7 @@ class SyncResult:
 
     @property
     def ok(self) -> bool:
-        return not (self.prepared.plan.blocked or self.failed or self.races)
+        return not (self.prepared.plan.blocked or self.failed or self.races or self.prepared.refused)
 
 
 def utc_stamp() -> str:
@@ -437,7 +456,7 @@ class _Executor:
         return cur
 
     def upload(self, a: sp.Action) -> tuple[sp.BaseEntry, dict[str, Any] | None]:
-        lp = self.p.local_path(a.path)
+        lp = self.p.local_path(a.path, create=False)
         mtime_ns = os.stat(lp).st_mtime_ns
         digest, md5, size = _hash_and_md5(lp, self.algorithm)
         cur = self._check_remote(a)
@@ -503,7 +522,7 @@ class _Executor:
         return None, kept
 
     def delete_local(self, a: sp.Action) -> tuple[None, None]:
-        lp = self.p.local_path(a.path)
+        lp = self.p.local_path(a.path, create=False)
         now = _local_now(lp)
         if now is None:
             return None, None
@@ -608,6 +627,8 @@ def sync(
 def _link_location(project: Project, spec: storages_mod.StorageSpec, location: str) -> None:
     target = os.path.abspath(os.path.expanduser(location))
     link = storages_mod.project_path(project, spec)
+    parent, _, _leaf = spec.to.rpartition("/")
+    safepath.checked_dir(project.root, parent, what=f"storage {spec.name!r}")  # no foreign link on the way
     os.makedirs(target, exist_ok=True)
     if os.path.islink(link):
         if os.path.realpath(link) == os.path.realpath(target):
@@ -622,7 +643,6 @@ def _link_location(project: Project, spec: storages_mod.StorageSpec, location: s
         os.rmdir(link)
     elif os.path.lexists(link):
         raise SyncRefused(f"{spec.to} exists and is not a folder; move it away first")
-    os.makedirs(os.path.dirname(link), exist_ok=True)
     os.symlink(target, link, target_is_directory=True)
     storages_mod.set_location(project, spec.name, target)
 
@@ -666,7 +686,7 @@ def stage(
     )
     if location:
         _link_location(project, spec, location)
-    os.makedirs(storages_mod.local_dir(project, spec), exist_ok=True)
+    storages_mod.checked_local_dir(project, spec, create=True)
     prep = prepare(project, name, jobs=jobs, scope=scope)
     manifest.set_scope(scope)
     manifest.set_meta("url", spec.url)
@@ -678,7 +698,7 @@ def unsynced_local(project: Project, name: str) -> list[tuple[str, str]]:
     spec = storages_mod.get(project, name)
     manifest = manifest_for(project, name)
     base = manifest.load()
-    local = scan_local(storages_mod.local_dir(project, spec), base, manifest.scope(), project.algorithm)
+    local = scan_local(storages_mod.checked_local_dir(project, spec, create=False), base, manifest.scope(), project.algorithm)
     out = []
     for path, lo in sorted(local.items()):
         state = sp.local_state(base.get(path), lo)
@@ -701,11 +721,14 @@ def unstage(project: Project, name: str) -> dict[str, Any]:
             f"storage {name!r} has local changes that are not synced: {listed}{more}; "
             f"run `git data storage sync {name}` first (or move those files away)"
         )
-    root = storages_mod.local_dir(project, spec)
+    root = storages_mod.checked_local_dir(project, spec, create=False)
     base = manifest.load()
     removed = 0
     for path in base:
-        lp = os.path.join(root, *path.split("/"))
+        try:
+            lp = safepath.checked_target(root, path, create=False)
+        except (safepath.UnsafePath, FileNotFoundError):
+            continue  # never delete through a link, nor outside the folder
         if os.path.isfile(lp) and not os.path.islink(lp):
             os.unlink(lp)
             removed += 1
@@ -742,7 +765,7 @@ def storage_status(project: Project, names: Iterable[str] | None = None, remote:
             continue
         scope = manifest.scope()
         base = {p: e for p, e in manifest.load().items() if scope.contains(p)}
-        local = scan_local(storages_mod.local_dir(project, spec), base, scope, project.algorithm)
+        local = scan_local(storages_mod.checked_local_dir(project, spec, create=False), base, scope, project.algorithm)
         for path in sorted(set(base) | set(local)):
             state = sp.local_state(base.get(path), local.get(path))
             if state not in (sp.SAME, sp.NONE):
@@ -802,6 +825,7 @@ def plan_json(prep: Prepared) -> dict[str, Any]:
             for c in plan.conflicts
         ],
         "pending": [{"path": p, "reason": r} for p, r in plan.pending],
+        "refused": [{"key": k, "error": why} for k, why in sorted(prep.refused.items())],
         "resolved": [{"path": p, "resolution": r} for p, r in plan.resolved],
         "counts": plan.counts(),
     }

@@ -43,6 +43,7 @@ def remote_add(
     parsed = config_mod.parse_options(list(options))
     for key, value in parsed.items():
         config_mod.check_not_secret(key, str(value))
+    config_mod.check_tracked_options(url, parsed, f"remote {name!r}", name)
     if "@" in url.split("://", 1)[-1].split("/", 1)[0]:
         raise click.ClickException(
             f"URL {redact_url(url)} carries user info; credentials never go in .gitdata"

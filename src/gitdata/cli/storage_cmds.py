@@ -113,6 +113,8 @@ def _print_plan(res: sync_mod.SyncResult, dry_run: bool) -> None:
         click.echo(f"{verb}{word:<13} {name}:{a.path}{extra}{status}")
     for c in plan.conflicts:
         click.echo(f"conflict ({c.kind}) {name}:{c.path}")
+    for key, why in sorted(prep.refused.items()):
+        click.echo(f"refused       {name}:{key!r}: {why}", err=True)
     for path, reason in plan.pending:
         click.echo(f"pending       {name}:{path}: {reason}")
     for kept in res.kept:
@@ -181,10 +183,22 @@ def storage_stage(
     specs = storages_mod.load_all(project)
     names = [n for n, s in specs.items() if s.mode == "copy"] if stage_all else [name or ""]
     results = []
+    refused: list[str] = []
+    if stage_all:
+        for n, err in sorted(storages_mod.refused(project).items()):
+            click.echo(f"error: {err}", err=True)
+            refused.append(n)
     for n in names:
-        res = sync_mod.stage(
-            project, n, paths=paths, include=include, exclude=exclude, location=location, jobs=jobs
-        )
+        try:
+            res = sync_mod.stage(
+                project, n, paths=paths, include=include, exclude=exclude, location=location, jobs=jobs
+            )
+        except GitDataError as err:
+            if not stage_all:
+                raise
+            click.echo(f"error: {n}: {err}", err=True)
+            refused.append(n)
+            continue
         if res is None:
             if not as_json:
                 click.echo(f"{n}: reference mode: nothing to copy; read it through the Python API")
@@ -199,10 +213,10 @@ def storage_stage(
             click.echo(f"staged {p.spec.name}: {got} file(s) downloaded to {os.path.relpath(p.root)}")
             if not r.ok:
                 _print_plan(r, False)
-    bad = [r for r in results if not r.ok]
+    bad = [r.prepared.spec.name for r in results if not r.ok] + refused
     if bad:
         raise SyncIncomplete(
-            f"staging was incomplete ({', '.join(r.prepared.spec.name for r in bad)}); "
+            f"staging was incomplete ({', '.join(bad)}); "
             "fix the cause shown above and run the same command again"
         )
 

@@ -1,0 +1,180 @@
+"""Paths computed from untrusted input: checked by name, then on the real filesystem.
+
+Whatever arrives through a clone (``.gitdata``, pointers, symlinks) or a
+bucket (object keys, manifests) may name a path. Two checks keep such a path
+inside its place (the project, a dataset or storage folder, ``.git/gitdata``):
+
+* :func:`check_relpath` (pure): a relative POSIX path with no empty, ``.``
+  or ``..`` part, no ``.git`` part in any case or spelling git itself
+  refuses (``.GIT``, ``.git.``, ``git~1``), no NUL or line break, not
+  absolute; the place it is joined to is the caller's.
+* :func:`checked_dir` / :func:`checked_target` (I/O, right before a write):
+  walk from the place's root one component at a time with ``O_NOFOLLOW``,
+  creating missing folders, so that no component is a symlink that git data
+  did not create. The only links allowed are the ones the caller names (a
+  ``--location`` link git data made, whose target it recorded per clone).
+
+A refused path is an :class:`UnsafePath` naming the entry; callers report it
+and go on with the rest.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Mapping
+
+from .errors import GitDataError
+
+_BAD_CHARS = frozenset("\0\n\r")
+
+
+class UnsafePath(GitDataError):
+    """A path from untrusted input that would leave its place or pass through a foreign link."""
+
+
+def is_git_name(part: str) -> bool:
+    """Whether a path component is one git treats as its own directory.
+
+    Case-insensitive (macOS, Windows), with the trailing dots and spaces
+    Windows drops, and the 8.3 short name ``git~1``, as git's
+    ``verify_path`` refuses them.
+    """
+    low = part.lower().rstrip(". ")
+    return low == ".git" or low == "git~1"
+
+
+def check_relpath(rel: str, what: str = "path") -> str:
+    """``rel`` if it is a relative POSIX path that cannot leave its folder, else :class:`UnsafePath`.
+
+    ``what`` names the input in the message (``object key``, ``storage 'lab'
+    folder``, ...).
+    """
+    if not isinstance(rel, str) or not rel:
+        raise UnsafePath(f"{what} is empty")
+    if rel.startswith("/"):
+        raise UnsafePath(f"{what} {rel!r} is absolute; it must be relative to its folder")
+    if any(c in _BAD_CHARS for c in rel):
+        raise UnsafePath(f"{what} {rel!r} has control characters (NUL or a line break)")
+    for part in rel.split("/"):
+        if part in ("", ".", ".."):
+            raise UnsafePath(
+                f"{what} {rel!r} has an empty, '.' or '..' part and could land outside its folder"
+            )
+        if is_git_name(part):
+            raise UnsafePath(f"{what} {rel!r} has a '.git' part; nothing of git data goes into a git directory")
+    return rel
+
+
+def check_place(rel: str, what: str) -> str:
+    """A project-relative folder named in a tracked file (dataset ``path``, storage ``to``).
+
+    Normalised (no trailing ``/``) and checked like :func:`check_relpath`;
+    the project's own ``.gitdata`` is refused as well.
+    """
+    rel = rel.strip("/") if isinstance(rel, str) else rel
+    check_relpath(rel, what)
+    if rel.split("/", 1)[0] in (".gitdata", ".gitattributes", ".gitignore", ".gitmodules"):
+        raise UnsafePath(f"{what} {rel!r} is a file git or git data reads; choose another folder")
+    return rel
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+def _link_error(root: str, rel_so_far: str, what: str) -> UnsafePath:
+    return UnsafePath(
+        f"{what}: {os.path.join(root, rel_so_far)} is a symlink (or not a folder) that git data did "
+        "not create; git data does not write through it (remove it, or move it away)"
+    )
+
+
+def checked_dir(
+    root: str,
+    rel: str = "",
+    *,
+    create: bool = True,
+    links: Mapping[str, str] | None = None,
+    what: str = "path",
+) -> str:
+    """The folder ``root/rel``, walked component by component without following links.
+
+    Missing folders are created when ``create`` (else ``FileNotFoundError``).
+    ``links`` maps a ``rel``-prefix (``data/scans``) to the target git data
+    recorded for a link it created there; such a link is followed when it
+    still points there, and the walk goes on inside the target. Anything
+    else that is not a real folder raises :class:`UnsafePath`. ``root``
+    itself is the caller's place and may be a link.
+    """
+    parts = [p for p in rel.split("/") if p] if rel else []
+    if parts:
+        check_relpath("/".join(parts), what)
+    if create:
+        os.makedirs(root, exist_ok=True)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    here = root
+    try:
+        for i, part in enumerate(parts):
+            so_far = "/".join(parts[: i + 1])
+            target = (links or {}).get(so_far)
+            try:
+                st = os.lstat(part, dir_fd=fd)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                try:
+                    os.mkdir(part, 0o777, dir_fd=fd)
+                except FileExistsError:
+                    pass
+                st = os.lstat(part, dir_fd=fd)
+            if stat.S_ISLNK(st.st_mode) and target is not None:
+                real = os.path.realpath(os.path.join(here, part))
+                if real != os.path.realpath(target):
+                    raise _link_error(root, so_far, what)
+                nfd = os.open(real, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+                here = real
+            else:
+                try:
+                    nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except OSError as err:
+                    if err.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
+                        raise _link_error(root, so_far, what) from err
+                    raise
+                here = os.path.join(here, part)
+            os.close(fd)
+            fd = nfd
+    finally:
+        os.close(fd)
+    return here
+
+
+def checked_target(
+    root: str,
+    rel: str,
+    *,
+    create: bool = True,
+    links: Mapping[str, str] | None = None,
+    what: str = "path",
+) -> str:
+    """The full path of file ``root/rel``, its parent checked by :func:`checked_dir`.
+
+    The file itself may be missing or a regular file; a symlink, folder or
+    device there is refused (a rename would replace a link, but a reader
+    would follow it).
+    """
+    check_relpath(rel, what)
+    parent_rel, _, name = rel.rpartition("/")
+    parent = checked_dir(root, parent_rel, create=create, links=links, what=what)
+    full = os.path.join(parent, name)
+    try:
+        st = os.lstat(full)
+    except FileNotFoundError:
+        return full
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a regular file"
+        raise UnsafePath(
+            f"{what}: {full} is {kind}; git data only replaces regular files it wrote "
+            "(remove it, or move it away)"
+        )
+    return full
