@@ -118,7 +118,7 @@ def test_check_update_table(old, new, force, known, ff, commits, expect):
 
 def test_manifest_round_trip_and_next():
     m = Manifest(seq=3, refs={"refs/heads/main": "a" * 40}, head="refs/heads/main",
-                 packs=[PackEntry("pack-1", ["a" * 40], 10, 3)])  # fmt: skip
+                 packs=[PackEntry("pack-" + "b" * 40, ["a" * 40], 10, 3)])  # fmt: skip
     assert Manifest.from_bytes(m.to_bytes()) == m
     n = next_manifest(m, [RefUpdate("refs/heads/main", "a" * 40, None)], None, by="me", now=1.0)
     assert n.seq == 4 and n.refs == {} and n.packs == m.packs and n.updates[0].new is None

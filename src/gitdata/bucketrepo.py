@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import tempfile
 import time
@@ -63,6 +64,10 @@ class CorruptManifest(BucketRepoError):
 
 class RemoteLocked(BucketRepoError):
     pass
+
+
+class ForgedPack(BucketRepoError):
+    """A pack from the bucket that git does not verify, or that is not the pack its name says."""
 
 
 # --------------------------------------------------------------------------
@@ -107,7 +112,7 @@ class Manifest:
             d = json.loads(data)
             if d.get("format") != FORMAT:
                 raise ValueError(f"unknown format {d.get('format')!r}")
-            return cls(
+            m = cls(
                 seq=int(d["seq"]),
                 refs={str(k): str(v) for k, v in d["refs"].items()},
                 head=d.get("head"),
@@ -117,6 +122,8 @@ class Manifest:
                 by=str(d.get("by", "")),
                 compacted=bool(d.get("compacted", False)),
             )
+            m.check()
+            return m
         except (ValueError, KeyError, TypeError, AttributeError) as err:
             raise CorruptManifest(
                 f"{where} is not a valid git data manifest ({err}); the newest intact state is "
@@ -126,6 +133,61 @@ class Manifest:
     @property
     def pack_names(self) -> set[str]:
         return {p.name for p in self.packs}
+
+    def check(self) -> None:
+        """Every name and id in the manifest is of the form git data writes (``ValueError`` if not).
+
+        A manifest comes from whoever can write to the bucket: a pack name
+        becomes a local file name, a ref name and an object id go to git on
+        the helper's stdout (a line break there would be a protocol line).
+        """
+        if self.seq < 0:
+            raise ValueError(f"negative seq {self.seq}")
+        for ref, sha in self.refs.items():
+            check_ref_name(ref)
+            check_object_id(sha, ref)
+        if self.head is not None:
+            check_ref_name(str(self.head))
+        for p in self.packs:
+            check_pack_name(p.name)
+            if not isinstance(p.tips, list):
+                raise ValueError(f"pack {p.name}: tips is not a list")
+            for t in p.tips:
+                check_object_id(t, p.name)
+            if not isinstance(p.size, int) or not isinstance(p.objects, int) or p.size < 0 or p.objects < 0:
+                raise ValueError(f"pack {p.name}: bad size or object count")
+        for u in self.updates:
+            check_ref_name(u.ref)
+            for v in (u.old, u.new):
+                if v is not None:
+                    check_object_id(v, u.ref)
+
+
+_SHA_RE = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+_PACK_RE = re.compile(r"pack-[0-9a-f]{40}(?:[0-9a-f]{24})?")
+_REF_BAD = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//")
+
+
+def check_object_id(value: object, where: str = "") -> str:
+    if not isinstance(value, str) or not _SHA_RE.fullmatch(value):
+        raise ValueError(f"{where}: {value!r} is not an object id")
+    return value
+
+
+def check_pack_name(name: object) -> str:
+    """``pack-<hex>``, nothing else: it becomes a file name in ``.git/objects/pack``."""
+    if not isinstance(name, str) or not _PACK_RE.fullmatch(name):
+        raise ValueError(f"pack name {name!r} is not of the form pack-<object id>")
+    return name
+
+
+def check_ref_name(ref: object) -> str:
+    """A ref name as ``git check-ref-format`` accepts it (``HEAD`` or under ``refs/``)."""
+    if not isinstance(ref, str) or ref != "HEAD" and not ref.startswith("refs/"):
+        raise ValueError(f"ref name {ref!r} is not HEAD or under refs/")
+    if _REF_BAD.search(ref) or ref.endswith(("/", ".", ".lock")) or "/." in ref:
+        raise ValueError(f"ref name {ref!r} is not a valid git ref name")
+    return ref
 
 
 def manifest_key(seq: int) -> str:
@@ -573,20 +635,51 @@ class BucketRepo:
         self.log(f"Fetching {len(need)} pack(s), {total / 1e6:.1f} MB from {self.storage.display}")
 
         def one(p: PackEntry) -> str:
-            for ext in (".pack", ".idx"):  # git sees a pack only once its .idx exists
-                tmp = os.path.join(pack_dir, f".tmp-s3data-{uuid.uuid4().hex}{ext}")
-                try:
-                    with self.storage.open_read(f"{PACKS}/{p.name}{ext}") as src, open(tmp, "wb") as dst:
-                        shutil.copyfileobj(src, dst, 4 << 20)
-                    os.chmod(tmp, 0o444)
-                    os.replace(tmp, os.path.join(pack_dir, p.name + ext))
-                finally:
-                    if os.path.exists(tmp):
-                        os.unlink(tmp)
-            return p.name
+            return self._fetch_pack(p, pack_dir)
 
         with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(need)))) as pool:
             return list(pool.map(one, need))
+
+    def _fetch_pack(self, p: PackEntry, pack_dir: str) -> str:
+        """Download one pack and verify it as git verifies fetched packs.
+
+        The bucket's ``.idx`` is not trusted: ``git index-pack --strict``
+        reads every object of the pack, computes its id from its content,
+        checks it is well formed, and writes our own index; the pack's
+        checksum must be the name the manifest gives it. Only then are the
+        pack and its index renamed into place (git sees a pack only once its
+        ``.idx`` exists); on any failure nothing is left behind.
+        """
+        check_pack_name(p.name)
+        tag = uuid.uuid4().hex
+        tmp_pack = os.path.join(pack_dir, f".tmp-s3data-{tag}.pack")
+        tmp_idx = os.path.join(pack_dir, f".tmp-s3data-{tag}.idx")
+        try:
+            with self.storage.open_read(f"{PACKS}/{p.name}.pack") as src, open(tmp_pack, "wb") as dst:
+                shutil.copyfileobj(src, dst, 4 << 20)
+            try:
+                out = self.repo.git("index-pack", "--strict", "-o", tmp_idx, tmp_pack).decode().strip()
+            except GitError as err:
+                raise ForgedPack(
+                    f"pack {p.name} from {self.storage.display} does not verify ({err}); nothing was "
+                    "fetched. Someone with write access to the bucket changed it: ask them, or "
+                    "restore the bucket's git/ folder from a good copy"
+                ) from err
+            if out.split()[-1:] != [p.name[len("pack-") :]]:
+                raise ForgedPack(
+                    f"pack {p.name} from {self.storage.display} holds a different pack (checksum "
+                    f"{out}); nothing was fetched. Someone with write access to the bucket changed "
+                    "it: ask them, or restore the bucket's git/ folder from a good copy"
+                )
+            for tmp in (tmp_pack, tmp_idx):
+                os.chmod(tmp, 0o444)
+            os.replace(tmp_pack, os.path.join(pack_dir, p.name + ".pack"))
+            os.replace(tmp_idx, os.path.join(pack_dir, p.name + ".idx"))
+        finally:
+            for tmp in (tmp_pack, tmp_idx):
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+        return p.name
 
     # -- maintenance ----------------------------------------------------------
     def compact(self) -> CompactReport:
