@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from . import safepath
 from .cache import Cache, CorruptObject, replace_file
 from .errors import GitDataError
 from .hashing import new_hasher, oid_of_file
@@ -38,7 +39,9 @@ def download_object(store: ObjectStore, cache: Cache, oid: str, size: int | None
     where = describe(store)
     try:
         if size is not None and size <= SMALL_OBJECT:
-            data = store.storage.cat(key)
+            with store.storage.open_read(key) as f:
+                data = f.read(size + 1)  # never more than the pointer says, plus one to notice
+            check_size(len(data), size, oid, where)
             cache.put_bytes(data, algo, expected_oid=oid)
         else:
             with store.storage.open_read(key) as f, cache.writer(algo) as w:
@@ -46,13 +49,33 @@ def download_object(store: ObjectStore, cache: Cache, oid: str, size: int | None
                     chunk = f.read(STREAM_CHUNK)
                     if not chunk:
                         break
+                    if size is not None and w.size + len(chunk) > size:
+                        w.abort()
+                        check_size(w.size + len(chunk), size, oid, where)
                     w.write(chunk)
+                if size is not None:
+                    check_size(w.size, size, oid, where)
                 w.commit(expected_oid=oid)
     except ObjectNotFound as err:
         raise ObjectMissing(f"object {oid} is missing on {where}") from err
     except CorruptObject as err:
         raise CorruptObject(f"refused object {oid} from {where}: {err}") from err
     return oid
+
+
+class SizeMismatch(CorruptObject):
+    """An object whose size is not the one its pointer records (the pointer lies, or the object)."""
+
+
+def check_size(actual: int, recorded: int | None, oid: str, where: str) -> None:
+    """The pointer's ``size`` bounds every read: more (or fewer) bytes are refused."""
+    if recorded is not None and actual != recorded:
+        more = "more than" if actual > recorded else "only"
+        raise SizeMismatch(
+            f"refused object {oid} from {where}: it has {more} {actual if actual < recorded else recorded} "
+            f"bytes{'' if actual < recorded else ' (stopped reading)'}, the pointer records {recorded}; "
+            "the pointer or the object is wrong (ask who committed it)"
+        )
 
 
 def verify_file(path: str, oid: str, where: str) -> str:
@@ -125,9 +148,19 @@ def materialize(cache: Cache, root: str, files: Iterable[WorktreeFile]) -> Outco
         oid = f.pointer.oid
         if oid is None:
             continue
-        full = os.path.join(root, f.path)
+        try:
+            full = safepath.checked_target(root, f.path, what="work tree")  # no link on the way
+        except (OSError, GitDataError) as err:
+            outcome.failed[f.path] = err if isinstance(err, GitDataError) else GitDataError(f"{f.path}: {err}")
+            continue
         if f.source is None and not cache.has(oid):
             outcome.failed[f.path] = ObjectMissing(f"object {oid} is not in the cache; run `git data fetch`")
+            continue
+        try:
+            actual = os.path.getsize(f.source) if f.source is not None else cache.size_of(oid)
+            check_size(actual, f.pointer.size, oid, "the cache" if f.source is None else f.source)
+        except (OSError, GitDataError) as err:
+            outcome.failed[f.path] = err if isinstance(err, GitDataError) else GitDataError(f"{f.path}: {err}")
             continue
         try:
             with open(full, "rb") as fh:

@@ -160,6 +160,8 @@ class FilterHandler:
             return self._from_cache(path, pointer)
         owned = self._owner(path) is not None  # a dataset with its own storage
         local = None if owned else self._local_object(pointer.oid)
+        if local is not None and pointer.size is not None and os.path.getsize(local) != pointer.size:
+            local = None  # not what the pointer says: the download path refuses it with the reason
         if local is not None and (pointer.size or 0) > self.project.smudge_max:
             # written after git is done, verified while it is copied
             self._deferred.append(WorktreeFile(path, pointer, source=local))
@@ -266,7 +268,20 @@ class FilterHandler:
             return SmudgeResult(data=pointer.encode())
         cache = self.project.cache
         loose = cache.loose_path(pointer.oid)
-        return SmudgeResult(file=loose) if loose else SmudgeResult(data=cache.read_bytes(pointer.oid))
+        # packs hold only small objects, so read_bytes is bounded; a loose one is checked first
+        actual = os.path.getsize(loose) if loose else None
+        data = None if loose else cache.read_bytes(pointer.oid)
+        actual = len(data) if data is not None else actual
+        if pointer.size is not None and actual != pointer.size:
+            # a pointer whose size lies would make git buffer an object of any size
+            self._log(
+                f"error: could not check out {path}: its pointer records {pointer.size} bytes but "
+                f"object {pointer.oid} has {actual}; the file was left as a pointer (the pointer "
+                "is wrong: ask who committed it)"
+            )
+            self.failures.append(path)
+            return SmudgeResult(data=pointer.encode())
+        return SmudgeResult(file=loose) if loose else SmudgeResult(data=data)
 
     def _finish(self, path: str, pointer: Pointer, fut: Future[str]) -> SmudgeResult:
         try:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from . import datasets as ds_mod
+from . import safepath
 from .cache import CacheError
 from .datasets import Dataset, DatasetError, object_store_for
 from .errors import GitDataError
@@ -477,9 +478,9 @@ def _stage_copy(
 
     def fetch_one(it: _Item) -> str:
         storage = storages[it.storage_url or ""]
+        full = safepath.checked_target(project.root, it.found.path, what=f"dataset {ds.name!r}")
         oid = _download_to_cache(project, storage, it.key or "", it.found.pointer)
-        full = os.path.join(project.root, it.found.path)
-        os.makedirs(os.path.dirname(full), exist_ok=True)
+        full = safepath.checked_target(project.root, it.found.path, what=f"dataset {ds.name!r}")  # again, right before
         project.cache.copy_to(oid, full)
         return oid
 
@@ -554,6 +555,8 @@ def _check_folder_is_ours(project: Project, ds: Dataset, found: list[Found]) -> 
 def _link(project: Project, ds: Dataset, found: list[Found], target: str) -> None:
     """Replace the dataset folder by a symlink to ``target``; skip-worktree its entries."""
     folder = os.path.join(project.root, ds.path)
+    parent, _, _leaf = ds.path.rpartition("/")
+    safepath.checked_dir(project.root, parent, what=f"dataset {ds.name!r}")  # nothing removed through a link
     _skip_worktree(project, [f.path for f in found], True)
     if os.path.islink(folder):
         os.unlink(folder)
@@ -619,7 +622,7 @@ def _stage_location(
     items, storages = _remote_check(project, ds, [_Item(f) for f in registered], report)
 
     def fetch_one(it: _Item) -> str:
-        dest = os.path.join(target, ds.rel(it.found.path))
+        dest = safepath.checked_target(target, ds.rel(it.found.path), what=f"dataset {ds.name!r}")
         return _download_to_file(project, storages[it.storage_url or ""], it.key or "", it.found.pointer, dest)
 
     outcome = run_parallel(items, fetch_one, jobs=jobs, label=f"Staging {ds.name}",
@@ -644,10 +647,9 @@ def _stage_location(
             if f.path in report.failed:
                 continue
             try:
-                dest = os.path.join(target, ds.rel(f.path))
-                os.makedirs(os.path.dirname(dest), exist_ok=True)
+                dest = safepath.checked_target(target, ds.rel(f.path), what=f"dataset {ds.name!r}")
                 project.cache.copy_to(f.pointer.oid or "", dest)
-            except (OSError, CacheError) as err:
+            except (OSError, CacheError, safepath.UnsafePath) as err:
                 report.failed[f.path] = str(err)
                 continue
             report.staged.append(f.path)
