@@ -31,7 +31,7 @@ from typing import Any
 
 from . import config as config_mod
 from . import install as install_mod
-from . import safepath
+from . import safepath, trust
 from .errors import GitDataError
 from .git.repo import run_git
 from .pointer import MAX_SIZE, Pointer, PointerError, is_pointer_like, parse
@@ -252,6 +252,8 @@ def create(
     install_mod.track(project.root, [f"{folder}/**"])
     project.reload()
     ds = get(project, name)
+    if storage:
+        trust.acknowledge(project)
     git_add(project, [".gitdata", ".gitattributes"])
     return ds
 

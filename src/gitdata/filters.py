@@ -362,6 +362,10 @@ def serve_filter_process() -> None:
     skip = os.environ.get("GIT_DATA_SKIP_SMUDGE", "") not in ("", "0", "false")
     handler = FilterHandler(project, skip_smudge=skip, expected=_read_expected(os.environ.get(EXPECT_ENV)))
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    if os.path.exists(os.path.join(project.root, ".gitdata")):
+        from .trust import notice_once
+
+        notice_once(project, log)
     server = FilterServer(PktReader(stdin.read), PktWriter(stdout.write, stdout.flush), handler, log=log)
     server.serve()
     stdout.flush()

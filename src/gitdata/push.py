@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .errors import GitDataError
@@ -47,8 +48,13 @@ def push_objects(
     uploaded, naming the files and the remote.
     """
     if scan.malformed:
-        path, reason = next(iter(scan.malformed.items()))
-        raise PushFailed(f"{path}: malformed gitdata pointer: {reason}")
+        bad = sorted(scan.malformed.items())
+        listed = "; ".join(f"{path}: {reason}" for path, reason in bad[:10])
+        more = f" (and {len(bad) - 10} more)" if len(bad) > 10 else ""
+        raise PushFailed(
+            f"malformed gitdata pointer(s) in the commits to push, nothing was pushed: {listed}{more}. "
+            "Put the real content back (or `git rm` the file), commit, and push again"
+        )
     routed_reports: list[PushReport] = []
     if store is None:
         # files of a dataset with its own storage go there, not to the data remote
@@ -132,7 +138,9 @@ def parse_pre_push(stdin: str) -> tuple[list[str], list[str]]:
     return include, exclude
 
 
-def pre_push(project: Project, remote_name: str, url: str | None, stdin_text: str) -> PushReport | None:
+def pre_push(
+    project: Project, remote_name: str, url: str | None, stdin_text: str, say: Callable[[str], None] | None = None
+) -> PushReport | None:
     """What the pre-push hook does: upload the data of the commits being pushed.
 
     ``stdin_text`` is git's pre-push input. Objects reachable from what the
@@ -149,4 +157,8 @@ def pre_push(project: Project, remote_name: str, url: str | None, stdin_text: st
     scan = scan_history(project.repo, include, [*have, f"--remotes={remote_name}"])
     if not scan.found and not scan.malformed:
         return None
+    if say is not None:
+        from .trust import notice_once
+
+        notice_once(project, say)  # where .gitdata sends the data, once per clone
     return push_objects(project, scan, remote=project.data_remote_for(remote_name))

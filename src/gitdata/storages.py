@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import config as config_mod
-from . import safepath
+from . import safepath, trust
 from .errors import GitDataError
 from .storage import normalize_url, open_filesystem, redact_url
 
@@ -191,6 +191,7 @@ def add(
         cf.add(f"{section}.option", line)
     ignore_path(project, rel)
     project.reload()
+    trust.acknowledge(project)
     return get(project, name)
 
 
@@ -201,6 +202,7 @@ def remove(project: Project, name: str) -> StorageSpec:
     unignore_path(project, spec.to)
     set_location(project, name, None)
     project.reload()
+    trust.acknowledge(project)
     return spec
 
 

@@ -97,7 +97,7 @@ def _fast_pre_push(remote_name: str, url: str | None) -> None:
     from ..project import Project
     from ..push import pre_push
 
-    report = pre_push(Project.open(), remote_name, url, sys.stdin.read())
+    report = pre_push(Project.open(), remote_name, url, sys.stdin.read(), say=lambda m: print(m, file=sys.stderr))
     if report is not None and report.uploaded:
         print(f"git data: uploaded {len(report.uploaded)} object(s) to {report.remote}", file=sys.stderr)
 

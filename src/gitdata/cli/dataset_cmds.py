@@ -8,6 +8,7 @@ import click
 
 from .. import datasets as ds_mod
 from .. import stage as stage_mod
+from .. import trust
 from ..errors import GitDataError
 from . import cli
 from .base import emit_json, human_size, open_project, table
@@ -235,6 +236,7 @@ def dataset_stage(name, mode, location, existing, verify, include, exclude, jobs
     free disk space, it stops and says so.
     """
     project = open_project()
+    trust.notice_once(project, lambda m: click.echo(m, err=True))
     if location and existing:
         raise click.UsageError("give either --location or --existing, not both")
     if location:

@@ -31,7 +31,7 @@ def hook_pre_push(remote_name: str, url: str | None) -> None:
     """Upload data objects of the pushed commits before git moves any ref."""
     from ..push import pre_push
 
-    report = pre_push(open_project(), remote_name, url, sys.stdin.read())
+    report = pre_push(open_project(), remote_name, url, sys.stdin.read(), say=lambda m: click.echo(m, err=True))
     if report is not None and report.uploaded:
         click.echo(f"git data: uploaded {len(report.uploaded)} object(s) to {report.remote}", err=True)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import config as config_mod
+from .. import trust
 from ..storage import open_filesystem, redact_url
 from . import cli
 from .base import emit_json, open_project, table
@@ -62,6 +63,7 @@ def remote_add(
     for git_remote in git_remotes:
         project.repo.config_set(f"remote.{git_remote}.gitdataRemote", name)
     click.echo(f"added data remote {name} -> {redact_url(url)}" + (" (default)" if make_default or not project.config.remotes else ""))
+    trust.acknowledge(project)  # the user chose this destination here
 
 
 @remote.command("ls")
@@ -92,3 +94,4 @@ def remote_rm(name: str) -> None:
     if project.config.get("data.remote") == name:
         cfg.unset_all("data.remote")
     click.echo(f"removed data remote {name}")
+    trust.acknowledge(project)

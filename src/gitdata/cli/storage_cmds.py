@@ -9,6 +9,7 @@ import click
 from .. import storages as storages_mod
 from .. import sync as sync_mod
 from .. import syncplan as sp
+from .. import trust
 from ..errors import GitDataError
 from ..storage import redact_url
 from . import cli
@@ -176,6 +177,7 @@ def storage_stage(
     overwritten.
     """
     project = open_project()
+    trust.notice_once(project, lambda m: click.echo(m, err=True))
     if stage_all == bool(name):
         raise click.UsageError("give a storage NAME, or --all")
     if stage_all and (paths or location or include or exclude):
@@ -240,6 +242,7 @@ def storage_sync(
     versioned bucket).
     """
     project = open_project()
+    trust.notice_once(project, lambda m: click.echo(m, err=True))
     if not names:
         names = tuple(
             n for n, s in storages_mod.load_all(project).items()
