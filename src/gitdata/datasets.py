@@ -125,7 +125,7 @@ def _load_checked(project: Project) -> tuple[dict[str, Dataset], dict[str, Unsaf
     out: dict[str, Dataset] = {}
     refused: dict[str, UnsafePath] = {}
     for name, keys in project.config.sections("dataset").items():
-        path = (_last(keys, "path") or f"{DEFAULT_ROOT}/{name}").strip("/")
+        path = (_last(keys, "path") or f"{DEFAULT_ROOT}/{name}").rstrip("/")
         try:
             safepath.check_place(path, f"dataset {name!r} folder (path in .gitdata)")
         except safepath.UnsafePath as err:

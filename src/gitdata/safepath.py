@@ -73,7 +73,7 @@ def check_place(rel: str, what: str) -> str:
     Normalised (no trailing ``/``) and checked like :func:`check_relpath`;
     the project's own ``.gitdata`` is refused as well.
     """
-    rel = rel.strip("/") if isinstance(rel, str) else rel
+    rel = rel.rstrip("/") if isinstance(rel, str) else rel  # a leading "/" is absolute: refused
     check_relpath(rel, what)
     if rel.split("/", 1)[0] in (".gitdata", ".gitattributes", ".gitignore", ".gitmodules"):
         raise UnsafePath(f"{what} {rel!r} is a file git or git data reads; choose another folder")
