@@ -1,0 +1,247 @@
+"""The Python API: gitdata.open and gitdata:// read any tracked file without staging it.
+
+Real servers: moto with a versioned bucket (registered files pinned to their
+recorded version), ``rclone serve s3`` (no versions: a changed source raises
+SourceChanged), a local folder as the data remote.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+from pathlib import Path
+
+import fsspec
+import pytest
+
+import gitdata
+import gitdata.api
+from gitdata.fs import CorruptData, GitDataFileSystem, ReadOnlyFileSystem, SourceChanged
+
+
+def git(cwd, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+def gd(cwd, *args: str) -> str:
+    proc = subprocess.run(["git", "data", *args], cwd=cwd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    return proc.stdout
+
+
+def own_project(tmp_path: Path) -> tuple[Path, Path, dict[str, bytes]]:
+    """A project with its own data pushed to a local data remote, and a clone that only has pointers."""
+    a = tmp_path / "a"
+    a.mkdir()
+    git(a, "init", "-q", "-b", "main")
+    gd(a, "install")
+    gd(a, "track", "data/**")
+    gd(a, "remote", "add", "origin", (tmp_path / "remote").as_uri())
+    files = {
+        "data/field/obs.csv": b"site,value\nA,1\nB,2\n",
+        "data/field/big.bin": os.urandom(3 << 20),
+        "data/notes/n.txt": b"v1\n",
+    }
+    for path, data in files.items():
+        (a / path).parent.mkdir(parents=True, exist_ok=True)
+        (a / path).write_bytes(data)
+    (a / "README.md").write_text("plain git file\n")
+    git(a, "add", "-A")
+    git(a, "commit", "-qm", "v1")
+    gd(a, "push")
+    b = tmp_path / "b"
+    subprocess.run(["git", "clone", "-q", str(a), str(b)], check=True, capture_output=True,
+                   env={**os.environ, "GIT_DATA_SKIP_SMUDGE": "1"})  # fmt: skip
+    assert (b / "data/field/obs.csv").read_bytes().startswith(b"version gitdata/1")
+    return a, b, files
+
+
+def test_open_reads_staged_pointer_only_and_plain_files(tmp_path, monkeypatch):
+    a, b, files = own_project(tmp_path)
+    monkeypatch.chdir(b / "data")
+    # pointer-only in b: from the data remote; from a subfolder, paths are relative to it
+    with gitdata.open("field/obs.csv") as f:
+        assert f.read() == files["data/field/obs.csv"]
+    with gitdata.open("field/obs.csv", "r") as f:
+        assert f.readline() == "site,value\n"
+    # staged in a: read locally
+    with gitdata.open("data/field/big.bin", repo=str(a)) as f:
+        assert f.read() == files["data/field/big.bin"]
+    with gitdata.open("README.md", repo=str(b)) as f:
+        assert f.read() == b"plain git file\n"
+    with pytest.raises(FileNotFoundError, match="data/nope.csv is not a file tracked"):
+        gitdata.open("nope.csv")
+    with pytest.raises(ReadOnlyFileSystem, match="storage"):
+        gitdata.open("field/obs.csv", "wb")
+
+
+def test_open_at_a_revision(tmp_path):
+    a, _b, _files = own_project(tmp_path)
+    (a / "data/notes/n.txt").write_bytes(b"version two\n")
+    git(a, "commit", "-qam", "v2")
+    with gitdata.open("data/notes/n.txt", repo=str(a), rev="HEAD~1") as f:
+        assert f.read() == b"v1\n"
+    with gitdata.open("data/notes/n.txt", repo=str(a), rev="HEAD") as f:
+        assert f.read() == b"version two\n"
+
+
+def test_range_reads_and_seek(tmp_path):
+    _a, b, files = own_project(tmp_path)
+    big = files["data/field/big.bin"]
+    with gitdata.open("data/field/big.bin", repo=str(b)) as f:
+        f.seek(2_000_000)
+        assert f.read(4096) == big[2_000_000:2_004_096]
+        f.seek(-10, io.SEEK_END)
+        assert f.read() == big[-10:]
+
+
+def test_corrupted_project_object_raises_and_returns_no_bytes(tmp_path):
+    _a, b, files = own_project(tmp_path)
+    remote = tmp_path / "remote"
+    obj = next(p for p in remote.rglob("*") if p.is_file() and p.stat().st_size == len(files["data/notes/n.txt"]))
+    os.chmod(obj, 0o644)
+    obj.write_bytes(b"v9\n")  # same size, other bytes
+    with gitdata.open("data/notes/n.txt", repo=str(b)) as f, pytest.raises(CorruptData, match="hashes to"):
+        f.read()
+
+
+def test_cache_local_keeps_a_whole_read(tmp_path):
+    _a, b, files = own_project(tmp_path)
+    from gitdata.project import Project
+
+    project = Project.open(str(b))
+    oid = git(b, "cat-file", "-p", "HEAD:data/field/big.bin").split("oid ")[1].split()[0]
+    assert not project.cache.has(oid)
+    with gitdata.open("data/field/big.bin", repo=str(b), cache="local") as f:
+        assert f.read() == files["data/field/big.bin"]
+    assert Project.open(str(b)).cache.has(oid)
+
+
+def test_fsspec_filesystem(tmp_path, monkeypatch):
+    _a, b, files = own_project(tmp_path)
+    monkeypatch.chdir(b)
+    fs = fsspec.filesystem("gitdata")  # the entry point, from the current folder
+    assert isinstance(fs, GitDataFileSystem)
+    assert fs.ls("data", detail=False) == ["data/field", "data/notes"]
+    info = fs.info("data/field/obs.csv")
+    assert info["size"] == len(files["data/field/obs.csv"]) and info["oid"].startswith("xxh128:")
+    assert info["staged"] is False and fs.info("data")["type"] == "directory"
+    assert sorted(fs.find("data")) == sorted(files)
+    assert fs.glob("data/field/*.csv") == ["data/field/obs.csv"]
+    assert fs.exists("data/field/obs.csv") and not fs.exists("data/missing")
+    assert fs.cat_file("data/field/big.bin", start=10, end=20) == files["data/field/big.bin"][10:20]
+    with fsspec.open("gitdata://data/field/obs.csv", "rt") as f:
+        assert f.read() == files["data/field/obs.csv"].decode()
+    with pytest.raises(ReadOnlyFileSystem, match="git data storage"):
+        fs.open("data/x.csv", "wb")
+    with pytest.raises(ReadOnlyFileSystem):
+        fs.rm_file("data/field/obs.csv")
+    # never an instance of another repository or revision from fsspec's cache
+    other = GitDataFileSystem(repo=str(tmp_path / "a"), rev="HEAD")
+    assert other is not fs and other.reader.project.root != fs.reader.project.root
+
+
+def test_pandas_and_pyarrow_read_through_gitdata(tmp_path, monkeypatch):
+    pd = pytest.importorskip("pandas")
+    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow as pa
+
+    a, _b, _files = own_project(tmp_path)
+    for i in range(3):
+        (a / "data" / "table").mkdir(exist_ok=True)
+        pq.write_table(pa.table({"x": [i, i + 1]}), a / "data" / "table" / f"part-{i}.parquet")
+    git(a, "add", "-A")
+    git(a, "commit", "-qm", "parquet")
+    monkeypatch.chdir(a)
+    df = pd.read_csv("gitdata://data/field/obs.csv")
+    assert list(df["value"]) == [1, 2]
+    import pyarrow.dataset as pads
+
+    ds = pads.dataset("data/table", filesystem=GitDataFileSystem(), format="parquet")
+    assert sorted(ds.to_table()["x"].to_pylist()) == [0, 1, 1, 2, 2, 3]
+
+
+# --------------------------------------------------------------------------
+# registered files: pinned versions, or SourceChanged
+
+
+def _registered_project(tmp_path: Path, url: str, endpoint: str) -> Path:
+    p = tmp_path / "reg"
+    p.mkdir()
+    git(p, "init", "-q", "-b", "main")
+    gd(p, "install")
+    gd(p, "dataset", "create", "field", "-o", f"endpoint_url={endpoint}")
+    gd(p, "dataset", "add", "field", url)
+    git(p, "commit", "-qm", "register")
+    return p
+
+
+def test_registered_file_pinned_to_its_version_on_moto(tmp_path, moto_server, versioned_moto_bucket, monkeypatch):
+    for k, v in moto_server.env.items():
+        monkeypatch.setenv(k, v)
+    import s3fs
+
+    s3 = s3fs.S3FileSystem(endpoint_url=moto_server.endpoint, skip_instance_cache=True)
+    s3.pipe_file(f"{versioned_moto_bucket}/raw/obs.csv", b"site,value\nA,1\n")
+    p = _registered_project(tmp_path, f"s3://{versioned_moto_bucket}/raw", moto_server.endpoint)
+    s3.pipe_file(f"{versioned_moto_bucket}/raw/obs.csv", b"site,value\nA,999\nB,5\n")  # overwritten
+    with gitdata.open("data/field/obs.csv", repo=str(p)) as f:
+        assert f.read() == b"site,value\nA,1\n"  # the recorded version
+
+
+def test_registered_file_changed_without_versions_raises(tmp_path, rclone_server, rclone_bucket, monkeypatch):
+    for k, v in rclone_server.env.items():
+        monkeypatch.setenv(k, v)
+    served = rclone_server.bucket_path(rclone_bucket)
+    (served / "raw").mkdir(parents=True)
+    (served / "raw" / "obs.csv").write_bytes(b"site,value\nA,1\n")
+    rclone_server.flush_dir_cache()
+    p = _registered_project(tmp_path, f"s3://{rclone_bucket}/raw", rclone_server.endpoint)
+    with gitdata.open("data/field/obs.csv", repo=str(p)) as f:
+        assert f.read() == b"site,value\nA,1\n"
+    (served / "raw" / "obs.csv").write_bytes(b"site,value\nA,2,changed\n")
+    rclone_server.flush_dir_cache()
+    with pytest.raises(SourceChanged, match=r"data/field/obs.csv: its source .* changed since it was recorded \(size"):
+        gitdata.open("data/field/obs.csv", repo=str(p))
+    with gitdata.open("data/field/obs.csv", repo=str(p), allow_changed=True) as f:
+        assert f.read() == b"site,value\nA,2,changed\n"
+
+
+def test_range_read_transfers_only_what_it_needs(tmp_path, moto_server, moto_bucket, monkeypatch):
+    for k, v in moto_server.env.items():
+        monkeypatch.setenv(k, v)
+    import s3fs
+
+    s3 = s3fs.S3FileSystem(endpoint_url=moto_server.endpoint, skip_instance_cache=True)
+    big = os.urandom(64 << 20)
+    s3.pipe_file(f"{moto_bucket}/raw/big.bin", big)
+    p = _registered_project(tmp_path, f"s3://{moto_bucket}/raw", moto_server.endpoint)
+    moto_server.reset_counts()
+    with gitdata.open("data/field/big.bin", repo=str(p)) as f:
+        f.seek(40 << 20)
+        assert f.read(4096) == big[40 << 20 : (40 << 20) + 4096]
+    sent = sum(r.bytes_out for r in moto_server.requests(moto_bucket) if r.api == "GetObject")
+    assert 4096 <= sent <= 8 << 20, sent
+
+
+def test_dataset_api_and_status(tmp_path, rclone_server, rclone_bucket, monkeypatch):
+    for k, v in rclone_server.env.items():
+        monkeypatch.setenv(k, v)
+    served = rclone_server.bucket_path(rclone_bucket)
+    (served / "raw").mkdir(parents=True)
+    (served / "raw" / "a.csv").write_bytes(b"a\n")
+    rclone_server.flush_dir_cache()
+    p = _registered_project(tmp_path, f"s3://{rclone_bucket}/raw", rclone_server.endpoint)
+    ds = gitdata.Dataset("field", repo=str(p))
+    assert ds.path == "data/field" and ds.sources == [f"s3://{rclone_bucket}/raw"]
+    files = ds.files()
+    assert [f["path"] for f in files] == ["data/field/a.csv"] and files[0]["oid"] is None
+    assert files[0]["state"] == "pointer only"
+    with ds.open("a.csv") as f:
+        assert f.read() == b"a\n"
+    report = ds.stage()
+    assert report["staged"] == 1 and report["failed"] == {}
+    assert ds.status()[0]["local"] == "staged"
+    rows = gitdata.api.status(remote=True, repo=str(p))
+    assert [(r["path"], r["local"], r["remote"]) for r in rows] == [("data/field/a.csv", "staged", "unchanged")]
