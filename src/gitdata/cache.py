@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
 
 from .errors import GitDataError
-from .fileio import write_all
+from .fileio import tmp_prefix, worktree_mode, write_all
 from .hashing import CHUNK, new_hasher, oid_of_bytes, oid_of_file
 from .pointer import HASH_HEX_LENGTHS
 
@@ -269,7 +269,7 @@ def replace_file(dest: str, fill: Callable[[str], None]) -> None:
     is renamed over it. On any failure nothing is left under the temporary
     name; a full disk raises a :class:`CacheError` that says what to do."""
     parent = os.path.dirname(os.path.abspath(dest))
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix=".gitdata-")
+    fd, tmp = tempfile.mkstemp(dir=parent, prefix=tmp_prefix())
     os.close(fd)
     try:
         fill(tmp)
@@ -461,13 +461,7 @@ def _read_idx(path: str) -> dict[str, tuple[str, int, int]]:
 
 
 def _worktree_mode(dest: str) -> int:
-    try:
-        st = os.stat(dest)
-        return st.st_mode & 0o777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
+    return worktree_mode(dest)
 
 
 def _fast_copy(src: str, dst: str) -> None:

@@ -27,10 +27,12 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from . import datasets as ds_mod
+from . import guard
 from .cache import CacheError
 from .datasets import Dataset, DatasetError, object_store_for
 from .errors import GitDataError
 from .fetch import WorktreeFile, download_many, materialize
+from .fileio import tmp_prefix, worktree_mode
 from .filters import refresh_index
 from .hashing import CHUNK, new_hasher, oid_of_file
 from .pointer import Pointer
@@ -67,9 +69,11 @@ class StageReport:
     bytes: int = 0
     notes: dict[str, str] = field(default_factory=dict)  # path -> note (e.g. older version staged)
     failed: dict[str, str] = field(default_factory=dict)  # path -> reason
+    kept: dict[str, str] = field(default_factory=dict)  # path -> why it was not overwritten
 
     def as_dict(self) -> dict[str, object]:
         return {
+            "kept": self.kept,
             "dataset": self.dataset,
             "mode": self.mode,
             "location": self.location,
@@ -156,6 +160,34 @@ def modified_paths(project: Project, ds: Dataset) -> set[str]:
     return {p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p}
 
 
+def linked_modified_paths(project: Project, ds: Dataset, found: list[Found], mode: str | None) -> set[str]:
+    """Files of a linked dataset whose bytes are not what was staged.
+
+    ``--location``: what git data wrote there (stat first, then the hash, see
+    :mod:`gitdata.guard`). ``--existing`` (the user's own folder, never
+    written by git data): a size that differs from the recorded one.
+    """
+    folder = os.path.join(project.root, ds.path)
+    out = set()
+    expects = expectations(project, found) if mode == "location" else {}
+    for f in found:
+        full = os.path.join(folder, ds.rel(f.path))
+        if mode != "location":
+            try:
+                if f.pointer.size is not None and os.path.getsize(full) != f.pointer.size:
+                    out.add(f.path)
+            except OSError:
+                pass
+            continue
+        state, _oid = guard.inspect(
+            full, expects[f.path], algorithm=project.algorithm,
+            fallback=lambda path, p=f.pointer: _fallback_current(project, p, path),
+        )
+        if state in (guard.USER, guard.OUTDATED):
+            out.add(f.path)
+    return out
+
+
 def _is_link(project: Project, ds: Dataset) -> bool:
     return os.path.islink(os.path.join(project.root, ds.path))
 
@@ -186,15 +218,26 @@ def _open_kwargs(storage: Storage, version_id: str | None) -> dict[str, Any]:
     return {}
 
 
-class _FileSink:
-    """Writes beside ``dest`` under a temporary name while hashing; ``commit`` renames."""
+class ChangedMeanwhile(StageError):
+    """The target changed while git data was writing beside it: it is kept."""
 
-    def __init__(self, dest: str, algorithm: str) -> None:
+
+class _FileSink:
+    """Writes beside ``dest`` under a temporary name while hashing; ``commit`` renames.
+
+    ``expect`` is ``dest``'s :func:`gitdata.guard.signature` when git data
+    decided it may replace it (None: nothing was there); if ``dest`` changed
+    since, ``commit`` keeps it and raises :class:`ChangedMeanwhile`. The
+    file gets ``dest``'s mode, or a new file's under the umask.
+    """
+
+    def __init__(self, dest: str, algorithm: str, expect: tuple[int, int, int] | None = None) -> None:
         self.dest = dest
         self.algorithm = algorithm
+        self.expect = expect
         self._h = new_hasher(algorithm)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(dir=os.path.dirname(dest), prefix=".gitdata-")
+        fd, self.tmp = tempfile.mkstemp(dir=os.path.dirname(dest), prefix=tmp_prefix())
         self._f: BinaryIO | None = os.fdopen(fd, "wb")
 
     def write(self, data: bytes) -> None:
@@ -207,6 +250,10 @@ class _FileSink:
         self._f.close()
         self._f = None
         size = os.path.getsize(self.tmp)
+        if guard.signature(self.dest) != self.expect:
+            self.abort()
+            raise ChangedMeanwhile(f"{self.dest} changed while it was being staged; kept it as it is")
+        os.chmod(self.tmp, worktree_mode(self.dest))
         os.replace(self.tmp, self.dest)
         return f"{self.algorithm}:{self._h.hexdigest()}", size
 
@@ -236,11 +283,14 @@ def _download_to_cache(project: Project, storage: Storage, key: str, pointer: Po
     return oid
 
 
-def _download_to_file(project: Project, storage: Storage, key: str, pointer: Pointer, dest: str) -> str:
+def _download_to_file(
+    project: Project, storage: Storage, key: str, pointer: Pointer, dest: str,
+    expect: tuple[int, int, int] | None = None,
+) -> str:
     kwargs = _open_kwargs(storage, pointer.get("version-id"))
     expected = _expected_md5(pointer)
     md5 = hashlib.md5(usedforsecurity=False) if expected else None
-    sink = _FileSink(dest, project.algorithm)
+    sink = _FileSink(dest, project.algorithm, expect)
     try:
         size = 0
         with storage.open_read(key, **kwargs) as f:
@@ -258,6 +308,23 @@ def _download_to_file(project: Project, storage: Storage, key: str, pointer: Poi
         sink.abort()
         raise
     return oid
+
+
+def _copy_to_file(source: BinaryIO, dest: str, algorithm: str, expect: tuple[int, int, int] | None,
+                  oid: str | None = None) -> str:
+    """Copy an open file to ``dest`` through :class:`_FileSink`; with ``oid``,
+    only if the bytes hash to it. Returns the oid of what was written."""
+    sink = _FileSink(dest, algorithm, expect)
+    try:
+        while chunk := source.read(CHUNK * 4):
+            sink.write(chunk)
+        if oid is not None and f"{algorithm}:{sink._h.hexdigest()}" != oid:
+            raise CacheError(f"cached object {oid} is corrupt; delete it and run `git data fetch`")
+        written, _size = sink.commit()
+    except BaseException:
+        sink.abort()
+        raise
+    return written
 
 
 def _check(storage: Storage, key: str, pointer: Pointer, size: int, md5: Any, expected: str | None, abort: Callable[[], None]) -> None:
@@ -564,28 +631,44 @@ def _stage_location(
         )
     found = _select(ds, all_found, include, exclude)
     os.makedirs(target, exist_ok=True)
-    moves: list[tuple[str, str]] = []
+    expects = expectations(project, found)
+    moves: list[tuple[Found, str, str, tuple[int, int, int] | None]] = []
     todo: list[Found] = []
+    sigs: dict[str, tuple[int, int, int] | None] = {}
+    written: list[tuple[str, str]] = []  # (path, oid) of files now holding their content
     for f in found:
         dest = os.path.join(target, ds.rel(f.path))
-        if os.path.isfile(dest) and os.path.getsize(dest) == (f.pointer.size or 0) and (
-            ds_mod.read_pointer_file(dest) is None
-        ):
+        state, oid = guard.inspect(
+            dest, expects[f.path], algorithm=project.algorithm,
+            fallback=lambda full, p=f.pointer: _fallback_current(project, p, full),
+        )
+        if state == guard.CURRENT:
             report.already += 1
+            written.append((f.path, oid or ""))
             continue
+        if state == guard.USER:
+            report.kept[f.path] = (
+                f"{dest} is not what git data staged there (changed, or put there by someone "
+                "else): kept as it is; to get the recorded bytes, move it away and stage again"
+            )
+            continue
+        sigs[f.path] = guard.signature(dest)
         if not linked:
             full = os.path.join(project.root, f.path)
             if os.path.isfile(full) and ds_mod.read_pointer_file(full) is None:
-                moves.append((full, dest))  # staged by copy before: move, do not download
+                moves.append((f, full, dest, sigs[f.path]))  # staged by copy before: move, do not download
                 continue
         todo.append(f)
     need = sum(f.pointer.size or 0 for f in todo)
     _check_space(project, need, target, force=force)
-    for src, dest in moves:
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        shutil.copy2(src, dest + ".gitdata-tmp")
-        os.replace(dest + ".gitdata-tmp", dest)
-        report.staged.append(os.path.relpath(src, project.root).replace(os.sep, "/"))
+    for f, src, dest, sig in moves:
+        try:
+            with open(src, "rb") as fh:
+                written.append((f.path, _copy_to_file(fh, dest, project.algorithm, sig)))
+        except (OSError, GitDataError) as err:
+            report.failed[f.path] = str(err)
+            continue
+        report.staged.append(f.path)
 
     registered = [f for f in todo if f.pointer.oid is None]
     owned = [f for f in todo if f.pointer.oid is not None]
@@ -593,7 +676,8 @@ def _stage_location(
 
     def fetch_one(it: _Item) -> str:
         dest = os.path.join(target, ds.rel(it.found.path))
-        return _download_to_file(project, storages[it.storage_url or ""], it.key or "", it.found.pointer, dest)
+        return _download_to_file(project, storages[it.storage_url or ""], it.key or "", it.found.pointer, dest,
+                                 sigs[it.found.path])
 
     outcome = run_parallel(items, fetch_one, jobs=jobs, label=f"Staging {ds.name}",
                            weight=lambda it: it.found.pointer.size or 0, progress=progress)
@@ -602,6 +686,7 @@ def _stage_location(
         report.staged.append(it.found.path)
         report.bytes += it.found.pointer.size or 0
         records.append((it.found.path, oid, it.found.pointer.encode()))
+        written.append((it.found.path, oid))
     for it, err in outcome.failed.items():
         report.failed[it.found.path] = str(err)
     if records:
@@ -616,19 +701,59 @@ def _stage_location(
         for f in owned:
             if f.path in report.failed:
                 continue
+            oid = f.pointer.oid or ""
             try:
-                dest = os.path.join(target, ds.rel(f.path))
-                os.makedirs(os.path.dirname(dest), exist_ok=True)
-                project.cache.copy_to(f.pointer.oid or "", dest)
-            except (OSError, CacheError) as err:
+                with project.cache.open(oid) as fh:
+                    _copy_to_file(fh, os.path.join(target, ds.rel(f.path)), oid.split(":", 1)[0], sigs[f.path], oid)
+            except (OSError, GitDataError) as err:
                 report.failed[f.path] = str(err)
                 continue
+            written.append((f.path, oid))
             report.staged.append(f.path)
             report.bytes += f.pointer.size or 0
+    _record_written(project, ds, target, written)
     _link(project, ds, all_found, target)
     set_mode(project, ds.name, "location", target)
     report.staged.sort()
     return report
+
+
+def expectations(project: Project, found: list[Found]) -> dict[str, guard.Expect]:
+    """What git data knows it put at each path (see :mod:`gitdata.guard`)."""
+    paths = [f.path for f in found]
+    staged = project.state.staged_records(paths)
+    written = project.state.written(paths)
+    out = {}
+    for f in found:
+        wanted = f.pointer.oid
+        ours: set[str] = set()
+        if f.path in staged:
+            content, pointer = staged[f.path]
+            if wanted is None and pointer == f.pointer.encode():
+                wanted = content
+            else:
+                ours.add(content)
+        out[f.path] = guard.Expect(wanted=wanted, ours=frozenset(ours), written=written.get(f.path))
+    return out
+
+
+def _fallback_current(project: Project, pointer: Pointer, full: str) -> bool:
+    """No record of this path: the weaker check (size, and a recorded md5 where there is one)."""
+    if pointer.size is not None and os.path.getsize(full) != pointer.size:
+        return False
+    return _verify_file(project, pointer, full) is None
+
+
+def _record_written(project: Project, ds: Dataset, target: str, written: list[tuple[str, str]]) -> None:
+    records = []
+    for path, oid in written:
+        try:
+            st = os.stat(os.path.join(target, ds.rel(path)))
+        except FileNotFoundError:
+            continue
+        records.append((path, oid, st.st_size, st.st_mtime_ns))
+    if records:
+        project.state.record_written(records)
 
 
 def _stage_existing(project: Project, ds: Dataset, path: str, verify: bool, cur_mode: str | None) -> StageReport:
@@ -727,14 +852,19 @@ def unstage(project: Project, name: str) -> UnstageReport:
     if os.path.islink(folder):
         target = os.path.realpath(folder)
         keep_target = mode == "existing" or not mode
+        expects = {} if keep_target else expectations(project, found)
         for f in found:
             full = os.path.join(target, ds.rel(f.path))
             if not os.path.lexists(full):
                 continue
             if keep_target:
                 continue
+            state, _oid = guard.inspect(
+                full, expects[f.path], algorithm=project.algorithm,
+                fallback=lambda path, p=f.pointer: _fallback_current(project, p, path),
+            )
             size = os.path.getsize(full)
-            if f.pointer.size is not None and size != f.pointer.size:
+            if state not in (guard.CURRENT, guard.POINTER):
                 report.kept[full] = "changed since it was staged"
             elif f.pointer.oid and f.pointer.oid not in pushed:
                 report.kept[full] = "not pushed"
@@ -780,6 +910,7 @@ def unstage(project: Project, name: str) -> UnstageReport:
         if path in freed:
             project.cache.remove(oid)  # registered content: still in external storage
     project.state.forget_staged(freed)
+    project.state.forget_written(freed)
     if not report.kept:
         set_mode(project, name, None)
     else:

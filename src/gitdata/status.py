@@ -76,7 +76,9 @@ def local_state(pointer: Pointer, worktree: str, *, modified: bool, linked: bool
     "content" or "missing" (for a linked dataset: at the link target).
     """
     if linked:
-        return LINKED if worktree == "content" else MISSING
+        if worktree != "content":
+            return MISSING
+        return MODIFIED if modified else LINKED
     if worktree == "missing":
         return MISSING
     if worktree == "pointer":
@@ -110,7 +112,7 @@ def _worktree_kind(full: str) -> str:
 
 
 def dataset_rows(project: Project, options: StatusOptions) -> list[StatusRow]:
-    from .stage import current_mode, modified_paths
+    from .stage import current_mode, linked_modified_paths, modified_paths
 
     all_ds = ds_mod.load_all(project)
     chosen = [all_ds[n] for n in options.names if n in all_ds] if options.names else list(all_ds.values())
@@ -120,7 +122,7 @@ def dataset_rows(project: Project, options: StatusOptions) -> list[StatusRow]:
         mode, _loc = current_mode(project, ds.name)
         folder = os.path.join(project.root, ds.path)
         linked = os.path.islink(folder)
-        modified = set() if linked else modified_paths(project, ds)
+        modified = linked_modified_paths(project, ds, found, mode) if linked else modified_paths(project, ds)
         by_path: dict[str, StatusRow] = {}
         for f in found:
             kind = _worktree_kind(os.path.join(project.root, f.path))

@@ -259,6 +259,8 @@ def dataset_stage(name, mode, location, existing, verify, include, exclude, jobs
         )
         for path, note in sorted(report.notes.items()):
             click.echo(f"note: {path}: {note}")
+        for path, why in sorted(report.kept.items()):
+            click.echo(f"kept {path}: {why}")
     if report.failed:
         for path, reason in sorted(report.failed.items()):
             click.echo(f"error: {path}: {reason}", err=True)
