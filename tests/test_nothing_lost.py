@@ -103,3 +103,55 @@ def test_location_does_not_overwrite_a_file_someone_put_there(local_backend, tmp
     assert (ext / "ds" / "a.txt").read_bytes() == b"someone else's file\n"
     assert (ext / "ds" / "b.txt").read_bytes() == OBJECTS["b.txt"]
     assert _local(status_json(root))["data/ds/a.txt"] == "modified"
+
+
+# --------------------------------------------------------------------------
+# 2. `git data update` keeps files changed locally
+
+
+def test_update_keeps_local_edits(local_backend, tmp_path):
+    import time
+
+    from test_datasets import delete_object
+
+    backend = local_backend
+    put_objects(backend, OBJECTS)
+    root = project(tmp_path / "p")
+    gd(root, "dataset", "add", "ds", backend.url, "--create", *opts(backend))
+    git(root, "commit", "-q", "-m", "register")
+    gd(root, "dataset", "stage", "ds")
+    # the user edits two staged files ...
+    write(root / "data/ds/a.txt", b"my alpha\n")
+    write(root / "data/ds/sub/deeper/d.csv", b"my,table\n")
+    # ... and keeps an untracked file where a new object will appear
+    write(root / "data/ds/sub/new.txt", b"my notes\n")
+    # meanwhile the remote changes both, changes b.txt, and gains sub/new.txt
+    time.sleep(0.05)
+    put_objects(backend, {"a.txt": b"ALPHA v2\n", "b.txt": b"BRAVO v2\n", "sub/new.txt": b"new\n"})
+    delete_object(backend, "sub/deeper/d.csv")
+    local = _local(status_json(root))
+    assert local["data/ds/a.txt"] == local["data/ds/sub/deeper/d.csv"] == "modified"
+
+    proc = gd(root, "update", "ds", check=False)
+    assert proc.returncode == 1, proc
+    err = proc.stderr.decode()
+    for path in ("data/ds/a.txt", "data/ds/sub/deeper/d.csv", "data/ds/sub/new.txt"):
+        assert f"kept {path}" in err, err
+    assert "git restore" in err and "git data update ds" in err
+    assert (root / "data/ds/a.txt").read_bytes() == b"my alpha\n"
+    assert (root / "data/ds/sub/deeper/d.csv").read_bytes() == b"my,table\n"
+    assert (root / "data/ds/sub/new.txt").read_bytes() == b"my notes\n"
+    # the others were updated
+    assert "M\tdata/ds/b.txt" in git(root, "diff", "--name-status")
+
+    # the user gives up the edits: the next update converges
+    git(root, "restore", "data/ds/a.txt", "data/ds/sub/deeper/d.csv")
+    (root / "data/ds/sub/new.txt").rename(tmp_path / "notes.txt")
+    gd(root, "update", "ds")
+    git(root, "commit", "-q", "-am", "update")
+    gd(root, "dataset", "stage", "ds")
+    assert (root / "data/ds/a.txt").read_bytes() == b"ALPHA v2\n"
+    assert (root / "data/ds/b.txt").read_bytes() == b"BRAVO v2\n"
+    assert (root / "data/ds/sub/new.txt").read_bytes() == b"new\n"
+    assert not (root / "data/ds/sub/deeper/d.csv").exists()
+    assert clean(root), git(root, "status", "--porcelain")

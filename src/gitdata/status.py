@@ -240,6 +240,8 @@ class UpdateReport:
     changed: list[str] = field(default_factory=list)
     added: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    #: path -> why it was left as it is (a local change update would lose)
+    kept: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -251,7 +253,9 @@ def update(project: Project, name: str, paths: tuple[str, ...] = (), *, new: boo
     Only the work tree changes: the new pointers show in ``git diff`` (new
     files are added with intent-to-add so they show too), ready to commit.
     A staged copy of a changed file goes back to pointer text: stage again
-    to get the new bytes.
+    to get the new bytes. A file changed locally (``git data status`` says
+    modified) is never replaced or deleted: it is left as it is and listed in
+    ``kept``, and so is an untracked file where a new object would go.
     """
     from .stage import current_mode
 
@@ -278,6 +282,12 @@ def update(project: Project, name: str, paths: tuple[str, ...] = (), *, new: boo
         if not wanted(path):
             continue
         full = os.path.join(project.root, path)
+        if row.local == MODIFIED and row.remote in (CHANGED, DELETED):
+            report.kept[path] = f"changed locally, and {row.remote} on the remote"
+            continue
+        if row.remote == NEW and new and os.path.lexists(full):
+            report.kept[path] = "new on the remote, but an untracked file is there"
+            continue
         if row.remote == CHANGED and row.current is not None:
             f = by_path[path]
             fp = row.current

@@ -8,6 +8,7 @@ from collections import Counter
 import click
 
 from .. import stage as stage_mod
+from ..errors import GitDataError
 from .. import status as status_mod
 from . import cli
 from .base import emit_json, open_project, table
@@ -65,11 +66,19 @@ def update(dataset: str, paths: tuple[str, ...], no_new: bool, as_json: bool) ->
     report = status_mod.update(project, dataset, paths, new=not no_new)
     if as_json:
         emit_json(report.as_dict())
-        return
-    click.echo(
-        f"{dataset}: {len(report.changed)} changed, {len(report.added)} new, "
-        f"{len(report.deleted)} deleted; review with `git diff`, then commit"
-    )
+    else:
+        click.echo(
+            f"{dataset}: {len(report.changed)} changed, {len(report.added)} new, "
+            f"{len(report.deleted)} deleted; review with `git diff`, then commit"
+        )
+    if report.kept:
+        for path, why in sorted(report.kept.items()):
+            click.echo(f"error: kept {path}: {why}; not updated", err=True)
+        raise GitDataError(
+            f"{len(report.kept)} file(s) of {dataset} were left as they are: commit your change "
+            "(`git add PATH`) or discard it (`git restore PATH`, or move the untracked file "
+            f"away), then run `git data update {dataset}` again"
+        )
 
 
 @cli.command()
