@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
 from conftest import _make_backend
-from helpers import git, write
+from helpers import git, run, write
 from test_datasets import OBJECTS, clean, gd, opts, project, put_objects, status_json
 
 
@@ -155,3 +156,117 @@ def test_update_keeps_local_edits(local_backend, tmp_path):
     assert (root / "data/ds/sub/new.txt").read_bytes() == b"new\n"
     assert not (root / "data/ds/sub/deeper/d.csv").exists()
     assert clean(root), git(root, "status", "--porcelain")
+
+
+# --------------------------------------------------------------------------
+# 3. a clone where `git data install` never ran: no raw data reaches git
+
+
+def _project_installed_locally(path: Path, store: Path) -> Path:
+    """A project whose filter is set up in its own .git/config only: a clone of
+    it (same HOME) has no filter, as on a machine without `git data install`."""
+    path.mkdir(parents=True)
+    git(path, "init", "-q")
+    gd(path, "install", "--local")
+    gd(path, "track", "data/**")
+    gd(path, "remote", "add", "origin", str(store))
+    return path
+
+
+def _raw_blob(root: Path, path: str, data: bytes) -> None:
+    """Stage ``data`` at ``path`` bypassing every filter (what git does without one)."""
+    write(root / path, data)
+    sha = git(root, "hash-object", "-w", "--no-filters", path).strip()
+    git(root, "update-index", "--add", "--cacheinfo", f"100644,{sha},{path}")
+
+
+def test_clone_without_install_gets_the_filter_and_never_stages_raw_data(local_backend, tmp_path):
+    backend = local_backend
+    put_objects(backend, OBJECTS)
+    store = tmp_path / "store"
+    proj = _project_installed_locally(tmp_path / "p", store)
+    big = os.urandom(300_000)
+    write(proj / "data/big.bin", big)
+    git(proj, "add", "-A")
+    gd(proj, "dataset", "add", "ds", backend.url, "--create", *opts(backend))
+    git(proj, "commit", "-q", "-m", "data")
+    gd(proj, "push")
+    origin = tmp_path / "o.git"
+    git(tmp_path, "init", "-q", "--bare", str(origin))
+    git(proj, "push", "-q", str(origin), "HEAD:refs/heads/main")
+
+    clone = tmp_path / "c"
+    git(tmp_path, "clone", "-q", str(origin), str(clone))
+    assert run("git", "config", "filter.s3data.process", cwd=clone, check=False).returncode == 1
+    assert (clone / "data/big.bin").read_bytes().startswith(b"version gitdata/1\n")
+    proc = gd(clone, "pull")
+    assert b"set it up here" in proc.stderr and b"git data install" in proc.stderr
+    assert (clone / "data/big.bin").read_bytes() == big
+    assert clean(clone), git(clone, "status", "--porcelain")  # not "M  data/big.bin"
+    assert git(clone, "config", "--local", "filter.s3data.process").strip() == "git-data filter-process"
+    assert (clone / ".git/hooks/pre-commit").exists()
+    assert git(clone, "diff", "--cached", "--name-only") == ""
+
+    # the same for `dataset stage`, in a second clone
+    clone2 = tmp_path / "c2"
+    git(tmp_path, "clone", "-q", str(origin), str(clone2))
+    proc = gd(clone2, "dataset", "stage", "ds")
+    assert b"set it up here" in proc.stderr
+    assert (clone2 / "data/ds/a.txt").read_bytes() == OBJECTS["a.txt"]
+    assert clean(clone2), git(clone2, "status", "--porcelain")
+
+
+def test_pre_commit_refuses_raw_data_and_malformed_pointers(tmp_path):
+    proj = _project_installed_locally(tmp_path / "p", tmp_path / "store")
+    git(proj, "commit", "-q", "--allow-empty", "-m", "init")
+    git(proj, "add", ".gitattributes")
+    git(proj, "commit", "-q", "-m", "attributes")
+    # raw bytes at a tracked path (staged without the filter)
+    _raw_blob(proj, "data/raw.bin", b"raw data, not a pointer\n" * 10)
+    proc = run("git", "commit", "-q", "-m", "raw", cwd=proj, check=False)
+    assert proc.returncode != 0
+    err = proc.stderr.decode()
+    assert "data/raw.bin is staged as raw data" in err and "git data install" in err
+    assert git(proj, "rev-list", "--count", "HEAD").strip() == "2"
+    # the fix the message names: add it again with the filter
+    git(proj, "add", "data/raw.bin")
+    git(proj, "commit", "-q", "-m", "pointer")
+    assert git(proj, "show", "HEAD:data/raw.bin").startswith("version gitdata/1\n")
+
+    # malformed pointers, tracked path or not
+    bad = {
+        "data/crlf.bin": b"version gitdata/1\r\noid xxh128:" + b"0" * 32 + b"\r\nsize 5\r\n",
+        "notes/negative.txt": b"version gitdata/1\noid xxh128:" + b"0" * 32 + b"\nsize -5\n",
+        "data/latin1.bin": b"version gitdata/1\noid xxh128:" + b"0" * 32 + b"\nsize 5\nsource \xe9\n",
+    }
+    for path, data in bad.items():
+        _raw_blob(proj, path, data)
+    proc = run("git", "commit", "-q", "-m", "bad", cwd=proj, check=False)
+    assert proc.returncode != 0
+    err = proc.stderr.decode()
+    for path in bad:
+        assert f"{path} is a malformed gitdata pointer" in err, err
+    assert "commit refused" in err
+    assert git(proj, "rev-list", "--count", "HEAD").strip() == "3"
+
+
+def test_commit_problems_table():
+    from gitdata.scan import check_commit_problems
+
+    ptr = b"version gitdata/1\noid xxh128:" + b"a" * 32 + b"\nsize 3\n"
+    cases = {  # path: (blob, tracked, refused?)
+        "data/pointer.bin": (ptr, True, False),
+        "data/empty.bin": (b"", True, False),
+        "data/raw.bin": (b"raw", True, True),
+        "data/big.bin": (None, True, True),  # over the pointer size: never read
+        "src/code.py": (b"print()\n", False, False),
+        "src/crlf.txt": (ptr.replace(b"\n", b"\r\n"), False, True),
+        "data/short-oid.bin": (b"version gitdata/1\noid xxh128:ab\nsize 3\n", True, True),
+        "data/neg.bin": (b"version gitdata/1\noid xxh128:" + b"a" * 32 + b"\nsize -5\n", True, True),
+    }
+    pairs = [(path, f"sha-{path}") for path in cases]
+    sizes = {f"sha-{p}": ("blob", 5000 if b is None else len(b)) for p, (b, _t, _r) in cases.items()}
+    blobs = {f"sha-{p}": b for p, (b, _t, _r) in cases.items() if b is not None}
+    tracked = {p for p, (_b, t, _r) in cases.items() if t}
+    refused = {pr.path for pr in check_commit_problems(pairs, tracked, sizes, blobs)}
+    assert refused == {p for p, (_b, _t, r) in cases.items() if r}

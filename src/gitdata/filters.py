@@ -381,7 +381,9 @@ def refresh_index(project: Project, paths: list[str] | Mapping[str, str]) -> Non
         for attempt in range(20):
             if not os.path.exists(os.path.join(project.repo.git_dir, "index.lock")):
                 try:
-                    run_git(["update-index", "-q", "-z", "--stdin"], cwd=project.repo.root, input=data, env=env)
+                    # the filter named on the command line: even where it is not configured,
+                    # git cleans the files into pointers, never stages their raw bytes
+                    run_git([*FILTER_ARGS, "update-index", "-q", "-z", "--stdin"], cwd=project.repo.root, input=data, env=env)
                     return
                 except GitError:
                     pass
@@ -389,6 +391,10 @@ def refresh_index(project: Project, paths: list[str] | Mapping[str, str]) -> Non
     finally:
         if expect_file is not None:
             os.unlink(expect_file)
+
+
+#: ``git -c`` arguments that make git run our filter for this one command.
+FILTER_ARGS = ("-c", "filter.s3data.process=git-data filter-process", "-c", "filter.s3data.required=true")
 
 
 def _read_expected(path: str | None) -> dict[str, str]:

@@ -17,7 +17,7 @@ from ..maintenance import prune as prune_run
 from ..push import push_objects
 from ..scan import scan_history, scan_index, scan_tree
 from . import cli
-from .base import emit_json, human_size, open_project, table
+from .base import emit_json, ensure_filter, human_size, open_project, table
 
 
 def _maybe_repo() -> Repo | None:
@@ -187,6 +187,7 @@ def checkout(paths: tuple[str, ...]) -> None:
     or use `git data pull` for both.
     """
     project = open_project()
+    ensure_filter(project)
     n, failed = _checkout(project, paths)
     click.echo(f"{n} file(s) checked out")
     _report_failures(failed)
@@ -198,6 +199,7 @@ def checkout(paths: tuple[str, ...]) -> None:
 def pull(paths: tuple[str, ...], remote: str | None) -> None:
     """Fetch the objects HEAD needs and check them out (fetch + checkout)."""
     project = open_project()
+    ensure_filter(project)
     include = tuple(p if any(c in p for c in "*?[") else p.rstrip("/") + "*" for p in paths)
     n, failed = _fetch(project, (), include, (), remote)
     m, failed2 = _checkout(project, paths)

@@ -10,7 +10,7 @@ from .. import datasets as ds_mod
 from .. import stage as stage_mod
 from ..errors import GitDataError
 from . import cli
-from .base import emit_json, human_size, open_project, table
+from .base import emit_json, ensure_filter, human_size, open_project, table
 
 _OPTION = click.option(
     "-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
@@ -245,6 +245,7 @@ def dataset_stage(name, mode, location, existing, verify, include, exclude, jobs
         if mode != "copy":
             raise click.UsageError("--existing does not combine with --reference/--mount")
         mode = "existing"
+    ensure_filter(project)
     report = stage_mod.stage(
         project, name, mode=mode, location=location, existing=existing, verify=verify,
         include=include, exclude=exclude, jobs=jobs, force=force,

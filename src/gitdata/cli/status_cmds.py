@@ -8,8 +8,8 @@ from collections import Counter
 import click
 
 from .. import stage as stage_mod
-from ..errors import GitDataError
 from .. import status as status_mod
+from ..errors import GitDataError
 from . import cli
 from .base import emit_json, open_project, table
 
