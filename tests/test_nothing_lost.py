@@ -270,3 +270,64 @@ def test_commit_problems_table():
     tracked = {p for p, (_b, t, _r) in cases.items() if t}
     refused = {pr.path for pr in check_commit_problems(pairs, tracked, sizes, blobs)}
     assert refused == {p for p, (_b, _t, r) in cases.items() if r}
+
+
+# --------------------------------------------------------------------------
+# 4. one malformed pointer fails that file only
+
+
+def test_malformed_pointers_fail_only_their_files(tmp_path):
+    proj = _project_installed_locally(tmp_path / "p", tmp_path / "store")
+    good = {f"data/good{i}.bin": os.urandom(2000 + i) for i in range(3)}
+    for path, data in good.items():
+        write(proj / path, data)
+    git(proj, "add", "-A")
+    git(proj, "commit", "-q", "-m", "good data")
+    gd(proj, "push")
+    oid = "oid xxh128:" + "0" * 32
+    bad = {
+        "data/crlf.bin": f"version gitdata/1\r\n{oid}\r\nsize 5\r\n".encode(),
+        "data/bad-oid.bin": b"version gitdata/1\noid xxh128:zz\nsize 5\n",
+        "data/negative.bin": f"version gitdata/1\n{oid}\nsize -5\n".encode(),
+        "data/latin1.bin": f"version gitdata/1\n{oid}\nsize 5\nsource ".encode() + b"\xe9\n",
+    }
+    for path, data in bad.items():
+        _raw_blob(proj, path, data)
+    git(proj, "commit", "-q", "--no-verify", "-m", "a collaborator without the hook")
+    origin = tmp_path / "o.git"
+    git(tmp_path, "init", "-q", "--bare", str(origin))
+    git(proj, "push", "-q", "--no-verify", str(origin), "HEAD:refs/heads/main")
+
+    clone = tmp_path / "c"
+    env = {"GIT_CONFIG_COUNT": "2", "GIT_CONFIG_KEY_0": "filter.s3data.process",
+           "GIT_CONFIG_VALUE_0": "git-data filter-process", "GIT_CONFIG_KEY_1": "filter.s3data.required",
+           "GIT_CONFIG_VALUE_1": "true"}  # the filter, for the clone's checkout only
+    proc = run("git", "clone", "-q", str(origin), str(clone), cwd=tmp_path, check=False, env=env)
+    err = proc.stderr.decode()
+    assert proc.returncode == 0, err
+    for path in bad:
+        assert f"{path}: malformed gitdata pointer" in err, err
+    for path, data in good.items():
+        assert (clone / path).read_bytes() == data
+    for path, data in bad.items():
+        assert (clone / path).read_bytes() == data  # left as it is
+    assert len(git(clone, "ls-files").split()) == len(good) + len(bad) + 2
+    gd(clone, "install", "--local")
+    assert clean(clone), git(clone, "status", "--porcelain")
+
+    for cmd in (("pull",), ("checkout",)):
+        proc = gd(clone, *cmd, check=False)
+        assert proc.returncode == 1, proc
+        for path in bad:
+            assert path in proc.stderr.decode()
+    proc = gd(clone, "fsck", check=False)
+    assert proc.returncode == 1
+    for path in bad:
+        assert f"malformed pointer: {path}" in proc.stdout.decode()
+
+    # fixed upstream (the files removed): the next pull converges
+    git(clone, "rm", "-q", *bad)
+    git(clone, "commit", "-q", "-m", "drop broken pointers")
+    gd(clone, "pull")
+    gd(clone, "fsck")
+    assert clean(clone)

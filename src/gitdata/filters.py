@@ -86,11 +86,10 @@ class FilterHandler:
         if overflow is None and n < MAX_SIZE:
             text = bytes(head)
             if is_pointer_like(text):
-                try:
-                    parse(text)
-                    return text  # already a pointer: pass through unchanged
-                except PointerError:
-                    pass  # a file that merely looks like one is data
+                # already a pointer: pass through unchanged; a malformed one too (a
+                # checkout left it as it is): never hashed into the cache as data;
+                # the pre-commit hook and fsck name it
+                return text
         complete = overflow is None
         if overflow is not None:
             it = itertools.chain((overflow,), it)
@@ -152,7 +151,13 @@ class FilterHandler:
         try:
             pointer = parse(blob)
         except PointerError as err:
-            return SmudgeResult(error=f"{path}: malformed gitdata pointer: {err}")
+            # this file only: left as it is, named; the rest of the checkout proceeds
+            self._log(
+                f"error: {path}: malformed gitdata pointer ({err}); left as it is. Restore a "
+                "good pointer (or the content) and commit it; `git data fsck` lists such files."
+            )
+            self.failures.append(path)
+            return SmudgeResult(data=blob)
         if pointer.oid is None:
             return SmudgeResult(data=blob)  # registered data: staged by `git data dataset stage`
         cache = self.project.cache

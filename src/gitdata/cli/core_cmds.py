@@ -175,7 +175,14 @@ def _checkout(project, paths: tuple[str, ...]) -> tuple[int, dict[str, str]]:
     outcome = materialize(project.cache, project.root, files)
     if outcome.done:
         refresh_index(project, outcome.done)
-    return len(outcome.done), {p: str(e) for p, e in outcome.failed.items()}
+    failed = {p: str(e) for p, e in outcome.failed.items()}
+    for path, reason in scan.malformed.items():
+        if not paths or any(path == p or path.startswith(p.rstrip("/") + "/") or fnmatch.fnmatch(path, p) for p in paths):
+            failed[path] = (
+                f"malformed gitdata pointer ({reason}); left as it is: restore a good pointer "
+                "(or the content) and commit it"
+            )
+    return len(outcome.done), failed
 
 
 @cli.command()
