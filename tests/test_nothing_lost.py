@@ -331,3 +331,96 @@ def test_malformed_pointers_fail_only_their_files(tmp_path):
     gd(clone, "pull")
     gd(clone, "fsck")
     assert clean(clone)
+
+
+# --------------------------------------------------------------------------
+# 5. kill -9 of the filter while it copies a large object into the work tree
+
+
+def _kill_filter_mid_copy(proc, folder: Path, deadline: float) -> tuple[int, str]:
+    """Wait for the filter's temporary file beside the target, kill -9 its
+    writer (the filter process, whose pid the name carries), return both."""
+    import signal
+    import time
+
+    from gitdata.fileio import tmp_owner
+
+    while time.monotonic() < deadline:
+        try:
+            names = os.listdir(folder)
+        except FileNotFoundError:
+            names = []
+        for name in names:
+            pid = tmp_owner(name)
+            if pid is not None:
+                os.kill(pid, signal.SIGKILL)
+                return pid, name
+        if proc.poll() is not None:
+            break
+    raise AssertionError("the copy finished before it could be killed (make the object larger)")
+
+
+def test_killed_large_copy_is_reported_and_completed_by_pull(tmp_path):
+    import subprocess
+    import time
+
+    from helpers import new_project
+
+    store = tmp_path / "store"
+    proj = new_project(tmp_path / "p", str(store))
+    big = os.urandom(1 << 20) * 160  # 160 MiB: the copy takes long enough to be caught
+    write(proj / "data/big.bin", big)
+    write(proj / "data/small.bin", b"small\n")
+    git(proj, "add", "-A")
+    git(proj, "commit", "-q", "-m", "data")
+    gd(proj, "push")
+    origin = tmp_path / "o.git"
+    git(tmp_path, "init", "-q", "--bare", str(origin))
+    git(proj, "push", "-q", str(origin), "HEAD:refs/heads/main")
+    del big
+
+    clone = tmp_path / "c"
+    proc = subprocess.Popen(
+        ["git", "-c", "gitdata.smudgeMax=1000", "clone", "-q", str(origin), str(clone)],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    pid, tmp_name = _kill_filter_mid_copy(proc, clone / "data", time.monotonic() + 120)
+    proc.communicate(timeout=120)
+    assert (clone / "data" / tmp_name).exists()  # the killed writer's temporary file
+    assert (clone / "data/big.bin").read_bytes().startswith(b"version gitdata/1\n")
+    assert (clone / "data/small.bin").read_bytes() == b"small\n"
+
+    # it does not look clean: status and fsck say so (and drop the temporary file)
+    rows = status_json(clone)
+    assert {"path": "data/big.bin", "local": "not materialized"}.items() <= next(
+        r for r in rows if r["path"] == "data/big.bin").items()
+    assert not (clone / "data" / tmp_name).exists()
+    assert "data/big.bin" in gd(clone, "status").stdout.decode()
+    proc2 = gd(clone, "fsck", check=False)
+    assert proc2.returncode == 1 and b"not materialized: data/big.bin" in proc2.stdout
+
+    # the next pull completes it
+    gd(clone, "pull")
+    assert (clone / "data/big.bin").read_bytes() == (proj / "data/big.bin").read_bytes()
+    assert clean(clone), git(clone, "status", "--porcelain")
+    gd(clone, "fsck")
+    assert [r for r in status_json(clone) if r["local"] == "not materialized"] == []
+
+
+def test_stale_temporary_names_are_told_apart_by_pid(tmp_path):
+    import subprocess
+
+    from gitdata.fileio import remove_stale_tmp, tmp_owner, tmp_prefix
+
+    assert tmp_owner(f"{tmp_prefix()}abc") == os.getpid()
+    assert tmp_owner("a.bin.gitdata-tmp-42") == 42
+    assert tmp_owner(".gitdata-tmp-" + "ab" * 16) is None  # a storage upload's name: not ours
+    assert tmp_owner("notes.txt") is None
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid no process has any more
+    write(tmp_path / f".gitdata-tmp-{dead.pid}-x", b"partial")
+    write(tmp_path / f"{tmp_prefix()}live", b"being written")
+    write(tmp_path / "user.txt", b"mine")
+    removed = remove_stale_tmp([str(tmp_path)])
+    assert removed == [str(tmp_path / f".gitdata-tmp-{dead.pid}-x")]
+    assert sorted(os.listdir(tmp_path)) == sorted([f"{tmp_prefix()}live", "user.txt"])

@@ -30,6 +30,7 @@ NOT_PUSHED = "not pushed"
 MISSING = "missing"
 LINKED = "staged (linked)"
 REFERENCE = "reference"
+NOT_MATERIALIZED = "not materialized"
 # remote states
 UNCHANGED = "unchanged"
 CHANGED = "changed"
@@ -60,7 +61,7 @@ class StatusRow:
     @property
     def notable(self) -> bool:
         """Worth showing in the short listing."""
-        return self.local in (MODIFIED, NOT_PUSHED, MISSING) or self.remote in (CHANGED, DELETED, NEW)
+        return self.local in (MODIFIED, NOT_PUSHED, MISSING, NOT_MATERIALIZED) or self.remote in (CHANGED, DELETED, NEW)
 
 
 SectionProvider = Callable[[Project, StatusOptions], list[StatusRow]]
@@ -203,8 +204,25 @@ def _storage_names(project: Project) -> set[str]:
     return set(load_all(project))
 
 
+def worktree_rows(project: Project, options: StatusOptions) -> list[StatusRow]:
+    """Files outside datasets whose content never reached the work tree (a
+    failed or killed checkout: the pointer is still there); removes the
+    temporary files such a checkout left."""
+    if options.names:
+        return []
+    from .maintenance import not_materialized, remove_stale_tmp
+    from .scan import scan_index
+
+    scan = scan_index(project.repo)
+    remove_stale_tmp(project, scan)
+    return [
+        StatusRow("files", "work tree", path, NOT_MATERIALIZED, detail="run `git data pull`")
+        for path in sorted(not_materialized(project, scan))
+    ]
+
+
 #: Every section of ``git data status``, in order. Add a provider here.
-SECTIONS: list[SectionProvider] = [dataset_rows, storage_rows]
+SECTIONS: list[SectionProvider] = [worktree_rows, dataset_rows, storage_rows]
 
 #: The names each section knows (``git data status NAME`` must match one). Add yours here.
 NAMES: list[Callable[[Project], set[str]]] = [lambda project: set(ds_mod.load_all(project)), _storage_names]

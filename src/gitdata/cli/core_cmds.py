@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import os
 
 import click
 
@@ -14,6 +15,7 @@ from ..git.repo import NotARepository, Repo
 from ..maintenance import fsck as fsck_run
 from ..maintenance import ls_files as ls_files_run
 from ..maintenance import prune as prune_run
+from ..maintenance import remove_stale_tmp
 from ..push import push_objects
 from ..scan import scan_history, scan_index, scan_tree
 from . import cli
@@ -163,6 +165,7 @@ def _report_failures(failed: dict[str, str]) -> None:
 
 def _checkout(project, paths: tuple[str, ...]) -> tuple[int, dict[str, str]]:
     scan = scan_index(project.repo)
+    remove_stale_tmp(project, scan)  # left by a killed checkout
     files = []
     for f in scan.found:
         if f.pointer.oid is None:
@@ -252,6 +255,10 @@ def fsck(check_remote: bool, remote_name: str | None, as_json: bool) -> None:
             click.echo(f"corrupt cached object: {oid} ({path}); delete it and run `git data fetch`")
         for oid, path in sorted(report.missing_on_remote.items()):
             click.echo(f"missing on data remote: {oid} ({path}); push it with `git data push`")
+        for path in sorted(report.not_materialized):
+            click.echo(f"not materialized: {path} (the work tree holds its pointer); run `git data pull`")
+        for path in report.removed_tmp:
+            click.echo(f"removed a stale temporary file: {os.path.relpath(path)}")
         click.echo(
             f"checked {report.checked_pointers} pointer(s), {report.checked_objects} cached object(s): "
             + ("ok" if report.ok else "problems found")

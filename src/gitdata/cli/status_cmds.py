@@ -23,7 +23,7 @@ def status(names: tuple[str, ...], remote: bool, verbose: bool, as_json: bool) -
     """Show the state of datasets (NAMES limit it).
 
     Per file: local state (staged / pointer only / modified / not pushed /
-    missing) and, with --remote, whether the remote object still matches
+    missing; outside datasets: not materialized) and, with --remote, whether the remote object still matches
     its recorded fingerprint (unchanged / changed / deleted), and new
     objects under registered prefixes.
     """
@@ -44,7 +44,8 @@ def status(names: tuple[str, ...], remote: bool, verbose: bool, as_json: bool) -
         if remote:
             rem = Counter(r.remote for r in group if r.remote)
             parts += [f"{n} {state} on remote" for state, n in sorted(rem.items())]
-        click.echo(f"{section[:-1]} {name}: " + (", ".join(parts) or "empty"))
+        title = f"{name} files" if section == "files" else f"{section[:-1]} {name}"
+        click.echo(f"{title}: " + (", ".join(parts) or "empty"))
         shown = group if verbose else [r for r in group if r.notable]
         if shown:
             table([["  " + r.path, r.local or "-", r.remote or "-"] for r in shown], ["  PATH", "LOCAL", "REMOTE"])
