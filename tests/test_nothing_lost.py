@@ -424,3 +424,88 @@ def test_stale_temporary_names_are_told_apart_by_pid(tmp_path):
     removed = remove_stale_tmp([str(tmp_path)])
     assert removed == [str(tmp_path / f".gitdata-tmp-{dead.pid}-x")]
     assert sorted(os.listdir(tmp_path)) == sorted([f"{tmp_prefix()}live", "user.txt"])
+
+
+# --------------------------------------------------------------------------
+# 6. per-clone locks: one stage of a dataset, one sync of a storage at a time
+
+
+_HOLD = """
+import sys, time
+from gitdata.lock import clone_lock
+with clone_lock(sys.argv[1], sys.argv[2], sys.argv[3]):
+    print("held", flush=True)
+    time.sleep(300)
+"""
+
+
+def _hold_lock(root: Path, name: str, what: str):
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", _HOLD, str(root / ".git/gitdata"), name, what],
+                            stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline() == b"held\n"
+    return proc
+
+
+def test_second_stage_of_a_dataset_is_refused_until_the_first_is_gone(local_backend, tmp_path):
+    import signal
+
+    backend = local_backend
+    put_objects(backend, OBJECTS)
+    root = project(tmp_path / "p")
+    gd(root, "dataset", "add", "ds", backend.url, "--create", *opts(backend))
+    git(root, "commit", "-q", "-m", "register")
+    holder = _hold_lock(root, "dataset-ds", "dataset stage ds")
+    try:
+        for cmd in (("dataset", "stage", "ds"), ("dataset", "unstage", "ds")):
+            proc = gd(root, *cmd, check=False)
+            assert proc.returncode == 1
+            assert f"another git data dataset stage ds is running (pid {holder.pid})" in proc.stderr.decode()
+        assert (root / "data/ds/a.txt").read_bytes().startswith(b"version gitdata/1\n")
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)  # a holder that dies leaves no lock in the way
+        holder.wait()
+    assert (root / ".git/gitdata/locks/dataset-ds.lock").exists()  # the file stays: stale
+    gd(root, "dataset", "stage", "ds")
+    assert (root / "data/ds/a.txt").read_bytes() == OBJECTS["a.txt"]
+    assert clean(root)
+
+
+def test_second_sync_of_a_storage_is_refused(local_backend, tmp_path):
+    from gitdata import storages as storages_mod
+    from gitdata.project import Project
+
+    root = tmp_path / "a"
+    root.mkdir()
+    git(root, "init", "-q")
+    storages_mod.add(Project.open(str(root)), "lab", local_backend.join("lab"))
+    gd(root, "storage", "stage", "lab")
+    holder = _hold_lock(root, "storage-lab", "storage sync lab")
+    try:
+        proc = gd(root, "storage", "sync", "lab", check=False)
+        assert proc.returncode == 1
+        assert f"another git data storage sync lab is running (pid {holder.pid})" in proc.stderr.decode()
+    finally:
+        holder.kill()
+        holder.wait()
+    gd(root, "storage", "sync", "lab")
+
+
+def test_nested_lock_in_one_process_and_pid_fallback(tmp_path):
+    from gitdata import lock
+
+    with lock.clone_lock(str(tmp_path), "x", "dataset stage x"):
+        with lock.clone_lock(str(tmp_path), "x", "dataset unstage x"):
+            pass
+    # without flock: a lock file whose pid is gone is taken over, a live one refuses
+    path = lock._lock_path(str(tmp_path), "y")
+    write(Path(path), b"999999999\nstorage sync y\n")
+    with lock._pid_lock(path, "storage sync y"):
+        assert lock._holder(path)[0] == os.getpid()
+    assert not os.path.exists(path)
+    write(Path(path), f"{os.getppid()}\nstorage sync y\n".encode())
+    with pytest.raises(lock.Busy, match=f"pid {os.getppid()}"):
+        with lock._pid_lock(path, "storage sync y"):
+            pass

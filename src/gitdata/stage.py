@@ -35,6 +35,7 @@ from .fetch import WorktreeFile, download_many, materialize
 from .fileio import tmp_prefix, worktree_mode
 from .filters import refresh_index
 from .hashing import CHUNK, new_hasher, oid_of_file
+from .lock import clone_lock
 from .pointer import Pointer
 from .project import Project
 from .scan import Found
@@ -455,6 +456,17 @@ def stage(
     force: bool = False,
     progress: bool | None = None,
 ) -> StageReport:
+    """Stage dataset ``name`` in ``mode`` (see the module docstring); one
+    stage or unstage of a dataset at a time per clone (:mod:`gitdata.lock`)."""
+    with clone_lock(project.repo.data_dir, f"dataset-{name}", f"dataset stage {name}"):
+        return _stage(project, name, mode=mode, location=location, existing=existing, verify=verify,
+                      include=include, exclude=exclude, jobs=jobs, force=force, progress=progress)
+
+
+def _stage(
+    project: Project, name: str, *, mode: str, location: str | None, existing: str | None, verify: bool,
+    include: tuple[str, ...], exclude: tuple[str, ...], jobs: int | None, force: bool, progress: bool | None,
+) -> StageReport:
     if mode == "mount":
         raise StageError(
             "mount mode is not available yet; use --copy (default), --location DIR, --existing "
@@ -842,6 +854,11 @@ def _pushed(project: Project, ds: Dataset, found: list[Found]) -> set[str]:
 
 def unstage(project: Project, name: str) -> UnstageReport:
     """Free the space: bring the pointers back, keep anything not safe elsewhere."""
+    with clone_lock(project.repo.data_dir, f"dataset-{name}", f"dataset unstage {name}"):
+        return _unstage(project, name)
+
+
+def _unstage(project: Project, name: str) -> UnstageReport:
     ds = ds_mod.get(project, name)
     mode, loc = current_mode(project, name)
     report = UnstageReport(dataset=name, mode=mode)
