@@ -509,3 +509,31 @@ def test_nested_lock_in_one_process_and_pid_fallback(tmp_path):
     with pytest.raises(lock.Busy, match=f"pid {os.getppid()}"):
         with lock._pid_lock(path, "storage sync y"):
             pass
+
+
+# --------------------------------------------------------------------------
+# the guarded writer: a target that changes during the copy is kept
+
+
+def test_copy_keeps_a_target_that_changed_during_the_write(tmp_path):
+    import pytest as _pytest
+
+    from gitdata.cache import Cache
+    from gitdata.fetch import WorktreeChanged, still_holds
+
+    cache = Cache(str(tmp_path / "cache"))
+    oid, _ = cache.put_bytes(b"content " * 200_000, "xxh128")
+    dest = tmp_path / "wt" / "f.bin"
+    write(dest, b"version gitdata/1\n...")
+    check = still_holds(str(dest), dest.read_bytes())
+
+    def user_edits_then_check() -> None:
+        dest.write_bytes(b"the user's edit")  # while the copy was being written
+        check()
+
+    with _pytest.raises(WorktreeChanged):
+        cache.copy_to(oid, str(dest), user_edits_then_check)
+    assert dest.read_bytes() == b"the user's edit"
+    assert os.listdir(dest.parent) == ["f.bin"]  # no temporary file left
+    cache.copy_to(oid, str(dest), still_holds(str(dest), b"the user's edit"))
+    assert dest.read_bytes() == b"content " * 200_000

@@ -248,17 +248,28 @@ class Cache:
             if oid not in seen:
                 yield oid
 
-    def copy_to(self, oid: str, dest: str) -> None:
-        """Write the object to ``dest`` atomically (temp beside it, then rename)."""
+    def copy_to(self, oid: str, dest: str, check: Callable[[], None] | None = None) -> None:
+        """Write the object to ``dest`` atomically (temp beside it, then rename).
+
+        ``check``, if given, runs right before the rename; an exception from
+        it leaves ``dest`` as it is (and no temporary file).
+        """
         src = self.loose_path(oid)
         if src is not None:
-            replace_file(dest, lambda tmp: _fast_copy(src, tmp))
+            def fill_loose(tmp: str) -> None:
+                _fast_copy(src, tmp)
+                if check is not None:
+                    check()
+
+            replace_file(dest, fill_loose)
             return
         data = self.packs.read(oid)
 
         def fill(tmp: str) -> None:
             with open(tmp, "wb") as f:
                 f.write(data)
+            if check is not None:
+                check()
 
         replace_file(dest, fill)
 

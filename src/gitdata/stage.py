@@ -31,12 +31,12 @@ from . import guard
 from .cache import CacheError
 from .datasets import Dataset, DatasetError, object_store_for
 from .errors import GitDataError
-from .fetch import WorktreeFile, download_many, materialize
+from .fetch import WorktreeChanged, WorktreeFile, download_many, materialize, still_holds
 from .fileio import tmp_prefix, worktree_mode
 from .filters import refresh_index
 from .hashing import CHUNK, new_hasher, oid_of_file
 from .lock import clone_lock
-from .pointer import Pointer
+from .pointer import MAX_SIZE, Pointer
 from .project import Project
 from .scan import Found
 from .storage import ObjectNotFound, Storage, StorageError
@@ -498,6 +498,15 @@ def _stage(
     return _stage_copy(project, ds, include, exclude, jobs, force, progress)
 
 
+def _head(full: str) -> bytes | None:
+    """The first bytes of a pointer-sized file, None if there is none."""
+    try:
+        with open(full, "rb") as f:
+            return f.read(MAX_SIZE)
+    except FileNotFoundError:
+        return None
+
+
 def _has_content(project: Project, ds: Dataset) -> bool:
     for f in ds_mod.files(project, ds):
         full = os.path.join(project.root, f.path)
@@ -529,10 +538,11 @@ def _stage_copy(
 
     def fetch_one(it: _Item) -> str:
         storage = storages[it.storage_url or ""]
-        oid = _download_to_cache(project, storage, it.key or "", it.found.pointer)
         full = os.path.join(project.root, it.found.path)
+        before = still_holds(full, _head(full))  # pointer text or nothing, as planned
+        oid = _download_to_cache(project, storage, it.key or "", it.found.pointer)
         os.makedirs(os.path.dirname(full), exist_ok=True)
-        project.cache.copy_to(oid, full)
+        project.cache.copy_to(oid, full, before)
         return oid
 
     outcome = run_parallel(
@@ -545,7 +555,10 @@ def _stage_copy(
         report.staged.append(it.found.path)
         report.bytes += it.found.pointer.size or 0
     for it, err in outcome.failed.items():
-        report.failed[it.found.path] = str(err)
+        if isinstance(err, WorktreeChanged):
+            report.kept[it.found.path] = "changed while it was being staged: kept as it is"
+        else:
+            report.failed[it.found.path] = str(err)
     if staged_records:
         project.state.record_staged(staged_records)
 
@@ -677,6 +690,9 @@ def _stage_location(
         try:
             with open(src, "rb") as fh:
                 written.append((f.path, _copy_to_file(fh, dest, project.algorithm, sig)))
+        except ChangedMeanwhile:
+            report.kept[f.path] = "changed while it was being staged: kept as it is"
+            continue
         except (OSError, GitDataError) as err:
             report.failed[f.path] = str(err)
             continue
@@ -700,7 +716,10 @@ def _stage_location(
         records.append((it.found.path, oid, it.found.pointer.encode()))
         written.append((it.found.path, oid))
     for it, err in outcome.failed.items():
-        report.failed[it.found.path] = str(err)
+        if isinstance(err, ChangedMeanwhile):
+            report.kept[it.found.path] = "changed while it was being staged: kept as it is"
+        else:
+            report.failed[it.found.path] = str(err)
     if records:
         project.state.record_staged(records)
     if owned:
@@ -717,6 +736,9 @@ def _stage_location(
             try:
                 with project.cache.open(oid) as fh:
                     _copy_to_file(fh, os.path.join(target, ds.rel(f.path)), oid.split(":", 1)[0], sigs[f.path], oid)
+            except ChangedMeanwhile:
+                report.kept[f.path] = "changed while it was being staged: kept as it is"
+                continue
             except (OSError, GitDataError) as err:
                 report.failed[f.path] = str(err)
                 continue
