@@ -537,3 +537,28 @@ def test_copy_keeps_a_target_that_changed_during_the_write(tmp_path):
     assert os.listdir(dest.parent) == ["f.bin"]  # no temporary file left
     cache.copy_to(oid, str(dest), still_holds(str(dest), b"the user's edit"))
     assert dest.read_bytes() == b"content " * 200_000
+
+
+def test_copy_to_location_moves_the_bytes_and_keeps_a_file_already_there(local_backend, tmp_path):
+    backend = local_backend
+    put_objects(backend, OBJECTS)
+    root = project(tmp_path / "p")
+    gd(root, "remote", "add", "origin", str(tmp_path / "store"))
+    gd(root, "dataset", "add", "ds", backend.url, "--create", *opts(backend))
+    write(root / "data/ds/own.bin", b"the project's own file\n")  # an oid, not registered
+    git(root, "add", "data/ds/own.bin")
+    git(root, "commit", "-q", "-m", "register")
+    gd(root, "push")
+    gd(root, "dataset", "stage", "ds")
+    ext = tmp_path / "external"
+    write(ext / "ds" / "b.txt", b"already here, not ours\n")
+    out = gd(root, "dataset", "stage", "ds", "--location", str(ext)).stdout.decode()
+    assert "kept data/ds/b.txt" in out
+    assert (ext / "ds" / "b.txt").read_bytes() == b"already here, not ours\n"
+    assert (ext / "ds" / "a.txt").read_bytes() == OBJECTS["a.txt"]
+    assert (ext / "ds" / "own.bin").read_bytes() == b"the project's own file\n"
+    assert stat.S_IMODE((ext / "ds" / "a.txt").stat().st_mode) == _umask_mode()
+    local = _local(status_json(root))
+    assert local.pop("data/ds/b.txt") == "modified"
+    assert set(local.values()) == {"staged (linked)"}
+    assert clean(root), git(root, "status", "--porcelain")

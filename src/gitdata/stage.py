@@ -689,7 +689,8 @@ def _stage_location(
     for f, src, dest, sig in moves:
         try:
             with open(src, "rb") as fh:
-                written.append((f.path, _copy_to_file(fh, dest, project.algorithm, sig)))
+                algo = (f.pointer.oid or expects[f.path].wanted or project.algorithm).split(":", 1)[0]
+                written.append((f.path, _copy_to_file(fh, dest, algo, sig, f.pointer.oid)))
         except ChangedMeanwhile:
             report.kept[f.path] = "changed while it was being staged: kept as it is"
             continue
