@@ -266,7 +266,8 @@ def test_malformed_pointer_is_an_error_naming_the_path(tmp_path):
     bad = b"version gitdata/1\nsize 1\noid xxh128:zz\n"
     sha = run("git", "hash-object", "-w", "--stdin", cwd=proj, input=bad).stdout.decode().strip()
     git(proj, "update-index", "--add", "--cacheinfo", f"100644,{sha},data/bad.bin")
-    git(proj, "commit", "-qm", "bad pointer")
+    # (the pre-commit hook refuses it: a collaborator without the hook commits it)
+    git(proj, "commit", "-qm", "bad pointer", "--no-verify")
     origin = bare(tmp_path)
     git(proj, "remote", "add", "origin", str(origin))
     r = run("git", "push", "-q", "origin", "HEAD:refs/heads/main", cwd=proj, check=False)

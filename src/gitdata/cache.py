@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
 
 from .errors import GitDataError
-from .fileio import write_all
+from .fileio import tmp_prefix, worktree_mode, write_all
 from .hashing import CHUNK, new_hasher, oid_of_bytes, oid_of_file
 from .pointer import HASH_HEX_LENGTHS
 
@@ -248,17 +248,28 @@ class Cache:
             if oid not in seen:
                 yield oid
 
-    def copy_to(self, oid: str, dest: str) -> None:
-        """Write the object to ``dest`` atomically (temp beside it, then rename)."""
+    def copy_to(self, oid: str, dest: str, check: Callable[[], None] | None = None) -> None:
+        """Write the object to ``dest`` atomically (temp beside it, then rename).
+
+        ``check``, if given, runs right before the rename; an exception from
+        it leaves ``dest`` as it is (and no temporary file).
+        """
         src = self.loose_path(oid)
         if src is not None:
-            replace_file(dest, lambda tmp: _fast_copy(src, tmp))
+            def fill_loose(tmp: str) -> None:
+                _fast_copy(src, tmp)
+                if check is not None:
+                    check()
+
+            replace_file(dest, fill_loose)
             return
         data = self.packs.read(oid)
 
         def fill(tmp: str) -> None:
             with open(tmp, "wb") as f:
                 f.write(data)
+            if check is not None:
+                check()
 
         replace_file(dest, fill)
 
@@ -269,7 +280,7 @@ def replace_file(dest: str, fill: Callable[[str], None]) -> None:
     is renamed over it. On any failure nothing is left under the temporary
     name; a full disk raises a :class:`CacheError` that says what to do."""
     parent = os.path.dirname(os.path.abspath(dest))
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix=".gitdata-")
+    fd, tmp = tempfile.mkstemp(dir=parent, prefix=tmp_prefix())
     os.close(fd)
     try:
         fill(tmp)
@@ -461,13 +472,7 @@ def _read_idx(path: str) -> dict[str, tuple[str, int, int]]:
 
 
 def _worktree_mode(dest: str) -> int:
-    try:
-        st = os.stat(dest)
-        return st.st_mode & 0o777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
+    return worktree_mode(dest)
 
 
 def _fast_copy(src: str, dst: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from . import safepath
@@ -25,6 +25,26 @@ class ObjectMissing(GitDataError):
 
 class TransferFailed(GitDataError):
     pass
+
+
+class WorktreeChanged(GitDataError):
+    """A work-tree file changed while git data was writing its content beside it."""
+
+
+def still_holds(full: str, expected: bytes | None) -> Callable[[], None]:
+    """A check for :meth:`Cache.copy_to`: ``full`` still holds ``expected``
+    (None: nothing), else :class:`WorktreeChanged` (the user's now: kept)."""
+
+    def check() -> None:
+        try:
+            with open(full, "rb") as fh:
+                now: bytes | None = fh.read(MAX_SIZE)
+        except FileNotFoundError:
+            now = None
+        if now != expected:
+            raise WorktreeChanged(f"{full} changed while its content was being written; kept it as it is")
+
+    return check
 
 
 def download_object(store: ObjectStore, cache: Cache, oid: str, size: int | None) -> str:
@@ -169,11 +189,14 @@ def materialize(cache: Cache, root: str, files: Iterable[WorktreeFile]) -> Outco
             current = None
         if current is not None and current != f.pointer.encode():
             continue
+        check = still_holds(full, current)
         try:
             if f.source is not None:
-                copy_verified(f.source, full, oid)
+                copy_verified(f.source, full, oid, check)
             else:
-                cache.copy_to(oid, full)
+                cache.copy_to(oid, full, check)
+        except WorktreeChanged:
+            continue  # the user's now: left alone, as above
         except (OSError, GitDataError) as err:
             outcome.failed[f.path] = err if isinstance(err, GitDataError) else GitDataError(f"{f.path}: {err}")
             continue
@@ -181,9 +204,10 @@ def materialize(cache: Cache, root: str, files: Iterable[WorktreeFile]) -> Outco
     return outcome
 
 
-def copy_verified(source: str, dest: str, oid: str) -> None:
+def copy_verified(source: str, dest: str, oid: str, check: Callable[[], None] | None = None) -> None:
     """Copy ``source`` over ``dest`` (temp beside it, then rename) only if its
-    bytes hash to ``oid``; streaming, so memory stays flat for any size."""
+    bytes hash to ``oid``; streaming, so memory stays flat for any size.
+    ``check`` runs right before the rename (see :meth:`Cache.copy_to`)."""
     algo = oid.split(":", 1)[0]
 
     def fill(tmp: str) -> None:
@@ -195,5 +219,7 @@ def copy_verified(source: str, dest: str, oid: str) -> None:
         actual = f"{algo}:{hasher.hexdigest()}"
         if actual != oid:
             raise CorruptObject(f"refused object {oid} from {source}: content hashes to {actual}")
+        if check is not None:
+            check()
 
     replace_file(dest, fill)

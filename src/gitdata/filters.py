@@ -86,11 +86,10 @@ class FilterHandler:
         if overflow is None and n < MAX_SIZE:
             text = bytes(head)
             if is_pointer_like(text):
-                try:
-                    parse(text)
-                    return text  # already a pointer: pass through unchanged
-                except PointerError:
-                    pass  # a file that merely looks like one is data
+                # already a pointer: pass through unchanged; a malformed one too (a
+                # checkout left it as it is): never hashed into the cache as data;
+                # the pre-commit hook and fsck name it
+                return text
         complete = overflow is None
         if overflow is not None:
             it = itertools.chain((overflow,), it)
@@ -152,7 +151,13 @@ class FilterHandler:
         try:
             pointer = parse(blob)
         except PointerError as err:
-            return SmudgeResult(error=f"{path}: malformed gitdata pointer: {err}")
+            # this file only: left as it is, named; the rest of the checkout proceeds
+            self._log(
+                f"error: {path}: malformed gitdata pointer ({err}); left as it is. Restore a "
+                "good pointer (or the content) and commit it; `git data fsck` lists such files."
+            )
+            self.failures.append(path)
+            return SmudgeResult(data=blob)
         if pointer.oid is None:
             return SmudgeResult(data=blob)  # registered data: staged by `git data dataset stage`
         cache = self.project.cache
@@ -400,7 +405,9 @@ def refresh_index(project: Project, paths: list[str] | Mapping[str, str]) -> Non
         for attempt in range(20):
             if not os.path.exists(os.path.join(project.repo.git_dir, "index.lock")):
                 try:
-                    run_git(["update-index", "-q", "-z", "--stdin"], cwd=project.repo.root, input=data, env=env)
+                    # the filter named on the command line: even where it is not configured,
+                    # git cleans the files into pointers, never stages their raw bytes
+                    run_git([*FILTER_ARGS, "update-index", "-q", "-z", "--stdin"], cwd=project.repo.root, input=data, env=env)
                     return
                 except GitError:
                     pass
@@ -408,6 +415,10 @@ def refresh_index(project: Project, paths: list[str] | Mapping[str, str]) -> Non
     finally:
         if expect_file is not None:
             os.unlink(expect_file)
+
+
+#: ``git -c`` arguments that make git run our filter for this one command.
+FILTER_ARGS = ("-c", "filter.s3data.process=git-data filter-process", "-c", "filter.s3data.required=true")
 
 
 def _read_expected(path: str | None) -> dict[str, str]:

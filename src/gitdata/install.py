@@ -32,7 +32,7 @@ HOOKS = {
     ),
     "pre-commit": (
         "#!/bin/sh\n"
-        f"{HOOK_MARK}: refuses large files that bypass the git data filter\n"
+        f"{HOOK_MARK}: refuses raw data, malformed pointers and large files that bypass the filter\n"
         "command -v git-data >/dev/null 2>&1 || exit 0\n"
         'exec git-data hook pre-commit "$@"\n'
     ),
@@ -54,6 +54,38 @@ def install(scope: str, repo: Repo | None) -> list[str]:
     if repo is not None:
         repo.forget_config()
         done += install_hooks(repo, quiet=False)
+    return done
+
+
+def filter_configured(repo: Repo) -> bool:
+    """Whether git runs our filter in ``repo`` (from any config scope)."""
+    required = (repo.config_get(f"filter.{DRIVER}.required") or "").lower()
+    return bool(repo.config_get(f"filter.{DRIVER}.process")) and required in ("true", "yes", "on", "1")
+
+
+def ensure_filter(repo: Repo) -> list[str]:
+    """Before git data writes data into ``repo``'s work tree: make sure git
+    will clean it back into pointers.
+
+    Where the filter is not configured (``git data install`` never ran for
+    this user or repository), it is set up for this repository only (local
+    config) and our hooks are installed, as git-lfs's commands do; returns
+    what was done, for the caller to say.
+    """
+    if filter_configured(repo):
+        return []
+    for key, value in FILTER_CONFIG.items():
+        run_git(["config", "--local", key, value], cwd=repo.root)
+    repo.forget_config()
+    done = [
+        "the git data filter was not set up for this repository: set it up here "
+        "(git config --local filter.s3data.*); run `git data install` once to set it up "
+        "for every repository"
+    ]
+    try:
+        done += install_hooks(repo, quiet=True)
+    except OSError as err:
+        done.append(f"could not install the hooks: {err}")
     return done
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from .errors import GitDataError
 from .project import Project
-from .scan import scan_history, scan_index, scan_tree
+from .scan import ScanResult, scan_history, scan_index, scan_tree
 from .storage import ObjectStore
 
 
@@ -53,6 +53,49 @@ def ls_files(project: Project, *, check_remote: bool = True) -> list[FileRow]:
     return rows
 
 
+def not_materialized(project: Project, scan: ScanResult | None = None) -> dict[str, str]:
+    """``path -> oid``: files whose work tree still holds the pointer, not the content.
+
+    What a failed or killed checkout leaves (git wrote the pointer; the
+    content never arrived); ``git data pull`` completes them. Files of
+    datasets are left out: a dataset's files are pointers on purpose until
+    it is staged (``git data status`` shows them per dataset).
+    """
+    from .datasets import load_all
+    from .fetch import read_worktree_pointer
+    from .pointer import PointerError
+
+    scan = scan or scan_index(project.repo)
+    try:
+        datasets = list(load_all(project).values())
+    except GitDataError:
+        datasets = []
+    out = {}
+    for f in scan.found:
+        if f.pointer.oid is None or any(d.contains(f.path) for d in datasets):
+            continue
+        try:
+            wt = read_worktree_pointer(project.root, f.path)
+        except PointerError:
+            continue
+        if wt is not None and wt.oid == f.pointer.oid:
+            out[f.path] = f.pointer.oid
+    return out
+
+
+def remove_stale_tmp(project: Project, scan: ScanResult | None = None) -> list[str]:
+    """Delete temporary files a killed git data process left beside tracked
+    files in the work tree (see :func:`gitdata.fileio.remove_stale_tmp`)."""
+    import os
+
+    from .fileio import remove_stale_tmp as remove
+
+    scan = scan or scan_index(project.repo)
+    folders = {os.path.join(project.root, os.path.dirname(f.path)) for f in scan.found}
+    folders |= {os.path.join(project.root, os.path.dirname(p)) for p in scan.malformed}
+    return remove(sorted(folders))
+
+
 @dataclass
 class FsckReport:
     checked_pointers: int = 0
@@ -60,10 +103,12 @@ class FsckReport:
     malformed: dict[str, str] = field(default_factory=dict)
     corrupt: dict[str, str] = field(default_factory=dict)  # oid -> path
     missing_on_remote: dict[str, str] = field(default_factory=dict)
+    not_materialized: dict[str, str] = field(default_factory=dict)  # path -> oid
+    removed_tmp: list[str] = field(default_factory=list)  # stale temporary files deleted
 
     @property
     def ok(self) -> bool:
-        return not (self.malformed or self.corrupt or self.missing_on_remote)
+        return not (self.malformed or self.corrupt or self.missing_on_remote or self.not_materialized)
 
     def as_dict(self) -> dict[str, object]:
         return {**self.__dict__, "ok": self.ok}
@@ -73,6 +118,8 @@ def fsck(project: Project, *, remote: bool = False, remote_name: str | None = No
     report = FsckReport()
     repo = project.repo
     scans = [scan_index(repo), scan_tree(repo, "HEAD")]
+    report.removed_tmp = remove_stale_tmp(project, scans[0])
+    report.not_materialized = not_materialized(project, scans[0])
     by_oid: dict[str, str] = {}
     for scan in scans:
         report.malformed.update(scan.malformed)

@@ -27,14 +27,16 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from . import datasets as ds_mod
-from . import safepath
+from . import guard, safepath
 from .cache import CacheError
 from .datasets import Dataset, DatasetError, object_store_for
 from .errors import GitDataError
-from .fetch import WorktreeFile, download_many, materialize
+from .fetch import WorktreeChanged, WorktreeFile, download_many, materialize, still_holds
+from .fileio import tmp_prefix, worktree_mode
 from .filters import refresh_index
 from .hashing import CHUNK, new_hasher, oid_of_file
-from .pointer import Pointer
+from .lock import clone_lock
+from .pointer import MAX_SIZE, Pointer
 from .project import Project
 from .scan import Found
 from .storage import ObjectNotFound, Storage, StorageError
@@ -68,9 +70,11 @@ class StageReport:
     bytes: int = 0
     notes: dict[str, str] = field(default_factory=dict)  # path -> note (e.g. older version staged)
     failed: dict[str, str] = field(default_factory=dict)  # path -> reason
+    kept: dict[str, str] = field(default_factory=dict)  # path -> why it was not overwritten
 
     def as_dict(self) -> dict[str, object]:
         return {
+            "kept": self.kept,
             "dataset": self.dataset,
             "mode": self.mode,
             "location": self.location,
@@ -157,6 +161,34 @@ def modified_paths(project: Project, ds: Dataset) -> set[str]:
     return {p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p}
 
 
+def linked_modified_paths(project: Project, ds: Dataset, found: list[Found], mode: str | None) -> set[str]:
+    """Files of a linked dataset whose bytes are not what was staged.
+
+    ``--location``: what git data wrote there (stat first, then the hash, see
+    :mod:`gitdata.guard`). ``--existing`` (the user's own folder, never
+    written by git data): a size that differs from the recorded one.
+    """
+    folder = os.path.join(project.root, ds.path)
+    out = set()
+    expects = expectations(project, found) if mode == "location" else {}
+    for f in found:
+        full = os.path.join(folder, ds.rel(f.path))
+        if mode != "location":
+            try:
+                if f.pointer.size is not None and os.path.getsize(full) != f.pointer.size:
+                    out.add(f.path)
+            except OSError:
+                pass
+            continue
+        state, _oid = guard.inspect(
+            full, expects[f.path], algorithm=project.algorithm,
+            fallback=lambda path, p=f.pointer: _fallback_current(project, p, path),
+        )
+        if state in (guard.USER, guard.OUTDATED):
+            out.add(f.path)
+    return out
+
+
 def _is_link(project: Project, ds: Dataset) -> bool:
     return os.path.islink(os.path.join(project.root, ds.path))
 
@@ -187,15 +219,26 @@ def _open_kwargs(storage: Storage, version_id: str | None) -> dict[str, Any]:
     return {}
 
 
-class _FileSink:
-    """Writes beside ``dest`` under a temporary name while hashing; ``commit`` renames."""
+class ChangedMeanwhile(StageError):
+    """The target changed while git data was writing beside it: it is kept."""
 
-    def __init__(self, dest: str, algorithm: str) -> None:
+
+class _FileSink:
+    """Writes beside ``dest`` under a temporary name while hashing; ``commit`` renames.
+
+    ``expect`` is ``dest``'s :func:`gitdata.guard.signature` when git data
+    decided it may replace it (None: nothing was there); if ``dest`` changed
+    since, ``commit`` keeps it and raises :class:`ChangedMeanwhile`. The
+    file gets ``dest``'s mode, or a new file's under the umask.
+    """
+
+    def __init__(self, dest: str, algorithm: str, expect: tuple[int, int, int] | None = None) -> None:
         self.dest = dest
         self.algorithm = algorithm
+        self.expect = expect
         self._h = new_hasher(algorithm)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(dir=os.path.dirname(dest), prefix=".gitdata-")
+        fd, self.tmp = tempfile.mkstemp(dir=os.path.dirname(dest), prefix=tmp_prefix())
         self._f: BinaryIO | None = os.fdopen(fd, "wb")
 
     def write(self, data: bytes) -> None:
@@ -208,6 +251,10 @@ class _FileSink:
         self._f.close()
         self._f = None
         size = os.path.getsize(self.tmp)
+        if guard.signature(self.dest) != self.expect:
+            self.abort()
+            raise ChangedMeanwhile(f"{self.dest} changed while it was being staged; kept it as it is")
+        os.chmod(self.tmp, worktree_mode(self.dest))
         os.replace(self.tmp, self.dest)
         return f"{self.algorithm}:{self._h.hexdigest()}", size
 
@@ -238,11 +285,14 @@ def _download_to_cache(project: Project, storage: Storage, key: str, pointer: Po
     return oid
 
 
-def _download_to_file(project: Project, storage: Storage, key: str, pointer: Pointer, dest: str) -> str:
+def _download_to_file(
+    project: Project, storage: Storage, key: str, pointer: Pointer, dest: str,
+    expect: tuple[int, int, int] | None = None,
+) -> str:
     kwargs = _open_kwargs(storage, pointer.get("version-id"))
     expected = _expected_md5(pointer)
     md5 = hashlib.md5(usedforsecurity=False) if expected else None
-    sink = _FileSink(dest, project.algorithm)
+    sink = _FileSink(dest, project.algorithm, expect)
     try:
         size = 0
         with storage.open_read(key, **kwargs) as f:
@@ -281,6 +331,23 @@ def _check_bound(storage: Storage, key: str, pointer: Pointer, size: int, abort:
             "the remote changed (or the pointer lies); stopped reading. Run `git data update` to "
             "record the new version"
         )
+
+
+def _copy_to_file(source: BinaryIO, dest: str, algorithm: str, expect: tuple[int, int, int] | None,
+                  oid: str | None = None) -> str:
+    """Copy an open file to ``dest`` through :class:`_FileSink`; with ``oid``,
+    only if the bytes hash to it. Returns the oid of what was written."""
+    sink = _FileSink(dest, algorithm, expect)
+    try:
+        while chunk := source.read(CHUNK * 4):
+            sink.write(chunk)
+        if oid is not None and f"{algorithm}:{sink._h.hexdigest()}" != oid:
+            raise CacheError(f"cached object {oid} is corrupt; delete it and run `git data fetch`")
+        written, _size = sink.commit()
+    except BaseException:
+        sink.abort()
+        raise
+    return written
 
 
 def _check(storage: Storage, key: str, pointer: Pointer, size: int, md5: Any, expected: str | None, abort: Callable[[], None]) -> None:
@@ -416,6 +483,17 @@ def stage(
     force: bool = False,
     progress: bool | None = None,
 ) -> StageReport:
+    """Stage dataset ``name`` in ``mode`` (see the module docstring); one
+    stage or unstage of a dataset at a time per clone (:mod:`gitdata.lock`)."""
+    with clone_lock(project.repo.data_dir, f"dataset-{name}", f"dataset stage {name}"):
+        return _stage(project, name, mode=mode, location=location, existing=existing, verify=verify,
+                      include=include, exclude=exclude, jobs=jobs, force=force, progress=progress)
+
+
+def _stage(
+    project: Project, name: str, *, mode: str, location: str | None, existing: str | None, verify: bool,
+    include: tuple[str, ...], exclude: tuple[str, ...], jobs: int | None, force: bool, progress: bool | None,
+) -> StageReport:
     if mode == "mount":
         raise StageError(
             "mount mode is not available yet; use --copy (default), --location DIR, --existing "
@@ -445,6 +523,15 @@ def stage(
     if cur_mode in ("location", "existing"):
         unstage(project, name)
     return _stage_copy(project, ds, include, exclude, jobs, force, progress)
+
+
+def _head(full: str) -> bytes | None:
+    """The first bytes of a pointer-sized file, None if there is none."""
+    try:
+        with open(full, "rb") as f:
+            return f.read(MAX_SIZE)
+    except FileNotFoundError:
+        return None
 
 
 def _has_content(project: Project, ds: Dataset) -> bool:
@@ -479,9 +566,10 @@ def _stage_copy(
     def fetch_one(it: _Item) -> str:
         storage = storages[it.storage_url or ""]
         full = safepath.checked_target(project.root, it.found.path, what=f"dataset {ds.name!r}")
+        before = still_holds(full, _head(full))  # pointer text or nothing, as planned
         oid = _download_to_cache(project, storage, it.key or "", it.found.pointer)
         full = safepath.checked_target(project.root, it.found.path, what=f"dataset {ds.name!r}")  # again, right before
-        project.cache.copy_to(oid, full)
+        project.cache.copy_to(oid, full, before)
         return oid
 
     outcome = run_parallel(
@@ -494,7 +582,10 @@ def _stage_copy(
         report.staged.append(it.found.path)
         report.bytes += it.found.pointer.size or 0
     for it, err in outcome.failed.items():
-        report.failed[it.found.path] = str(err)
+        if isinstance(err, WorktreeChanged):
+            report.kept[it.found.path] = "changed while it was being staged: kept as it is"
+        else:
+            report.failed[it.found.path] = str(err)
     if staged_records:
         project.state.record_staged(staged_records)
 
@@ -594,28 +685,48 @@ def _stage_location(
         )
     found = _select(ds, all_found, include, exclude)
     os.makedirs(target, exist_ok=True)
-    moves: list[tuple[str, str]] = []
+    expects = expectations(project, found)
+    moves: list[tuple[Found, str, str, tuple[int, int, int] | None]] = []
     todo: list[Found] = []
+    sigs: dict[str, tuple[int, int, int] | None] = {}
+    written: list[tuple[str, str]] = []  # (path, oid) of files now holding their content
     for f in found:
         dest = os.path.join(target, ds.rel(f.path))
-        if os.path.isfile(dest) and os.path.getsize(dest) == (f.pointer.size or 0) and (
-            ds_mod.read_pointer_file(dest) is None
-        ):
+        state, oid = guard.inspect(
+            dest, expects[f.path], algorithm=project.algorithm,
+            fallback=lambda full, p=f.pointer: _fallback_current(project, p, full),
+        )
+        if state == guard.CURRENT:
             report.already += 1
+            written.append((f.path, oid or ""))
             continue
+        if state == guard.USER:
+            report.kept[f.path] = (
+                f"{dest} is not what git data staged there (changed, or put there by someone "
+                "else): kept as it is; to get the recorded bytes, move it away and stage again"
+            )
+            continue
+        sigs[f.path] = guard.signature(dest)
         if not linked:
             full = os.path.join(project.root, f.path)
             if os.path.isfile(full) and ds_mod.read_pointer_file(full) is None:
-                moves.append((full, dest))  # staged by copy before: move, do not download
+                moves.append((f, full, dest, sigs[f.path]))  # staged by copy before: move, do not download
                 continue
         todo.append(f)
     need = sum(f.pointer.size or 0 for f in todo)
     _check_space(project, need, target, force=force)
-    for src, dest in moves:
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        shutil.copy2(src, dest + ".gitdata-tmp")
-        os.replace(dest + ".gitdata-tmp", dest)
-        report.staged.append(os.path.relpath(src, project.root).replace(os.sep, "/"))
+    for f, src, dest, sig in moves:
+        try:
+            with open(src, "rb") as fh:
+                algo = (f.pointer.oid or expects[f.path].wanted or project.algorithm).split(":", 1)[0]
+                written.append((f.path, _copy_to_file(fh, dest, algo, sig, f.pointer.oid)))
+        except ChangedMeanwhile:
+            report.kept[f.path] = "changed while it was being staged: kept as it is"
+            continue
+        except (OSError, GitDataError) as err:
+            report.failed[f.path] = str(err)
+            continue
+        report.staged.append(f.path)
 
     registered = [f for f in todo if f.pointer.oid is None]
     owned = [f for f in todo if f.pointer.oid is not None]
@@ -623,7 +734,8 @@ def _stage_location(
 
     def fetch_one(it: _Item) -> str:
         dest = safepath.checked_target(target, ds.rel(it.found.path), what=f"dataset {ds.name!r}")
-        return _download_to_file(project, storages[it.storage_url or ""], it.key or "", it.found.pointer, dest)
+        return _download_to_file(project, storages[it.storage_url or ""], it.key or "", it.found.pointer, dest,
+                                 sigs[it.found.path])
 
     outcome = run_parallel(items, fetch_one, jobs=jobs, label=f"Staging {ds.name}",
                            weight=lambda it: it.found.pointer.size or 0, progress=progress)
@@ -632,8 +744,12 @@ def _stage_location(
         report.staged.append(it.found.path)
         report.bytes += it.found.pointer.size or 0
         records.append((it.found.path, oid, it.found.pointer.encode()))
+        written.append((it.found.path, oid))
     for it, err in outcome.failed.items():
-        report.failed[it.found.path] = str(err)
+        if isinstance(err, ChangedMeanwhile):
+            report.kept[it.found.path] = "changed while it was being staged: kept as it is"
+        else:
+            report.failed[it.found.path] = str(err)
     if records:
         project.state.record_staged(records)
     if owned:
@@ -646,18 +762,63 @@ def _stage_location(
         for f in owned:
             if f.path in report.failed:
                 continue
+            oid = f.pointer.oid or ""
             try:
                 dest = safepath.checked_target(target, ds.rel(f.path), what=f"dataset {ds.name!r}")
-                project.cache.copy_to(f.pointer.oid or "", dest)
-            except (OSError, CacheError, safepath.UnsafePath) as err:
+                with project.cache.open(oid) as fh:
+                    _copy_to_file(fh, dest, oid.split(":", 1)[0], sigs[f.path], oid)
+            except ChangedMeanwhile:
+                report.kept[f.path] = "changed while it was being staged: kept as it is"
+                continue
+            except (OSError, GitDataError) as err:
                 report.failed[f.path] = str(err)
                 continue
+            written.append((f.path, oid))
             report.staged.append(f.path)
             report.bytes += f.pointer.size or 0
+    _record_written(project, ds, target, written)
     _link(project, ds, all_found, target)
     set_mode(project, ds.name, "location", target)
     report.staged.sort()
     return report
+
+
+def expectations(project: Project, found: list[Found]) -> dict[str, guard.Expect]:
+    """What git data knows it put at each path (see :mod:`gitdata.guard`)."""
+    paths = [f.path for f in found]
+    staged = project.state.staged_records(paths)
+    written = project.state.written(paths)
+    out = {}
+    for f in found:
+        wanted = f.pointer.oid
+        ours: set[str] = set()
+        if f.path in staged:
+            content, pointer = staged[f.path]
+            if wanted is None and pointer == f.pointer.encode():
+                wanted = content
+            else:
+                ours.add(content)
+        out[f.path] = guard.Expect(wanted=wanted, ours=frozenset(ours), written=written.get(f.path))
+    return out
+
+
+def _fallback_current(project: Project, pointer: Pointer, full: str) -> bool:
+    """No record of this path: the weaker check (size, and a recorded md5 where there is one)."""
+    if pointer.size is not None and os.path.getsize(full) != pointer.size:
+        return False
+    return _verify_file(project, pointer, full) is None
+
+
+def _record_written(project: Project, ds: Dataset, target: str, written: list[tuple[str, str]]) -> None:
+    records = []
+    for path, oid in written:
+        try:
+            st = os.stat(os.path.join(target, ds.rel(path)))
+        except FileNotFoundError:
+            continue
+        records.append((path, oid, st.st_size, st.st_mtime_ns))
+    if records:
+        project.state.record_written(records)
 
 
 def _stage_existing(project: Project, ds: Dataset, path: str, verify: bool, cur_mode: str | None) -> StageReport:
@@ -746,6 +907,11 @@ def _pushed(project: Project, ds: Dataset, found: list[Found]) -> set[str]:
 
 def unstage(project: Project, name: str) -> UnstageReport:
     """Free the space: bring the pointers back, keep anything not safe elsewhere."""
+    with clone_lock(project.repo.data_dir, f"dataset-{name}", f"dataset unstage {name}"):
+        return _unstage(project, name)
+
+
+def _unstage(project: Project, name: str) -> UnstageReport:
     ds = ds_mod.get(project, name)
     mode, loc = current_mode(project, name)
     report = UnstageReport(dataset=name, mode=mode)
@@ -756,14 +922,19 @@ def unstage(project: Project, name: str) -> UnstageReport:
     if os.path.islink(folder):
         target = os.path.realpath(folder)
         keep_target = mode == "existing" or not mode
+        expects = {} if keep_target else expectations(project, found)
         for f in found:
             full = os.path.join(target, ds.rel(f.path))
             if not os.path.lexists(full):
                 continue
             if keep_target:
                 continue
+            state, _oid = guard.inspect(
+                full, expects[f.path], algorithm=project.algorithm,
+                fallback=lambda path, p=f.pointer: _fallback_current(project, p, path),
+            )
             size = os.path.getsize(full)
-            if f.pointer.size is not None and size != f.pointer.size:
+            if state not in (guard.CURRENT, guard.POINTER):
                 report.kept[full] = "changed since it was staged"
             elif f.pointer.oid and f.pointer.oid not in pushed:
                 report.kept[full] = "not pushed"
@@ -809,6 +980,7 @@ def unstage(project: Project, name: str) -> UnstageReport:
         if path in freed:
             project.cache.remove(oid)  # registered content: still in external storage
     project.state.forget_staged(freed)
+    project.state.forget_written(freed)
     if not report.kept:
         set_mode(project, name, None)
     else:

@@ -30,6 +30,7 @@ NOT_PUSHED = "not pushed"
 MISSING = "missing"
 LINKED = "staged (linked)"
 REFERENCE = "reference"
+NOT_MATERIALIZED = "not materialized"
 # remote states
 UNCHANGED = "unchanged"
 CHANGED = "changed"
@@ -61,7 +62,9 @@ class StatusRow:
     @property
     def notable(self) -> bool:
         """Worth showing in the short listing."""
-        return self.local in (MODIFIED, NOT_PUSHED, MISSING) or self.remote in (CHANGED, DELETED, NEW, REFUSED)
+        return self.local in (MODIFIED, NOT_PUSHED, MISSING, NOT_MATERIALIZED) or self.remote in (
+            CHANGED, DELETED, NEW, REFUSED
+        )
 
 
 SectionProvider = Callable[[Project, StatusOptions], list[StatusRow]]
@@ -77,7 +80,9 @@ def local_state(pointer: Pointer, worktree: str, *, modified: bool, linked: bool
     "content" or "missing" (for a linked dataset: at the link target).
     """
     if linked:
-        return LINKED if worktree == "content" else MISSING
+        if worktree != "content":
+            return MISSING
+        return MODIFIED if modified else LINKED
     if worktree == "missing":
         return MISSING
     if worktree == "pointer":
@@ -111,7 +116,7 @@ def _worktree_kind(full: str) -> str:
 
 
 def dataset_rows(project: Project, options: StatusOptions) -> list[StatusRow]:
-    from .stage import current_mode, modified_paths
+    from .stage import current_mode, linked_modified_paths, modified_paths
 
     all_ds = ds_mod.load_all(project)
     chosen = [all_ds[n] for n in options.names if n in all_ds] if options.names else list(all_ds.values())
@@ -121,7 +126,7 @@ def dataset_rows(project: Project, options: StatusOptions) -> list[StatusRow]:
         mode, _loc = current_mode(project, ds.name)
         folder = os.path.join(project.root, ds.path)
         linked = os.path.islink(folder)
-        modified = set() if linked else modified_paths(project, ds)
+        modified = linked_modified_paths(project, ds, found, mode) if linked else modified_paths(project, ds)
         by_path: dict[str, StatusRow] = {}
         for f in found:
             kind = _worktree_kind(os.path.join(project.root, f.path))
@@ -207,8 +212,25 @@ def _storage_names(project: Project) -> set[str]:
     return set(load_all(project))
 
 
+def worktree_rows(project: Project, options: StatusOptions) -> list[StatusRow]:
+    """Files outside datasets whose content never reached the work tree (a
+    failed or killed checkout: the pointer is still there); removes the
+    temporary files such a checkout left."""
+    if options.names:
+        return []
+    from .maintenance import not_materialized, remove_stale_tmp
+    from .scan import scan_index
+
+    scan = scan_index(project.repo)
+    remove_stale_tmp(project, scan)
+    return [
+        StatusRow("files", "work tree", path, NOT_MATERIALIZED, detail="run `git data pull`")
+        for path in sorted(not_materialized(project, scan))
+    ]
+
+
 #: Every section of ``git data status``, in order. Add a provider here.
-SECTIONS: list[SectionProvider] = [dataset_rows, storage_rows]
+SECTIONS: list[SectionProvider] = [worktree_rows, dataset_rows, storage_rows]
 
 #: The names each section knows (``git data status NAME`` must match one). Add yours here.
 NAMES: list[Callable[[Project], set[str]]] = [lambda project: set(ds_mod.load_all(project)), _storage_names]
@@ -244,6 +266,8 @@ class UpdateReport:
     changed: list[str] = field(default_factory=list)
     added: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    #: path -> why it was left as it is (a local change update would lose)
+    kept: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -255,7 +279,9 @@ def update(project: Project, name: str, paths: tuple[str, ...] = (), *, new: boo
     Only the work tree changes: the new pointers show in ``git diff`` (new
     files are added with intent-to-add so they show too), ready to commit.
     A staged copy of a changed file goes back to pointer text: stage again
-    to get the new bytes.
+    to get the new bytes. A file changed locally (``git data status`` says
+    modified) is never replaced or deleted: it is left as it is and listed in
+    ``kept``, and so is an untracked file where a new object would go.
     """
     from .stage import current_mode
 
@@ -282,6 +308,12 @@ def update(project: Project, name: str, paths: tuple[str, ...] = (), *, new: boo
         if not wanted(path):
             continue
         full = os.path.join(project.root, path)
+        if row.local == MODIFIED and row.remote in (CHANGED, DELETED):
+            report.kept[path] = f"changed locally, and {row.remote} on the remote"
+            continue
+        if row.remote == NEW and new and os.path.lexists(full):
+            report.kept[path] = "new on the remote, but an untracked file is there"
+            continue
         if row.remote == CHANGED and row.current is not None:
             f = by_path[path]
             fp = row.current

@@ -36,6 +36,7 @@ from . import storages as storages_mod
 from . import syncplan as sp
 from .errors import GitDataError
 from .hashing import CHUNK, new_hasher, oid_of_file
+from .lock import clone_lock
 from .storage import Fingerprint, ObjectNotFound, PreconditionFailed, Storage
 from .storage.errors import translate
 from .storage.fingerprint import compare, from_info, is_plain_md5_etag
@@ -615,10 +616,11 @@ def sync(
     dry_run: bool = False,
     progress: bool | None = None,
 ) -> SyncResult:
-    prep = prepare(project, name, prefer=prefer, delete=delete, jobs=jobs)
     if dry_run:
-        return SyncResult(prep)
-    return execute(prep, jobs=jobs, progress=progress)
+        return SyncResult(prepare(project, name, prefer=prefer, delete=delete, jobs=jobs))
+    with clone_lock(project.repo.data_dir, f"storage-{name}", f"storage sync {name}"):
+        prep = prepare(project, name, prefer=prefer, delete=delete, jobs=jobs)
+        return execute(prep, jobs=jobs, progress=progress)
 
 
 # -- stage / unstage ----------------------------------------------------------------
@@ -664,6 +666,15 @@ def stage(
     not overwritten (a difference is a conflict). Returns ``None`` for
     ``reference`` mode, where nothing is copied.
     """
+    with clone_lock(project.repo.data_dir, f"storage-{name}", f"storage stage {name}"):
+        return _stage(project, name, paths=paths, include=include, exclude=exclude, location=location,
+                      jobs=jobs, progress=progress)
+
+
+def _stage(
+    project: Project, name: str, *, paths: Iterable[str], include: Iterable[str], exclude: Iterable[str],
+    location: str | None, jobs: int | None, progress: bool | None,
+) -> SyncResult | None:
     spec = storages_mod.get(project, name)
     if spec.mode == "reference":
         return None

@@ -79,17 +79,10 @@ def _fast_filter_process() -> None:
 
 def _fast_pre_commit() -> None:
     """``git data hook pre-commit`` without click (git runs it for every commit)."""
-    from ..errors import GitDataError
     from ..project import Project
-    from ..scan import LARGE_FILES_STAGED, staged_large_files
+    from ..scan import pre_commit
 
-    repo = Project.open().repo
-    limit = int(repo.config_get("gitdata.maxblobsize") or (50 << 20))
-    big = staged_large_files(repo, limit)
-    if big:
-        for path, size in big:
-            print(f"error: {path} is {size} bytes and would go into git itself", file=sys.stderr)
-        raise GitDataError(LARGE_FILES_STAGED)
+    pre_commit(Project.open().repo, lambda line: print(line, file=sys.stderr))
 
 
 def _fast_pre_push(remote_name: str, url: str | None) -> None:

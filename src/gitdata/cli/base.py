@@ -31,3 +31,12 @@ def table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> None:
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     for row in cells:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
+def ensure_filter(project: Project) -> None:
+    """For commands that write data into the work tree: set the filter up
+    for this repository if it is not (and say so on stderr)."""
+    from ..install import ensure_filter as ensure
+
+    for line in ensure(project.repo):
+        click.echo(f"git data: {line}", err=True)

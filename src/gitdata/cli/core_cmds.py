@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import os
 
 import click
 
@@ -14,10 +15,11 @@ from ..git.repo import NotARepository, Repo
 from ..maintenance import fsck as fsck_run
 from ..maintenance import ls_files as ls_files_run
 from ..maintenance import prune as prune_run
+from ..maintenance import remove_stale_tmp
 from ..push import push_objects
 from ..scan import scan_history, scan_index, scan_tree
 from . import cli
-from .base import emit_json, human_size, open_project, table
+from .base import emit_json, ensure_filter, human_size, open_project, table
 
 
 def _maybe_repo() -> Repo | None:
@@ -163,6 +165,7 @@ def _report_failures(failed: dict[str, str]) -> None:
 
 def _checkout(project, paths: tuple[str, ...]) -> tuple[int, dict[str, str]]:
     scan = scan_index(project.repo)
+    remove_stale_tmp(project, scan)  # left by a killed checkout
     files = []
     for f in scan.found:
         if f.pointer.oid is None:
@@ -175,7 +178,14 @@ def _checkout(project, paths: tuple[str, ...]) -> tuple[int, dict[str, str]]:
     outcome = materialize(project.cache, project.root, files)
     if outcome.done:
         refresh_index(project, outcome.done)
-    return len(outcome.done), {p: str(e) for p, e in outcome.failed.items()}
+    failed = {p: str(e) for p, e in outcome.failed.items()}
+    for path, reason in scan.malformed.items():
+        if not paths or any(path == p or path.startswith(p.rstrip("/") + "/") or fnmatch.fnmatch(path, p) for p in paths):
+            failed[path] = (
+                f"malformed gitdata pointer ({reason}); left as it is: restore a good pointer "
+                "(or the content) and commit it"
+            )
+    return len(outcome.done), failed
 
 
 @cli.command()
@@ -187,6 +197,7 @@ def checkout(paths: tuple[str, ...]) -> None:
     or use `git data pull` for both.
     """
     project = open_project()
+    ensure_filter(project)
     n, failed = _checkout(project, paths)
     click.echo(f"{n} file(s) checked out")
     _report_failures(failed)
@@ -198,6 +209,7 @@ def checkout(paths: tuple[str, ...]) -> None:
 def pull(paths: tuple[str, ...], remote: str | None) -> None:
     """Fetch the objects HEAD needs and check them out (fetch + checkout)."""
     project = open_project()
+    ensure_filter(project)
     include = tuple(p if any(c in p for c in "*?[") else p.rstrip("/") + "*" for p in paths)
     n, failed = _fetch(project, (), include, (), remote)
     m, failed2 = _checkout(project, paths)
@@ -243,6 +255,10 @@ def fsck(check_remote: bool, remote_name: str | None, as_json: bool) -> None:
             click.echo(f"corrupt cached object: {oid} ({path}); delete it and run `git data fetch`")
         for oid, path in sorted(report.missing_on_remote.items()):
             click.echo(f"missing on data remote: {oid} ({path}); push it with `git data push`")
+        for path in sorted(report.not_materialized):
+            click.echo(f"not materialized: {path} (the work tree holds its pointer); run `git data pull`")
+        for path in report.removed_tmp:
+            click.echo(f"removed a stale temporary file: {os.path.relpath(path)}")
         click.echo(
             f"checked {report.checked_pointers} pointer(s), {report.checked_objects} cached object(s): "
             + ("ok" if report.ok else "problems found")

@@ -11,7 +11,7 @@ from .. import stage as stage_mod
 from .. import trust
 from ..errors import GitDataError
 from . import cli
-from .base import emit_json, human_size, open_project, table
+from .base import emit_json, ensure_filter, human_size, open_project, table
 
 _OPTION = click.option(
     "-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
@@ -247,6 +247,7 @@ def dataset_stage(name, mode, location, existing, verify, include, exclude, jobs
         if mode != "copy":
             raise click.UsageError("--existing does not combine with --reference/--mount")
         mode = "existing"
+    ensure_filter(project)
     report = stage_mod.stage(
         project, name, mode=mode, location=location, existing=existing, verify=verify,
         include=include, exclude=exclude, jobs=jobs, force=force,
@@ -261,6 +262,8 @@ def dataset_stage(name, mode, location, existing, verify, include, exclude, jobs
         )
         for path, note in sorted(report.notes.items()):
             click.echo(f"note: {path}: {note}")
+        for path, why in sorted(report.kept.items()):
+            click.echo(f"kept {path}: {why}")
     if report.failed:
         for path, reason in sorted(report.failed.items()):
             click.echo(f"error: {path}: {reason}", err=True)

@@ -6,7 +6,6 @@ import sys
 
 import click
 
-from ..errors import GitDataError
 from . import cli
 from .base import open_project
 
@@ -38,16 +37,11 @@ def hook_pre_push(remote_name: str, url: str | None) -> None:
 
 @hook.command("pre-commit")
 def hook_pre_commit() -> None:
-    """Refuse staged files over gitdata.maxBlobSize that are not pointers."""
-    from ..scan import LARGE_FILES_STAGED, staged_large_files
+    """Refuse raw data at tracked paths, malformed pointers, and staged files
+    over gitdata.maxBlobSize that are not pointers."""
+    from ..scan import pre_commit
 
-    project = open_project()
-    limit = int(project.repo.config_get("gitdata.maxblobsize") or (50 << 20))
-    big = staged_large_files(project.repo, limit)
-    if big:
-        for path, size in big:
-            click.echo(f"error: {path} is {size} bytes and would go into git itself", err=True)
-        raise GitDataError(LARGE_FILES_STAGED)
+    pre_commit(open_project().repo, lambda line: click.echo(line, err=True))
 
 
 @hook.command("post-checkout", hidden=True)

@@ -9,6 +9,7 @@ import click
 
 from .. import stage as stage_mod
 from .. import status as status_mod
+from ..errors import GitDataError
 from . import cli
 from .base import emit_json, open_project, table
 
@@ -22,7 +23,7 @@ def status(names: tuple[str, ...], remote: bool, verbose: bool, as_json: bool) -
     """Show the state of datasets (NAMES limit it).
 
     Per file: local state (staged / pointer only / modified / not pushed /
-    missing) and, with --remote, whether the remote object still matches
+    missing; outside datasets: not materialized) and, with --remote, whether the remote object still matches
     its recorded fingerprint (unchanged / changed / deleted), and new
     objects under registered prefixes.
     """
@@ -43,7 +44,8 @@ def status(names: tuple[str, ...], remote: bool, verbose: bool, as_json: bool) -
         if remote:
             rem = Counter(r.remote for r in group if r.remote)
             parts += [f"{n} {state} on remote" for state, n in sorted(rem.items())]
-        click.echo(f"{section[:-1]} {name}: " + (", ".join(parts) or "empty"))
+        title = f"{name} files" if section == "files" else f"{section[:-1]} {name}"
+        click.echo(f"{title}: " + (", ".join(parts) or "empty"))
         shown = group if verbose else [r for r in group if r.notable]
         if shown:
             table([["  " + r.path, r.local or "-", r.remote or "-"] for r in shown], ["  PATH", "LOCAL", "REMOTE"])
@@ -65,11 +67,19 @@ def update(dataset: str, paths: tuple[str, ...], no_new: bool, as_json: bool) ->
     report = status_mod.update(project, dataset, paths, new=not no_new)
     if as_json:
         emit_json(report.as_dict())
-        return
-    click.echo(
-        f"{dataset}: {len(report.changed)} changed, {len(report.added)} new, "
-        f"{len(report.deleted)} deleted; review with `git diff`, then commit"
-    )
+    else:
+        click.echo(
+            f"{dataset}: {len(report.changed)} changed, {len(report.added)} new, "
+            f"{len(report.deleted)} deleted; review with `git diff`, then commit"
+        )
+    if report.kept:
+        for path, why in sorted(report.kept.items()):
+            click.echo(f"error: kept {path}: {why}; not updated", err=True)
+        raise GitDataError(
+            f"{len(report.kept)} file(s) of {dataset} were left as they are: commit your change "
+            "(`git add PATH`) or discard it (`git restore PATH`, or move the untracked file "
+            f"away), then run `git data update {dataset}` again"
+        )
 
 
 @cli.command()
