@@ -245,3 +245,22 @@ def test_dataset_api_and_status(tmp_path, rclone_server, rclone_bucket, monkeypa
     assert ds.status()[0]["local"] == "staged"
     rows = gitdata.api.status(remote=True, repo=str(p))
     assert [(r["path"], r["local"], r["remote"]) for r in rows] == [("data/field/a.csv", "staged", "unchanged")]
+
+
+def test_docs_example_runs(tmp_path, monkeypatch):
+    """The example block of docs/api.md runs as written."""
+    pytest.importorskip("pandas")
+    text = (Path(__file__).resolve().parent.parent / "docs" / "api.md").read_text()
+    block = text.split("```python\n", 1)[1].split("```", 1)[0]
+    p = tmp_path / "p"
+    p.mkdir()
+    git(p, "init", "-q", "-b", "main")
+    gd(p, "install")
+    gd(p, "remote", "add", "origin", (tmp_path / "remote").as_uri())
+    gd(p, "dataset", "create", "field")
+    (p / "data" / "field").mkdir(parents=True, exist_ok=True)
+    (p / "data" / "field" / "obs.csv").write_bytes(b"site,value\nA,1\nB,2\n")
+    git(p, "add", "-A")
+    git(p, "commit", "-qm", "obs")
+    monkeypatch.chdir(p)
+    exec(compile(block, "docs/api.md", "exec"), {})
