@@ -71,17 +71,20 @@ class TrackedFile:
 class Snapshot:
     """The tracked paths of the index (``rev=None``) or of a commit, with their folders."""
 
-    def __init__(self, project: Project, rev: str | None = None) -> None:
+    def __init__(self, project: Project, rev: str | None = None, paths: list[str] | None = None) -> None:
+        """``paths``: only these files (one ``gitdata.open`` needs one entry, not the whole index)."""
         repo = project.repo
         if rev is None:
-            pairs = list(repo.ls_index())
             self.commit = None
+            pairs = list(repo.ls_index()) if paths is None else _ls(repo, ["ls-files", "-s", "-z"], paths)
         else:
             commit = repo.rev_parse(rev)
             if commit is None:
                 raise FileNotFoundError(f"no commit {rev!r} in {project.root}")
             self.commit = commit
-            pairs = list(repo.ls_tree(commit))
+            pairs = list(repo.ls_tree(commit)) if paths is None else _ls(
+                repo, ["ls-tree", "-r", "-z", "--full-tree", commit], paths
+            )
         scan = _scan_blobs(repo, pairs)
         pointers = {f.path: f.pointer for f in scan.found}
         sizes = repo.blob_sizes(sha for p, sha in pairs if p not in pointers)
@@ -101,6 +104,28 @@ class Snapshot:
                 self.dirs.setdefault(child, set())
                 parent = child
             self.dirs.setdefault(parent, set()).add(path)
+
+
+def _ls(repo: Any, args: list[str], paths: list[str]) -> list[tuple[str, str]]:
+    """``(path, blob)`` of ``git ls-files -s`` / ``ls-tree -r`` limited to literal ``paths``."""
+    out = repo.git("--literal-pathspecs", *args, "--", *paths)
+    pairs = []
+    for rec in out.split(b"\0"):
+        if not rec:
+            continue
+        meta, path = rec.split(b"\t", 1)
+        fields = meta.decode().split()
+        if args[0] == "ls-files":
+            mode, sha, stage = fields
+            if stage != "0":
+                continue
+        else:
+            mode, kind, sha = fields
+            if kind != "blob":
+                continue
+        if mode not in ("120000", "160000"):
+            pairs.append((path.decode("utf-8", "surrogateescape"), sha))
+    return pairs
 
 
 class _Reader(io.RawIOBase):
@@ -224,10 +249,11 @@ class Reader:
     """Opens tracked files of one project (at one revision) for reading."""
 
     def __init__(self, project: Project, rev: str | None = None, *, cache: str | None = None,
-                 allow_changed: bool = False, block_size: int = DEFAULT_BLOCK) -> None:  # fmt: skip
+                 allow_changed: bool = False, block_size: int = DEFAULT_BLOCK,
+                 paths: list[str] | None = None) -> None:  # fmt: skip
         self.project = project
         self.rev = rev
-        self.snapshot = Snapshot(project, rev)
+        self.snapshot = Snapshot(project, rev, paths)
         self.cache = cache if cache is not None else (project.repo.config_get("gitdata.api.cache") or "none")
         if self.cache not in ("none", "local"):
             raise GitDataError(f"cache={self.cache!r}: use 'none' or 'local' (gitdata.api.cache)")
@@ -441,9 +467,15 @@ def open_file(path: str, mode: str = "rb", *, repo: str | None = None, rev: str 
             f"gitdata.open reads only (mode {mode!r}); write data into a storage "
             "(`git data storage add`) or into the project and `git add` it"
         )
-    project = Project.open(repo)
+    if repo is None:  # the project that holds the path (its nearest existing folder)
+        where = os.path.dirname(os.path.abspath(path))
+        while not os.path.isdir(where):
+            where = os.path.dirname(where)
+        project = Project.open(where)
+    else:
+        project = Project.open(repo)
     rel = _project_path(project, path, relative_to_cwd=repo is None)
-    reader = Reader(project, rev, cache=cache, allow_changed=allow_changed)
+    reader = Reader(project, rev, cache=cache, allow_changed=allow_changed, paths=[rel])
     f = reader.open(rel)
     if mode == "rb":
         return f
