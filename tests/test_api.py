@@ -264,3 +264,24 @@ def test_docs_example_runs(tmp_path, monkeypatch):
     git(p, "commit", "-qm", "obs")
     monkeypatch.chdir(p)
     exec(compile(block, "docs/api.md", "exec"), {})
+
+
+def test_registered_file_pinned_to_its_generation_on_gcs(tmp_path, gcs_server):
+    import gcsfs
+
+    bucket = gcs_server.make_bucket("gen-" + os.urandom(4).hex(), versioned=True)
+    gcs = gcsfs.GCSFileSystem(endpoint_url=gcs_server.endpoint, token="anon", skip_instance_cache=True)
+    gcs.pipe_file(f"{bucket}/raw/obs.csv", b"site,value\nA,1\n")
+    p = tmp_path / "reg"
+    p.mkdir()
+    git(p, "init", "-q", "-b", "main")
+    gd(p, "install")
+    gd(p, "dataset", "create", "field", "-o", f"endpoint_url={gcs_server.endpoint}", "-o", "token=anon")
+    gd(p, "dataset", "add", "field", f"gs://{bucket}/raw")
+    git(p, "commit", "-qm", "register")
+    pointer = git(p, "cat-file", "-p", "HEAD:data/field/obs.csv")
+    if "version-id" not in pointer:
+        pytest.skip("this fake-gcs-server lists no generations")
+    gcs.pipe_file(f"{bucket}/raw/obs.csv", b"site,value\nA,999,overwritten\n")
+    with gitdata.open("data/field/obs.csv", repo=str(p)) as f:
+        assert f.read() == b"site,value\nA,1\n"

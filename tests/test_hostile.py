@@ -501,3 +501,15 @@ def test_clone_says_once_where_gitdata_sends_data(tmp_path):
     assert said.count("says where data goes") == 1 and "elsewhere" in said, said
     proc = run("git", "push", "origin", "HEAD:refs/heads/topic2", cwd=b)
     assert "says where data goes" not in proc.stderr
+
+
+def test_link_in_a_shared_folder_bucket_is_not_followed(tmp_path, victim_dirs):
+    _sentinel, home, unchanged = victim_dirs
+    bucket = bucket_dir(tmp_path, {"ok.txt": b"ok"})
+    os.symlink(home / ".ssh" / "id_ed25519", bucket / "key.txt")  # a co-writer's link
+    a = attacker_repo(tmp_path, f'[storage "lab"]\n\turl = {bucket.as_uri()}\n')
+    b = clone(tmp_path, a)
+    gd(b, "storage", "stage", "lab")
+    assert (b / "storages/lab/ok.txt").read_bytes() == b"ok"
+    assert not (b / "storages/lab/key.txt").exists()
+    unchanged()

@@ -61,8 +61,9 @@ def _local_root(url: str) -> str | None:
 
 
 def _local_walk(top: str) -> Iterator[tuple[str, os.stat_result]]:
-    """Every regular file under ``top`` with its stat, like ``fs.find``; symlinks
-    to folders are not followed, as fsspec's local ``find`` does not."""
+    """Every regular file under ``top`` with its stat, like ``fs.find``. Symlinks
+    are not followed at all: in a shared folder, a co-writer's link to
+    ``~/.ssh/id_rsa`` would otherwise list (and stage) the reader's own file."""
     stack = [top]
     while stack:
         folder = stack.pop()
@@ -73,6 +74,8 @@ def _local_walk(top: str) -> Iterator[tuple[str, os.stat_result]]:
         for entry in entries:
             if entry.is_dir(follow_symlinks=False):
                 stack.append(entry.path)
+            elif entry.is_symlink():
+                continue
             else:
                 try:
                     yield entry.path, entry.stat()
@@ -216,13 +219,25 @@ class Storage:
         except Exception as err:
             raise self._err(err, f"download {key}") from err
 
+    def versioned_path(self, key: str, kwargs: dict[str, Any]) -> str:
+        """The path to open for ``key``; a GCS ``generation`` goes into the path.
+
+        gcsfs ignores ``open(..., generation=G)`` for reads (it reads the live
+        object: seen with gcsfs 2025 against fake-gcs-server) but honours
+        ``path#G`` on a version-aware filesystem, so the generation is moved
+        there; S3's ``version_id`` stays a keyword.
+        """
+        gen = kwargs.pop("generation", None)
+        return self.path(key) + (f"#{gen}" if gen is not None else "")
+
     @contextmanager
     def open_read(self, key: str, **kwargs: Any) -> Iterator[BinaryIO]:
         try:
             if self.local_root is not None and not kwargs:
                 f = open(self.path(key), "rb")  # noqa: SIM115 - closed below
             else:
-                f = self.fs.open(self.path(key), "rb", **kwargs)
+                kwargs = dict(kwargs)
+                f = self.fs.open(self.versioned_path(key, kwargs), "rb", **kwargs)
         except Exception as err:
             raise self._err(err, f"download {key}") from err
         try:
