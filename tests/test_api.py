@@ -188,6 +188,13 @@ def test_registered_file_pinned_to_its_version_on_moto(tmp_path, moto_server, ve
     s3.pipe_file(f"{versioned_moto_bucket}/raw/obs.csv", b"site,value\nA,999\nB,5\n")  # overwritten
     with gitdata.open("data/field/obs.csv", repo=str(p)) as f:
         assert f.read() == b"site,value\nA,1\n"  # the recorded version
+    # cache="local": a whole read is kept; the next read makes no request at all
+    with gitdata.open("data/field/obs.csv", repo=str(p), cache="local") as f:
+        assert f.read() == b"site,value\nA,1\n"
+    moto_server.reset_counts()
+    with gitdata.open("data/field/obs.csv", repo=str(p)) as f:
+        assert f.read() == b"site,value\nA,1\n"
+    assert moto_server.counts(versioned_moto_bucket)["GET_OBJECT"] == 0
 
 
 def test_registered_file_changed_without_versions_raises(tmp_path, rclone_server, rclone_bucket, monkeypatch):
@@ -285,3 +292,35 @@ def test_registered_file_pinned_to_its_generation_on_gcs(tmp_path, gcs_server):
     gcs.pipe_file(f"{bucket}/raw/obs.csv", b"site,value\nA,999,overwritten\n")
     with gitdata.open("data/field/obs.csv", repo=str(p)) as f:
         assert f.read() == b"site,value\nA,1\n"
+
+
+def test_dask_reads_gitdata_paths_in_worker_processes(tmp_path, monkeypatch):
+    dd = pytest.importorskip("dask.dataframe")
+    import dask
+
+    a, _b, _files = own_project(tmp_path)
+    for i in range(3):
+        (a / "data" / "csv").mkdir(exist_ok=True)
+        (a / "data" / "csv" / f"part-{i}.csv").write_text(f"x\n{i}\n{i + 10}\n")
+    git(a, "add", "-A")
+    git(a, "commit", "-qm", "csv")
+    gd(a, "push")
+    b = tmp_path / "b2"
+    subprocess.run(["git", "clone", "-q", str(a), str(b)], check=True, capture_output=True,
+                   env={**os.environ, "GIT_DATA_SKIP_SMUDGE": "1"})  # fmt: skip
+    monkeypatch.chdir(b)
+    df = dd.read_csv("gitdata://data/csv/*.csv")
+    with dask.config.set(scheduler="processes", num_workers=2):
+        assert sorted(df["x"].compute().tolist()) == [0, 1, 2, 10, 11, 12]
+
+
+def test_xarray_opens_netcdf_through_gitdata(tmp_path, monkeypatch):
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("h5netcdf")
+    a, _b, _files = own_project(tmp_path)
+    xr.Dataset({"t": ("x", [1.5, 2.5, 3.5])}).to_netcdf(a / "data" / "field" / "t.nc", engine="h5netcdf")
+    git(a, "add", "-A")
+    git(a, "commit", "-qm", "nc")
+    monkeypatch.chdir(a)
+    with fsspec.open("gitdata://data/field/t.nc", "rb") as f, xr.open_dataset(f, engine="h5netcdf") as ds:
+        assert ds["t"].values.tolist() == [1.5, 2.5, 3.5]

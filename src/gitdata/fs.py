@@ -141,7 +141,8 @@ class _Reader(io.RawIOBase):
         self.where = where
         self._pos = 0
         self._hasher = new_hasher(oid.split(":", 1)[0]) if oid else None
-        self._hashed = 0  # bytes hashed so far, from the start, in order
+        self._hashed = 0  # bytes read so far from the start, in order (hashed, and fed to on_whole)
+        self._broken = False  # the sequential read from the start was interrupted by a seek
         self._raw_pos = 0
         self._on_whole = on_whole  # called with each chunk of a whole sequential read (lazy caching)
 
@@ -172,6 +173,7 @@ class _Reader(io.RawIOBase):
 
     def _fail(self, message: str) -> CorruptData:
         self._hasher = None
+        self._on_whole = None
         return CorruptData(f"{self.path}: {message} (read from {self.where}); nothing more was returned")
 
     def readinto(self, b: Any) -> int:
@@ -197,11 +199,14 @@ class _Reader(io.RawIOBase):
                 raise self._fail(f"the source ended after {self._pos} bytes, {self.size} are recorded")
             self._at_end()
             return 0
-        if self._hasher is not None and self._pos == self._hashed:
-            self._hasher.update(data)
-            self._hashed += n
+        if self._pos == self._hashed and not self._broken:
+            if self._hasher is not None:
+                self._hasher.update(data)
             if self._on_whole is not None:
                 self._on_whole(data)
+            self._hashed += n
+        elif self._pos > self._hashed:
+            self._broken = True  # skipped ahead: this read is not a whole one any more
         view[:n] = data
         self._pos += n
         self._raw_pos += n
@@ -226,16 +231,18 @@ class _Reader(io.RawIOBase):
             chunks.append(bytes(buf[:n]))
 
     def _at_end(self) -> None:
-        if self._hasher is None or self.oid is None or self._hashed != self._pos:
+        if self._broken or self._hashed != self._pos:
             return
         if self.size is not None and self._hashed != self.size:
             return
-        got = f"{self.oid.split(':', 1)[0]}:{self._hasher.hexdigest()}"
-        self._hasher = None
-        if got != self.oid:
-            raise self._fail(f"content hashes to {got}, the recorded oid is {self.oid}")
+        if self._hasher is not None and self.oid is not None:
+            got = f"{self.oid.split(':', 1)[0]}:{self._hasher.hexdigest()}"
+            self._hasher = None
+            if got != self.oid:
+                raise self._fail(f"content hashes to {got}, the recorded oid is {self.oid}")
         if self._on_whole is not None:
-            self._on_whole(None)  # whole and verified
+            done, self._on_whole = self._on_whole, None
+            done(None)  # whole (and verified, where an oid is recorded)
 
     def close(self) -> None:
         if not self.closed:
@@ -349,12 +356,26 @@ class Reader:
             on_whole = _CacheFill(self.project, p.oid)
         return _Reader(raw, tf.path, p.size, p.oid, f"{storage.display}/{key}", on_whole)
 
+    def _cached_registered(self, tf: TrackedFile) -> str | None:
+        """The content oid of a registered file kept in the cache for this very pointer, if any."""
+        p = tf.pointer
+        assert p is not None
+        state = self.project.state
+        oid = state.staged_oids([tf.path]).get(tf.path)
+        if oid and state.staged_pointer(tf.path, oid) == p.encode() and self.project.cache.has(oid):
+            return oid
+        return None
+
     def _open_registered(self, tf: TrackedFile) -> _Reader:
         from .stage import _open_kwargs, check_registered_size  # the staging code's version pinning
 
         p = tf.pointer
         assert p is not None and p.source
         check_registered_size(tf.path, p)
+        cached = self._cached_registered(tf)
+        if cached is not None:
+            return _Reader(self.project.cache.open(cached), tf.path, p.size, cached, "the local cache")
+        fill = _RegisteredFill(self.project, tf.path, p) if self.cache == "local" else None
         ds = self.dataset_of(tf.path) or ds_mod.Dataset(name="", path="")
         root, key = ds_mod.split_source(ds, p.source, tf.path)
         version = p.get("version-id")
@@ -380,7 +401,7 @@ class Reader:
                     )
                 return _Reader(self._open_storage(storage, key, {}), tf.path, current.size, None, p.source)
         raw = self._open_storage(storage, key, kwargs)
-        return _Reader(raw, tf.path, p.size, None, p.source + (f" (version {version})" if kwargs else ""))
+        return _Reader(raw, tf.path, p.size, None, p.source + (f" (version {version})" if kwargs else ""), fill)
 
     def _open_storage(self, storage: Storage, key: str, kwargs: dict[str, Any]) -> BinaryIO:
         try:
@@ -441,6 +462,31 @@ class _CacheFill:
             self.writer.write(chunk)
 
     def __del__(self) -> None:  # an abandoned read leaves no temporary file
+        if self.writer is not None:
+            self.writer.abort()
+
+
+class _RegisteredFill:
+    """``cache="local"`` for a registered file: a whole read goes into the cache, and this clone
+    remembers which content it is (as staging does), so the next read is local."""
+
+    def __init__(self, project: Project, path: str, pointer: Pointer) -> None:
+        self.project = project
+        self.path = path
+        self.pointer = pointer
+        self.writer: Any = project.cache.writer(project.algorithm)
+
+    def __call__(self, chunk: bytes | None) -> None:
+        if self.writer is None:
+            return
+        if chunk is not None:
+            self.writer.write(chunk)
+            return
+        oid, _size = self.writer.commit()
+        self.writer = None
+        self.project.state.record_staged([(self.path, oid, self.pointer.encode())])
+
+    def __del__(self) -> None:
         if self.writer is not None:
             self.writer.abort()
 
