@@ -381,7 +381,8 @@ class Reader:
         version = p.get("version-id")
         storage = self._storage(root, ds, bool(version))
         kwargs = _open_kwargs(storage, version)
-        if not kwargs:
+        pinned = bool(kwargs)
+        if not pinned:
             recorded = Fingerprint.from_pointer_fields(p.size, dict(p.extra))
             try:
                 current = storage.info(key)
@@ -400,8 +401,10 @@ class Reader:
                         "to record the new version"
                     )
                 return _Reader(self._open_storage(storage, key, {}), tf.path, current.size, None, p.source)
+            if _takes(storage, "size"):
+                kwargs = {"size": current.size}  # the fingerprint was just asked for: no second HEAD
         raw = self._open_storage(storage, key, kwargs)
-        return _Reader(raw, tf.path, p.size, None, p.source + (f" (version {version})" if kwargs else ""), fill)
+        return _Reader(raw, tf.path, p.size, None, p.source + (f" (version {version})" if pinned else ""), fill)
 
     def _open_storage(self, storage: Storage, key: str, kwargs: dict[str, Any]) -> BinaryIO:
         try:
@@ -433,6 +436,18 @@ class Reader:
         else:
             out.update({"oid": None, "source": None, "staged": True})
         return out
+
+
+def _takes(storage: Storage, param: str) -> bool:
+    """Whether the storage's fsspec ``_open`` takes ``param`` (a capability, not a protocol test)."""
+    import inspect
+
+    if storage.local_root is not None:
+        return False
+    try:
+        return param in inspect.signature(storage.fs._open).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _differs(recorded: Fingerprint, current: Fingerprint) -> str:
