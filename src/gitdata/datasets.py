@@ -25,7 +25,7 @@ import datetime as _dt
 import fnmatch
 import os
 import posixpath
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -714,12 +714,6 @@ def remove(project: Project, name: str) -> dict[str, object]:
     project.reload()
     git_add(project, [".gitdata", ".gitattributes"])
     return {"dataset": name, "untracked": len(found), "pointers_removed": removed_pointers, "kept_files": kept}
-
-
-def iter_registered(found: Iterable[Found]) -> Iterator[Found]:
-    for f in found:
-        if f.pointer.source:
-            yield f
 
 
 def object_store_for(project: Project, ds: Dataset):

@@ -23,10 +23,6 @@ class ObjectMissing(GitDataError):
     pass
 
 
-class TransferFailed(GitDataError):
-    pass
-
-
 class WorktreeChanged(GitDataError):
     """A work-tree file changed while git data was writing its content beside it."""
 

@@ -15,7 +15,7 @@ survives a round trip through an older reader.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .errors import GitDataError
@@ -200,13 +200,3 @@ def parse(data: bytes) -> Pointer:
     return pointer
 
 
-def parse_many(items: Iterable[tuple[str, bytes]]) -> dict[str, Pointer]:
-    """Parse ``(path, blob)`` pairs, skipping blobs that do not claim to be pointers."""
-    out = {}
-    for path, data in items:
-        if is_pointer_like(data):
-            try:
-                out[path] = parse(data)
-            except PointerError as err:
-                raise PointerError(f"{path}: {err}") from err
-    return out

@@ -193,10 +193,6 @@ def _match(path: str, name: str, glob: str) -> bool:
     )
 
 
-def filter_scope(items: Mapping[str, object], scope: Scope) -> dict[str, object]:
-    return {k: v for k, v in items.items() if scope.contains(k)}
-
-
 # -- the plan ---------------------------------------------------------------
 
 

@@ -1,0 +1,5 @@
+"""``python -m gitdata``: the same as ``git data``."""
+
+from .cli import main
+
+main()
