@@ -198,5 +198,3 @@ def parse(data: bytes) -> Pointer:
         size = int(size_text)
     pointer = Pointer(oid=oid, size=size, extra=tuple(values.items()))
     return pointer
-
-
