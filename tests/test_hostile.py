@@ -312,6 +312,11 @@ def test_registered_pointer_outside_its_sources_is_not_read(tmp_path, victim_dir
     assert b"PRIVATE KEY" not in b"".join(snapshot(b).values())
     proc = gd(b, "cat", "data/d/evil.txt", check=False)
     assert proc.returncode != 0 and "PRIVATE" not in proc.stdout
+    import gitdata
+    from gitdata.errors import GitDataError
+
+    with pytest.raises(GitDataError, match="data/d/evil.txt"):
+        gitdata.open("data/d/evil.txt", repo=str(b)).read()
     unchanged()
 
 
