@@ -79,12 +79,13 @@ def _fast_filter_process() -> None:
 
 def _fast_pre_commit() -> None:
     """``git data hook pre-commit`` without click (git runs it for every commit)."""
+    from .. import settings
     from ..errors import GitDataError
     from ..project import Project
     from ..scan import LARGE_FILES_STAGED, staged_large_files
 
     repo = Project.open().repo
-    limit = int(repo.config_get("gitdata.maxblobsize") or (50 << 20))
+    limit = settings.read(repo.config_get, "gitdata.maxBlobSize")
     big = staged_large_files(repo, limit)
     if big:
         for path, size in big:

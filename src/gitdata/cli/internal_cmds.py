@@ -42,7 +42,7 @@ def hook_pre_commit() -> None:
     from ..scan import LARGE_FILES_STAGED, staged_large_files
 
     project = open_project()
-    limit = int(project.repo.config_get("gitdata.maxblobsize") or (50 << 20))
+    limit = project.setting("gitdata.maxBlobSize")
     big = staged_large_files(project.repo, limit)
     if big:
         for path, size in big:
