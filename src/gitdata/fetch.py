@@ -31,7 +31,7 @@ def download_object(store: ObjectStore, cache: Cache, oid: str, size: int | None
 
     Bytes that do not hash to ``oid`` are refused and nothing is written.
     """
-    if cache.has(oid):
+    if cache.has(oid, size):
         return oid
     algo = oid.split(":", 1)[0]
     key = oid_to_key(oid)
@@ -76,7 +76,7 @@ def download_many(
     store: ObjectStore, cache: Cache, wanted: dict[str, int | None], *, jobs: int, progress: bool | None = None
 ) -> Outcome[str, str]:
     """Fetch many objects in parallel; ``wanted`` maps oid to size."""
-    todo = {oid: size for oid, size in wanted.items() if not cache.has(oid)}
+    todo = {oid: size for oid, size in wanted.items() if not cache.has(oid, size)}
     return run_parallel(
         todo,
         lambda oid: download_object(store, cache, oid, todo[oid]),
@@ -126,7 +126,7 @@ def materialize(cache: Cache, root: str, files: Iterable[WorktreeFile]) -> Outco
         if oid is None:
             continue
         full = os.path.join(root, f.path)
-        if f.source is None and not cache.has(oid):
+        if f.source is None and not cache.has(oid, f.pointer.size):
             outcome.failed[f.path] = ObjectMissing(f"object {oid} is not in the cache; run `git data fetch`")
             continue
         try:
@@ -140,7 +140,7 @@ def materialize(cache: Cache, root: str, files: Iterable[WorktreeFile]) -> Outco
             if f.source is not None:
                 copy_verified(f.source, full, oid)
             else:
-                cache.copy_to(oid, full)
+                cache.copy_to(oid, full, f.pointer.size)
         except (OSError, GitDataError) as err:
             outcome.failed[f.path] = err if isinstance(err, GitDataError) else GitDataError(f"{f.path}: {err}")
             continue

@@ -156,7 +156,7 @@ class FilterHandler:
         if pointer.oid is None:
             return SmudgeResult(data=blob)  # registered data: staged by `git data dataset stage`
         cache = self.project.cache
-        if cache.has(pointer.oid):
+        if cache.has(pointer.oid, pointer.size):  # size-checked (packed: hash-checked too)
             return self._from_cache(path, pointer)
         owned = self._owner(path) is not None  # a dataset with its own storage
         local = None if owned else self._local_object(pointer.oid)

@@ -60,6 +60,8 @@ class FsckReport:
     malformed: dict[str, str] = field(default_factory=dict)
     corrupt: dict[str, str] = field(default_factory=dict)  # oid -> path
     missing_on_remote: dict[str, str] = field(default_factory=dict)
+    #: temporary files a killed process left in the cache (removed by ``prune``); not an error
+    stale_temp: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -89,6 +91,7 @@ def fsck(project: Project, *, remote: bool = False, remote_name: str | None = No
         store = project.object_store(remote_name)
         for oid in store.missing(by_oid):
             report.missing_on_remote[oid] = by_oid[oid]
+    report.stale_temp = [path for path, _age in project.cache.stale_temp()]
     return report
 
 
@@ -97,6 +100,8 @@ class PruneReport:
     removed: list[str] = field(default_factory=list)
     kept_unpushed: list[str] = field(default_factory=list)
     freed_bytes: int = 0
+    #: stale temporary files of killed processes (older than gitdata.tempMaxAge)
+    removed_temp: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -110,6 +115,10 @@ def prune(project: Project, *, dry_run: bool = False, store: ObjectStore | None 
         referenced |= {f.pointer.oid for f in scan.found if f.pointer.oid}
     candidates = set(project.cache.iter_oids()) - referenced
     report = PruneReport()
+    if dry_run:
+        report.removed_temp = [path for path, _age in project.cache.stale_temp()]
+    else:
+        report.removed_temp = project.cache.sweep_temp()
     if not candidates:
         return report
     if store is None:

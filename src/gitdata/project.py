@@ -54,7 +54,7 @@ class Project:
             root = os.path.expanduser(root)
             if not os.path.isabs(root):
                 root = os.path.join(self.repo.root, root)
-        return Cache(root or self.repo.data_dir)
+        return Cache(root or self.repo.data_dir, temp_max_age=self.setting("gitdata.tempMaxAge"))
 
     @cached_property
     def state(self) -> State:

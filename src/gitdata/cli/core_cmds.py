@@ -122,7 +122,7 @@ def _fetch(project, refs, include, exclude, remote):
         found += scan_tree(project.repo, ref).found
     found += scan_index(project.repo).found
     chosen = [f for f in _select(found, include, exclude) if f.pointer.oid]
-    if all(project.cache.has(f.pointer.oid) for f in chosen):
+    if all(project.cache.has(f.pointer.oid, f.pointer.size) for f in chosen):
         return 0, {}  # before any storage is opened (a dataset's may ask for credentials)
     from ..datasets import split_by_storage
     from ..scan import ScanResult
@@ -133,7 +133,7 @@ def _fetch(project, refs, include, exclude, remote):
     done, failed = 0, {}
     for store, part in [(None, rest), *routed]:
         wanted = {f.pointer.oid: f.pointer.size for f in part.found}
-        if not any(not project.cache.has(oid) for oid in wanted):
+        if all(project.cache.has(oid, size) for oid, size in wanted.items()):
             continue
         outcome = download_many(store or project.object_store(remote), project.cache, wanted, jobs=project.jobs)
         done += len(outcome.done)
@@ -243,6 +243,8 @@ def fsck(check_remote: bool, remote_name: str | None, as_json: bool) -> None:
             click.echo(f"corrupt cached object: {oid} ({path}); delete it and run `git data fetch`")
         for oid, path in sorted(report.missing_on_remote.items()):
             click.echo(f"missing on data remote: {oid} ({path}); push it with `git data push`")
+        for path in report.stale_temp:
+            click.echo(f"stale temporary file (left by a killed process): {path}; `git data prune` removes it")
         click.echo(
             f"checked {report.checked_pointers} pointer(s), {report.checked_objects} cached object(s): "
             + ("ok" if report.ok else "problems found")
@@ -257,7 +259,9 @@ def fsck(check_remote: bool, remote_name: str | None, as_json: bool) -> None:
 def prune(dry_run: bool, as_json: bool) -> None:
     """Delete cached objects that no local ref or the index references.
 
-    Never deletes an object the data remote lacks (not pushed yet).
+    Never deletes an object the data remote lacks (not pushed yet). Also
+    removes temporary files killed processes left in the cache (older than
+    gitdata.tempMaxAge).
     """
     project = open_project()
     report = prune_run(project, dry_run=dry_run)
@@ -266,5 +270,7 @@ def prune(dry_run: bool, as_json: bool) -> None:
         return
     verb = "would remove" if dry_run else "removed"
     click.echo(f"{verb} {len(report.removed)} object(s), {human_size(report.freed_bytes)}")
+    if report.removed_temp:
+        click.echo(f"{verb} {len(report.removed_temp)} stale temporary file(s) of killed processes")
     if report.kept_unpushed:
         click.echo(f"kept {len(report.kept_unpushed)} unreferenced object(s) not on the data remote")
