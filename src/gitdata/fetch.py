@@ -55,6 +55,12 @@ def download_object(store: ObjectStore, cache: Cache, oid: str, size: int | None
     return oid
 
 
+def fetch_object(store: ObjectStore, cache: Cache, oid: str, size: int | None) -> str:
+    """:func:`download_object`, retried on transient errors under the store's
+    shared retry policy (what a smudge download uses)."""
+    return store.retrier.call(lambda: download_object(store, cache, oid, size))
+
+
 def verify_file(path: str, oid: str, where: str) -> str:
     """Check that ``path`` (an object on a local data remote) hashes to ``oid``;
     returns the oid, or raises :class:`CorruptObject` as a download would."""
@@ -83,6 +89,7 @@ def download_many(
         jobs=store.storage.workers(jobs, mean_size=sum(v or 0 for v in todo.values()) / max(1, len(todo))),
         label="Downloading",
         weight=lambda oid: todo[oid] or 0,
+        retry=store.retrier,
         progress=progress,
     )
 

@@ -11,6 +11,7 @@ from . import settings
 from .cache import Cache
 from .errors import GitDataError
 from .git.repo import Repo
+from .retry import RetryPolicy
 from .state import State
 from .storage import ObjectStore, Storage
 
@@ -74,6 +75,18 @@ class Project:
         filesystem into the cache too (``gitdata.cacheLocalRemote``, default
         false: such a remote is read directly)."""
         return self.setting("gitdata.cacheLocalRemote")
+
+    @cached_property
+    def retry_policy(self) -> RetryPolicy:
+        """How transfers are retried (``gitdata.retryAttempts``, ``gitdata.retryMaxTime``)."""
+        attempts = self.setting("gitdata.retryAttempts")
+        max_time = self.setting("gitdata.retryMaxTime")
+        if attempts < 1 or max_time < 0:
+            raise settings.BadSetting(
+                "gitdata.retryAttempts must be at least 1 and gitdata.retryMaxTime at least 0; "
+                "fix them with `git config`"
+            )
+        return RetryPolicy(attempts=attempts, max_time=float(max_time))
 
     @property
     def algorithm(self) -> str:
@@ -145,7 +158,7 @@ class Project:
         from .credentials import resolve_options
 
         opts = resolve_options(self, name, url, dict(options or {}))
-        return Storage(url, opts, name=name)
+        return Storage(url, opts, name=name, retry=self.retry_policy)
 
     def object_store(self, name: str | None = None) -> ObjectStore:
         return ObjectStore(self.storage(name), jobs=self.jobs)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from ..fileio import write_new
+from ..retry import RetryPolicy
 
 #: Name prefix of an upload in progress on a filesystem backend; listings skip it.
 TMP_PREFIX = ".gitdata-tmp-"
@@ -33,6 +34,15 @@ class Adapter:
     #: ``put_file(..., IfMatch=etag)`` is understood, for files below this size
     #: (larger ones go as multipart uploads, whose first call takes no IfMatch).
     if_match_below = 0
+
+    def transport_options(self, options: dict[str, Any], policy: RetryPolicy) -> dict[str, Any]:
+        """``options`` for the filesystem's constructor, with the SDK's own
+        retries capped so that :mod:`gitdata.retry` is the only policy (a
+        key the user set wins)."""
+        return options
+
+    def configure(self, fs: Any, options: dict[str, Any]) -> None:
+        """Settings the constructor does not take, applied to the new ``fs``."""
 
     def put_file(
         self, fs: Any, lpath: str, rpath: str, create_only: bool, if_match: str | None = None
@@ -58,6 +68,22 @@ class S3Adapter(Adapter):
 
     atomic_create = True  # If-None-Match: *
     if_match_below = 64 << 20  # s3fs uploads in one PUT below 100 MiB by default
+
+    def transport_options(self, options: dict[str, Any], policy: RetryPolicy) -> dict[str, Any]:
+        # s3fs retries a call `retries` times (1.7**i * 0.1 s apart), and
+        # botocore retries each HTTP request under that (legacy mode: 5
+        # attempts, 60 s connect timeout): stacked on ours, a dead server took
+        # minutes per object. One attempt each; connect timeout bounded.
+        out = dict(options)
+        out.pop("retries", None)  # not a constructor argument: see configure
+        config = dict(out.get("config_kwargs") or {})
+        config.setdefault("retries", {"total_max_attempts": 1, "mode": "standard"})
+        config.setdefault("connect_timeout", policy.connect_timeout)
+        out["config_kwargs"] = config
+        return out
+
+    def configure(self, fs: Any, options: dict[str, Any]) -> None:
+        fs.retries = int(options.get("retries", 1))  # a class attribute of s3fs
 
     def put_file(
         self, fs: Any, lpath: str, rpath: str, create_only: bool, if_match: str | None = None
@@ -168,6 +194,10 @@ _ADAPTERS: dict[str, Adapter] = {
     "gs": GcsAdapter(),
     "gcs": GcsAdapter(),
 }
+
+
+def adapter_for_protocol(protocol: str) -> Adapter:
+    return _ADAPTERS.get(protocol) or Adapter()
 
 
 def adapter_for(fs: Any) -> Adapter:

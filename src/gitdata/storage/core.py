@@ -11,7 +11,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 
-from .backends import LOCAL_ADAPTER, TMP_PREFIX, adapter_for
+from ..retry import RetryPolicy
+from .backends import LOCAL_ADAPTER, TMP_PREFIX, adapter_for, adapter_for_protocol
 from .errors import BackendMissing, UnsupportedURL, redact_url, translate
 from .fingerprint import Fingerprint, from_info
 
@@ -23,8 +24,13 @@ def normalize_url(url: str) -> str:
     return url.rstrip("/") if not url.endswith("://") else url
 
 
-def open_filesystem(url: str, options: Mapping[str, Any] | None = None) -> tuple[Any, str]:
-    """The fsspec filesystem and root path for ``url``; no instance caching."""
+def open_filesystem(
+    url: str, options: Mapping[str, Any] | None = None, retry: RetryPolicy | None = None
+) -> tuple[Any, str]:
+    """The fsspec filesystem and root path for ``url``; no instance caching.
+
+    The SDK's own retries are capped (see :meth:`Adapter.transport_options`):
+    callers retry with ``retry``'s policy instead."""
     import fsspec
     from fsspec.registry import known_implementations
 
@@ -43,12 +49,14 @@ def open_filesystem(url: str, options: Mapping[str, Any] | None = None) -> tuple
             f"unsupported storage URL {redact_url(url)}: unknown scheme {protocol!r}; "
             f"use one of {known} or another fsspec protocol"
         ) from err
-    opts = dict(options or {})
+    adapter = adapter_for_protocol(protocol)
+    opts = adapter.transport_options(dict(options or {}), retry or RetryPolicy())
     opts.setdefault("skip_instance_cache", True)
     try:
         fs = cls(**opts)
     except Exception as err:  # noqa: BLE001 - vendor constructors raise anything
         raise translate(err, "open the storage", redact_url(url)) from err
+    adapter.configure(fs, dict(options or {}))
     root = cls._strip_protocol(url).rstrip("/")
     return fs, root
 
@@ -94,10 +102,13 @@ class Storage:
         *,
         name: str | None = None,
         fs: Any = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.url = normalize_url(url)
         self.name = name
         self.options = dict(options or {})
+        #: how transfers against this storage are retried (:mod:`gitdata.retry`)
+        self.retry = retry or RetryPolicy()
         #: The folder of a ``file://`` storage, used with ``os`` directly; None otherwise.
         self.local_root = _local_root(self.url) if fs is None and not self.options else None
         self._fs = fs
@@ -106,7 +117,7 @@ class Storage:
             self._adapter = LOCAL_ADAPTER
             return
         if fs is None:
-            fs, root = open_filesystem(self.url, self.options)
+            fs, root = open_filesystem(self.url, self.options, self.retry)
         else:
             root = type(fs)._strip_protocol(self.url).rstrip("/")
         self._fs = fs
@@ -119,7 +130,7 @@ class Storage:
         common operations go through ``os`` so that git's hooks and filter do
         not pay for importing fsspec (about 0.17 s here) on every command."""
         if self._fs is None:
-            self._fs, _root = open_filesystem(self.url, self.options)
+            self._fs, _root = open_filesystem(self.url, self.options, self.retry)
         return self._fs
 
     # -- helpers -----------------------------------------------------------

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ..pointer import HASH_HEX_LENGTHS
+from ..retry import Retrier
 from .core import Storage
 
 if TYPE_CHECKING:
@@ -42,6 +43,9 @@ class ObjectStore:
     def __init__(self, storage: Storage, *, jobs: int = 8) -> None:
         self.storage = storage
         self.jobs = jobs
+        #: the retry state shared by every transfer to or from this store in
+        #: this process (a dead server fails them all within the policy's time)
+        self.retrier = Retrier(storage.retry)
 
     @property
     def name(self) -> str | None:
@@ -59,18 +63,23 @@ class ObjectStore:
         return out
 
     def missing(self, oids: Iterable[str]) -> set[str]:
-        """Which of ``oids`` the remote lacks: one listing, or a few HEADs."""
+        """Which of ``oids`` the remote lacks: one listing, or a few HEADs
+        (each request retried on its own under :attr:`retrier`)."""
         wanted = set(oids)
         if not wanted:
             return set()
         if len(wanted) > LIST_THRESHOLD:
-            return wanted - self.list_oids()
+            return wanted - self.retrier.call(self.list_oids)
+
+        def has(oid: str) -> bool:
+            return self.retrier.call(lambda: self.has(oid))
+
         if len(wanted) == 1 or self.storage.local_root is not None:  # no thread pool for a stat or one request
-            return {oid for oid in wanted if not self.has(oid)}
+            return {oid for oid in wanted if not has(oid)}
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=min(self.jobs, len(wanted))) as pool:
-            present = dict(zip(wanted, pool.map(self.has, wanted)))
+            present = dict(zip(wanted, pool.map(has, wanted)))
         return {oid for oid, ok in present.items() if not ok}
 
     def upload(self, oid: str, local_path: str) -> None:

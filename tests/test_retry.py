@@ -1,0 +1,242 @@
+"""One retry policy: pure rules with a fake clock, then real transfers through
+a loopback proxy in front of moto that answers 503 or dies."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+
+from flaky_proxy import FlakyProxy
+from gitdata.errors import GitDataError
+from gitdata.retry import GaveUp, Retrier, RetryPolicy
+from gitdata.storage import Storage
+from gitdata.storage.errors import (
+    StorageError,
+    StorageUnreachable,
+    TransientStorageError,
+    translate,
+)
+from gitdata.transfer import run_parallel
+from helpers import gd, git, new_project, run, status_short, write
+
+# -- the policy, with a fake clock -------------------------------------------------
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, s: float) -> None:
+        self.sleeps.append(s)
+        self.now += s
+
+
+def _retrier(policy: RetryPolicy, t: FakeTime, draw: float = 1.0) -> Retrier:
+    return Retrier(policy, clock=t.clock, sleep=t.sleep, draw=lambda: draw)
+
+
+def _failing(n: int, err: GitDataError, cost: float = 0.0, t: FakeTime | None = None):
+    calls = []
+
+    def fn():
+        calls.append(1)
+        if t is not None:
+            t.now += cost
+        if len(calls) <= n:
+            raise err
+        return "ok"
+
+    return fn, calls
+
+
+def test_full_jitter_backoff_is_capped():
+    p = RetryPolicy(base_delay=0.2, max_delay=1.0)
+    assert [p.delay(n, 1.0) for n in (1, 2, 3, 4, 5)] == [0.2, 0.4, 0.8, 1.0, 1.0]
+    assert p.delay(3, 0.5) == 0.4 and p.delay(3, 0.0) == 0.0
+
+
+def test_transient_errors_are_retried_until_success():
+    t = FakeTime()
+    fn, calls = _failing(3, TransientStorageError("busy"))
+    assert _retrier(RetryPolicy(attempts=6), t).call(fn) == "ok"
+    assert len(calls) == 4 and t.sleeps == [0.2, 0.4, 0.8]
+
+
+def test_other_errors_are_not_retried():
+    t = FakeTime()
+    fn, calls = _failing(3, StorageError("access denied"))
+    with pytest.raises(StorageError):
+        _retrier(RetryPolicy(), t).call(fn)
+    assert len(calls) == 1 and t.sleeps == []
+
+
+def test_attempts_are_bounded():
+    t = FakeTime()
+    fn, calls = _failing(100, TransientStorageError("busy"))
+    with pytest.raises(GaveUp, match=r"busy \(gave up after 3 attempt"):
+        _retrier(RetryPolicy(attempts=3, max_time=1000), t).call(fn)
+    assert len(calls) == 3
+
+
+def test_total_time_is_bounded_even_with_many_attempts():
+    t = FakeTime()
+    fn, calls = _failing(1000, StorageUnreachable("cannot reach"), cost=1.0, t=t)
+    with pytest.raises(GaveUp, match="gitdata.retryMaxTime"):
+        _retrier(RetryPolicy(attempts=1000, max_time=10, max_delay=1.0), t).call(fn)
+    assert t.now <= 10 + 1.0 + 1.0  # the bound, plus the last attempt
+
+
+def test_a_run_against_a_dead_server_fails_fast_after_the_bound():
+    """2,000 items: the first ones use the time budget, the rest are not tried."""
+    t = FakeTime()
+    r = _retrier(RetryPolicy(attempts=6, max_time=5, max_delay=1.0), t)
+    tried = []
+
+    def upload(i):
+        tried.append(i)
+        t.now += 0.1
+        raise StorageUnreachable("cannot reach 127.0.0.1")
+
+    out = run_parallel(range(2000), upload, jobs=1, retry=r, progress=False)
+    assert len(out.failed) == 2000 and not out.done
+    assert t.now < 5 + 1.5
+    assert len(tried) < 40
+    assert "not tried" in str(out.failed[1999]) and "cannot reach" in str(out.failed[1999])
+
+
+def test_a_success_resets_the_clock():
+    """A server failing a fraction of requests: every item completes."""
+    t = FakeTime()
+    r = _retrier(RetryPolicy(attempts=10, max_time=30.0), t, draw=0.5)
+    rng = random.Random(7)
+
+    def flaky(i):
+        t.now += 0.15
+        if rng.random() < 0.3:
+            raise TransientStorageError("503")
+        return i
+
+    out = run_parallel(range(300), flaky, jobs=1, retry=r, progress=False)
+    assert out.ok and len(out.done) == 300
+    assert t.now > 30 + 10  # far longer than max_time overall: it only bounds failing stretches
+
+
+def test_translate_marks_transient_by_type_and_code():
+    class ClientError(Exception):
+        def __init__(self, code):
+            super().__init__("An error occurred")
+            self.response = {"Error": {"Code": code}}
+
+    assert translate(ClientError("SlowDown"), "upload x", "s3://b").transient
+    assert translate(ClientError("503"), "upload x", "s3://b").transient
+    assert translate(ConnectionRefusedError(), "upload x", "s3://b").transient
+    assert not translate(ClientError("NoSuchBucket"), "upload x", "s3://b").transient
+    assert not translate(ClientError("AccessDenied"), "upload x", "s3://b").transient
+
+    class Weird(Exception):
+        pass
+
+    # the message says 503 and "timeout": text is never what decides
+    assert not translate(Weird("503 Service Unavailable, timeout, SlowDown"), "upload x", "s3://b").transient
+
+
+def test_s3_storage_caps_the_sdk_retries(moto_server, moto_bucket, monkeypatch):
+    for k, v in moto_server.env.items():
+        monkeypatch.setenv(k, v)
+    st = Storage(f"s3://{moto_bucket}/p", {"endpoint_url": moto_server.endpoint}, retry=RetryPolicy(max_time=6))
+    assert st.fs.retries == 1
+    cfg = st.fs.config_kwargs
+    assert cfg["retries"] == {"total_max_attempts": 1, "mode": "standard"}
+    assert cfg["connect_timeout"] == 2.0
+    mine = Storage(f"s3://{moto_bucket}/p", {"endpoint_url": moto_server.endpoint, "retries": 3,
+                                             "config_kwargs": {"connect_timeout": 9}})
+    assert mine.fs.retries == 3 and mine.fs.config_kwargs["connect_timeout"] == 9  # the user's own win
+
+
+# -- real transfers through the proxy -------------------------------------------------
+
+
+def _project_on(tmp_path, proxy, bucket, moto_server, monkeypatch, n=24):
+    for k, v in moto_server.env.items():
+        monkeypatch.setenv(k, v)
+    proj = new_project(tmp_path / "p", f"s3://{bucket}/proj", {"endpoint_url": proxy.url})
+    rng = random.Random(11)
+    files = {f"data/f{i}.bin": rng.randbytes(1000 + 997 * i) for i in range(n)}
+    files["data/big.bin"] = rng.randbytes(400_000)  # a file of its own in the cache
+    for path, data in files.items():
+        write(proj / path, data)
+    git(proj, "add", "-A")
+    git(proj, "commit", "-qm", "data")
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", str(origin))
+    git(proj, "remote", "add", "origin", str(origin))
+    return proj, origin, files
+
+
+def test_push_and_clone_complete_through_a_server_that_answers_503(
+    tmp_path, moto_server, moto_bucket, monkeypatch
+):
+    proxy = FlakyProxy(moto_server.endpoint, fail_every=4).start()  # 25% of requests
+    try:
+        git(tmp_path, "config", "--global", "gitdata.retryAttempts", "10")
+        proj, origin, files = _project_on(tmp_path, proxy, moto_bucket, moto_server, monkeypatch)
+        run("git", "push", "-q", "origin", "HEAD:refs/heads/main", cwd=proj, timeout=120)
+        assert git(origin, "for-each-ref").strip()
+        pushed = proxy.failed
+        assert pushed > 3  # the proxy did fail requests during the push
+        clone = tmp_path / "clone"
+        run("git", "clone", "-q", str(origin), str(clone), cwd=tmp_path, timeout=120)
+        assert proxy.failed > pushed  # ... and during the clone's downloads
+        for path, data in files.items():
+            assert (clone / path).read_bytes() == data, path
+        assert status_short(clone) == ""
+        # git data fetch into a fresh cache goes through the same policy
+        git(clone, "config", "gitdata.cacheDir", str(tmp_path / "other-cache"))
+        before = proxy.failed
+        gd(clone, "fetch")
+        assert proxy.failed > before
+    finally:
+        proxy.stop()
+    assert [p for p in (tmp_path / "other-cache").rglob("*.pack")]
+
+
+def test_a_server_that_dies_mid_push_fails_it_within_the_bound(tmp_path, moto_server, moto_bucket, monkeypatch):
+    proxy = FlakyProxy(moto_server.endpoint, die_after=6).start()
+    try:
+        git(tmp_path, "config", "--global", "gitdata.retryMaxTime", "5")
+        proj, origin, _files = _project_on(tmp_path, proxy, moto_bucket, moto_server, monkeypatch, n=60)
+        start = time.monotonic()
+        r = run("git", "push", "origin", "HEAD:refs/heads/main", cwd=proj, check=False, timeout=300)
+        elapsed = time.monotonic() - start
+    finally:
+        proxy.stop()
+    err = r.stderr.decode()
+    assert r.returncode != 0
+    assert proxy.stopped.is_set() and proxy.requests > 6  # it did die mid-way
+    assert "cannot reach" in err and "data/" in err and "Traceback" not in err
+    assert "gitdata.retryMaxTime" in err  # says how to wait longer
+    assert git(origin, "for-each-ref").strip() == ""  # no ref moved
+    assert elapsed < 5 + 10, f"push took {elapsed:.1f} s with gitdata.retryMaxTime=5"
+
+
+def test_a_checkout_from_a_dead_server_fails_within_the_bound(tmp_path, moto_server, moto_bucket, monkeypatch):
+    proxy = FlakyProxy(moto_server.endpoint).start()
+    try:
+        proj, origin, files = _project_on(tmp_path, proxy, moto_bucket, moto_server, monkeypatch, n=30)
+        run("git", "push", "-q", "origin", "HEAD:refs/heads/main", cwd=proj, timeout=120)
+    finally:
+        proxy.stop()
+    git(tmp_path, "config", "--global", "gitdata.retryMaxTime", "4")
+    start = time.monotonic()
+    r = run("git", "clone", "-q", str(origin), str(tmp_path / "clone"), cwd=tmp_path, check=False, timeout=300)
+    elapsed = time.monotonic() - start
+    err = r.stderr.decode()
+    assert "cannot reach" in err and "git data pull" in err
+    assert elapsed < 4 + 10, f"clone took {elapsed:.1f} s with gitdata.retryMaxTime=4"
+    assert (tmp_path / "clone" / "data" / "f0.bin").read_bytes().startswith(b"version gitdata/1")
