@@ -7,7 +7,10 @@ request to ``upstream`` (moto's S3), except:
   answered ``503 ServiceUnavailable`` with an S3 error body, as a loaded S3
   endpoint does;
 - ``die_after=N``: after N forwarded requests the proxy stops, closing its
-  port and every open connection: a server that goes away mid-transfer.
+  port and every open connection: a server that goes away mid-transfer;
+- ``cut_every=N``: every N-th GET with a body of more than 1 KiB announces
+  its full length but sends only half of it, then closes the connection (a
+  transfer that breaks off).
 
 Threads and ``http.server`` only; no mocks: the client and the upstream are
 real.
@@ -29,13 +32,18 @@ _BUSY = (
 
 
 class FlakyProxy:
-    def __init__(self, upstream: str, *, fail_every: int = 0, die_after: int | None = None) -> None:
+    def __init__(
+        self, upstream: str, *, fail_every: int = 0, die_after: int | None = None, cut_every: int = 0
+    ) -> None:
         parts = urlsplit(upstream)
         self.upstream_host, self.upstream_port = parts.hostname or "127.0.0.1", parts.port or 80
         self.fail_every = fail_every
         self.die_after = die_after
+        self.cut_every = cut_every
         self.requests = 0
         self.failed = 0
+        self.gets = 0
+        self.cut = 0
         self._lock = threading.Lock()
         self._conns: set[socket.socket] = set()
         self._server: ThreadingHTTPServer | None = None
@@ -117,9 +125,21 @@ class FlakyProxy:
                     for k, v in resp.getheaders():
                         if k.lower() not in _HOP and k.lower() != "content-length":
                             self.send_header(k, v)
-                    self.send_header("Content-Length", str(len(data)))
+                    length = resp.getheader("Content-Length") if self.command == "HEAD" else None
+                    self.send_header("Content-Length", length or str(len(data)))
                     self.end_headers()
-                    if self.command != "HEAD":
+                    cut = False
+                    if self.command == "GET" and len(data) > 1024 and resp.status < 300:
+                        with proxy._lock:
+                            proxy.gets += 1
+                            cut = bool(proxy.cut_every) and proxy.gets % proxy.cut_every == 0
+                            proxy.cut += cut
+                    if cut:
+                        self.wfile.write(data[: len(data) // 2])
+                        self.wfile.flush()
+                        self.close_connection = True
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    elif self.command != "HEAD":
                         self.wfile.write(data)
                 finally:
                     up.close()

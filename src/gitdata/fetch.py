@@ -10,7 +10,7 @@ from .cache import Cache, CorruptObject, replace_file
 from .errors import GitDataError
 from .hashing import new_hasher, oid_of_file
 from .pointer import MAX_SIZE, Pointer, PointerError, is_pointer_like, parse
-from .storage import ObjectNotFound, ObjectStore, oid_to_key
+from .storage import ObjectNotFound, ObjectStore, StorageError, oid_to_key
 from .transfer import Outcome, run_parallel
 
 #: Objects up to this size are fetched with one request and hashed in memory.
@@ -26,6 +26,18 @@ class TransferFailed(GitDataError):
     pass
 
 
+class DownloadBrokeOff(StorageError):
+    """Fewer (or more) bytes arrived than the pointer's size: the transfer
+    broke off (some readers end a cut response without an error). Retried."""
+
+    transient = True
+
+
+def _check_length(got: int, size: int | None, oid: str, where: str) -> None:
+    if size is not None and got != size:
+        raise DownloadBrokeOff(f"download of {oid} from {where} broke off: {got} of {size} bytes arrived")
+
+
 def download_object(store: ObjectStore, cache: Cache, oid: str, size: int | None) -> str:
     """Fetch ``oid`` into the cache, verifying it; returns the oid.
 
@@ -39,6 +51,7 @@ def download_object(store: ObjectStore, cache: Cache, oid: str, size: int | None
     try:
         if size is not None and size <= SMALL_OBJECT:
             data = store.storage.cat(key)
+            _check_length(len(data), size, oid, where)
             cache.put_bytes(data, algo, expected_oid=oid)
         else:
             with store.storage.open_read(key) as f, cache.writer(algo) as w:
@@ -47,6 +60,9 @@ def download_object(store: ObjectStore, cache: Cache, oid: str, size: int | None
                     if not chunk:
                         break
                     w.write(chunk)
+                    if size is not None and w.size > size:
+                        break
+                _check_length(w.size, size, oid, where)
                 w.commit(expected_oid=oid)
     except ObjectNotFound as err:
         raise ObjectMissing(f"object {oid} is missing on {where}") from err

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 
+from ..errors import GitDataError
 from ..retry import RetryPolicy
 from .backends import LOCAL_ADAPTER, TMP_PREFIX, adapter_for, adapter_for_protocol
 from .errors import BackendMissing, UnsupportedURL, redact_url, translate
@@ -238,9 +239,14 @@ class Storage:
             raise self._err(err, f"download {key}") from err
         try:
             yield f
-        except OSError as err:
-            if type(err) is OSError or isinstance(err, ConnectionError | TimeoutError):
-                raise self._err(err, f"download {key}") from err
+        except GitDataError:
+            raise
+        except Exception as err:
+            # errors of the read itself (a transfer that broke off) are ours
+            # to translate; anything else raised in the caller's block is not
+            mine = self._err(err, f"download {key}")
+            if type(err) is OSError or isinstance(err, ConnectionError | TimeoutError) or mine.transient:
+                raise mine from err
             raise
         finally:
             try:
