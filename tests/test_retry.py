@@ -289,3 +289,31 @@ def test_a_short_download_is_a_transient_error_and_nothing_is_cached(tmp_path):
         assert isinstance(exc.value.__cause__, DownloadBrokeOff) and exc.value.__cause__.transient
         assert not cache.has(oid_of_bytes(blob))
     assert not os.listdir(cache.tmp_dir)
+
+
+def test_prune_remote_aborts_incomplete_multipart_uploads(tmp_path, moto_server, moto_bucket, monkeypatch):
+    """A push killed during a multipart upload leaves it open on the bucket."""
+    for k, v in moto_server.env.items():
+        monkeypatch.setenv(k, v)
+    proj = new_project(tmp_path / "p", f"s3://{moto_bucket}/proj", {"endpoint_url": moto_server.endpoint})
+    s3 = moto_server.client()
+    key = "proj/objects/ab/cd/abcd" + "0" * 28
+    up = s3.create_multipart_upload(Bucket=moto_bucket, Key=key)
+    s3.upload_part(Bucket=moto_bucket, Key=key, UploadId=up["UploadId"], PartNumber=1, Body=b"x" * (5 << 20))
+    other = s3.create_multipart_upload(Bucket=moto_bucket, Key="elsewhere/x")  # not under the remote
+
+    def open_uploads():
+        return sorted(u["Key"] for u in s3.list_multipart_uploads(Bucket=moto_bucket).get("Uploads", []))
+
+    # younger than gitdata.tempMaxAge: may be a push still running -> listed, kept
+    # (moto dates every upload 2010-11-10, so "young" takes a long max age here)
+    git(proj, "config", "gitdata.tempMaxAge", str(60 * 365 * 24 * 3600))
+    out = gd(proj, "prune", "--remote")
+    assert "kept incomplete upload" in out and "objects/ab/cd/" in out
+    assert open_uploads() == ["elsewhere/x", key]
+    git(proj, "config", "--unset", "gitdata.tempMaxAge")  # the default, 24 h
+    assert "would abort incomplete upload: objects/ab/cd/" in gd(proj, "prune", "--remote", "--dry-run")
+    assert open_uploads() == ["elsewhere/x", key]
+    assert "aborted incomplete upload: objects/ab/cd/" in gd(proj, "prune", "--remote")
+    assert open_uploads() == ["elsewhere/x"]
+    s3.abort_multipart_upload(Bucket=moto_bucket, Key="elsewhere/x", UploadId=other["UploadId"])

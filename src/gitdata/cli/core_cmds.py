@@ -255,16 +255,20 @@ def fsck(check_remote: bool, remote_name: str | None, as_json: bool) -> None:
 
 @cli.command()
 @click.option("-n", "--dry-run", is_flag=True, help="Only say what would be removed.")
+@click.option("--remote", "on_remote", is_flag=True,
+              help="Also abort the data remote's incomplete uploads (killed pushes) older than gitdata.tempMaxAge.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def prune(dry_run: bool, as_json: bool) -> None:
+def prune(dry_run: bool, on_remote: bool, as_json: bool) -> None:
     """Delete cached objects that no local ref or the index references.
 
     Never deletes an object the data remote lacks (not pushed yet). Also
     removes temporary files killed processes left in the cache (older than
-    gitdata.tempMaxAge).
+    gitdata.tempMaxAge). With --remote, also aborts incomplete multipart
+    uploads that killed pushes left on the data remote (invisible, but
+    stored and billed); younger ones may still be running and are listed.
     """
     project = open_project()
-    report = prune_run(project, dry_run=dry_run)
+    report = prune_run(project, dry_run=dry_run, remote=on_remote)
     if as_json:
         emit_json({**report.as_dict(), "dry_run": dry_run})
         return
@@ -272,5 +276,10 @@ def prune(dry_run: bool, as_json: bool) -> None:
     click.echo(f"{verb} {len(report.removed)} object(s), {human_size(report.freed_bytes)}")
     if report.removed_temp:
         click.echo(f"{verb} {len(report.removed_temp)} stale temporary file(s) of killed processes")
+    if on_remote:
+        for key in report.aborted_uploads:
+            click.echo(f"{'would abort' if dry_run else 'aborted'} incomplete upload: {key}")
+        for key in report.running_uploads:
+            click.echo(f"kept incomplete upload (younger than gitdata.tempMaxAge, may be running): {key}")
     if report.kept_unpushed:
         click.echo(f"kept {len(report.kept_unpushed)} unreferenced object(s) not on the data remote")

@@ -11,6 +11,7 @@ import errno
 import os
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from ..fileio import write_new
@@ -18,6 +19,16 @@ from ..retry import RetryPolicy
 
 #: Name prefix of an upload in progress on a filesystem backend; listings skip it.
 TMP_PREFIX = ".gitdata-tmp-"
+
+
+@dataclass(frozen=True)
+class IncompleteUpload:
+    """A multipart upload that was started and neither completed nor aborted
+    (a killed push): invisible in listings, its parts still stored and billed."""
+
+    path: str  #: the object's full path (``bucket/key``)
+    upload_id: str
+    initiated: float  #: seconds since the epoch
 
 
 class Adapter:
@@ -43,6 +54,14 @@ class Adapter:
 
     def configure(self, fs: Any, options: dict[str, Any]) -> None:
         """Settings the constructor does not take, applied to the new ``fs``."""
+
+    def incomplete_uploads(self, fs: Any, root: str) -> list[IncompleteUpload]:
+        """Uploads under ``root`` that were started and never finished (none
+        where uploads are not resumable server-side)."""
+        return []
+
+    def abort_upload(self, fs: Any, upload: IncompleteUpload) -> None:
+        raise NotImplementedError
 
     def put_file(
         self, fs: Any, lpath: str, rpath: str, create_only: bool, if_match: str | None = None
@@ -84,6 +103,26 @@ class S3Adapter(Adapter):
 
     def configure(self, fs: Any, options: dict[str, Any]) -> None:
         fs.retries = int(options.get("retries", 1))  # a class attribute of s3fs
+
+    def incomplete_uploads(self, fs: Any, root: str) -> list[IncompleteUpload]:
+        bucket, _, prefix = root.strip("/").partition("/")
+        kw: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix + "/" if prefix else ""}
+        out = []
+        while True:
+            page = fs.call_s3("list_multipart_uploads", **kw)
+            for u in page.get("Uploads", []):
+                started = u.get("Initiated")
+                out.append(IncompleteUpload(
+                    f"{bucket}/{u['Key']}", u["UploadId"], started.timestamp() if started else 0.0
+                ))  # fmt: skip
+            if not page.get("IsTruncated"):
+                return out
+            kw["KeyMarker"] = page.get("NextKeyMarker", "")
+            kw["UploadIdMarker"] = page.get("NextUploadIdMarker", "")
+
+    def abort_upload(self, fs: Any, upload: IncompleteUpload) -> None:
+        bucket, _, key = upload.path.partition("/")
+        fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload.upload_id)
 
     def put_file(
         self, fs: Any, lpath: str, rpath: str, create_only: bool, if_match: str | None = None

@@ -13,7 +13,7 @@ from typing import Any, BinaryIO
 
 from ..errors import GitDataError
 from ..retry import RetryPolicy
-from .backends import LOCAL_ADAPTER, TMP_PREFIX, adapter_for, adapter_for_protocol
+from .backends import LOCAL_ADAPTER, TMP_PREFIX, IncompleteUpload, adapter_for, adapter_for_protocol
 from .errors import BackendMissing, UnsupportedURL, redact_url, translate
 from .fingerprint import Fingerprint, from_info
 
@@ -277,6 +277,23 @@ class Storage:
             self.fs.pipe_file(self.path(key), data)
         except Exception as err:
             raise self._err(err, f"upload {key}") from err
+
+    def incomplete_uploads(self) -> list[tuple[str, IncompleteUpload]]:
+        """``(key, upload)`` for every upload under this storage that was
+        started and never completed or aborted (a killed transfer)."""
+        if self.local_root is not None:
+            return []
+        try:
+            found = self._adapter.incomplete_uploads(self.fs, self.root)
+        except Exception as err:
+            raise self._err(err, "list incomplete uploads") from err
+        return [(self.rel(u.path), u) for u in found]
+
+    def abort_upload(self, upload: IncompleteUpload) -> None:
+        try:
+            self._adapter.abort_upload(self.fs, upload)
+        except Exception as err:
+            raise self._err(err, f"abort the incomplete upload of {self.rel(upload.path)}") from err
 
     def delete(self, key: str) -> None:
         try:
