@@ -18,7 +18,11 @@ every rule is tested without a network or a real wait.
   only costs retries.
 
 The storage layer caps the SDKs' own retries (s3fs and botocore make one
-attempt each), so these are the only ones; see docs/design.md.
+attempt each), so these are the only ones; see docs/design.md. Retries happen
+at the outermost level only: :func:`active` tells a storage operation that
+it runs inside a :meth:`Retrier.call` (an upload, a download), which retries
+it as part of the whole; called on its own (a listing, a manifest read) the
+storage retries that one request itself.
 """
 
 from __future__ import annotations
@@ -27,12 +31,20 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TypeVar
 
 from .errors import GitDataError
 
 R = TypeVar("R")
+
+_ACTIVE: ContextVar[bool] = ContextVar("gitdata_retry_active", default=False)
+
+
+def active() -> bool:
+    """Whether this thread is inside a :meth:`Retrier.call` (which will retry)."""
+    return _ACTIVE.get()
 
 
 @dataclass(frozen=True)
@@ -56,11 +68,23 @@ class RetryPolicy:
 
 
 class GaveUp(GitDataError):
-    """A transient error that outlasted the retry policy."""
+    """A transient error that outlasted the retry policy (when the error's
+    own class cannot be rebuilt from a message)."""
 
     def __init__(self, message: str, cause: GitDataError) -> None:
         super().__init__(message)
         self.exit_code = cause.exit_code
+
+
+def gave_up(err: GitDataError, message: str) -> GitDataError:
+    """``err`` again, of the same class (callers catch ``StorageUnreachable``
+    and the like), with ``message``, which says the policy was exhausted."""
+    try:
+        out = type(err)(message)
+    except TypeError:
+        return GaveUp(message, err)
+    out.exit_code = err.exit_code
+    return out
 
 
 def is_transient(err: BaseException) -> bool:
@@ -95,10 +119,11 @@ class Retrier:
             with self._lock:
                 since, last = self._failing_since, self._last
             if tries == 0 and since is not None and last is not None and self._clock() - since >= p.max_time:
-                raise GaveUp(
-                    f"{last} (not tried: every request failed for {p.max_time:g} s; {self._hint()})", last
+                raise gave_up(
+                    last, f"{last} (not tried: every request failed for {p.max_time:g} s; {self._hint()})"
                 ) from last
             tries += 1
+            token = _ACTIVE.set(True)
             try:
                 result = fn()
             except GitDataError as err:
@@ -112,12 +137,13 @@ class Retrier:
                     elapsed = now - self._failing_since
                 wait = p.delay(tries, self._draw())
                 if tries >= p.attempts or elapsed + wait > p.max_time:
-                    raise GaveUp(
-                        f"{err} (gave up after {tries} attempt(s), failing for {elapsed:.1f} s; {self._hint()})",
-                        err,
+                    raise gave_up(
+                        err, f"{err} (gave up after {tries} attempt(s), failing for {elapsed:.1f} s; {self._hint()})"
                     ) from err
                 self._sleep(wait)
                 continue
+            finally:
+                _ACTIVE.reset(token)
             with self._lock:
                 self._failing_since = None
                 self._last = None

@@ -6,13 +6,15 @@ is translated here, once, into :mod:`gitdata.storage.errors`.
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from ..errors import GitDataError
-from ..retry import RetryPolicy
+from ..retry import Retrier, RetryPolicy
+from ..retry import active as retry_active
 from .backends import LOCAL_ADAPTER, TMP_PREFIX, IncompleteUpload, adapter_for, adapter_for_protocol
 from .errors import BackendMissing, UnsupportedURL, redact_url, translate
 from .fingerprint import Fingerprint, from_info
@@ -89,6 +91,23 @@ def _local_walk(top: str) -> Iterator[tuple[str, os.stat_result]]:
                     continue  # removed meanwhile
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _retried(method: F) -> F:
+    """One request, retried under the storage's policy unless a caller
+    already retries the whole (:func:`gitdata.retry.active`) or the storage
+    is a local folder (nothing transient there)."""
+
+    @functools.wraps(method)
+    def wrapper(self: Storage, *args: Any, **kwargs: Any) -> Any:
+        if self.local_root is not None or retry_active():
+            return method(self, *args, **kwargs)
+        return self.retrier.call(lambda: method(self, *args, **kwargs))
+
+    return wrapper  # type: ignore[return-value]
+
+
 def _stat_info(path: str, st: os.stat_result) -> dict[str, Any]:
     return {"name": path, "size": st.st_size, "type": "file", "mtime": st.st_mtime}
 
@@ -110,6 +129,8 @@ class Storage:
         self.options = dict(options or {})
         #: how transfers against this storage are retried (:mod:`gitdata.retry`)
         self.retry = retry or RetryPolicy()
+        #: the retry state shared by every operation on this storage in this process
+        self.retrier = Retrier(self.retry)
         #: The folder of a ``file://`` storage, used with ``os`` directly; None otherwise.
         self.local_root = _local_root(self.url) if fs is None and not self.options else None
         self._fs = fs
@@ -177,6 +198,7 @@ class Storage:
         return translate(err, what, self.display, self.name)
 
     # -- operations --------------------------------------------------------
+    @_retried
     def info(self, key: str) -> Fingerprint:
         """The object's fingerprint now (never a cached listing entry)."""
         try:
@@ -188,6 +210,7 @@ class Storage:
         except Exception as err:
             raise self._err(err, f"look up {key}") from err
 
+    @_retried
     def exists(self, key: str) -> bool:
         if self.local_root is not None:
             return os.path.exists(self.path(key))
@@ -201,24 +224,26 @@ class Storage:
 
         One paginated listing, no per-object requests.
         """
-        try:
-            if self.local_root is not None:
-                top = self.path(prefix)
-                if os.path.isfile(top):
-                    found = {top: _stat_info(top, os.stat(top))}
-                else:
-                    found = {p: _stat_info(p, st) for p, st in _local_walk(top)}
-            else:
-                found = self.fs.find(self.path(prefix), detail=True, withdirs=False)
-        except FileNotFoundError:
-            return
-        except Exception as err:
-            raise self._err(err, f"list {prefix or '/'}") from err
-        for path, info in sorted(found.items()):
+        for path, info in sorted(self._find(prefix).items()):
             if info.get("type") == "directory" or path.rsplit("/", 1)[-1].startswith(TMP_PREFIX):
                 continue  # folders, and uploads still under their temporary name
             yield self.rel(path), from_info(info)
 
+    @_retried
+    def _find(self, prefix: str) -> dict[str, Any]:
+        try:
+            if self.local_root is not None:
+                top = self.path(prefix)
+                if os.path.isfile(top):
+                    return {top: _stat_info(top, os.stat(top))}
+                return {p: _stat_info(p, st) for p, st in _local_walk(top)}
+            return dict(self.fs.find(self.path(prefix), detail=True, withdirs=False))
+        except FileNotFoundError:
+            return {}
+        except Exception as err:
+            raise self._err(err, f"list {prefix or '/'}") from err
+
+    @_retried
     def cat(self, key: str) -> bytes:
         try:
             if self.local_root is not None:
@@ -230,13 +255,9 @@ class Storage:
 
     @contextmanager
     def open_read(self, key: str, **kwargs: Any) -> Iterator[BinaryIO]:
-        try:
-            if self.local_root is not None and not kwargs:
-                f = open(self.path(key), "rb")  # noqa: SIM115 - closed below
-            else:
-                f = self.fs.open(self.path(key), "rb", **kwargs)
-        except Exception as err:
-            raise self._err(err, f"download {key}") from err
+        """The object as a file; opening it is retried, reads are the caller's
+        to retry (as a whole: :func:`gitdata.fetch.fetch_object`)."""
+        f = self._open(key, kwargs)
         try:
             yield f
         except GitDataError:
@@ -254,6 +275,16 @@ class Storage:
             except Exception:  # noqa: BLE001 - closing a failed read must not mask the error
                 pass
 
+    @_retried
+    def _open(self, key: str, kwargs: dict[str, Any]) -> BinaryIO:
+        try:
+            if self.local_root is not None and not kwargs:
+                return open(self.path(key), "rb")  # noqa: SIM115 - the caller closes it
+            return self.fs.open(self.path(key), "rb", **kwargs)
+        except Exception as err:
+            raise self._err(err, f"download {key}") from err
+
+    @_retried
     def put_file(
         self, local_path: str, key: str, *, create_only: bool = False, if_match: str | None = None
     ) -> None:
@@ -269,6 +300,7 @@ class Storage:
         except Exception as err:
             raise self._err(err, f"upload {key}") from err
 
+    @_retried
     def put_bytes(self, data: bytes, key: str) -> None:
         try:
             if self.local_root is not None:
@@ -278,6 +310,7 @@ class Storage:
         except Exception as err:
             raise self._err(err, f"upload {key}") from err
 
+    @_retried
     def incomplete_uploads(self) -> list[tuple[str, IncompleteUpload]]:
         """``(key, upload)`` for every upload under this storage that was
         started and never completed or aborted (a killed transfer)."""
@@ -289,12 +322,14 @@ class Storage:
             raise self._err(err, "list incomplete uploads") from err
         return [(self.rel(u.path), u) for u in found]
 
+    @_retried
     def abort_upload(self, upload: IncompleteUpload) -> None:
         try:
             self._adapter.abort_upload(self.fs, upload)
         except Exception as err:
             raise self._err(err, f"abort the incomplete upload of {self.rel(upload.path)}") from err
 
+    @_retried
     def delete(self, key: str) -> None:
         try:
             if self.local_root is not None:

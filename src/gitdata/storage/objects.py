@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ..pointer import HASH_HEX_LENGTHS
-from ..retry import Retrier
 from .core import Storage
 
 if TYPE_CHECKING:
@@ -45,7 +44,7 @@ class ObjectStore:
         self.jobs = jobs
         #: the retry state shared by every transfer to or from this store in
         #: this process (a dead server fails them all within the policy's time)
-        self.retrier = Retrier(storage.retry)
+        self.retrier = storage.retrier
 
     @property
     def name(self) -> str | None:
@@ -64,22 +63,18 @@ class ObjectStore:
 
     def missing(self, oids: Iterable[str]) -> set[str]:
         """Which of ``oids`` the remote lacks: one listing, or a few HEADs
-        (each request retried on its own under :attr:`retrier`)."""
+        (each request retried on its own: see :mod:`gitdata.retry`)."""
         wanted = set(oids)
         if not wanted:
             return set()
         if len(wanted) > LIST_THRESHOLD:
-            return wanted - self.retrier.call(self.list_oids)
-
-        def has(oid: str) -> bool:
-            return self.retrier.call(lambda: self.has(oid))
-
+            return wanted - self.list_oids()
         if len(wanted) == 1 or self.storage.local_root is not None:  # no thread pool for a stat or one request
-            return {oid for oid in wanted if not has(oid)}
+            return {oid for oid in wanted if not self.has(oid)}
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=min(self.jobs, len(wanted))) as pool:
-            present = dict(zip(wanted, pool.map(has, wanted)))
+            present = dict(zip(wanted, pool.map(self.has, wanted)))
         return {oid for oid, ok in present.items() if not ok}
 
     def upload(self, oid: str, local_path: str) -> None:
