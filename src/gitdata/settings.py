@@ -82,7 +82,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("gitdata.tempMaxAge", "int", 24 * 3600,
             "seconds after which a temporary file in the cache's `tmp/` folder (a partial download "
             "of a killed process) is removed by the next command that writes to the cache, and by "
-            "`git data prune`; longer than the longest plausible transfer"),
+            "`git data prune`; and an incomplete multipart upload on the data remote is aborted by "
+            "`git data prune --remote`. Longer than the longest plausible transfer"),
     Setting("gitdata.remote", "string", None,
             "per-clone override of the default data remote", default_doc="`.gitdata` `data.remote`"),
     Setting("gitdata.remote.<name>.url", "string", None,
