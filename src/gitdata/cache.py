@@ -18,10 +18,10 @@ per object, appended only after the bytes are written; ``<crc>`` is the
 CRC-32 of the record's other fields, so a torn or damaged record is ignored
 (the object is fetched again: the cache is only a cache). Packed bytes are
 hash-checked on every read, and a loose object's size is checked against the
-pointer's on its way to a work tree. Each process appends to a pack of its own. Creating a file is the
-expensive part of caching a small object (about 0.5-1 ms each on this
-project's CI disk, against microseconds to append 4 KiB), and a pack costs
-no inode per object. See docs/spec.md and docs/design.md.
+pointer's on its way to a work tree. Each process appends to a pack of its
+own. Creating a file is the expensive part of caching a small object (about
+0.5-1 ms each on this project's CI disk, against microseconds to append
+4 KiB), and a pack costs no inode per object. See docs/spec.md and docs/design.md.
 """
 
 from __future__ import annotations
