@@ -7,6 +7,8 @@ import os
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gitdata.cache import IDX_HEADER, PACK_MAX, Cache, CorruptObject
 from gitdata.hashing import oid_of_bytes
@@ -328,3 +330,36 @@ def test_the_sweep_runs_once_per_cache_object(tmp_path):
     assert os.path.exists(later)  # not swept again by this process
     Cache(str(tmp_path / "c"), temp_max_age=10).put_bytes(b"third", "xxh128")
     assert not os.path.exists(later)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    sizes=st.lists(st.integers(min_value=0, max_value=300), min_size=1, max_size=12),
+    cut=st.integers(min_value=0, max_value=10_000),
+    flip=st.one_of(st.none(), st.integers(min_value=0, max_value=10_000)),
+)
+def test_parse_idx_never_returns_a_record_that_was_not_written_whole(sizes, cut, flip):
+    """Any prefix of an index (a torn append), with or without one damaged
+    byte: every record returned is one that was written, whole."""
+    from gitdata.cache import _record, parse_idx
+
+    records, offset = [], 0
+    for i, n in enumerate(sizes):
+        oid = "xxh128:%032x" % (i * 7919 + 1)
+        records.append((oid, offset, n))
+        offset += n
+    data = IDX_HEADER + b"".join(_record(*r) for r in records)
+    torn = bytearray(data[: len(IDX_HEADER) + cut])
+    if flip is not None and len(torn) > len(IDX_HEADER):
+        torn[len(IDX_HEADER) + flip % (len(torn) - len(IDX_HEADER))] ^= 0x01
+    got = parse_idx(bytes(torn), pack_size=offset)
+    written = {oid: (off, n) for oid, off, n in records}
+    assert all(written.get(oid) == entry for oid, entry in got.items()), got
+    if flip is None:  # every record wholly inside the prefix is found
+        whole = 0
+        pos = len(IDX_HEADER)
+        for r in records:
+            pos += len(_record(*r))
+            if pos <= len(torn):
+                whole += 1
+        assert len(got) == whole
