@@ -154,7 +154,7 @@ def test_s3_storage_caps_the_sdk_retries(moto_server, moto_bucket, monkeypatch):
     assert st.fs.retries == 1
     cfg = st.fs.config_kwargs
     assert cfg["retries"] == {"total_max_attempts": 1, "mode": "standard"}
-    assert cfg["connect_timeout"] == 2.0
+    assert cfg["connect_timeout"] == 2.0 and cfg["read_timeout"] == 2.0
     mine = Storage(f"s3://{moto_bucket}/p", {"endpoint_url": moto_server.endpoint, "retries": 3,
                                              "config_kwargs": {"connect_timeout": 9}})
     assert mine.fs.retries == 3 and mine.fs.config_kwargs["connect_timeout"] == 9  # the user's own win
@@ -341,3 +341,37 @@ def test_retries_do_not_stack(moto_server, moto_bucket, monkeypatch):
         assert proxy.failed > 3
     finally:
         proxy.stop()
+
+
+def test_a_server_that_accepts_and_never_answers_fails_a_push_within_the_bound(tmp_path, monkeypatch):
+    """A black hole: TCP connections are accepted (by the kernel, into the
+    backlog) but no byte ever comes back. Each attempt costs the read
+    timeout, and the run stops after gitdata.retryMaxTime."""
+    import socket
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(128)
+    try:
+        port = hole.getsockname()[1]
+        proj = new_project(tmp_path / "p", "s3://bucket/proj", {"endpoint_url": f"http://127.0.0.1:{port}"})
+        for i in range(20):
+            write(proj / "data" / f"{i}.bin", bytes([i]) * 1000)
+        git(proj, "add", "-A")
+        git(proj, "commit", "-qm", "data")
+        git(proj, "config", "gitdata.retryMaxTime", "3")
+        origin = tmp_path / "origin.git"
+        git(tmp_path, "init", "-q", "--bare", str(origin))
+        git(proj, "remote", "add", "origin", str(origin))
+        start = time.monotonic()
+        r = run("git", "push", "origin", "HEAD:refs/heads/main", cwd=proj, check=False, timeout=300)
+        elapsed = time.monotonic() - start
+    finally:
+        hole.close()
+    err = r.stderr.decode()
+    assert r.returncode != 0 and "Traceback" not in err
+    assert "data/" in err and "gitdata.retryMaxTime" in err
+    assert git(origin, "for-each-ref").strip() == ""
+    assert elapsed < 3 + 3 * 2 + 8, f"push took {elapsed:.1f} s with gitdata.retryMaxTime=3"

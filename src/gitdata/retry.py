@@ -66,6 +66,13 @@ class RetryPolicy:
         attempt must not use the whole budget."""
         return max(1.0, min(5.0, self.max_time / 3))
 
+    @property
+    def read_timeout(self) -> float:
+        """Per-request wait for the next bytes of a response: a server that
+        accepts and then says nothing costs this per attempt (default 10 s,
+        so a hung server fails a run in well under a minute)."""
+        return max(2.0, min(15.0, self.max_time / 3))
+
 
 class GaveUp(GitDataError):
     """A transient error that outlasted the retry policy (when the error's

@@ -98,6 +98,7 @@ class S3Adapter(Adapter):
         config = dict(out.get("config_kwargs") or {})
         config.setdefault("retries", {"total_max_attempts": 1, "mode": "standard"})
         config.setdefault("connect_timeout", policy.connect_timeout)
+        config.setdefault("read_timeout", policy.read_timeout)
         out["config_kwargs"] = config
         return out
 
