@@ -126,3 +126,14 @@ def test_a_bad_value_fails_a_command_with_one_error_line(tmp_path):
     git(proj, "config", "gitdata.jobs", "2")
     gd(proj, "push")
     assert list((tmp_path / "store").rglob("*"))
+
+
+def test_retry_settings_become_the_policy_and_bad_ones_are_refused(tmp_path):
+    proj = new_project(tmp_path / "p")
+    git(proj, "config", "gitdata.retryAttempts", "3")
+    git(proj, "config", "gitdata.retryMaxTime", "7")
+    policy = Project.open(str(proj)).retry_policy
+    assert (policy.attempts, policy.max_time) == (3, 7.0)
+    git(proj, "config", "gitdata.retryAttempts", "0")
+    with pytest.raises(BadSetting, match="gitdata.retryAttempts"):
+        Project.open(str(proj)).retry_policy
