@@ -136,4 +136,4 @@ def test_retry_settings_become_the_policy_and_bad_ones_are_refused(tmp_path):
     assert (policy.attempts, policy.max_time) == (3, 7.0)
     git(proj, "config", "gitdata.retryAttempts", "0")
     with pytest.raises(BadSetting, match="gitdata.retryAttempts"):
-        Project.open(str(proj)).retry_policy
+        _ = Project.open(str(proj)).retry_policy
