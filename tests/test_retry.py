@@ -375,3 +375,27 @@ def test_a_server_that_accepts_and_never_answers_fails_a_push_within_the_bound(t
     assert "data/" in err and "gitdata.retryMaxTime" in err
     assert git(origin, "for-each-ref").strip() == ""
     assert elapsed < 3 + 3 * 2 + 8, f"push took {elapsed:.1f} s with gitdata.retryMaxTime=3"
+
+
+def test_after_failing_fast_a_later_call_probes_and_recovers():
+    t = FakeTime()
+    r = _retrier(RetryPolicy(attempts=100, max_time=5, max_delay=1.0), t)
+    down = {"v": True}
+
+    def op():
+        t.now += 0.1
+        if down["v"]:
+            raise StorageUnreachable("cannot reach")
+        return "ok"
+
+    with pytest.raises(StorageUnreachable, match="gave up"):
+        r.call(op)
+    with pytest.raises(StorageUnreachable, match="not tried"):
+        r.call(op)  # right after: not even tried
+    down["v"] = False
+    t.now += 2
+    with pytest.raises(StorageUnreachable, match="not tried"):
+        r.call(op)  # still within max_time of the last failure
+    t.now += 5
+    assert r.call(op) == "ok"  # a probe gets through, and the server is back
+    assert r.call(op) == "ok"

@@ -13,9 +13,10 @@ every rule is tested without a network or a real wait.
   seconds. One :class:`Retrier` is shared by a whole run (a push of 2,000
   objects, a checkout's downloads), so a dead server fails the run in about
   ``max_time``, not ``max_time`` per object: once that bound is reached,
-  operations not yet tried fail at once with the last error. A success
-  anywhere resets the clock, so a server that drops a fraction of requests
-  only costs retries.
+  operations not yet tried fail at once with the last error (one probe is
+  let through when nothing was tried for another ``max_time``, so a long-lived
+  process recovers). A success anywhere resets the clock, so a server that
+  drops a fraction of requests only costs retries.
 
 The storage layer caps the SDKs' own retries (s3fs and botocore make one
 attempt each), so these are the only ones; see docs/design.md. Retries happen
@@ -113,6 +114,7 @@ class Retrier:
         self._clock, self._sleep, self._draw = clock, sleep, draw
         self._lock = threading.Lock()
         self._failing_since: float | None = None  # first transient failure with no success since
+        self._failed_at = 0.0  # the latest transient failure
         self._last: GitDataError | None = None
 
     def _hint(self) -> str:
@@ -124,8 +126,11 @@ class Retrier:
         tries = 0
         while True:
             with self._lock:
-                since, last = self._failing_since, self._last
-            if tries == 0 and since is not None and last is not None and self._clock() - since >= p.max_time:
+                since, failed_at, last = self._failing_since, self._failed_at, self._last
+            now = self._clock()
+            # failing for max_time already: fail at once, unless nothing has
+            # been tried for max_time either (then this call probes the server)
+            if tries == 0 and since is not None and last is not None and now - since >= p.max_time > now - failed_at:
                 raise gave_up(
                     last, f"{last} (not tried: every request failed for {p.max_time:g} s; {self._hint()})"
                 ) from last
@@ -140,6 +145,7 @@ class Retrier:
                 with self._lock:
                     if self._failing_since is None:
                         self._failing_since = now
+                    self._failed_at = now
                     self._last = err
                     elapsed = now - self._failing_since
                 wait = p.delay(tries, self._draw())
