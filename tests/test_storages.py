@@ -296,6 +296,7 @@ def test_interrupted_sync_converges(tmp_path, rclone_server_factory, monkeypatch
     a = tmp_path / "a"
     a.mkdir()
     git(a, "init", "-q")
+    git(a, "config", "gitdata.retryMaxTime", "2")  # fail fast against the stopped server
     url = "s3://bkt/lab"
     # fail fast against a stopped server (a user can set the same options)
     storages_mod.add(Project.open(str(a)), NAME, url, option_pairs=[

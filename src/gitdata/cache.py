@@ -7,16 +7,21 @@ folder is an inode to allocate, and with two levels nearly every one of
 
 Every such write goes to ``<root>/tmp/`` (same filesystem) while it is hashed,
 and is renamed into place only when complete and verified. A half-written
-object is never visible under an object name.
+object is never visible under an object name. What a killed process leaves
+in ``tmp/`` is removed by the next process that writes to the cache once it
+is older than ``temp_max_age`` (``gitdata.tempMaxAge``), and by ``prune``.
 
 Small objects (up to :data:`PACK_MAX`) are appended to a pack instead:
 ``<root>/packs/<name>.pack`` holds their bytes back to back and
-``<name>.idx`` one line ``<oid> <offset> <size>`` per object, appended only
-after the bytes are written, so an index line never names bytes that are not
-there. Each process appends to a pack of its own. Creating a file is the
-expensive part of caching a small object (about 0.5-1 ms each on this
-project's CI disk, against microseconds to append 4 KiB), and a pack costs
-no inode per object. See docs/spec.md and docs/design.md.
+``<name>.idx`` a header line and one record ``<oid> <offset> <size> <crc>``
+per object, appended only after the bytes are written; ``<crc>`` is the
+CRC-32 of the record's other fields, so a torn or damaged record is ignored
+(the object is fetched again: the cache is only a cache). Packed bytes are
+hash-checked on every read, and a loose object's size is checked against the
+pointer's on its way to a work tree. Each process appends to a pack of its
+own. Creating a file is the expensive part of caching a small object (about
+0.5-1 ms each on this project's CI disk, against microseconds to append
+4 KiB), and a pack costs no inode per object. See docs/spec.md and docs/design.md.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ import os
 import shutil
 import tempfile
 import threading
+import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
 
@@ -39,6 +46,10 @@ _BY_LENGTH = {n: algo for algo, n in HASH_HEX_LENGTHS.items()}
 
 #: Objects up to this size go into a pack rather than a file of their own.
 PACK_MAX = 256 << 10
+#: Temporary files older than this (seconds) are a killed writer's leftovers.
+TEMP_MAX_AGE = 24 * 3600
+#: First line of a pack index with checksummed records (format 2).
+IDX_HEADER = b"# gitdata pack index 2\n"
 
 
 class CacheError(GitDataError):
@@ -64,6 +75,7 @@ class CacheWriter:
         self.algorithm = algorithm
         self._hasher = new_hasher(algorithm)
         self.size = 0
+        cache.sweep_once()
         try:
             fd, self.tmp_path = tempfile.mkstemp(dir=cache.tmp_dir, prefix="obj-")
         except FileNotFoundError:
@@ -99,14 +111,18 @@ class CacheWriter:
             raise
         self._file = None
         oid = self.oid
-        if os.path.getsize(self.tmp_path) != self.size:
+        try:
+            written = os.path.getsize(self.tmp_path)
+        except FileNotFoundError:
+            written = -1  # removed meanwhile (older than gitdata.tempMaxAge)
+        if written != self.size:
             self.abort()
             raise CacheError(f"cache write of {oid} came out short; is the disk full?")
         if expected_oid is not None and oid != expected_oid:
             self.abort()
             raise CorruptObject(f"content hashes to {oid}, expected {expected_oid}")
         dest = self.cache.path(oid)
-        if os.path.exists(dest):
+        if _size_or_none(dest) == self.size:
             os.unlink(self.tmp_path)
         else:
             try:
@@ -135,11 +151,58 @@ class CacheWriter:
 
 
 class Cache:
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, *, temp_max_age: float = TEMP_MAX_AGE) -> None:
         self.root = root
         self.objects_dir = os.path.join(root, "objects")
         self.tmp_dir = os.path.join(root, "tmp")
         self.packs = Packs(os.path.join(root, "packs"))
+        self.temp_max_age = temp_max_age
+        self._swept = False
+
+    # -- temporary files -----------------------------------------------------
+    def stale_temp(self, now: float | None = None) -> list[tuple[str, float]]:
+        """Temporary files older than ``temp_max_age``: ``(path, age in seconds)``.
+
+        A writer's file is written to as the transfer goes, so its mtime is
+        recent while it runs; one older than the longest plausible transfer
+        was left by a killed process.
+        """
+        now = time.time() if now is None else now
+        out = []
+        for name in _listdir(self.tmp_dir):
+            path = os.path.join(self.tmp_dir, name)
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                continue
+            age = now - st.st_mtime
+            if age > self.temp_max_age:
+                out.append((path, age))
+        return sorted(out)
+
+    def sweep_temp(self, now: float | None = None) -> list[str]:
+        """Remove :meth:`stale_temp` files; returns their paths."""
+        removed = []
+        for path, _age in self.stale_temp(now):
+            try:
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path)
+                else:
+                    os.unlink(path)
+            except FileNotFoundError:
+                continue
+            removed.append(path)
+        return removed
+
+    def sweep_once(self) -> None:
+        """:meth:`sweep_temp`, once per process and cache (on its first write)."""
+        if self._swept:
+            return
+        self._swept = True
+        try:
+            self.sweep_temp()
+        except OSError:
+            pass  # best effort: a read-only or shared cache must not fail a write
 
     def path(self, oid: str) -> str:
         """Where ``oid`` is (or would be) stored as a file of its own."""
@@ -151,8 +214,33 @@ class Cache:
         path = self.path(oid)
         return path if os.path.isfile(path) else None
 
-    def has(self, oid: str) -> bool:
-        return os.path.isfile(self.path(oid)) or self.packs.find(oid) is not None
+    def has(self, oid: str, size: int | None = None) -> bool:
+        """Whether the cache holds ``oid``. With ``size`` (the pointer's: the
+        object is on its way to a work tree) it must also be intact: a file of
+        its own of that size, or packed bytes of that size that hash to
+        ``oid``. A damaged copy is dropped, so that it is fetched again."""
+        path = self.path(oid)
+        if size is None:
+            return os.path.isfile(path) or self.packs.find(oid) is not None
+        actual = _size_or_none(path)
+        if actual is not None:
+            if actual == size:
+                return True
+            try:
+                os.unlink(path)  # truncated or grown: not the object any more
+            except OSError:
+                pass
+        entry = self.packs.find(oid)
+        if entry is None:
+            return False
+        if entry[2] != size:
+            self.packs.discard(oid)
+            return False
+        try:
+            self.packs.read(oid)  # hash-checked; a damaged copy is discarded
+        except (CorruptObject, FileNotFoundError):
+            return False
+        return True
 
     def size_of(self, oid: str) -> int:
         entry = self.packs.find(oid)
@@ -188,6 +276,7 @@ class Cache:
             return w.commit(expected_oid)
 
     def put_bytes(self, data: bytes, algorithm: str, expected_oid: str | None = None) -> tuple[str, int]:
+        self.sweep_once()
         if len(data) > PACK_MAX:
             with self.writer(algorithm) as w:
                 w.write(data)
@@ -214,7 +303,7 @@ class Cache:
         if loose is None:
             try:
                 return oid_of_bytes(self.packs.read(oid), algo) == oid
-            except FileNotFoundError:
+            except (FileNotFoundError, CorruptObject):
                 return False
         actual, _ = oid_of_file(loose, algo)
         return actual == oid
@@ -248,16 +337,25 @@ class Cache:
             if oid not in seen:
                 yield oid
 
-    def copy_to(self, oid: str, dest: str, check: Callable[[], None] | None = None) -> None:
+    def copy_to(
+        self, oid: str, dest: str, check: Callable[[], None] | None = None, *, size: int | None = None
+    ) -> None:
         """Write the object to ``dest`` atomically (temp beside it, then rename).
 
         ``check``, if given, runs right before the rename; an exception from
-        it leaves ``dest`` as it is (and no temporary file).
+        it leaves ``dest`` as it is (and no temporary file). With ``size``, a
+        copy of another size is refused (:class:`CorruptObject`).
         """
         src = self.loose_path(oid)
         if src is not None:
+
             def fill_loose(tmp: str) -> None:
                 _fast_copy(src, tmp)
+                if size is not None and os.path.getsize(tmp) != size:
+                    raise CorruptObject(
+                        f"cached object {oid} is {os.path.getsize(tmp)} bytes, expected {size}; "
+                        "run `git data fetch` to fetch it again"
+                    )
                 if check is not None:
                     check()
 
@@ -305,6 +403,7 @@ class Packs:
         self._mine: tuple[int, int, str] | None = None  # (pack fd, idx fd, name) this process appends to
         self._end = 0
         self._fds: dict[str, int] = {}  # pack name -> read descriptor
+        self._bad: set[tuple[str, int, int]] = set()  # entries whose bytes failed their hash
 
     # -- reading -------------------------------------------------------------
     def _load(self) -> dict[str, tuple[str, int, int]]:
@@ -318,6 +417,8 @@ class Packs:
         index: dict[str, tuple[str, int, int]] = {}
         for name in sorted(n for n in _listdir(self.folder) if n.endswith(".idx")):
             index.update(_read_idx(os.path.join(self.folder, name)))
+        for oid in [o for o, e in index.items() if e in self._bad]:
+            del index[oid]
         self._index, self._stamp = index, stamp
         return index
 
@@ -330,6 +431,8 @@ class Packs:
             return list(self._load())
 
     def read(self, oid: str) -> bytes:
+        """The object's bytes, hash-checked (they are small: microseconds with
+        xxh3); damaged ones raise :class:`CorruptObject` and are discarded."""
         for attempt in (1, 2):
             entry = self.find(oid)
             if entry is None:
@@ -343,9 +446,28 @@ class Packs:
                     raise
                 with self._lock:  # a prune rewrote that pack meanwhile: read the index again
                     self._index = self._stamp = None
-        if len(data) != size:
-            raise CacheError(f"pack {name} is truncated at object {oid}; run `git data fsck`")
+        if len(data) != size or oid_of_bytes(data, oid.split(":", 1)[0]) != oid:
+            self.discard(oid, entry)
+            raise CorruptObject(
+                f"the cached copy of {oid} in pack {name} is damaged; it was dropped, "
+                "run `git data fetch` to fetch it again"
+            )
         return data
+
+    def discard(self, oid: str, entry: tuple[str, int, int] | None = None) -> None:
+        """Forget a damaged record: its pack is rewritten without it (where the
+        cache is writable), and this process never serves it again."""
+        entry = entry or self.find(oid)
+        if entry is None:
+            return
+        with self._lock:
+            self._bad.add(entry)
+            if self._index is not None and self._index.get(oid) == entry:
+                del self._index[oid]
+        try:
+            self._rewrite(entry[0], {oid})
+        except OSError:
+            pass  # a read-only cache: not served from this process, refetched
 
     def _fd(self, name: str) -> int:
         """A read descriptor for pack ``name``, kept open (pread is thread-safe)."""
@@ -382,7 +504,11 @@ class Packs:
                     self._close_mine()
                 raise
             self._end = start + len(data)
-            write_all(idx_fd, f"{oid} {start} {len(data)}\n".encode())
+            try:
+                write_all(idx_fd, _record(oid, start, len(data)))
+            except OSError:
+                self._close_mine()  # a torn record ends this index: the next append starts a pack
+                raise
             index[oid] = (name, start, len(data))
 
     def _open_mine(self) -> None:
@@ -398,6 +524,14 @@ class Packs:
         except OSError:
             os.close(pack_fd)
             os.unlink(os.path.join(self.folder, name + ".pack"))
+            raise
+        try:
+            write_all(idx_fd, IDX_HEADER)
+        except OSError:
+            for fd in (pack_fd, idx_fd):
+                os.close(fd)
+            for ext in (".idx", ".pack"):
+                os.unlink(os.path.join(self.folder, name + ext))
             raise
         self._mine = (pack_fd, idx_fd, name)
         self._end = 0
@@ -418,24 +552,31 @@ class Packs:
         with self._lock:
             index = self._load()
             affected = {index[o][0] for o in oids if o in index}
-            if self._mine is not None and self._mine[2] in affected:
-                self._close_mine()
         for name in sorted(affected):
-            keep = [(o, e) for o, e in list(index.items()) if e[0] == name and o not in oids]
-            with open(os.path.join(self.folder, name + ".pack"), "rb") as f:
-                kept = [(o, os.pread(f.fileno(), e[2], e[1])) for o, e in keep]
-            # the survivors go into this process's pack first; only then is the old one removed
-            for o, data in kept:
-                self.append(o, data, force=True)
-            with self._lock:
-                fd = self._fds.pop(name, None)
-            if fd is not None:
-                os.close(fd)
-            for ext in (".idx", ".pack"):
-                try:
-                    os.unlink(os.path.join(self.folder, name + ext))
-                except FileNotFoundError:
-                    pass
+            self._rewrite(name, oids)
+
+    def _rewrite(self, name: str, oids: set[str]) -> None:
+        """Pack ``name`` without ``oids``: survivors are appended to this
+        process's pack first, only then is the old one removed."""
+        with self._lock:
+            index = self._load()
+            if self._mine is not None and self._mine[2] == name:
+                self._close_mine()
+        keep = [(o, e) for o, e in list(index.items()) if e[0] == name and o not in oids]
+        with open(os.path.join(self.folder, name + ".pack"), "rb") as f:
+            kept = [(o, os.pread(f.fileno(), e[2], e[1])) for o, e in keep]
+        # the survivors go into this process's pack first; only then is the old one removed
+        for o, data in kept:
+            self.append(o, data, force=True)
+        with self._lock:
+            fd = self._fds.pop(name, None)
+        if fd is not None:
+            os.close(fd)
+        for ext in (".idx", ".pack"):
+            try:
+                os.unlink(os.path.join(self.folder, name + ext))
+            except FileNotFoundError:
+                pass
         with self._lock:
             self._index = None
             self._stamp = None
@@ -448,27 +589,65 @@ def _listdir(folder: str) -> list[str]:
         return []
 
 
-def _read_idx(path: str) -> dict[str, tuple[str, int, int]]:
-    """One pack's index; lines naming bytes past the pack's end (or torn) are ignored."""
-    name = os.path.basename(path)[:-4]
+def _size_or_none(path: str) -> int | None:
     try:
-        with open(path, "rb") as f:
-            lines = f.read().split(b"\n")
-        pack_size = os.path.getsize(path[:-4] + ".pack")
-    except FileNotFoundError:
-        return {}
-    out = {}
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return st.st_size if os.path.isfile(path) else None
+
+
+def _crc(fields: bytes) -> bytes:
+    return b"%08x" % zlib.crc32(fields)
+
+
+def _record(oid: str, offset: int, size: int) -> bytes:
+    """One index record: ``<oid> <offset> <size> <crc32 of the first three>``."""
+    fields = f"{oid} {offset} {size}".encode("ascii")
+    return fields + b" " + _crc(fields) + b"\n"
+
+
+def parse_idx(data: bytes, pack_size: int) -> dict[str, tuple[int, int]]:
+    """``oid -> (offset, size)`` from a pack index's bytes. Pure.
+
+    Format 2 (the :data:`IDX_HEADER` line first): only records whose CRC
+    matches count, so a torn last record or a damaged one is ignored. Format
+    1 (no header, ``<oid> <offset> <size>``, written before checksums) is
+    still read: its records are bounds-checked here and, as every packed
+    object, hash-checked when read, so a torn one is never served. Either way
+    a record naming bytes past the pack's end is ignored, and a line that is
+    not newline-terminated (torn) is dropped.
+    """
+    v2 = data.startswith(IDX_HEADER)
+    body = data[len(IDX_HEADER) :] if v2 else data
+    lines = body.split(b"\n")[:-1]  # the part after the last newline is torn
+    out: dict[str, tuple[int, int]] = {}
     for line in lines:
         parts = line.split(b" ")
-        if len(parts) != 3:
+        if v2:
+            if len(parts) != 4 or _crc(b" ".join(parts[:3])) != parts[3]:
+                continue
+        elif len(parts) != 3:
             continue
         try:
             oid, offset, size = parts[0].decode("ascii"), int(parts[1]), int(parts[2])
         except (UnicodeDecodeError, ValueError):
             continue
-        if offset >= 0 and size >= 0 and offset + size <= pack_size:
-            out[oid] = (name, offset, size)
+        if ":" in oid and offset >= 0 and size >= 0 and offset + size <= pack_size:
+            out[oid] = (offset, size)
     return out
+
+
+def _read_idx(path: str) -> dict[str, tuple[str, int, int]]:
+    """One pack's index (see :func:`parse_idx`)."""
+    name = os.path.basename(path)[:-4]
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        pack_size = os.path.getsize(path[:-4] + ".pack")
+    except FileNotFoundError:
+        return {}
+    return {oid: (name, offset, size) for oid, (offset, size) in parse_idx(data, pack_size).items()}
 
 
 def _worktree_mode(dest: str) -> int:

@@ -11,7 +11,7 @@ from .cache import Cache, CorruptObject, replace_file
 from .errors import GitDataError
 from .hashing import new_hasher, oid_of_file
 from .pointer import MAX_SIZE, Pointer, PointerError, is_pointer_like, parse
-from .storage import ObjectNotFound, ObjectStore, oid_to_key
+from .storage import ObjectNotFound, ObjectStore, StorageError, oid_to_key
 from .transfer import Outcome, run_parallel
 
 #: Objects up to this size are fetched with one request and hashed in memory.
@@ -43,12 +43,24 @@ def still_holds(full: str, expected: bytes | None) -> Callable[[], None]:
     return check
 
 
+class DownloadBrokeOff(StorageError):
+    """Fewer (or more) bytes arrived than the pointer's size: the transfer
+    broke off (some readers end a cut response without an error). Retried."""
+
+    transient = True
+
+
+def _check_length(got: int, size: int | None, oid: str, where: str) -> None:
+    if size is not None and got != size:
+        raise DownloadBrokeOff(f"download of {oid} from {where} broke off: {got} of {size} bytes arrived")
+
+
 def download_object(store: ObjectStore, cache: Cache, oid: str, size: int | None) -> str:
     """Fetch ``oid`` into the cache, verifying it; returns the oid.
 
     Bytes that do not hash to ``oid`` are refused and nothing is written.
     """
-    if cache.has(oid):
+    if cache.has(oid, size):
         return oid
     algo = oid.split(":", 1)[0]
     key = oid_to_key(oid)
@@ -57,7 +69,9 @@ def download_object(store: ObjectStore, cache: Cache, oid: str, size: int | None
         if size is not None and size <= SMALL_OBJECT:
             with store.storage.open_read(key) as f:
                 data = f.read(size + 1)  # never more than the pointer says, plus one to notice
-            check_size(len(data), size, oid, where)
+            if len(data) > size:
+                check_size(len(data), size, oid, where)  # the pointer lies: refused, not retried
+            _check_length(len(data), size, oid, where)  # short: the transfer broke off (retried)
             cache.put_bytes(data, algo, expected_oid=oid)
         else:
             with store.storage.open_read(key) as f, cache.writer(algo) as w:
@@ -69,8 +83,7 @@ def download_object(store: ObjectStore, cache: Cache, oid: str, size: int | None
                         w.abort()
                         check_size(w.size + len(chunk), size, oid, where)
                     w.write(chunk)
-                if size is not None:
-                    check_size(w.size, size, oid, where)
+                _check_length(w.size, size, oid, where)
                 w.commit(expected_oid=oid)
     except ObjectNotFound as err:
         raise ObjectMissing(f"object {oid} is missing on {where}") from err
@@ -92,6 +105,10 @@ def check_size(actual: int, recorded: int | None, oid: str, where: str) -> None:
             f"bytes{'' if actual < recorded else ' (stopped reading)'}, the pointer records {recorded}; "
             "the pointer or the object is wrong (ask who committed it)"
         )
+def fetch_object(store: ObjectStore, cache: Cache, oid: str, size: int | None) -> str:
+    """:func:`download_object`, retried on transient errors under the store's
+    shared retry policy (what a smudge download uses)."""
+    return store.retrier.call(lambda: download_object(store, cache, oid, size))
 
 
 def verify_file(path: str, oid: str, where: str) -> str:
@@ -115,13 +132,14 @@ def download_many(
     store: ObjectStore, cache: Cache, wanted: dict[str, int | None], *, jobs: int, progress: bool | None = None
 ) -> Outcome[str, str]:
     """Fetch many objects in parallel; ``wanted`` maps oid to size."""
-    todo = {oid: size for oid, size in wanted.items() if not cache.has(oid)}
+    todo = {oid: size for oid, size in wanted.items() if not cache.has(oid, size)}
     return run_parallel(
         todo,
         lambda oid: download_object(store, cache, oid, todo[oid]),
         jobs=store.storage.workers(jobs, mean_size=sum(v or 0 for v in todo.values()) / max(1, len(todo))),
         label="Downloading",
         weight=lambda oid: todo[oid] or 0,
+        retry=store.retrier,
         progress=progress,
     )
 
@@ -169,7 +187,7 @@ def materialize(cache: Cache, root: str, files: Iterable[WorktreeFile]) -> Outco
         except (OSError, GitDataError) as err:
             outcome.failed[f.path] = err if isinstance(err, GitDataError) else GitDataError(f"{f.path}: {err}")
             continue
-        if f.source is None and not cache.has(oid):
+        if f.source is None and not cache.has(oid, f.pointer.size):
             outcome.failed[f.path] = ObjectMissing(f"object {oid} is not in the cache; run `git data fetch`")
             continue
         try:
@@ -190,7 +208,7 @@ def materialize(cache: Cache, root: str, files: Iterable[WorktreeFile]) -> Outco
             if f.source is not None:
                 copy_verified(f.source, full, oid, check)
             else:
-                cache.copy_to(oid, full, check)
+                cache.copy_to(oid, full, check, size=f.pointer.size)
         except WorktreeChanged:
             continue  # the user's now: left alone, as above
         except (OSError, GitDataError) as err:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .errors import GitDataError
-from .fetch import WorktreeFile, describe, download_object, materialize, verify_file
+from .fetch import WorktreeFile, describe, fetch_object, materialize, verify_file
 from .hashing import new_hasher, oid_of_bytes
 from .pointer import MAX_SIZE, Pointer, PointerError, is_pointer_like, parse
 from .project import Project
@@ -161,7 +161,7 @@ class FilterHandler:
         if pointer.oid is None:
             return SmudgeResult(data=blob)  # registered data: staged by `git data dataset stage`
         cache = self.project.cache
-        if cache.has(pointer.oid):
+        if cache.has(pointer.oid, pointer.size):  # size-checked (packed: hash-checked too)
             return self._from_cache(path, pointer)
         owned = self._owner(path) is not None  # a dataset with its own storage
         local = None if owned else self._local_object(pointer.oid)
@@ -199,7 +199,7 @@ class FilterHandler:
                 elif local is not None:
                     fut = self._pool.submit(verify_file, local, pointer.oid, describe(store))
                 else:
-                    fut = self._pool.submit(download_object, store, self.project.cache, pointer.oid, pointer.size)
+                    fut = self._pool.submit(fetch_object, store, self.project.cache, pointer.oid, pointer.size)
                 self._downloads[pointer.oid] = fut
             return fut
 

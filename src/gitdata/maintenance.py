@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from .errors import GitDataError
@@ -105,6 +106,8 @@ class FsckReport:
     missing_on_remote: dict[str, str] = field(default_factory=dict)
     not_materialized: dict[str, str] = field(default_factory=dict)  # path -> oid
     removed_tmp: list[str] = field(default_factory=list)  # stale temporary files deleted
+    #: temporary files a killed process left in the cache (removed by ``prune``); not an error
+    stale_temp: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -136,6 +139,7 @@ def fsck(project: Project, *, remote: bool = False, remote_name: str | None = No
         store = project.object_store(remote_name)
         for oid in store.missing(by_oid):
             report.missing_on_remote[oid] = by_oid[oid]
+    report.stale_temp = [path for path, _age in project.cache.stale_temp()]
     return report
 
 
@@ -144,19 +148,39 @@ class PruneReport:
     removed: list[str] = field(default_factory=list)
     kept_unpushed: list[str] = field(default_factory=list)
     freed_bytes: int = 0
+    #: stale temporary files of killed processes (older than gitdata.tempMaxAge)
+    removed_temp: list[str] = field(default_factory=list)
+    #: ``--remote``: keys of incomplete multipart uploads aborted (older than gitdata.tempMaxAge)
+    aborted_uploads: list[str] = field(default_factory=list)
+    #: ``--remote``: keys of incomplete uploads young enough to be still running
+    running_uploads: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
 
 
-def prune(project: Project, *, dry_run: bool = False, store: ObjectStore | None = None) -> PruneReport:
-    """Drop cached objects no ref or the index references, if the remote has them."""
+def prune(
+    project: Project, *, dry_run: bool = False, store: ObjectStore | None = None, remote: bool = False
+) -> PruneReport:
+    """Drop cached objects no ref or the index references, if the remote has them.
+
+    ``remote``: also abort the data remote's incomplete multipart uploads
+    (killed pushes) older than ``gitdata.tempMaxAge``; younger ones may still
+    be running and are only listed.
+    """
     repo = project.repo
     referenced: set[str] = set()
     for scan in (scan_history(repo, ["--all"]), scan_index(repo)):
         referenced |= {f.pointer.oid for f in scan.found if f.pointer.oid}
     candidates = set(project.cache.iter_oids()) - referenced
     report = PruneReport()
+    if dry_run:
+        report.removed_temp = [path for path, _age in project.cache.stale_temp()]
+    else:
+        report.removed_temp = project.cache.sweep_temp()
+    if remote:
+        store = store or project.object_store()
+        _prune_uploads(store, report, max_age=project.cache.temp_max_age, dry_run=dry_run)
     if not candidates:
         return report
     if store is None:
@@ -173,3 +197,14 @@ def prune(project: Project, *, dry_run: bool = False, store: ObjectStore | None 
     if not dry_run:
         project.cache.remove_many(report.removed)
     return report
+
+
+def _prune_uploads(store: ObjectStore, report: PruneReport, *, max_age: float, dry_run: bool) -> None:
+    now = time.time()
+    for key, upload in sorted(store.storage.incomplete_uploads(), key=lambda x: (x[0], x[1].upload_id)):
+        if now - upload.initiated <= max_age:
+            report.running_uploads.append(key)
+            continue
+        if not dry_run:
+            store.storage.abort_upload(upload)
+        report.aborted_uploads.append(key)

@@ -7,16 +7,18 @@ from functools import cached_property
 from typing import Any
 
 from . import config as config_mod
+from . import settings
 from .cache import Cache
 from .errors import GitDataError
 from .git.repo import Repo
+from .retry import RetryPolicy
 from .state import State
 from .storage import ObjectStore, Storage
 
-DEFAULT_JOBS = 8
+DEFAULT_JOBS = settings.setting("gitdata.jobs").default
 #: Objects larger than this are written to the work tree by git data itself,
 #: streaming, instead of through git's smudge output (which git buffers whole).
-DEFAULT_SMUDGE_MAX = 32 << 20
+DEFAULT_SMUDGE_MAX = settings.setting("gitdata.smudgeMax").default
 
 
 class NoDataRemote(GitDataError):
@@ -42,14 +44,18 @@ class Project:
     def reload(self) -> None:
         self.__dict__.pop("config", None)
 
+    def setting(self, key: str) -> Any:
+        """Git config ``key`` parsed as :mod:`gitdata.settings` says (its default when unset)."""
+        return settings.read(self.repo.config_get, key)
+
     @cached_property
     def cache(self) -> Cache:
-        root = self.repo.config_get("gitdata.cachedir")
+        root = self.setting("gitdata.cacheDir")
         if root:
             root = os.path.expanduser(root)
             if not os.path.isabs(root):
                 root = os.path.join(self.repo.root, root)
-        return Cache(root or self.repo.data_dir)
+        return Cache(root or self.repo.data_dir, temp_max_age=self.setting("gitdata.tempMaxAge"))
 
     @cached_property
     def state(self) -> State:
@@ -57,19 +63,30 @@ class Project:
 
     @cached_property
     def jobs(self) -> int:
-        return int(self.repo.config_get("gitdata.jobs") or DEFAULT_JOBS)
+        return max(1, self.setting("gitdata.jobs"))
 
     @cached_property
     def smudge_max(self) -> int:
-        return int(self.repo.config_get("gitdata.smudgemax") or DEFAULT_SMUDGE_MAX)
+        return self.setting("gitdata.smudgeMax")
 
     @cached_property
     def cache_local_remote(self) -> bool:
         """Whether checkouts copy objects from a data remote on a local
         filesystem into the cache too (``gitdata.cacheLocalRemote``, default
         false: such a remote is read directly)."""
-        value = (self.repo.config_get("gitdata.cachelocalremote") or "").strip().lower()
-        return value in ("1", "true", "yes", "on")
+        return self.setting("gitdata.cacheLocalRemote")
+
+    @cached_property
+    def retry_policy(self) -> RetryPolicy:
+        """How transfers are retried (``gitdata.retryAttempts``, ``gitdata.retryMaxTime``)."""
+        attempts = self.setting("gitdata.retryAttempts")
+        max_time = self.setting("gitdata.retryMaxTime")
+        if attempts < 1 or max_time < 0:
+            raise settings.BadSetting(
+                "gitdata.retryAttempts must be at least 1 and gitdata.retryMaxTime at least 0; "
+                "fix them with `git config`"
+            )
+        return RetryPolicy(attempts=attempts, max_time=float(max_time))
 
     @property
     def algorithm(self) -> str:
@@ -152,7 +169,7 @@ class Project:
                 url, {k: v for k, v in options.items() if k not in own}, f"{config_mod.FILENAME} ({name or url})", name
             )
         opts = resolve_options(self, name, url, options)
-        return Storage(url, opts, name=name)
+        return Storage(url, opts, name=name, retry=self.retry_policy)
 
     def object_store(self, name: str | None = None) -> ObjectStore:
         return ObjectStore(self.storage(name), jobs=self.jobs)

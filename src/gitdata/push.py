@@ -98,6 +98,7 @@ def push_objects(
         jobs=store.storage.workers(project.jobs, mean_size=sum(sizes.values()) / max(1, len(sizes))),
         label=f"Uploading to {store.name}",
         weight=lambda oid: sizes[oid],
+        retry=store.retrier,
         progress=progress,
     )
     report.uploaded = sorted(outcome.done)

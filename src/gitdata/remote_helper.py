@@ -281,9 +281,7 @@ class BucketRemote(Remote):
         # options from the user's own git config (s3data.option): any option is allowed
         storage = project.open_storage(url, dict(self.options), name=name if self.named else None, tracked=False)
         hint = f"git remote-s3data unlock {name if self.named else url}"
-        locking = project.repo.config_get("s3data.locking") or "auto"
-        if locking not in ("auto", "lock"):
-            raise HelperError(f"s3data.locking is {locking!r}; use 'auto' or 'lock'")
+        locking = project.setting("s3data.locking")
         self.bucket = BucketRepo(
             storage, project.repo, log=log, clear_lock_hint=hint,
             conditional=False if locking == "lock" else None,

@@ -109,9 +109,7 @@ def set_mode(project: Project, name: str, mode: str | None, location: str | None
 
 
 def max_bytes(project: Project) -> int:
-    out = project.repo.git("config", "--type=int", "--get", "gitdata.stageMaxBytes", check=False)
-    text = out.decode().strip()
-    return int(text) if text else DEFAULT_MAX_BYTES
+    return project.setting("gitdata.stageMaxBytes")
 
 
 # -- .git/info/exclude -----------------------------------------------------------

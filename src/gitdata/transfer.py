@@ -1,18 +1,19 @@
 """Parallel transfers with retries and an optional progress bar.
 
 Failures are per item: a run returns what succeeded and what failed; only a
-non-:class:`GitDataError` bug escapes.
+non-:class:`GitDataError` bug escapes. Retries follow the one policy of
+:mod:`gitdata.retry`, shared by every item of a run.
 """
 
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from .errors import GitDataError
+from .retry import Retrier, RetryPolicy
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -28,16 +29,8 @@ class Outcome(Generic[T, R]):
         return not self.failed
 
 
-def with_retries(fn: Callable[[], R], *, attempts: int = 4, base_delay: float = 0.2) -> R:
-    """Call ``fn``; retry errors marked ``transient`` with exponential backoff."""
-    for attempt in range(attempts):
-        try:
-            return fn()
-        except GitDataError as err:
-            if not getattr(err, "transient", False) or attempt == attempts - 1:
-                raise
-            time.sleep(base_delay * (2**attempt))
-    raise AssertionError("unreachable")
+def _call_once(fn: Callable[[], R]) -> R:
+    return fn()
 
 
 class Progress:
@@ -83,10 +76,18 @@ def run_parallel(
     jobs: int,
     label: str = "transfer",
     weight: Callable[[T], int] | None = None,
-    retries: int = 4,
+    retry: RetryPolicy | Retrier | None = None,
     progress: bool | None = None,
 ) -> Outcome[T, R]:
-    """Run ``fn`` over ``items`` on ``jobs`` threads, retrying transient errors."""
+    """Run ``fn`` over ``items`` on ``jobs`` threads, retrying each item as a
+    whole on transient errors as ``retry`` says (a policy gets one
+    :class:`Retrier` for this run). ``None``: items are not retried as a
+    whole; the storage operations they make retry their own requests, under
+    their storage's policy (the project's settings)."""
+    if retry is None:
+        call: Callable[[Callable[[], R]], R] = _call_once
+    else:
+        call = (retry if isinstance(retry, Retrier) else Retrier(retry)).call
     todo = list(dict.fromkeys(items))
     outcome: Outcome[T, R] = Outcome()
     if not todo:
@@ -104,15 +105,13 @@ def run_parallel(
     try:
         if jobs <= 1:  # in this thread: no pool, no futures (10,000 small local copies: 3 s -> 1.6 s)
             for item in todo:
-                settle(item, lambda i=item: with_retries(lambda: fn(i), attempts=retries))
+                settle(item, lambda i=item: call(lambda: fn(i)))
             return outcome
         # imported here: not on the filter's start-up path
         from concurrent.futures import ThreadPoolExecutor, as_completed
 
         with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(todo)))) as pool:
-            futures = {
-                pool.submit(with_retries, (lambda i=item: fn(i)), attempts=retries): item for item in todo
-            }
+            futures = {pool.submit(call, (lambda i=item: fn(i))): item for item in todo}
             for fut in as_completed(futures):
                 settle(futures[fut], fut.result)
     finally:

@@ -124,7 +124,7 @@ def _fetch(project, refs, include, exclude, remote):
         found += scan_tree(project.repo, ref).found
     found += scan_index(project.repo).found
     chosen = [f for f in _select(found, include, exclude) if f.pointer.oid]
-    if all(project.cache.has(f.pointer.oid) for f in chosen):
+    if all(project.cache.has(f.pointer.oid, f.pointer.size) for f in chosen):
         return 0, {}  # before any storage is opened (a dataset's may ask for credentials)
     from ..datasets import split_by_storage
     from ..scan import ScanResult
@@ -135,7 +135,7 @@ def _fetch(project, refs, include, exclude, remote):
     done, failed = 0, {}
     for store, part in [(None, rest), *routed]:
         wanted = {f.pointer.oid: f.pointer.size for f in part.found}
-        if not any(not project.cache.has(oid) for oid in wanted):
+        if all(project.cache.has(oid, size) for oid, size in wanted.items()):
             continue
         outcome = download_many(store or project.object_store(remote), project.cache, wanted, jobs=project.jobs)
         done += len(outcome.done)
@@ -259,6 +259,8 @@ def fsck(check_remote: bool, remote_name: str | None, as_json: bool) -> None:
             click.echo(f"not materialized: {path} (the work tree holds its pointer); run `git data pull`")
         for path in report.removed_tmp:
             click.echo(f"removed a stale temporary file: {os.path.relpath(path)}")
+        for path in report.stale_temp:
+            click.echo(f"stale temporary file (left by a killed process): {path}; `git data prune` removes it")
         click.echo(
             f"checked {report.checked_pointers} pointer(s), {report.checked_objects} cached object(s): "
             + ("ok" if report.ok else "problems found")
@@ -269,18 +271,31 @@ def fsck(check_remote: bool, remote_name: str | None, as_json: bool) -> None:
 
 @cli.command()
 @click.option("-n", "--dry-run", is_flag=True, help="Only say what would be removed.")
+@click.option("--remote", "on_remote", is_flag=True,
+              help="Also abort the data remote's incomplete uploads (killed pushes) older than gitdata.tempMaxAge.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def prune(dry_run: bool, as_json: bool) -> None:
+def prune(dry_run: bool, on_remote: bool, as_json: bool) -> None:
     """Delete cached objects that no local ref or the index references.
 
-    Never deletes an object the data remote lacks (not pushed yet).
+    Never deletes an object the data remote lacks (not pushed yet). Also
+    removes temporary files killed processes left in the cache (older than
+    gitdata.tempMaxAge). With --remote, also aborts incomplete multipart
+    uploads that killed pushes left on the data remote (invisible, but
+    stored and billed); younger ones may still be running and are listed.
     """
     project = open_project()
-    report = prune_run(project, dry_run=dry_run)
+    report = prune_run(project, dry_run=dry_run, remote=on_remote)
     if as_json:
         emit_json({**report.as_dict(), "dry_run": dry_run})
         return
     verb = "would remove" if dry_run else "removed"
     click.echo(f"{verb} {len(report.removed)} object(s), {human_size(report.freed_bytes)}")
+    if report.removed_temp:
+        click.echo(f"{verb} {len(report.removed_temp)} stale temporary file(s) of killed processes")
+    if on_remote:
+        for key in report.aborted_uploads:
+            click.echo(f"{'would abort' if dry_run else 'aborted'} incomplete upload: {key}")
+        for key in report.running_uploads:
+            click.echo(f"kept incomplete upload (younger than gitdata.tempMaxAge, may be running): {key}")
     if report.kept_unpushed:
         click.echo(f"kept {len(report.kept_unpushed)} unreferenced object(s) not on the data remote")

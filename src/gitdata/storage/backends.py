@@ -11,12 +11,24 @@ import errno
 import os
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from ..fileio import write_new
+from ..retry import RetryPolicy
 
 #: Name prefix of an upload in progress on a filesystem backend; listings skip it.
 TMP_PREFIX = ".gitdata-tmp-"
+
+
+@dataclass(frozen=True)
+class IncompleteUpload:
+    """A multipart upload that was started and neither completed nor aborted
+    (a killed push): invisible in listings, its parts still stored and billed."""
+
+    path: str  #: the object's full path (``bucket/key``)
+    upload_id: str
+    initiated: float  #: seconds since the epoch
 
 
 class Adapter:
@@ -33,6 +45,23 @@ class Adapter:
     #: ``put_file(..., IfMatch=etag)`` is understood, for files below this size
     #: (larger ones go as multipart uploads, whose first call takes no IfMatch).
     if_match_below = 0
+
+    def transport_options(self, options: dict[str, Any], policy: RetryPolicy) -> dict[str, Any]:
+        """``options`` for the filesystem's constructor, with the SDK's own
+        retries capped so that :mod:`gitdata.retry` is the only policy (a
+        key the user set wins)."""
+        return options
+
+    def configure(self, fs: Any, options: dict[str, Any]) -> None:
+        """Settings the constructor does not take, applied to the new ``fs``."""
+
+    def incomplete_uploads(self, fs: Any, root: str) -> list[IncompleteUpload]:
+        """Uploads under ``root`` that were started and never finished (none
+        where uploads are not resumable server-side)."""
+        return []
+
+    def abort_upload(self, fs: Any, upload: IncompleteUpload) -> None:
+        raise NotImplementedError
 
     def put_file(
         self, fs: Any, lpath: str, rpath: str, create_only: bool, if_match: str | None = None
@@ -58,6 +87,43 @@ class S3Adapter(Adapter):
 
     atomic_create = True  # If-None-Match: *
     if_match_below = 64 << 20  # s3fs uploads in one PUT below 100 MiB by default
+
+    def transport_options(self, options: dict[str, Any], policy: RetryPolicy) -> dict[str, Any]:
+        # s3fs retries a call `retries` times (1.7**i * 0.1 s apart), and
+        # botocore retries each HTTP request under that (legacy mode: 5
+        # attempts, 60 s connect timeout): stacked on ours, a dead server took
+        # minutes per object. One attempt each; connect timeout bounded.
+        out = dict(options)
+        out.pop("retries", None)  # not a constructor argument: see configure
+        config = dict(out.get("config_kwargs") or {})
+        config.setdefault("retries", {"total_max_attempts": 1, "mode": "standard"})
+        config.setdefault("connect_timeout", policy.connect_timeout)
+        config.setdefault("read_timeout", policy.read_timeout)
+        out["config_kwargs"] = config
+        return out
+
+    def configure(self, fs: Any, options: dict[str, Any]) -> None:
+        fs.retries = int(options.get("retries", 1))  # a class attribute of s3fs
+
+    def incomplete_uploads(self, fs: Any, root: str) -> list[IncompleteUpload]:
+        bucket, _, prefix = root.strip("/").partition("/")
+        kw: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix + "/" if prefix else ""}
+        out = []
+        while True:
+            page = fs.call_s3("list_multipart_uploads", **kw)
+            for u in page.get("Uploads", []):
+                started = u.get("Initiated")
+                out.append(IncompleteUpload(
+                    f"{bucket}/{u['Key']}", u["UploadId"], started.timestamp() if started else 0.0
+                ))  # fmt: skip
+            if not page.get("IsTruncated"):
+                return out
+            kw["KeyMarker"] = page.get("NextKeyMarker", "")
+            kw["UploadIdMarker"] = page.get("NextUploadIdMarker", "")
+
+    def abort_upload(self, fs: Any, upload: IncompleteUpload) -> None:
+        bucket, _, key = upload.path.partition("/")
+        fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload.upload_id)
 
     def put_file(
         self, fs: Any, lpath: str, rpath: str, create_only: bool, if_match: str | None = None
@@ -168,6 +234,10 @@ _ADAPTERS: dict[str, Adapter] = {
     "gs": GcsAdapter(),
     "gcs": GcsAdapter(),
 }
+
+
+def adapter_for_protocol(protocol: str) -> Adapter:
+    return _ADAPTERS.get(protocol) or Adapter()
 
 
 def adapter_for(fs: Any) -> Adapter:

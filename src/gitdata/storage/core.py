@@ -6,12 +6,16 @@ is translated here, once, into :mod:`gitdata.storage.errors`.
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
-from .backends import LOCAL_ADAPTER, TMP_PREFIX, adapter_for
+from ..errors import GitDataError
+from ..retry import Retrier, RetryPolicy
+from ..retry import active as retry_active
+from .backends import LOCAL_ADAPTER, TMP_PREFIX, IncompleteUpload, adapter_for, adapter_for_protocol
 from .errors import BackendMissing, UnsupportedURL, redact_url, translate
 from .fingerprint import Fingerprint, from_info
 
@@ -23,8 +27,13 @@ def normalize_url(url: str) -> str:
     return url.rstrip("/") if not url.endswith("://") else url
 
 
-def open_filesystem(url: str, options: Mapping[str, Any] | None = None) -> tuple[Any, str]:
-    """The fsspec filesystem and root path for ``url``; no instance caching."""
+def open_filesystem(
+    url: str, options: Mapping[str, Any] | None = None, retry: RetryPolicy | None = None
+) -> tuple[Any, str]:
+    """The fsspec filesystem and root path for ``url``; no instance caching.
+
+    The SDK's own retries are capped (see :meth:`Adapter.transport_options`):
+    callers retry with ``retry``'s policy instead."""
     import fsspec
     from fsspec.registry import known_implementations
 
@@ -43,12 +52,14 @@ def open_filesystem(url: str, options: Mapping[str, Any] | None = None) -> tuple
             f"unsupported storage URL {redact_url(url)}: unknown scheme {protocol!r}; "
             f"use one of {known} or another fsspec protocol"
         ) from err
-    opts = dict(options or {})
+    adapter = adapter_for_protocol(protocol)
+    opts = adapter.transport_options(dict(options or {}), retry or RetryPolicy())
     opts.setdefault("skip_instance_cache", True)
     try:
         fs = cls(**opts)
     except Exception as err:  # noqa: BLE001 - vendor constructors raise anything
         raise translate(err, "open the storage", redact_url(url)) from err
+    adapter.configure(fs, dict(options or {}))
     root = cls._strip_protocol(url).rstrip("/")
     return fs, root
 
@@ -83,6 +94,23 @@ def _local_walk(top: str) -> Iterator[tuple[str, os.stat_result]]:
                     continue  # removed meanwhile
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _retried(method: F) -> F:
+    """One request, retried under the storage's policy unless a caller
+    already retries the whole (:func:`gitdata.retry.active`) or the storage
+    is a local folder (nothing transient there)."""
+
+    @functools.wraps(method)
+    def wrapper(self: Storage, *args: Any, **kwargs: Any) -> Any:
+        if self.local_root is not None or retry_active():
+            return method(self, *args, **kwargs)
+        return self.retrier.call(lambda: method(self, *args, **kwargs))
+
+    return wrapper  # type: ignore[return-value]
+
+
 def _stat_info(path: str, st: os.stat_result) -> dict[str, Any]:
     return {"name": path, "size": st.st_size, "type": "file", "mtime": st.st_mtime}
 
@@ -97,10 +125,15 @@ class Storage:
         *,
         name: str | None = None,
         fs: Any = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.url = normalize_url(url)
         self.name = name
         self.options = dict(options or {})
+        #: how transfers against this storage are retried (:mod:`gitdata.retry`)
+        self.retry = retry or RetryPolicy()
+        #: the retry state shared by every operation on this storage in this process
+        self.retrier = Retrier(self.retry)
         #: The folder of a ``file://`` storage, used with ``os`` directly; None otherwise.
         self.local_root = _local_root(self.url) if fs is None and not self.options else None
         self._fs = fs
@@ -109,7 +142,7 @@ class Storage:
             self._adapter = LOCAL_ADAPTER
             return
         if fs is None:
-            fs, root = open_filesystem(self.url, self.options)
+            fs, root = open_filesystem(self.url, self.options, self.retry)
         else:
             root = type(fs)._strip_protocol(self.url).rstrip("/")
         self._fs = fs
@@ -122,7 +155,7 @@ class Storage:
         common operations go through ``os`` so that git's hooks and filter do
         not pay for importing fsspec (about 0.17 s here) on every command."""
         if self._fs is None:
-            self._fs, _root = open_filesystem(self.url, self.options)
+            self._fs, _root = open_filesystem(self.url, self.options, self.retry)
         return self._fs
 
     # -- helpers -----------------------------------------------------------
@@ -168,6 +201,7 @@ class Storage:
         return translate(err, what, self.display, self.name)
 
     # -- operations --------------------------------------------------------
+    @_retried
     def info(self, key: str) -> Fingerprint:
         """The object's fingerprint now (never a cached listing entry)."""
         try:
@@ -179,6 +213,7 @@ class Storage:
         except Exception as err:
             raise self._err(err, f"look up {key}") from err
 
+    @_retried
     def exists(self, key: str) -> bool:
         if self.local_root is not None:
             return os.path.exists(self.path(key))
@@ -192,24 +227,26 @@ class Storage:
 
         One paginated listing, no per-object requests.
         """
-        try:
-            if self.local_root is not None:
-                top = self.path(prefix)
-                if os.path.isfile(top):
-                    found = {top: _stat_info(top, os.stat(top))}
-                else:
-                    found = {p: _stat_info(p, st) for p, st in _local_walk(top)}
-            else:
-                found = self.fs.find(self.path(prefix), detail=True, withdirs=False)
-        except FileNotFoundError:
-            return
-        except Exception as err:
-            raise self._err(err, f"list {prefix or '/'}") from err
-        for path, info in sorted(found.items()):
+        for path, info in sorted(self._find(prefix).items()):
             if info.get("type") == "directory" or path.rsplit("/", 1)[-1].startswith(TMP_PREFIX):
                 continue  # folders, and uploads still under their temporary name
             yield self.rel(path), from_info(info)
 
+    @_retried
+    def _find(self, prefix: str) -> dict[str, Any]:
+        try:
+            if self.local_root is not None:
+                top = self.path(prefix)
+                if os.path.isfile(top):
+                    return {top: _stat_info(top, os.stat(top))}
+                return {p: _stat_info(p, st) for p, st in _local_walk(top)}
+            return dict(self.fs.find(self.path(prefix), detail=True, withdirs=False))
+        except FileNotFoundError:
+            return {}
+        except Exception as err:
+            raise self._err(err, f"list {prefix or '/'}") from err
+
+    @_retried
     def cat(self, key: str) -> bytes:
         try:
             if self.local_root is not None:
@@ -232,19 +269,19 @@ class Storage:
 
     @contextmanager
     def open_read(self, key: str, **kwargs: Any) -> Iterator[BinaryIO]:
-        try:
-            if self.local_root is not None and not kwargs:
-                f = open(self.path(key), "rb")  # noqa: SIM115 - closed below
-            else:
-                kwargs = dict(kwargs)
-                f = self.fs.open(self.versioned_path(key, kwargs), "rb", **kwargs)
-        except Exception as err:
-            raise self._err(err, f"download {key}") from err
+        """The object as a file; opening it is retried, reads are the caller's
+        to retry (as a whole: :func:`gitdata.fetch.fetch_object`)."""
+        f = self._open(key, kwargs)
         try:
             yield f
-        except OSError as err:
-            if type(err) is OSError or isinstance(err, ConnectionError | TimeoutError):
-                raise self._err(err, f"download {key}") from err
+        except GitDataError:
+            raise
+        except Exception as err:
+            # errors of the read itself (a transfer that broke off) are ours
+            # to translate; anything else raised in the caller's block is not
+            mine = self._err(err, f"download {key}")
+            if type(err) is OSError or isinstance(err, ConnectionError | TimeoutError) or mine.transient:
+                raise mine from err
             raise
         finally:
             try:
@@ -252,6 +289,17 @@ class Storage:
             except Exception:  # noqa: BLE001 - closing a failed read must not mask the error
                 pass
 
+    @_retried
+    def _open(self, key: str, kwargs: dict[str, Any]) -> BinaryIO:
+        try:
+            if self.local_root is not None and not kwargs:
+                return open(self.path(key), "rb")  # noqa: SIM115 - the caller closes it
+            kwargs = dict(kwargs)
+            return self.fs.open(self.versioned_path(key, kwargs), "rb", **kwargs)
+        except Exception as err:
+            raise self._err(err, f"download {key}") from err
+
+    @_retried
     def put_file(
         self, local_path: str, key: str, *, create_only: bool = False, if_match: str | None = None
     ) -> None:
@@ -267,6 +315,7 @@ class Storage:
         except Exception as err:
             raise self._err(err, f"upload {key}") from err
 
+    @_retried
     def put_bytes(self, data: bytes, key: str) -> None:
         try:
             if self.local_root is not None:
@@ -276,6 +325,26 @@ class Storage:
         except Exception as err:
             raise self._err(err, f"upload {key}") from err
 
+    @_retried
+    def incomplete_uploads(self) -> list[tuple[str, IncompleteUpload]]:
+        """``(key, upload)`` for every upload under this storage that was
+        started and never completed or aborted (a killed transfer)."""
+        if self.local_root is not None:
+            return []
+        try:
+            found = self._adapter.incomplete_uploads(self.fs, self.root)
+        except Exception as err:
+            raise self._err(err, "list incomplete uploads") from err
+        return [(self.rel(u.path), u) for u in found]
+
+    @_retried
+    def abort_upload(self, upload: IncompleteUpload) -> None:
+        try:
+            self._adapter.abort_upload(self.fs, upload)
+        except Exception as err:
+            raise self._err(err, f"abort the incomplete upload of {self.rel(upload.path)}") from err
+
+    @_retried
     def delete(self, key: str) -> None:
         try:
             if self.local_root is not None:

@@ -23,7 +23,13 @@ def redact_url(url: str) -> str:
 
 
 class StorageError(GitDataError):
-    """A storage operation failed. ``transient`` errors may be retried."""
+    """A storage operation failed.
+
+    ``transient``: the same request may succeed if sent again (the server is
+    unreachable or overloaded, the connection broke mid-transfer). Set by
+    :func:`translate` from exception types and service codes only; the one
+    retry policy (:mod:`gitdata.retry`) retries these and nothing else.
+    """
 
     transient = False
 
@@ -73,14 +79,22 @@ _UNREACHABLE_NAMES = frozenset(
         "ConnectTimeout",
     }
 )
+#: A response or a body cut short: the request may succeed if sent again.
+_BROKEN_TRANSFER_NAMES = frozenset(
+    {"IncompleteRead", "ClientPayloadError", "ResponseStreamingError", "ResponseParserError", "HTTPClientError"}
+)
 _DENIED_CODES = frozenset(
     {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden", "401", "403"}
 )
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "NotFound", "404"})
 _PRECONDITION_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict"})
 _TRANSIENT_CODES = frozenset(
-    {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "500", "502", "503", "504"}
-)
+    {
+        "SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "Throttling",
+        "ThrottlingException", "RequestLimitExceeded", "TooManyRequests", "BandwidthLimitExceeded",
+        "429", "500", "502", "503", "504",
+    }
+)  # fmt: skip
 
 
 def _error_code(err: BaseException) -> str | None:
@@ -133,6 +147,11 @@ def translate(err: BaseException, what: str, where: str, storage_name: str | Non
             f"({type(err).__name__})"
         )
     if codes & _TRANSIENT_CODES:
-        return TransientStorageError(f"{what}: {label} answered {sorted(codes)[0]}; retrying may help")
+        return TransientStorageError(
+            f"{what}: {label} answered {sorted(codes & _TRANSIENT_CODES)[0]} (busy or failing); "
+            "retry later"
+        )
+    if names & _BROKEN_TRANSFER_NAMES:
+        return TransientStorageError(f"{what}: the transfer from {label} broke off ({type(err).__name__}); retry later")
     detail = str(err) or type(err).__name__
     return StorageError(f"{what} on {label} failed: {type(err).__name__}: {detail}")

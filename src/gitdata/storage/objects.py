@@ -42,6 +42,9 @@ class ObjectStore:
     def __init__(self, storage: Storage, *, jobs: int = 8) -> None:
         self.storage = storage
         self.jobs = jobs
+        #: the retry state shared by every transfer to or from this store in
+        #: this process (a dead server fails them all within the policy's time)
+        self.retrier = storage.retrier
 
     @property
     def name(self) -> str | None:
@@ -59,7 +62,8 @@ class ObjectStore:
         return out
 
     def missing(self, oids: Iterable[str]) -> set[str]:
-        """Which of ``oids`` the remote lacks: one listing, or a few HEADs."""
+        """Which of ``oids`` the remote lacks: one listing, or a few HEADs
+        (each request retried on its own: see :mod:`gitdata.retry`)."""
         wanted = set(oids)
         if not wanted:
             return set()
