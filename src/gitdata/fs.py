@@ -261,7 +261,7 @@ class Reader:
         self.project = project
         self.rev = rev
         self.snapshot = Snapshot(project, rev, paths)
-        self.cache = cache if cache is not None else (project.repo.config_get("gitdata.api.cache") or "none")
+        self.cache = cache if cache is not None else str(project.setting("gitdata.api.cache"))
         if self.cache not in ("none", "local"):
             raise GitDataError(f"cache={self.cache!r}: use 'none' or 'local' (gitdata.api.cache)")
         self.allow_changed = allow_changed

@@ -164,9 +164,10 @@ def pre_commit(repo: Repo, echo: Callable[[str], None]) -> None:
     Refuses raw content at a path tracked by git data, malformed pointers,
     and other files larger than ``gitdata.maxBlobSize``.
     """
+    from . import settings
     from .errors import GitDataError
 
-    limit = int(repo.config_get("gitdata.maxblobsize") or (50 << 20))
+    limit = int(settings.read(repo.config_get, "gitdata.maxBlobSize"))  # type: ignore[call-overload]
     pairs = _staged_blobs(repo)
     if not pairs:
         return

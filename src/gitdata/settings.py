@@ -102,6 +102,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("remote.<name>.gitdataRemote", "string", None,
             "which data remote a git remote's pushes upload to (see remote-helper.md)",
             default_doc="default data remote", pattern=True),
+    Setting("gitdata.api.cache", "choice", "none",
+            "`gitdata.open` and `gitdata://`: `local` keeps whole reads in the cache (see api.md)",
+            choices=("none", "local")),
     Setting("s3data.locking", "choice", "auto",
             "bucket-hosted git repositories: `auto` uses conditional writes where the server "
             "honours them, `lock` always takes a lock object", choices=("auto", "lock")),
