@@ -273,13 +273,13 @@ def test_a_truncated_loose_object_is_refused_and_rewritten(tmp_path):
     assert cache.has(oid)
     dest = tmp_path / "wt.bin"
     with pytest.raises(CorruptObject):
-        cache.copy_to(oid, str(dest), len(data))
+        cache.copy_to(oid, str(dest), size=len(data))
     assert not dest.exists()
     assert not cache.has(oid, len(data))
     assert not os.path.exists(cache.path(oid))  # removed, so a fetch can put it back
     cache.put_bytes(data, "xxh128")
     assert cache.has(oid, len(data))
-    cache.copy_to(oid, str(dest), len(data))
+    cache.copy_to(oid, str(dest), size=len(data))
     assert dest.read_bytes() == data
 
 
