@@ -518,3 +518,25 @@ def test_link_in_a_shared_folder_bucket_is_not_followed(tmp_path, victim_dirs):
     assert (b / "storages/lab/ok.txt").read_bytes() == b"ok"
     assert not (b / "storages/lab/key.txt").exists()
     unchanged()
+
+
+def test_a_key_longer_than_a_file_name_can_be_is_refused_before_anything_is_written(
+    tmp_path, moto_server, moto_bucket, monkeypatch
+):
+    for k, v in moto_server.env.items():
+        monkeypatch.setenv(k, v)
+    long_key = "raw/" + "n" * 300 + ".csv"
+    _put_raw(moto_server, moto_bucket, long_key, b"x")
+    _put_raw(moto_server, moto_bucket, "raw/ok.csv", b"ok")
+    p = tmp_path / "p"
+    p.mkdir()
+    git(p, "init", "-q", "-b", "main")
+    gd(p, "install")
+    gd(p, "dataset", "create", "d", "-o", f"endpoint_url={moto_server.endpoint}")
+    proc = gd(p, "dataset", "add", "d", f"s3://{moto_bucket}/raw", check=False)
+    assert proc.returncode == 1 and "longer than 255 bytes" in proc.stderr and "Traceback" not in proc.stderr
+    assert "nothing was written" in proc.stderr
+    assert not (p / "data" / "d" / "ok.csv").exists()
+    proc = gd(p, "dataset", "add", "d", f"s3://{moto_bucket}/raw", "--exclude", "n*")
+    assert (p / "data" / "d" / "ok.csv").exists()
+    assert "1 file(s)" in proc.stdout, proc.stdout

@@ -85,3 +85,11 @@ def test_checked_target_refuses_a_link_or_folder_at_the_file(tmp_path):
     with pytest.raises(safepath.UnsafePath, match="'..'"):
         safepath.checked_target(str(root), "d/../../secret")
     assert secret.read_text() == "s"
+
+
+def test_names_longer_than_a_filesystem_holds_are_refused():
+    assert safepath.check_relpath("a/" + "x" * 255) == "a/" + "x" * 255
+    with pytest.raises(safepath.UnsafePath, match="longer than 255 bytes"):
+        safepath.check_relpath("a/" + "x" * 256)
+    with pytest.raises(safepath.UnsafePath, match="longer than 255 bytes"):
+        safepath.check_relpath("é" * 128)  # 256 bytes in UTF-8

@@ -28,6 +28,8 @@ from collections.abc import Mapping
 from .errors import GitDataError
 
 _BAD_CHARS = frozenset("\0\n\r")
+#: the longest file name ext4, xfs, btrfs, tmpfs and APFS hold (bytes)
+NAME_MAX = 255
 
 
 class UnsafePath(GitDataError):
@@ -64,6 +66,10 @@ def check_relpath(rel: str, what: str = "path") -> str:
             )
         if is_git_name(part):
             raise UnsafePath(f"{what} {rel!r} has a '.git' part; nothing of git data goes into a git directory")
+        if len(part.encode("utf-8", "surrogateescape")) > NAME_MAX:
+            raise UnsafePath(
+                f"{what} {rel!r} has a name longer than {NAME_MAX} bytes, which no common filesystem can hold"
+            )
     return rel
 
 
