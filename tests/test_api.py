@@ -324,3 +324,35 @@ def test_xarray_opens_netcdf_through_gitdata(tmp_path, monkeypatch):
     monkeypatch.chdir(a)
     with fsspec.open("gitdata://data/field/t.nc", "rb") as f, xr.open_dataset(f, engine="h5netcdf") as ds:
         assert ds["t"].values.tolist() == [1.5, 2.5, 3.5]
+
+
+def test_missing_credentials_raise_at_once_with_the_hint(tmp_path, moto_server, moto_bucket, monkeypatch):
+    import time
+
+    import s3fs
+
+    for k, v in moto_server.env.items():
+        monkeypatch.setenv(k, v)
+    s3fs.S3FileSystem(endpoint_url=moto_server.endpoint, skip_instance_cache=True).pipe_file(
+        f"{moto_bucket}/raw/a.csv", b"a\n"
+    )
+    p = _registered_project(tmp_path, f"s3://{moto_bucket}/raw", moto_server.endpoint)
+    for k in moto_server.env:
+        monkeypatch.delenv(k)
+    t = time.monotonic()
+    from gitdata.errors import GitDataError
+
+    with pytest.raises(GitDataError, match="git data credentials set field"):
+        gitdata.open("data/field/a.csv", repo=str(p)).read()
+    assert time.monotonic() - t < 20
+
+
+def test_one_filesystem_from_many_threads(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    _a, b, files = own_project(tmp_path)
+    fs = GitDataFileSystem(repo=str(b))
+    paths = sorted(files) * 4
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(fs.cat_file, paths))
+    assert got == [files[p] for p in paths]
