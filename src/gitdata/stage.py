@@ -602,7 +602,7 @@ def _stage_owned(
     progress: bool | None,
 ) -> list[str]:
     """Files with an oid (the project's own data): from the cache or the data remote."""
-    wanted = {f.pointer.oid: f.pointer.size for f in owned if not project.cache.has(f.pointer.oid or "")}
+    wanted = {f.pointer.oid: f.pointer.size for f in owned if not project.cache.has(f.pointer.oid or "", f.pointer.size)}
     if wanted:
         try:
             store = object_store_for(project, ds)
@@ -751,7 +751,7 @@ def _stage_location(
     if records:
         project.state.record_staged(records)
     if owned:
-        wanted = {f.pointer.oid: f.pointer.size for f in owned if not project.cache.has(f.pointer.oid or "")}
+        wanted = {f.pointer.oid: f.pointer.size for f in owned if not project.cache.has(f.pointer.oid or "", f.pointer.size)}
         if wanted:
             got = download_many(object_store_for(project, ds), project.cache, wanted, jobs=jobs, progress=progress)  # type: ignore[arg-type]
             for f in owned:
@@ -1018,7 +1018,7 @@ def open_file(project: Project, path: str) -> Iterator[bytes]:
         if ds is None or path not in modified_paths(project, ds) or os.path.islink(os.path.join(project.root, ds.path)):
             if pointer.size is None or os.path.getsize(full) == pointer.size:
                 return _file_chunks(full)
-    if pointer.oid and project.cache.has(pointer.oid):
+    if pointer.oid and project.cache.has(pointer.oid, pointer.size):
         return _cached_chunks(project, pointer.oid)
     if pointer.oid is None and pointer.source:
         fake = ds or Dataset(name="", path="")
