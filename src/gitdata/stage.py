@@ -22,6 +22,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -32,7 +33,7 @@ from .cache import CacheError
 from .datasets import Dataset, DatasetError, object_store_for
 from .errors import GitDataError
 from .fetch import WorktreeChanged, WorktreeFile, download_many, materialize, still_holds
-from .fileio import tmp_prefix, worktree_mode
+from .fileio import remove_stale_tmp, tmp_prefix, worktree_mode
 from .filters import refresh_index
 from .hashing import CHUNK, new_hasher, oid_of_file
 from .lock import clone_lock
@@ -546,11 +547,15 @@ def _stage_copy(
 ) -> StageReport:
     report = StageReport(dataset=ds.name, mode="copy")
     found = _select(ds, ds_mod.files(project, ds), include, exclude)
+    # a stage killed earlier may have left temporary files beside the dataset's files
+    remove_stale_tmp(sorted({os.path.join(project.root, os.path.dirname(f.path)) for f in found}))
     todo: list[Found] = []
+    already: list[str] = []
     for f in found:
         full = os.path.join(project.root, f.path)
         if os.path.lexists(full) and ds_mod.read_pointer_file(full) is None:
             report.already += 1  # content is there (staged before, or changed by the user)
+            already.append(f.path)
             continue
         todo.append(f)
     registered = [f for f in todo if f.pointer.oid is None]
@@ -560,6 +565,7 @@ def _stage_copy(
     _check_space(project, need, os.path.join(project.root, ds.path), force=force)
 
     items, storages = _remote_check(project, ds, [_Item(f) for f in registered], report)
+    record_lock = threading.Lock()
 
     def fetch_one(it: _Item) -> str:
         storage = storages[it.storage_url or ""]
@@ -567,6 +573,8 @@ def _stage_copy(
         before = still_holds(full, _head(full))  # pointer text or nothing, as planned
         oid = _download_to_cache(project, storage, it.key or "", it.found.pointer)
         full = safepath.checked_target(project.root, it.found.path, what=f"dataset {ds.name!r}")  # again, right before
+        with record_lock:  # recorded before the content appears: a kill in between leaves no orphan
+            project.state.record_staged([(it.found.path, oid, it.found.pointer.encode())])
         project.cache.copy_to(oid, full, before)
         return oid
 
@@ -590,11 +598,49 @@ def _stage_copy(
     if owned:
         done = _stage_owned(project, ds, owned, jobs, report, progress)
         report.staged += done
-    if report.staged:
-        refresh_index(project, sorted(report.staged))
+    # content already there that this clone staged, whose index entry is stale (a run killed
+    # before its index refresh); only bytes that still hash to what was staged are refreshed
+    known = _stale_but_staged(project, already) if already else []
+    refresh = sorted(set(report.staged) | set(known))
+    if refresh:
+        refresh_index(project, refresh)
     set_mode(project, ds.name, "copy")
     report.staged.sort()
     return report
+
+
+def _index_stat(project: Project, paths: list[str]) -> dict[str, tuple[int, int]]:
+    """``path -> (size, mtime seconds)`` git's index records for ``paths``."""
+    out = project.repo.git("--literal-pathspecs", "ls-files", "--debug", "--", *paths).decode("utf-8", "surrogateescape")
+    stats: dict[str, tuple[int, int]] = {}
+    path, mtime = None, 0
+    for line in out.splitlines():
+        if not line.startswith("  "):
+            path = line
+        elif line.startswith("  mtime:"):
+            mtime = int(line.split()[1].split(":")[0])
+        elif line.startswith("  size:") and path is not None:
+            stats[path] = (int(line.split()[1]), mtime)
+    return stats
+
+
+def _stale_but_staged(project: Project, paths: list[str]) -> list[str]:
+    recorded = project.state.staged_oids(paths)
+    if not recorded:
+        return []
+    index = _index_stat(project, sorted(recorded))
+    out = []
+    for path, oid in recorded.items():
+        full = os.path.join(project.root, path)
+        try:
+            st = os.stat(full)
+        except OSError:
+            continue
+        if index.get(path) == (st.st_size, int(st.st_mtime)):
+            continue  # git's stat data is fresh: nothing to do
+        if oid_of_file(full, oid.split(":", 1)[0])[0] == oid:
+            out.append(path)
+    return out
 
 
 def _stage_owned(

@@ -1,0 +1,190 @@
+"""More cells of the fault matrix: kill -9 of stage, sync and push mid-transfer; a full disk
+during a stage. After each, no partial file is visible, and the next ordinary command
+converges to the right bytes and a clean `git status`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import gd, git, status_short
+
+
+def _start(cwd: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(["git", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)  # fmt: skip
+
+
+def _kill_when(proc: subprocess.Popen, ready, deadline: float = 60) -> bool:
+    """kill -9 the whole process group once ``ready()`` holds; False if it finished first."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            return False
+        if ready():
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return True
+        time.sleep(0.005)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    raise AssertionError("the command never reached the point to kill it")
+
+
+def _temps(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if ".gitdata-tmp" in p.name or p.name.startswith(".gitdata-")
+            and p.is_file()]  # fmt: skip
+
+
+def _source(tmp_path: Path, n: int, size: int) -> tuple[Path, dict[str, bytes]]:
+    src = tmp_path / "source"
+    files = {}
+    for i in range(n):
+        data = os.urandom(size)
+        (src / "raw").mkdir(parents=True, exist_ok=True)
+        (src / "raw" / f"f{i:03d}.bin").write_bytes(data)
+        files[f"f{i:03d}.bin"] = data
+    return src, files
+
+
+def test_killed_dataset_stage_converges(tmp_path):
+    src, files = _source(tmp_path, 40, 3 << 20)
+    p = tmp_path / "p"
+    p.mkdir()
+    git(p, "init", "-q", "-b", "main")
+    gd(p, "install")
+    gd(p, "dataset", "create", "d")
+    gd(p, "dataset", "add", "d", (src / "raw").as_uri())
+    git(p, "commit", "-qm", "register")
+    folder = p / "data" / "d"
+
+    def some_staged() -> bool:
+        return sum(1 for f in folder.iterdir() if f.stat().st_size == 3 << 20) >= 3
+
+    proc = _start(p, "data", "dataset", "stage", "d", "-j", "2")
+    if not _kill_when(proc, some_staged):
+        pytest.skip("staging finished before it could be killed")
+    # no half-written file where the user looks
+    for name, data in files.items():
+        got = (folder / name).read_bytes()
+        assert got == data or got.startswith(b"version gitdata/1"), name
+    gd(p, "dataset", "stage", "d")
+    for name, data in files.items():
+        assert (folder / name).read_bytes() == data, name
+    assert status_short(p) == ""
+    assert not _temps(folder)
+    # staging again never stages a user's edit into the index
+    (folder / "f000.bin").write_bytes(b"my edit")
+    gd(p, "dataset", "stage", "d")
+    assert git(p, "diff", "--cached", "--name-only") == ""
+    assert (folder / "f000.bin").read_bytes() == b"my edit"
+
+
+def test_killed_storage_sync_converges(tmp_path):
+    bucket = tmp_path / "bucket"
+    (bucket / "lab").mkdir(parents=True)
+    p = tmp_path / "p"
+    p.mkdir()
+    git(p, "init", "-q", "-b", "main")
+    gd(p, "storage", "add", "lab", (bucket / "lab").as_uri())
+    gd(p, "storage", "stage", "lab")
+    local = p / "storages" / "lab"
+    files = {f"out/r{i:03d}.bin": os.urandom(2 << 20) for i in range(40)}
+    for rel, data in files.items():
+        (local / rel).parent.mkdir(parents=True, exist_ok=True)
+        (local / rel).write_bytes(data)
+
+    def some_uploaded() -> bool:
+        out = bucket / "lab" / "out"
+        return out.is_dir() and sum(1 for f in out.iterdir() if not f.name.startswith(".")) >= 3
+
+    proc = _start(p, "data", "storage", "sync", "lab", "-j", "2")
+    if not _kill_when(proc, some_uploaded):
+        pytest.skip("the sync finished before it could be killed")
+    for f in (bucket / "lab" / "out").iterdir():  # every object visible in the bucket is whole
+        if not f.name.startswith("."):
+            assert f.read_bytes() == files[f"out/{f.name}"], f.name
+    proc = subprocess.run(["git", "data", "storage", "sync", "lab"], cwd=p, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for rel, data in files.items():
+        assert (bucket / "lab" / rel).read_bytes() == data, rel
+    rerun = subprocess.run(["git", "data", "storage", "sync", "lab", "--dry-run", "--json"], cwd=p,
+                           capture_output=True, text=True)  # fmt: skip
+    assert '"upload": 0' in rerun.stdout and '"conflicts": 0' in rerun.stdout, rerun.stdout
+
+
+def test_killed_push_moves_no_ref_and_the_next_push_completes(tmp_path):
+    remote = tmp_path / "remote"
+    bare = tmp_path / "bare.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    a = tmp_path / "a"
+    a.mkdir()
+    git(a, "init", "-q", "-b", "main")
+    gd(a, "install")
+    gd(a, "track", "*.bin")
+    gd(a, "remote", "add", "store", remote.as_uri())
+    git(a, "remote", "add", "origin", str(bare))
+    for i in range(40):
+        (a / f"f{i:03d}.bin").write_bytes(os.urandom(3 << 20))
+    git(a, "add", "-A")
+    git(a, "commit", "-qm", "data")
+
+    def some_uploaded() -> bool:
+        objs = remote / "objects"
+        return objs.is_dir() and sum(1 for _ in objs.rglob("*") if _.is_file()) >= 3
+
+    proc = _start(a, "push", "origin", "main")
+    if not _kill_when(proc, some_uploaded):
+        pytest.skip("the push finished before it could be killed")
+    assert git(bare, "for-each-ref") == ""  # no ref moved: the data was not all there
+    git(a, "push", "-q", "origin", "main")
+    assert git(bare, "rev-parse", "main").strip() == git(a, "rev-parse", "HEAD").strip()
+    out = subprocess.run(["git", "data", "fsck", "--remote"], cwd=a, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    b = tmp_path / "b"
+    git(tmp_path, "clone", "-q", str(bare), str(b))
+    for i in range(40):
+        assert (b / f"f{i:03d}.bin").read_bytes() == (a / f"f{i:03d}.bin").read_bytes()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_full_disk_during_a_location_stage_leaves_no_partial_file(tmp_path, small_disk):
+    src, files = _source(tmp_path, 6, 1 << 20)
+    p = tmp_path / "p"
+    p.mkdir()
+    git(p, "init", "-q", "-b", "main")
+    gd(p, "install")
+    gd(p, "dataset", "create", "d")
+    gd(p, "dataset", "add", "d", (src / "raw").as_uri())
+    git(p, "commit", "-qm", "register")
+    proc = subprocess.run(["git", "data", "dataset", "stage", "d", "--location", str(small_disk), "--force"],
+                          cwd=p, capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode != 0
+    # the free space is asked for before anything is written: one clear line, nothing half-done
+    assert "Traceback" not in proc.stderr and "is free at" in proc.stderr, proc.stderr
+    for f in small_disk.rglob("*"):
+        if f.is_file():
+            assert f.read_bytes() == files[f.name], f"partial file {f}"
+    # with room elsewhere the same command converges
+    big = tmp_path / "big"
+    gd(p, "dataset", "stage", "d", "--location", str(big))
+    for name, data in files.items():
+        assert (p / "data" / "d" / name).read_bytes() == data
+    assert status_short(p) == ""
