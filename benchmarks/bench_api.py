@@ -148,6 +148,7 @@ def run_rounds(args, proj: Path, srv, bucket: str, size: int, env: dict[str, str
             first, second = (ours, theirs) if r % 2 == 0 else (theirs, ours)
             a, b = first(), second()
             g, s = (a, b) if r % 2 == 0 else (b, a)
+            print(f"round {r + 1} {name}: gitdata {g:.3f} s, s3fs {s:.3f} s", file=sys.stderr, flush=True)
             table.setdefault(f"{name}_gitdata", []).append(g)
             table.setdefault(f"{name}_s3fs", []).append(s)
             table.setdefault(f"{name}_ratio", []).append(g / s)
