@@ -45,6 +45,7 @@ from .storage.errors import translate
 from .storage.fingerprint import Fingerprint, compare
 
 DEFAULT_BLOCK = 4 << 20
+MAX_BLOCK = 64 << 20  # the largest block a sequential read grows to
 
 
 class SourceChanged(GitDataError):
@@ -145,6 +146,7 @@ class _Reader(io.RawIOBase):
         self._broken = False  # the sequential read from the start was interrupted by a seek
         self._raw_pos = 0
         self._on_whole = on_whole  # called with each chunk of a whole sequential read (lazy caching)
+        self._base_block: int | None = None
 
     def readable(self) -> bool:
         return True
@@ -187,6 +189,9 @@ class _Reader(io.RawIOBase):
         if self._raw_pos != self._pos:
             self._raw.seek(self._pos)
             self._raw_pos = self._pos
+            self._grow(reset=True)
+        else:
+            self._grow()
         try:
             data = self._raw.read(want)
         except GitDataError:
@@ -214,6 +219,21 @@ class _Reader(io.RawIOBase):
             self._check_extra()
             self._at_end()
         return n
+
+    def _grow(self, reset: bool = False) -> None:
+        """Sequential reads fetch ever larger blocks (up to 64 MiB); a seek starts small again.
+
+        A range read then transfers one small block, and a whole read needs few
+        requests (each costs a round trip and the server's open). Works on
+        fsspec's block caches (``cache.blocksize``); other files are left alone.
+        """
+        cache = getattr(self._raw, "cache", None)
+        size = getattr(cache, "blocksize", None)
+        if not isinstance(size, int):
+            return
+        if self._base_block is None:
+            self._base_block = size
+        cache.blocksize = self._base_block if reset else min(MAX_BLOCK, size * 2)
 
     def _check_extra(self) -> None:
         """The recorded size is reached: the source must hold nothing more."""
