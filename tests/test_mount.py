@@ -1,0 +1,212 @@
+"""Mount mode on real FUSE: dataset mounts (read-only views) and storage mounts (rclone).
+
+Real servers: moto with a versioned bucket (registered files pinned to their
+recorded versions), ``rclone serve s3`` (no versions; storage mounts).
+Skipped only where /dev/fuse cannot be opened.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from gitdata.pointer import parse
+
+
+def _fuse_or_skip() -> None:
+    try:
+        fd = os.open("/dev/fuse", os.O_RDWR)
+    except OSError as err:
+        pytest.skip(f"/dev/fuse cannot be opened here: {err}")
+    os.close(fd)
+
+
+@pytest.fixture(autouse=True)
+def fuse() -> None:
+    _fuse_or_skip()
+
+
+def git(cwd, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+def gd(cwd, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(["git", "data", *args], cwd=cwd, capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL)  # fmt: skip
+    if ok:
+        assert proc.returncode == 0, proc.stderr + proc.stdout
+    return proc
+
+
+def mounted(path: Path) -> bool:
+    return subprocess.run(["mountpoint", "-q", str(path)]).returncode == 0
+
+
+@pytest.fixture
+def projects():
+    """Projects made by a test; everything they mounted is unmounted afterwards."""
+    made: list[Path] = []
+    yield made
+    for p in made:
+        subprocess.run(["git", "data", "unmount", "--all", "--force"], cwd=p, capture_output=True,
+                       stdin=subprocess.DEVNULL, timeout=60)  # fmt: skip
+        for line in Path("/proc/mounts").read_text().splitlines():
+            mp = line.split()[1]
+            if mp.startswith(str(p)):
+                subprocess.run(["fusermount3", "-u", "-z", mp], capture_output=True)
+
+
+def _registered(tmp_path: Path, projects: list, url: str, endpoint: str, name: str = "reg") -> Path:
+    p = tmp_path / name
+    p.mkdir()
+    projects.append(p)
+    git(p, "init", "-q", "-b", "main")
+    gd(p, "install")
+    gd(p, "dataset", "create", "field", "-o", f"endpoint_url={endpoint}")
+    gd(p, "dataset", "add", "field", url)
+    git(p, "commit", "-qm", "register")
+    return p
+
+
+def _pointers(p: Path, folder: str) -> dict[str, int]:
+    out = {}
+    for line in git(p, "ls-files", "-s", folder).splitlines():
+        meta, path = line.split("\t", 1)
+        blob = meta.split()[1]
+        data = subprocess.run(["git", "cat-file", "blob", blob], cwd=p, check=True, capture_output=True).stdout
+        out[path[len(folder) + 1:]] = parse(data).size
+    return out
+
+
+def _walk(root: Path) -> dict[str, int]:
+    out = {}
+    for dirpath, _dirs, names in os.walk(root):
+        for n in names:
+            full = os.path.join(dirpath, n)
+            out[os.path.relpath(full, root)] = os.stat(full).st_size
+    return out
+
+
+def test_dataset_mount_reads_recorded_versions_after_overwrite(tmp_path, projects, moto_server,
+                                                               versioned_moto_bucket, monkeypatch):  # fmt: skip
+    for k, v in moto_server.env.items():
+        monkeypatch.setenv(k, v)
+    import s3fs
+
+    s3 = s3fs.S3FileSystem(endpoint_url=moto_server.endpoint, skip_instance_cache=True)
+    b = versioned_moto_bucket
+    recorded = {"obs.csv": b"site,value\nA,1\n", "deep/er/scan.bin": os.urandom(5 << 20), "empty.txt": b""}
+    for key, data in recorded.items():
+        s3.pipe_file(f"{b}/raw/{key}", data)
+    p = _registered(tmp_path, projects, f"s3://{b}/raw", moto_server.endpoint)
+    for key in recorded:
+        s3.pipe_file(f"{b}/raw/{key}", b"overwritten " + key.encode())
+    res = gd(p, "dataset", "stage", "field", "--mount")
+    assert "mode mount" in res.stdout
+    mp = p / "data" / "field"
+    assert mounted(mp)
+    assert _walk(mp) == _pointers(p, "data/field") == {k: len(v) for k, v in recorded.items()}
+    for key, data in recorded.items():
+        assert (mp / key).read_bytes() == data  # the recorded versions, not the bucket's current objects
+    with open(mp / "deep/er/scan.bin", "rb") as f:  # a range read
+        f.seek(3 << 20)
+        assert f.read(100) == recorded["deep/er/scan.bin"][3 << 20 : (3 << 20) + 100]
+    with pytest.raises(OSError) as err:
+        (mp / "new.txt").write_bytes(b"x")
+    assert err.value.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+    assert git(p, "status", "--porcelain") == ""
+    rows = json.loads(gd(p, "mount", "ls", "--json").stdout)
+    assert [(r["name"], r["kind"], r["state"], r["mountpoint"]) for r in rows] == [
+        ("field", "dataset", "healthy", str(mp))
+    ]
+    assert gd(p, "dataset", "show", "field").stdout.count("mount") >= 1
+    gd(p, "unmount", "field")
+    assert not mounted(mp)
+    assert (mp / "obs.csv").read_bytes().startswith(b"version gitdata/1")
+    assert git(p, "status", "--porcelain") == ""
+    assert json.loads(gd(p, "mount", "ls", "--json").stdout) == []
+    assert "skip" not in git(p, "ls-files", "-v", "data/field").split()[0].lower()  # 'H', not 'S'
+    assert git(p, "ls-files", "-v", "data/field").split()[0] == "H"
+
+
+def test_kill_9_gives_a_stale_mount_that_unmount_cleans(tmp_path, projects, moto_server,
+                                                       versioned_moto_bucket, monkeypatch):  # fmt: skip
+    for k, v in moto_server.env.items():
+        monkeypatch.setenv(k, v)
+    import s3fs
+
+    s3 = s3fs.S3FileSystem(endpoint_url=moto_server.endpoint, skip_instance_cache=True)
+    s3.pipe_file(f"{versioned_moto_bucket}/raw/a.txt", b"A\n")
+    p = _registered(tmp_path, projects, f"s3://{versioned_moto_bucket}/raw", moto_server.endpoint)
+    mp = p / "data" / "field"
+    gd(p, "dataset", "stage", "field", "--mount")
+    pid = json.loads(gd(p, "mount", "ls", "--json").stdout)[0]["pid"]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.stat(mp)
+        except OSError as err:
+            assert err.errno == errno.ENOTCONN
+            break
+        time.sleep(0.05)
+    assert json.loads(gd(p, "mount", "ls", "--json").stdout)[0]["state"] == "stale"
+    assert "stale" in gd(p, "mount", "ls").stdout
+    gd(p, "unmount", "field")
+    assert not mounted(mp)
+    assert (mp / "a.txt").read_bytes().startswith(b"version gitdata/1")
+    assert git(p, "status", "--porcelain") == ""
+    # again, and a new stage --mount over a stale one cleans it by itself
+    gd(p, "dataset", "stage", "field", "--mount")
+    assert (mp / "a.txt").read_bytes() == b"A\n"
+    os.kill(json.loads(gd(p, "mount", "ls", "--json").stdout)[0]["pid"], signal.SIGKILL)
+    time.sleep(0.2)
+    gd(p, "dataset", "stage", "field", "--mount")
+    assert (mp / "a.txt").read_bytes() == b"A\n"
+    assert json.loads(gd(p, "mount", "ls", "--json").stdout)[0]["state"] == "healthy"
+    # switching to copy mode unmounts first
+    gd(p, "dataset", "stage", "field", "--copy")
+    assert not mounted(mp)
+    assert (mp / "a.txt").read_bytes() == b"A\n"
+    assert git(p, "status", "--porcelain") == ""
+    # and from copy back to mount, then to reference
+    gd(p, "dataset", "stage", "field", "--mount")
+    assert mounted(mp) and (mp / "a.txt").read_bytes() == b"A\n"
+    gd(p, "dataset", "stage", "field", "--reference")
+    assert not mounted(mp)
+    assert (mp / "a.txt").read_bytes().startswith(b"version gitdata/1")
+    assert git(p, "status", "--porcelain") == ""
+
+
+def test_fuse_unavailable_is_one_clear_line_and_leaves_nothing(tmp_path, projects, moto_server,
+                                                               versioned_moto_bucket, monkeypatch):  # fmt: skip
+    for k, v in moto_server.env.items():
+        monkeypatch.setenv(k, v)
+    import s3fs
+
+    s3 = s3fs.S3FileSystem(endpoint_url=moto_server.endpoint, skip_instance_cache=True)
+    s3.pipe_file(f"{versioned_moto_bucket}/raw/a.txt", b"A\n")
+    p = _registered(tmp_path, projects, f"s3://{versioned_moto_bucket}/raw", moto_server.endpoint)
+    git(p, "config", "gitdata.fusermount", "/nonexistent/fusermount3")
+    res = gd(p, "dataset", "stage", "field", "--mount", ok=False)
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines() == [
+        "error: cannot mount dataset 'field': /nonexistent/fusermount3 is not installed (Debian "
+        "package fuse3); stage it with --copy or --reference instead"
+    ]
+    assert "Traceback" not in res.stderr
+    mp = p / "data" / "field"
+    assert not mounted(mp)
+    assert (mp / "a.txt").read_bytes().startswith(b"version gitdata/1")
+    assert git(p, "status", "--porcelain") == ""
+    assert git(p, "ls-files", "-v", "data/field").split()[0] == "H"
+    assert subprocess.run(["git", "config", "gitdata.dataset.field.mode"], cwd=p).returncode == 1
+    assert json.loads(gd(p, "mount", "ls", "--json").stdout) == []
+    assert not (p / ".git/gitdata/mounts/dataset-field.json").exists()
