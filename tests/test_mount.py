@@ -210,3 +210,62 @@ def test_fuse_unavailable_is_one_clear_line_and_leaves_nothing(tmp_path, project
     assert subprocess.run(["git", "config", "gitdata.dataset.field.mode"], cwd=p).returncode == 1
     assert json.loads(gd(p, "mount", "ls", "--json").stdout) == []
     assert not (p / ".git/gitdata/mounts/dataset-field.json").exists()
+
+
+def test_storage_mount_writes_reach_the_bucket_by_unmount(tmp_path, projects, rclone_server, rclone_bucket):
+    """Credentials stored with `credentials set` (none in the environment) reach rclone through
+    its environment only; what is written under the mount is in the bucket when unmount returns."""
+    p = tmp_path / "st"
+    p.mkdir()
+    projects.append(p)
+    git(p, "init", "-q", "-b", "main")
+    gd(p, "install")
+    gd(p, "storage", "add", "lab", f"s3://{rclone_bucket}/lab", "-o", f"endpoint_url={rclone_server.endpoint}")
+    git(p, "add", "-A")
+    git(p, "commit", "-qm", "map lab")
+    secret = rclone_server.env["AWS_SECRET_ACCESS_KEY"]
+    proc = subprocess.run(["git", "data", "credentials", "set", "lab", "--stdin"], cwd=p, capture_output=True,
+                          input=f"{rclone_server.env['AWS_ACCESS_KEY_ID']}\n{secret}\n".encode())  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    served = rclone_server.bucket_path(rclone_bucket)
+    (served / "lab" / "raw").mkdir(parents=True)
+    (served / "lab" / "raw" / "in.csv").write_bytes(b"a,b\n1,2\n")
+    rclone_server.flush_dir_cache()
+    res = gd(p, "storage", "stage", "lab", "--mount")
+    mp = p / "storages" / "lab"
+    assert "mounted storage lab" in res.stdout and mounted(mp)
+    pid = json.loads(gd(p, "mount", "ls", "--json").stdout)[0]["pid"]
+    ps = subprocess.run(["ps", "-ef"], capture_output=True, text=True).stdout
+    assert secret not in ps and "rclone" in ps
+    assert secret.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes()
+    assert not list((p / ".git").rglob("rclone.conf"))
+    assert (mp / "raw" / "in.csv").read_bytes() == b"a,b\n1,2\n"
+    (mp / "figures").mkdir()
+    big = os.urandom(3 << 20)
+    (mp / "figures" / "fig1.png").write_bytes(big)
+    (mp / "interim.txt").write_text("step 1\n")
+    assert git(p, "status", "--porcelain") == ""
+    gd(p, "unmount", "lab")
+    assert not mounted(mp)
+    assert (served / "lab" / "figures" / "fig1.png").read_bytes() == big
+    assert (served / "lab" / "interim.txt").read_bytes() == b"step 1\n"
+    assert json.loads(gd(p, "mount", "ls", "--json").stdout) == []
+    # a second clone copies them down
+    c = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(p), str(c))
+    projects.append(c)
+    gd(c, "storage", "stage", "lab")
+    assert (c / "storages" / "lab" / "figures" / "fig1.png").read_bytes() == big
+    assert (c / "storages" / "lab" / "raw" / "in.csv").read_bytes() == b"a,b\n1,2\n"
+
+
+def test_storage_mount_of_an_unsupported_url_is_refused(tmp_path, projects):
+    p = tmp_path / "gs"
+    p.mkdir()
+    projects.append(p)
+    git(p, "init", "-q", "-b", "main")
+    gd(p, "install")
+    gd(p, "storage", "add", "g", "gs://bucket/x", "-o", "token=anon")
+    res = gd(p, "storage", "stage", "g", "--mount", ok=False)
+    assert res.returncode == 1 and "storage mounts support s3://" in res.stderr
+    assert not (p / "storages" / "g").exists()
