@@ -76,12 +76,19 @@ def _registered(tmp_path: Path, projects: list, url: str, endpoint: str, name: s
 
 
 def _pointers(p: Path, folder: str) -> dict[str, int]:
-    out = {}
+    """Mount-relative path -> size, from the pointers in the index (one `git cat-file --batch`)."""
+    entries = []
     for line in git(p, "ls-files", "-s", folder).splitlines():
         meta, path = line.split("\t", 1)
-        blob = meta.split()[1]
-        data = subprocess.run(["git", "cat-file", "blob", blob], cwd=p, check=True, capture_output=True).stdout
-        out[path[len(folder) + 1:]] = parse(data).size
+        entries.append((path[len(folder) + 1 :], meta.split()[1]))
+    data = subprocess.run(["git", "cat-file", "--batch"], cwd=p, check=True, capture_output=True,
+                          input="".join(b + "\n" for _r, b in entries).encode()).stdout  # fmt: skip
+    out, pos = {}, 0
+    for rel, _blob in entries:
+        header_end = data.index(b"\n", pos)
+        size = int(data[pos:header_end].split()[2])
+        out[rel] = parse(data[header_end + 1 : header_end + 1 + size]).size
+        pos = header_end + 1 + size + 1
     return out
 
 
@@ -269,3 +276,93 @@ def test_storage_mount_of_an_unsupported_url_is_refused(tmp_path, projects):
     res = gd(p, "storage", "stage", "g", "--mount", ok=False)
     assert res.returncode == 1 and "storage mounts support s3://" in res.stderr
     assert not (p / "storages" / "g").exists()
+
+
+def test_changed_unversioned_source_gives_eio_for_that_file_only(tmp_path, projects, rclone_server,
+                                                                 rclone_bucket, monkeypatch):  # fmt: skip
+    for k, v in rclone_server.env.items():
+        monkeypatch.setenv(k, v)
+    served = rclone_server.bucket_path(rclone_bucket)
+    (served / "raw").mkdir(parents=True)
+    (served / "raw" / "a.csv").write_bytes(b"x,1\n")
+    (served / "raw" / "b.csv").write_bytes(b"y,2\n")
+    rclone_server.flush_dir_cache()
+    p = _registered(tmp_path, projects, f"s3://{rclone_bucket}/raw", rclone_server.endpoint)
+    (served / "raw" / "a.csv").write_bytes(b"x,1,changed\n")
+    rclone_server.flush_dir_cache()
+    gd(p, "dataset", "stage", "field", "--mount")
+    mp = p / "data" / "field"
+    with pytest.raises(OSError) as err:
+        (mp / "a.csv").read_bytes()
+    assert err.value.errno == errno.EIO
+    assert (mp / "b.csv").read_bytes() == b"y,2\n"
+    assert os.stat(mp / "a.csv").st_size == 4  # the recorded size
+    log = json.loads(gd(p, "mount", "ls", "--json").stdout)[0]["log"]
+    assert "data/field/a.csv: its source" in Path(log).read_text()
+    assert "changed since it was recorded" in Path(log).read_text()
+
+
+def test_two_mounts_own_objects_and_many_files(tmp_path, projects, rclone_server, rclone_bucket, monkeypatch):
+    """A dataset of the project's own files (read by oid from the data remote) and a registered
+    one of 1,000 files, mounted at once; os.walk + stat of the mount matches the pointers."""
+    for k, v in rclone_server.env.items():
+        monkeypatch.setenv(k, v)
+    served = rclone_server.bucket_path(rclone_bucket)
+    n = 1000
+    for i in range(n):
+        d = served / "many" / f"d{i % 20:02d}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{i:05d}.txt").write_bytes(b"%d\n" % i * (i % 7))
+    rclone_server.flush_dir_cache()
+    p = _registered(tmp_path, projects, f"s3://{rclone_bucket}/many", rclone_server.endpoint)
+    gd(p, "remote", "add", "origin", (tmp_path / "remote").as_uri())
+    gd(p, "track", "data/own/**")
+    own = {"a/x.bin": os.urandom(1 << 20), "y.txt": b"mine\n"}
+    gd(p, "dataset", "create", "own")
+    for rel, data in own.items():
+        (p / "data" / "own" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (p / "data" / "own" / rel).write_bytes(data)
+    git(p, "add", "-A")
+    git(p, "commit", "-qm", "own data")
+    gd(p, "push")
+    a, p = p, tmp_path / "clone"  # a clone with pointers only and an empty cache: bytes come by oid
+    subprocess.run(["git", "clone", "-q", str(a), str(p)], check=True, capture_output=True,
+                   env={**os.environ, "GIT_DATA_SKIP_SMUDGE": "1"})  # fmt: skip
+    projects.append(p)
+    assert (p / "data/own/y.txt").read_bytes().startswith(b"version gitdata/1")
+    gd(p, "dataset", "stage", "own", "--mount")
+    gd(p, "dataset", "stage", "field", "--mount")
+    rows = {r["name"]: r["state"] for r in json.loads(gd(p, "mount", "ls", "--json").stdout)}
+    assert rows == {"own": "healthy", "field": "healthy"}
+    t = time.monotonic()
+    walked = _walk(p / "data" / "field")
+    took = time.monotonic() - t
+    assert walked == _pointers(p, "data/field") and len(walked) == n
+    assert (p / "data/field/d03/f00003.txt").read_bytes() == b"3\n" * 3
+    for rel, data in own.items():
+        assert (p / "data" / "own" / rel).read_bytes() == data
+    assert git(p, "status", "--porcelain") == ""
+    gd(p, "unmount", "--all")
+    assert not mounted(p / "data" / "own") and not mounted(p / "data" / "field")
+    assert git(p, "status", "--porcelain") == ""
+    assert took < 10, f"walking {n} files took {took:.1f} s"
+
+
+def test_missing_credentials_without_a_terminal_is_a_clear_error(tmp_path, projects, rclone_server,
+                                                                 rclone_bucket, monkeypatch):  # fmt: skip
+    for k, v in rclone_server.env.items():
+        monkeypatch.setenv(k, v)
+    served = rclone_server.bucket_path(rclone_bucket)
+    (served / "raw").mkdir(parents=True)
+    (served / "raw" / "a.csv").write_bytes(b"x\n")
+    rclone_server.flush_dir_cache()
+    p = _registered(tmp_path, projects, f"s3://{rclone_bucket}/raw", rclone_server.endpoint)
+    for k in rclone_server.env:
+        monkeypatch.delenv(k)
+    t = time.monotonic()
+    res = gd(p, "dataset", "stage", "field", "--mount", ok=False)
+    assert time.monotonic() - t < 30
+    assert res.returncode != 0 and "no credentials" in res.stderr and "Traceback" not in res.stderr
+    assert not mounted(p / "data" / "field")
+    assert (p / "data/field/a.csv").read_bytes().startswith(b"version gitdata/1")
+    assert json.loads(gd(p, "mount", "ls", "--json").stdout) == []

@@ -49,6 +49,8 @@ def mount(project: Project, name: str) -> runner.MountState:
     ds = ds_mod.get(project, name)
     runner.check_fuse(project, f"dataset {name!r}")
     _check_python_side()
+    for src in ds.sources:  # credentials now, here (a prompt is possible only here), not at the first read
+        ds_mod.open_source(project, ds, src.url, versioned=False)
     old = runner.get(project, KIND, name)
     if old is not None:  # remount: a stale one is cleaned, a healthy one shows the index anew
         runner.stop(project, old, force=True)
