@@ -38,7 +38,10 @@ CHUNK = 1 << 20
 
 
 def _run(cwd: Path, env: dict[str, str], *args: str) -> str:
-    return subprocess.run(list(args), cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
+    proc = subprocess.run(list(args), cwd=cwd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed: {proc.stderr.strip()}")
+    return proc.stdout
 
 
 def _peak_mb(pid: int) -> float:
