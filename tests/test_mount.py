@@ -202,7 +202,9 @@ def test_fuse_unavailable_is_one_clear_line_and_leaves_nothing(tmp_path, project
     s3.pipe_file(f"{versioned_moto_bucket}/raw/a.txt", b"A\n")
     p = _registered(tmp_path, projects, f"s3://{versioned_moto_bucket}/raw", moto_server.endpoint)
     git(p, "config", "gitdata.fusermount", "/nonexistent/fusermount3")
-    res = gd(p, "dataset", "stage", "field", "--mount", ok=False)
+    git(p, "config", "-f", ".gitdata", "dataset.field.mode", "mount")  # the tracked default mode
+    git(p, "commit", "-qam", "mount by default")
+    res = gd(p, "dataset", "stage", "field", ok=False)
     assert res.returncode == 1
     assert res.stderr.strip().splitlines() == [
         "error: cannot mount dataset 'field': /nonexistent/fusermount3 is not installed (Debian "
@@ -274,6 +276,9 @@ def test_storage_mount_of_an_unsupported_url_is_refused(tmp_path, projects):
     gd(p, "install")
     gd(p, "storage", "add", "g", "gs://bucket/x", "-o", "token=anon")
     res = gd(p, "storage", "stage", "g", "--mount", ok=False)
+    assert res.returncode == 1 and "storage mounts support s3://" in res.stderr
+    gd(p, "storage", "add", "g2", "gs://bucket/y", "-o", "token=anon", "--mode", "mount")
+    res = gd(p, "storage", "stage", "g2", ok=False)  # mode = mount in .gitdata: the same path
     assert res.returncode == 1 and "storage mounts support s3://" in res.stderr
     assert not (p / "storages" / "g").exists()
 
