@@ -166,6 +166,7 @@ def test_kill_9_gives_a_stale_mount_that_unmount_cleans(tmp_path, projects, moto
         time.sleep(0.05)
     assert json.loads(gd(p, "mount", "ls", "--json").stdout)[0]["state"] == "stale"
     assert "stale" in gd(p, "mount", "ls").stdout
+    assert "dataset field is mounted but stale" in gd(p, "status").stderr
     gd(p, "unmount", "field")
     assert not mounted(mp)
     assert (mp / "a.txt").read_bytes().startswith(b"version gitdata/1")
