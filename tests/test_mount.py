@@ -134,6 +134,8 @@ def test_dataset_mount_reads_recorded_versions_after_overwrite(tmp_path, project
         ("field", "dataset", "healthy", str(mp))
     ]
     assert gd(p, "dataset", "show", "field").stdout.count("mount") >= 1
+    res = gd(p, "status")
+    assert "stale" not in res.stderr and "field" in res.stdout
     gd(p, "unmount", "field")
     assert not mounted(mp)
     assert (mp / "obs.csv").read_bytes().startswith(b"version gitdata/1")
