@@ -166,7 +166,7 @@ class DatasetView(Operations):
         snap = self.reader.snapshot
         self.tree = tree_mod.build(folder, ((p, tf.size) for p, tf in snap.files.items()))
         self.folder = folder
-        self._handles: dict[int, tuple[Any, threading.Lock]] = {}
+        self._handles: dict[int, _Handle] = {}
         self._next = itertools.count(1)
         self._lock = threading.Lock()
         self._ns = time.time_ns()
