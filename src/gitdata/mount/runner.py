@@ -146,11 +146,17 @@ def is_mountpoint(path: str) -> bool:
 
 
 def disconnected(path: str) -> bool:
-    """The mount point answers ENOTCONN: its FUSE process is gone."""
+    """The mount point answers ENOTCONN: its FUSE process is gone.
+
+    Lists the folder rather than stat-ing it: the kernel may answer a stat
+    from its attribute cache without asking the (dead) process.
+    """
     try:
         os.stat(path)
-    except OSError as err:
-        return err.errno == errno.ENOTCONN
+        with os.scandir(path) as it:
+            next(it, None)
+    except OSError as err:  # ECONNABORTED: a request that was under way when it died
+        return err.errno in (errno.ENOTCONN, errno.ECONNABORTED)
     return False
 
 
