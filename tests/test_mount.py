@@ -264,6 +264,12 @@ def test_storage_mount_writes_reach_the_bucket_by_unmount(tmp_path, projects, rc
     assert (served / "lab" / "figures" / "fig1.png").read_bytes() == big
     assert (served / "lab" / "interim.txt").read_bytes() == b"step 1\n"
     assert json.loads(gd(p, "mount", "ls", "--json").stdout) == []
+    # mount -> copy in the same clone: unmounted first, then copied
+    gd(p, "storage", "stage", "lab", "--mount")
+    assert mounted(mp)
+    res = gd(p, "storage", "stage", "lab")
+    assert "unmounted storage lab" in res.stderr and not mounted(mp)
+    assert (mp / "interim.txt").read_bytes() == b"step 1\n"
     # a second clone copies them down
     c = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(p), str(c))

@@ -205,6 +205,11 @@ def storage_stage(
             click.echo(f"error: {n}: {err}", err=True)
             refused.append(n)
     for n in names:
+        if not stage_all:
+            from ..mount import rclone as mount_rc
+
+            if mount_rc.unmount(project, n):  # leaving mount mode: nothing is copied into a mount
+                click.echo(f"unmounted storage {n} (its writes are uploaded); copying it now", err=True)
         try:
             res = sync_mod.stage(
                 project, n, paths=paths, include=include, exclude=exclude, location=location, jobs=jobs
