@@ -80,7 +80,7 @@ def remove_stale_tmp(folders: Iterable[str]) -> list[str]:
     for folder in folders:
         try:
             entries = list(os.scandir(folder))
-        except (FileNotFoundError, NotADirectoryError, PermissionError):
+        except OSError:  # missing, not a folder, no permission, a broken (stale) mount
             continue
         for e in entries:
             pid = tmp_owner(e.name)

@@ -9,6 +9,7 @@ Modes (per clone, in ``.git/config`` as ``gitdata.dataset.NAME.mode`` and
 - ``location``: bytes in ``DIR/NAME``; the dataset folder becomes a symlink.
 - ``existing``: like ``location`` on a folder that already holds the data.
 - ``reference``: nothing on disk; the pointers stay.
+- ``mount``: the dataset folder is a read-only FUSE view (:mod:`gitdata.mount.dataset`).
 
 For ``location`` and ``existing`` the dataset's index entries are marked
 skip-worktree (as sparse checkout does), so git never looks through, or
@@ -493,11 +494,15 @@ def _stage(
     project: Project, name: str, *, mode: str, location: str | None, existing: str | None, verify: bool,
     include: tuple[str, ...], exclude: tuple[str, ...], jobs: int | None, force: bool, progress: bool | None,
 ) -> StageReport:
-    if mode == "mount":
-        raise StageError(
-            "mount mode is not available yet; use --copy (default), --location DIR, --existing "
-            "PATH or --reference"
-        )
+    if mode == "mount":  # a FUSE view of the index's files (gitdata.mount.dataset)
+        from .mount import dataset as mount_ds
+
+        st = mount_ds.mount(project, name)
+        return StageReport(dataset=name, mode="mount", location=st.mountpoint)
+    if current_mode(project, name)[0] == "mount":  # leaving mount mode: unmount first
+        from .mount import dataset as mount_ds
+
+        mount_ds.unmount(project, name)
     if mode not in MODES:
         raise StageError(f"unknown staging mode {mode!r}; choose one of {', '.join(MODES)}")
     ds = ds_mod.get(project, name)
@@ -958,6 +963,11 @@ def unstage(project: Project, name: str) -> UnstageReport:
 def _unstage(project: Project, name: str) -> UnstageReport:
     ds = ds_mod.get(project, name)
     mode, loc = current_mode(project, name)
+    if mode == "mount":
+        from .mount import dataset as mount_ds
+
+        mount_ds.unmount(project, name)
+        return UnstageReport(dataset=name, mode=mode)
     report = UnstageReport(dataset=name, mode=mode)
     found = ds_mod.files(project, ds)
     pushed = _pushed(project, ds, found)

@@ -215,9 +215,10 @@ def dataset_rm(name: str, as_json: bool) -> None:
 
 @dataset.command("stage")
 @click.argument("name")
-@click.option("--copy", "mode", flag_value="copy", default=True, help="Copy the bytes into the dataset folder (default).")
+@click.option("--copy", "mode", flag_value="copy", help="Copy the bytes into the dataset folder (the default).")
 @click.option("--reference", "mode", flag_value="reference", help="Nothing on disk; read with `git data cat`.")
-@click.option("--mount", "mode", flag_value="mount", help="Mount instead of copying (not available yet).")
+@click.option("--mount", "mode", flag_value="mount",
+              help="Mount the dataset folder read-only (FUSE): nothing copied, bytes read on demand.")
 @click.option("--location", metavar="DIR", help="Put the bytes in DIR/NAME and link the dataset folder to it.")
 @click.option("--existing", metavar="PATH", help="The data is already at PATH: check and link it.")
 @click.option("--verify", is_flag=True, help="With --existing: check hashes too, not only sizes.")
@@ -233,10 +234,14 @@ def dataset_stage(name, mode, location, existing, verify, include, exclude, jobs
     that changed since it was recorded is reported, not silently taken
     (where the storage keeps versions, the recorded version is staged).
     Before copying more than gitdata.stageMaxBytes (default 50 GiB) or the
-    free disk space, it stops and says so.
+    free disk space, it stops and says so. Without a mode option, the
+    dataset's `mode` in .gitdata (copy, mount or reference) is used.
     """
     project = open_project()
     trust.notice_once(project, lambda m: click.echo(m, err=True))
+    if mode is None:
+        tracked = (project.config.sections("dataset").get(name, {}).get("mode") or ["copy"])[-1]
+        mode = tracked if tracked in ("copy", "mount", "reference") and not (location or existing) else "copy"
     if location and existing:
         raise click.UsageError("give either --location or --existing, not both")
     if location:

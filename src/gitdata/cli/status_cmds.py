@@ -28,6 +28,7 @@ def status(names: tuple[str, ...], remote: bool, verbose: bool, as_json: bool) -
     objects under registered prefixes.
     """
     project = open_project()
+    _stale_mounts(project)
     rows = status_mod.collect(project, status_mod.StatusOptions(names=names, remote=remote))
     if as_json:
         emit_json([r.as_dict() for r in rows])
@@ -49,6 +50,16 @@ def status(names: tuple[str, ...], remote: bool, verbose: bool, as_json: bool) -
         shown = group if verbose else [r for r in group if r.notable]
         if shown:
             table([["  " + r.path, r.local or "-", r.remote or "-"] for r in shown], ["  PATH", "LOCAL", "REMOTE"])
+
+
+def _stale_mounts(project) -> None:
+    """A line on stderr per stale mount of this clone (the mount process died)."""
+    from ..mount import runner
+
+    for st in runner.load_all(project):
+        if runner.health(st) != "healthy":
+            click.echo(f"warning: {st.kind} {st.name} is mounted but stale (its process {st.pid} is gone "
+                       f"or its mount broke); run `git data unmount {st.name}`", err=True)  # fmt: skip
 
 
 @cli.command()

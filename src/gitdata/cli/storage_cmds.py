@@ -162,19 +162,22 @@ def _finish(results: list[sync_mod.SyncResult], dry_run: bool, as_json: bool) ->
 @click.argument("paths", nargs=-1)
 @click.option("--all", "stage_all", is_flag=True, help="Stage every mapped storage (what a fresh clone needs).")
 @click.option("--location", metavar="DIR", help="Keep the bytes in DIR; the project path becomes a link to it.")
+@click.option("--mount", "mount", is_flag=True,
+              help="Mount the storage read-write at its project path (rclone mount) instead of copying.")
 @click.option("--include", "include", multiple=True, metavar="GLOB", help="Only files matching GLOB (repeatable).")
 @click.option("--exclude", "exclude", multiple=True, metavar="GLOB", help="Skip files matching GLOB (repeatable).")
 @click.option("-j", "--jobs", type=click.IntRange(1, 256), help="Parallel transfers (default gitdata.jobs or 8).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def storage_stage(
-    name: str | None, paths: tuple[str, ...], stage_all: bool, location: str | None,
+    name: str | None, paths: tuple[str, ...], stage_all: bool, location: str | None, mount: bool,
     include: tuple[str, ...], exclude: tuple[str, ...], jobs: int | None, as_json: bool,
 ) -> None:  # fmt: skip
     """Copy storage NAME (or only PATHS inside it) into the project, in parallel.
 
     Records the base for later syncs in the git directory. Staging again
     widens the staged folders; existing local files are compared, never
-    overwritten.
+    overwritten. With --mount (or mode = mount in .gitdata) the storage is
+    mounted read-write at its project path instead: nothing is copied.
     """
     project = open_project()
     trust.notice_once(project, lambda m: click.echo(m, err=True))
@@ -183,6 +186,11 @@ def storage_stage(
     if stage_all and (paths or location or include or exclude):
         raise click.UsageError("--all takes no PATHS, --location, --include or --exclude")
     specs = storages_mod.load_all(project)
+    if mount and (stage_all or paths or location or include or exclude):
+        raise click.UsageError("--mount mounts the whole storage: no --all, PATHS, --location, --include or --exclude")
+    if mount or (name in specs and specs[name].mode == "mount" and not (paths or location or include or exclude)):
+        _mount_storage(project, name or "", as_json)
+        return
     names = [n for n, s in specs.items() if s.mode == "copy"] if stage_all else [name or ""]
     results = []
     refused: list[str] = []
@@ -190,7 +198,18 @@ def storage_stage(
         for n, err in sorted(storages_mod.refused(project).items()):
             click.echo(f"error: {err}", err=True)
             refused.append(n)
+    for n in [n for n, s in specs.items() if s.mode == "mount"] if stage_all else []:
+        try:
+            _mount_storage(project, n, as_json, say=not as_json)
+        except GitDataError as err:
+            click.echo(f"error: {n}: {err}", err=True)
+            refused.append(n)
     for n in names:
+        if not stage_all:
+            from ..mount import rclone as mount_rc
+
+            if mount_rc.unmount(project, n):  # leaving mount mode: nothing is copied into a mount
+                click.echo(f"unmounted storage {n} (its writes are uploaded); copying it now", err=True)
         try:
             res = sync_mod.stage(
                 project, n, paths=paths, include=include, exclude=exclude, location=location, jobs=jobs
@@ -221,6 +240,18 @@ def storage_stage(
             f"staging was incomplete ({', '.join(bad)}); "
             "fix the cause shown above and run the same command again"
         )
+
+
+def _mount_storage(project, name: str, as_json: bool, say: bool = True) -> None:
+    from ..mount import rclone as mount_rc
+
+    st = mount_rc.mount(project, name, os.environ)  # the CLI edge hands rclone its environment
+    if not say:
+        return
+    if as_json:
+        emit_json({"storage": name, "mode": "mount", "mountpoint": st.mountpoint, "pid": st.pid})
+    else:
+        click.echo(f"mounted storage {name} at {os.path.relpath(st.mountpoint)} (read-write, rclone pid {st.pid})")
 
 
 @storage.command("sync")

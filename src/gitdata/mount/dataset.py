@@ -1,0 +1,133 @@
+"""Dataset mounts: the dataset folder becomes a read-only FUSE view of its files.
+
+``mount`` (called by ``git data dataset stage NAME --mount`` under the
+dataset's clone lock): any staged copy is unstaged first (nothing unsynced
+is dropped: unstaging keeps changed or unpushed files, and the mount is
+refused then), the pointer files are replaced by an empty folder, the
+dataset's index entries are marked skip-worktree and the folder is listed
+in ``.git/info/exclude`` (so ``git status`` stays clean and git never writes
+into the mount), then the mount process starts. ``unmount`` reverses it:
+the pointers come back and the bits are cleared.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from .. import datasets as ds_mod
+from .. import safepath
+from .. import stage as stage_mod
+from ..filters import refresh_index
+from ..project import Project
+from . import MountError, runner
+
+KIND = "dataset"
+
+
+def _check_python_side() -> None:
+    try:
+        import mfusepy  # noqa: F401
+    except ImportError as err:
+        from . import FuseUnavailable
+
+        raise FuseUnavailable(
+            f"cannot mount a dataset: the Python FUSE binding is missing ({err}); install it with "
+            "`pip install 'gitdata[mount]'`, or stage with --copy or --reference instead"
+        ) from err
+    except OSError as err:  # mfusepy loads libfuse when imported
+        from . import FuseUnavailable
+
+        raise FuseUnavailable(
+            f"cannot mount a dataset: {err} (Debian package fuse3); stage with --copy or "
+            "--reference instead"
+        ) from err
+
+
+def mount(project: Project, name: str) -> runner.MountState:
+    """Mount dataset ``name`` at its folder (the caller holds the dataset's clone lock)."""
+    ds = ds_mod.get(project, name)
+    runner.check_fuse(project, f"dataset {name!r}")
+    _check_python_side()
+    for src in ds.sources:  # credentials now, here (a prompt is possible only here), not at the first read
+        ds_mod.open_source(project, ds, src.url, versioned=False)
+    old = runner.get(project, KIND, name)
+    if old is not None:  # remount: a stale one is cleaned, a healthy one shows the index anew
+        runner.stop(project, old, force=True)
+    cur_mode, _loc = stage_mod.current_mode(project, name)
+    if cur_mode in ("location", "existing") or (cur_mode != "mount" and stage_mod._has_content(project, ds)):
+        rep = stage_mod._unstage(project, name)
+        if rep.kept:
+            path, why = sorted(rep.kept.items())[0]
+            raise MountError(
+                f"dataset {name!r} was not mounted: {path} is {why}; `git data push` or commit it "
+                "(or restore it), then stage with --mount again"
+            )
+    found = ds_mod.files(project, ds)
+    parent = ds.path.rpartition("/")[0]
+    safepath.checked_dir(project.root, parent, what=f"dataset {name!r}")  # no foreign link on the way
+    folder = os.path.join(project.root, ds.path)
+    if os.path.islink(folder):
+        raise MountError(f"{ds.path} is a symlink; move it away, then stage with --mount again")
+    if cur_mode != "mount":
+        stage_mod._check_folder_is_ours(project, ds, found)
+    stage_mod._skip_worktree(project, [f.path for f in found], True)
+    _clear_pointers(project, ds, found)
+    os.makedirs(folder, exist_ok=True)
+    if os.listdir(folder):
+        _restore(project, ds, found)
+        raise MountError(f"{ds.path} is not empty; move its files away, then stage with --mount again")
+    stage_mod._exclude(project, ds.path, True)
+    argv = [sys.executable, "-m", "gitdata.mount.serve", project.root, name, folder]
+    try:
+        st = runner.start(project, KIND, name, folder, argv)
+    except BaseException:
+        _restore(project, ds, found)
+        stage_mod.set_mode(project, name, None)
+        raise
+    stage_mod.set_mode(project, name, "mount")
+    return st
+
+
+def _clear_pointers(project: Project, ds: ds_mod.Dataset, found: list) -> None:
+    """Remove the dataset's pointer files (only pointers: content was unstaged before)."""
+    for f in found:
+        full = os.path.join(project.root, f.path)
+        if os.path.isfile(full) and not os.path.islink(full) and ds_mod.read_pointer_file(full) is not None:
+            os.unlink(full)
+    folder = os.path.join(project.root, ds.path)
+    if os.path.isdir(folder) and not os.path.islink(folder):
+        for dirpath, _dirs, _files in os.walk(folder, topdown=False):
+            if dirpath != folder:
+                try:
+                    os.rmdir(dirpath)
+                except OSError:
+                    pass
+
+
+def _restore(project: Project, ds: ds_mod.Dataset, found: list) -> None:
+    """The folder holds the pointers again; skip-worktree and the exclude line are gone."""
+    folder = os.path.join(project.root, ds.path)
+    if runner.is_mountpoint(folder) or runner.disconnected(folder):
+        raise MountError(f"{ds.path} is still mounted; run `git data unmount {ds.name} --force`")
+    for f in found:
+        full = safepath.checked_target(project.root, f.path, what=f"dataset {ds.name!r}")
+        if not os.path.lexists(full):
+            stage_mod._write_pointer(project, f)
+    stage_mod._skip_worktree(project, [f.path for f in found], False)
+    stage_mod._exclude(project, ds.path, False)
+    refresh_index(project, [f.path for f in found])
+
+
+def unmount(project: Project, name: str, *, force: bool = False) -> bool:
+    """Unmount dataset ``name`` and bring its pointers back; False if it was not mounted."""
+    st = runner.get(project, KIND, name)
+    mode, _loc = stage_mod.current_mode(project, name)
+    if st is None and mode != "mount":
+        return False
+    if st is not None:
+        runner.stop(project, st, force=force)
+    ds = ds_mod.get(project, name)
+    _restore(project, ds, ds_mod.files(project, ds))
+    stage_mod.set_mode(project, name, None)
+    return True

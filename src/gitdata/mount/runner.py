@@ -1,0 +1,309 @@
+"""Mount processes: start one detached, wait until it is mounted, check it, stop it.
+
+Per-clone state lives in ``<git-dir>/gitdata/mounts/KIND-NAME.json`` (kind,
+name, mount point, pid, when, the process log); never in tracked files. A
+mount is *healthy* while its process lives and the kernel reports the mount
+point; it is *stale* when the process died (the mount point answers
+"Transport endpoint is not connected") or the mount went away.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+
+from ..project import Project
+from . import FuseUnavailable, MountError
+
+DEFAULT_TIMEOUT = 20.0
+KINDS = ("dataset", "storage")
+
+
+@dataclass
+class MountState:
+    kind: str
+    name: str
+    mountpoint: str
+    pid: int
+    started: float
+    log: str
+    url: str | None = None
+
+
+# -- state ------------------------------------------------------------------------
+
+
+def state_dir(project: Project) -> str:
+    return os.path.join(project.repo.data_dir, "mounts")
+
+
+def _state_path(project: Project, kind: str, name: str) -> str:
+    return os.path.join(state_dir(project), f"{kind}-{name}.json")
+
+
+def log_path(project: Project, kind: str, name: str) -> str:
+    return os.path.join(state_dir(project), f"{kind}-{name}.log")
+
+
+def get(project: Project, kind: str, name: str) -> MountState | None:
+    try:
+        with open(_state_path(project, kind, name), encoding="utf-8") as f:
+            return MountState(**json.load(f))
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError) as err:
+        raise MountError(
+            f"{_state_path(project, kind, name)} is damaged ({err}); unmount by hand with "
+            "`fusermount3 -u MOUNTPOINT` and delete that file"
+        ) from err
+
+
+def load_all(project: Project) -> list[MountState]:
+    try:
+        names = sorted(os.listdir(state_dir(project)))
+    except FileNotFoundError:
+        return []
+    out = []
+    for fn in names:
+        kind, dash, rest = fn.partition("-")
+        if dash and fn.endswith(".json") and kind in KINDS:
+            st = get(project, kind, rest[: -len(".json")])
+            if st is not None:
+                out.append(st)
+    return out
+
+
+def save(project: Project, st: MountState) -> None:
+    path = _state_path(project, st.kind, st.name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(asdict(st), f, indent=1)
+    os.replace(tmp, path)
+
+
+def drop(project: Project, kind: str, name: str) -> None:
+    for path in (_state_path(project, kind, name),):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+# -- FUSE on this machine ---------------------------------------------------------------
+
+
+def fusermount_path(project: Project) -> str:
+    """``gitdata.fusermount`` (default ``fusermount3``)."""
+    return project.repo.config_get("gitdata.fusermount") or "fusermount3"
+
+
+def fuse_problem(fusermount: str, device: str = "/dev/fuse") -> str | None:
+    """Why FUSE cannot work here (one phrase), or None."""
+    found = fusermount if "/" in fusermount else shutil.which(fusermount)
+    if not found or not os.path.isfile(found) or not os.access(found, os.X_OK):
+        return f"{fusermount} is not installed (Debian package fuse3)"
+    try:
+        fd = os.open(device, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return f"{device} does not exist (no FUSE in this kernel or container)"
+    except PermissionError:
+        return f"no permission to open {device} (ask for access, or run where FUSE is allowed)"
+    except OSError as err:
+        return f"{device} cannot be opened ({err.strerror})"
+    os.close(fd)
+    return None
+
+
+def check_fuse(project: Project, what: str) -> str:
+    """The fusermount command to use; :class:`FuseUnavailable` when FUSE cannot work."""
+    fusermount = fusermount_path(project)
+    problem = fuse_problem(fusermount)
+    if problem is not None:
+        raise FuseUnavailable(
+            f"cannot mount {what}: {problem}; stage it with --copy or --reference instead"
+        )
+    return fusermount
+
+
+# -- the kernel's view ------------------------------------------------------------------
+
+
+def is_mountpoint(path: str) -> bool:
+    """``mountpoint -q PATH``: what the kernel's mount table says."""
+    try:
+        return subprocess.run(["mountpoint", "-q", path], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0  # fmt: skip
+    except FileNotFoundError:  # no util-linux: the mount table itself
+        return os.path.ismount(path)
+
+
+def disconnected(path: str) -> bool:
+    """The mount point answers ENOTCONN: its FUSE process is gone.
+
+    Lists the folder rather than stat-ing it: the kernel may answer a stat
+    from its attribute cache without asking the (dead) process.
+    """
+    try:
+        os.stat(path)
+        with os.scandir(path) as it:
+            next(it, None)
+    except OSError as err:  # ECONNABORTED: a request that was under way when it died
+        return err.errno in (errno.ENOTCONN, errno.ECONNABORTED)
+    return False
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of ours is not alive
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def health(st: MountState) -> str:
+    """``healthy``, ``stale`` (process dead or mount broken) or ``gone`` (nothing mounted)."""
+    up = alive(st.pid)
+    if disconnected(st.mountpoint):
+        return "stale"
+    mounted = is_mountpoint(st.mountpoint)
+    if up and mounted:
+        return "healthy"
+    if mounted or up:
+        return "stale"
+    return "gone"
+
+
+# -- starting and stopping --------------------------------------------------------------
+
+
+def start(project: Project, kind: str, name: str, mountpoint: str, argv: Sequence[str], *,
+          env: Mapping[str, str] | None = None, url: str | None = None,
+          timeout: float | None = None) -> MountState:  # fmt: skip
+    """Start ``argv`` detached (own session, no terminal), wait until ``mountpoint`` is mounted.
+
+    On failure or timeout the process is ended, the mount point unmounted and
+    no state recorded; the error quotes the end of the process log.
+    """
+    fusermount = fusermount_path(project)
+    if timeout is None:
+        timeout = float(project.repo.config_get("gitdata.mountTimeout") or DEFAULT_TIMEOUT)
+    logfile = log_path(project, kind, name)
+    os.makedirs(os.path.dirname(logfile), exist_ok=True)
+    with open(logfile, "ab") as logf:
+        try:
+            proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                                    start_new_session=True, close_fds=True,
+                                    env=dict(env) if env is not None else None)  # fmt: skip
+        except OSError as err:
+            raise MountError(f"cannot start the mount process for {kind} {name!r}: {err}") from err
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise MountError(
+                    f"mounting {kind} {name!r} at {mountpoint} failed: {_tail(logfile)} "
+                    f"(full log: {logfile})"
+                )
+            if is_mountpoint(mountpoint):
+                break
+            if time.monotonic() > deadline:
+                raise MountError(
+                    f"{kind} {name!r} was not mounted at {mountpoint} within {timeout:g} s "
+                    f"(gitdata.mountTimeout); nothing was left mounted; see {logfile}"
+                )
+            time.sleep(0.05)
+    except BaseException:
+        _end(proc.pid, proc)
+        _fusermount(fusermount, mountpoint, lazy=True)
+        raise
+    st = MountState(kind=kind, name=name, mountpoint=mountpoint, pid=proc.pid, started=time.time(),
+                    log=logfile, url=url)  # fmt: skip
+    save(project, st)
+    return st
+
+
+def _tail(logfile: str, lines: int = 3) -> str:
+    try:
+        with open(logfile, encoding="utf-8", errors="replace") as f:
+            text = [x.strip() for x in f.read().splitlines() if x.strip()]
+    except OSError:
+        return "the mount process ended"
+    return " / ".join(text[-lines:]) or "the mount process ended without a message"
+
+
+def _fusermount(fusermount: str, mountpoint: str, *, lazy: bool) -> tuple[bool, str]:
+    args = [fusermount, "-u", *(["-z"] if lazy else []), mountpoint]
+    try:
+        res = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True)
+    except OSError as err:
+        return False, str(err)
+    return res.returncode == 0, res.stderr.decode(errors="replace").strip()
+
+
+def _end(pid: int, proc: subprocess.Popen | None = None, wait: float = 5.0) -> None:
+    """Wait for ``pid`` to exit after its unmount; then TERM, then KILL."""
+    for sig in (None, signal.SIGTERM, signal.SIGKILL):
+        if sig is not None:
+            try:
+                os.killpg(pid, sig) if _leads_group(pid) else os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + (wait if sig is None else 2.0)
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                return
+            if proc is None:
+                _reap(pid)
+                if not alive(pid):
+                    return
+            time.sleep(0.05)
+
+
+def _leads_group(pid: int) -> bool:
+    try:
+        return os.getpgid(pid) == pid
+    except ProcessLookupError:
+        return False
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def stop(project: Project, st: MountState, *, force: bool = False) -> None:
+    """Unmount ``st`` (``fusermount3 -u``; ``force``: lazily, ``-z``), end its process, drop its state.
+
+    A mount that is busy (files open under it) is refused unless ``force``.
+    """
+    fusermount = fusermount_path(project)
+    if is_mountpoint(st.mountpoint) or disconnected(st.mountpoint):
+        ok, err = _fusermount(fusermount, st.mountpoint, lazy=force)
+        if not ok and disconnected(st.mountpoint):
+            ok, err = _fusermount(fusermount, st.mountpoint, lazy=True)
+        if not ok and is_mountpoint(st.mountpoint):
+            if "busy" in err.lower():  # fusermount's own words; nothing else tells
+                raise MountError(
+                    f"{st.mountpoint} is busy (a shell or program uses files there); close them, "
+                    f"or `git data unmount {st.name} --force` to detach it lazily"
+                )
+            raise MountError(f"cannot unmount {st.mountpoint}: {err or 'fusermount failed'}")
+    if alive(st.pid):
+        _end(st.pid, wait=30.0)  # a storage mount may still be uploading: give it time
+    drop(project, st.kind, st.name)

@@ -1,0 +1,384 @@
+"""Mount mode on real FUSE: dataset mounts (read-only views) and storage mounts (rclone).
+
+Real servers: moto with a versioned bucket (registered files pinned to their
+recorded versions), ``rclone serve s3`` (no versions; storage mounts).
+Skipped only where /dev/fuse cannot be opened.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from gitdata.pointer import parse
+
+
+def _fuse_or_skip() -> None:
+    try:
+        fd = os.open("/dev/fuse", os.O_RDWR)
+    except OSError as err:
+        pytest.skip(f"/dev/fuse cannot be opened here: {err}")
+    os.close(fd)
+
+
+@pytest.fixture(autouse=True)
+def fuse() -> None:
+    _fuse_or_skip()
+
+
+def git(cwd, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+def gd(cwd, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(["git", "data", *args], cwd=cwd, capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL)  # fmt: skip
+    if ok:
+        assert proc.returncode == 0, proc.stderr + proc.stdout
+    return proc
+
+
+def mounted(path: Path) -> bool:
+    return subprocess.run(["mountpoint", "-q", str(path)]).returncode == 0
+
+
+@pytest.fixture
+def projects():
+    """Projects made by a test; everything they mounted is unmounted afterwards."""
+    made: list[Path] = []
+    yield made
+    for p in made:
+        subprocess.run(["git", "data", "unmount", "--all", "--force"], cwd=p, capture_output=True,
+                       stdin=subprocess.DEVNULL, timeout=60)  # fmt: skip
+        for line in Path("/proc/mounts").read_text().splitlines():
+            mp = line.split()[1]
+            if mp.startswith(str(p)):
+                subprocess.run(["fusermount3", "-u", "-z", mp], capture_output=True)
+
+
+def _registered(tmp_path: Path, projects: list, url: str, endpoint: str, name: str = "reg") -> Path:
+    p = tmp_path / name
+    p.mkdir()
+    projects.append(p)
+    git(p, "init", "-q", "-b", "main")
+    gd(p, "install")
+    gd(p, "dataset", "create", "field", "-o", f"endpoint_url={endpoint}")
+    gd(p, "dataset", "add", "field", url)
+    git(p, "commit", "-qm", "register")
+    return p
+
+
+def _pointers(p: Path, folder: str) -> dict[str, int]:
+    """Mount-relative path -> size, from the pointers in the index (one `git cat-file --batch`)."""
+    entries = []
+    for line in git(p, "ls-files", "-s", folder).splitlines():
+        meta, path = line.split("\t", 1)
+        entries.append((path[len(folder) + 1 :], meta.split()[1]))
+    data = subprocess.run(["git", "cat-file", "--batch"], cwd=p, check=True, capture_output=True,
+                          input="".join(b + "\n" for _r, b in entries).encode()).stdout  # fmt: skip
+    out, pos = {}, 0
+    for rel, _blob in entries:
+        header_end = data.index(b"\n", pos)
+        size = int(data[pos:header_end].split()[2])
+        out[rel] = parse(data[header_end + 1 : header_end + 1 + size]).size
+        pos = header_end + 1 + size + 1
+    return out
+
+
+def _walk(root: Path) -> dict[str, int]:
+    out = {}
+    for dirpath, _dirs, names in os.walk(root):
+        for n in names:
+            full = os.path.join(dirpath, n)
+            out[os.path.relpath(full, root)] = os.stat(full).st_size
+    return out
+
+
+def test_dataset_mount_reads_recorded_versions_after_overwrite(tmp_path, projects, moto_server,
+                                                               versioned_moto_bucket, monkeypatch):  # fmt: skip
+    for k, v in moto_server.env.items():
+        monkeypatch.setenv(k, v)
+    import s3fs
+
+    s3 = s3fs.S3FileSystem(endpoint_url=moto_server.endpoint, skip_instance_cache=True)
+    b = versioned_moto_bucket
+    recorded = {"obs.csv": b"site,value\nA,1\n", "deep/er/scan.bin": os.urandom(5 << 20), "empty.txt": b""}
+    for key, data in recorded.items():
+        s3.pipe_file(f"{b}/raw/{key}", data)
+    p = _registered(tmp_path, projects, f"s3://{b}/raw", moto_server.endpoint)
+    for key in recorded:
+        s3.pipe_file(f"{b}/raw/{key}", b"overwritten " + key.encode())
+    res = gd(p, "dataset", "stage", "field", "--mount")
+    assert "mode mount" in res.stdout
+    mp = p / "data" / "field"
+    assert mounted(mp)
+    assert _walk(mp) == _pointers(p, "data/field") == {k: len(v) for k, v in recorded.items()}
+    for key, data in recorded.items():
+        assert (mp / key).read_bytes() == data  # the recorded versions, not the bucket's current objects
+    with open(mp / "deep/er/scan.bin", "rb") as f:  # a range read
+        f.seek(3 << 20)
+        assert f.read(100) == recorded["deep/er/scan.bin"][3 << 20 : (3 << 20) + 100]
+    with pytest.raises(OSError) as err:
+        (mp / "new.txt").write_bytes(b"x")
+    assert err.value.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+    assert git(p, "status", "--porcelain") == ""
+    rows = json.loads(gd(p, "mount", "ls", "--json").stdout)
+    assert [(r["name"], r["kind"], r["state"], r["mountpoint"]) for r in rows] == [
+        ("field", "dataset", "healthy", str(mp))
+    ]
+    assert gd(p, "dataset", "show", "field").stdout.count("mount") >= 1
+    res = gd(p, "status")
+    assert "stale" not in res.stderr and "field" in res.stdout
+    gd(p, "unmount", "field")
+    assert not mounted(mp)
+    assert (mp / "obs.csv").read_bytes().startswith(b"version gitdata/1")
+    assert git(p, "status", "--porcelain") == ""
+    assert json.loads(gd(p, "mount", "ls", "--json").stdout) == []
+    assert "skip" not in git(p, "ls-files", "-v", "data/field").split()[0].lower()  # 'H', not 'S'
+    assert git(p, "ls-files", "-v", "data/field").split()[0] == "H"
+
+
+def test_kill_9_gives_a_stale_mount_that_unmount_cleans(tmp_path, projects, moto_server,
+                                                       versioned_moto_bucket, monkeypatch):  # fmt: skip
+    for k, v in moto_server.env.items():
+        monkeypatch.setenv(k, v)
+    import s3fs
+
+    s3 = s3fs.S3FileSystem(endpoint_url=moto_server.endpoint, skip_instance_cache=True)
+    s3.pipe_file(f"{versioned_moto_bucket}/raw/a.txt", b"A\n")
+    p = _registered(tmp_path, projects, f"s3://{versioned_moto_bucket}/raw", moto_server.endpoint)
+    mp = p / "data" / "field"
+    gd(p, "dataset", "stage", "field", "--mount")
+    pid = json.loads(gd(p, "mount", "ls", "--json").stdout)[0]["pid"]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            os.listdir(mp)  # a stat may be answered from the kernel's attribute cache
+        except OSError as err:
+            if err.errno != errno.ECONNABORTED:  # that one: a request under way when it was killed
+                assert err.errno == errno.ENOTCONN
+                break
+        assert time.monotonic() < deadline, "the killed mount still answers"
+        time.sleep(0.05)
+    assert json.loads(gd(p, "mount", "ls", "--json").stdout)[0]["state"] == "stale"
+    assert "stale" in gd(p, "mount", "ls").stdout
+    assert "dataset field is mounted but stale" in gd(p, "status").stderr
+    gd(p, "unmount", "field")
+    assert not mounted(mp)
+    assert (mp / "a.txt").read_bytes().startswith(b"version gitdata/1")
+    assert git(p, "status", "--porcelain") == ""
+    # again, and a new stage --mount over a stale one cleans it by itself
+    gd(p, "dataset", "stage", "field", "--mount")
+    assert (mp / "a.txt").read_bytes() == b"A\n"
+    os.kill(json.loads(gd(p, "mount", "ls", "--json").stdout)[0]["pid"], signal.SIGKILL)
+    time.sleep(0.2)
+    gd(p, "dataset", "stage", "field", "--mount")
+    assert (mp / "a.txt").read_bytes() == b"A\n"
+    assert json.loads(gd(p, "mount", "ls", "--json").stdout)[0]["state"] == "healthy"
+    # switching to copy mode unmounts first
+    gd(p, "dataset", "stage", "field", "--copy")
+    assert not mounted(mp)
+    assert (mp / "a.txt").read_bytes() == b"A\n"
+    assert git(p, "status", "--porcelain") == ""
+    # and from copy back to mount, then to reference
+    gd(p, "dataset", "stage", "field", "--mount")
+    assert mounted(mp) and (mp / "a.txt").read_bytes() == b"A\n"
+    gd(p, "dataset", "stage", "field", "--reference")
+    assert not mounted(mp)
+    assert (mp / "a.txt").read_bytes().startswith(b"version gitdata/1")
+    assert git(p, "status", "--porcelain") == ""
+
+
+def test_fuse_unavailable_is_one_clear_line_and_leaves_nothing(tmp_path, projects, moto_server,
+                                                               versioned_moto_bucket, monkeypatch):  # fmt: skip
+    for k, v in moto_server.env.items():
+        monkeypatch.setenv(k, v)
+    import s3fs
+
+    s3 = s3fs.S3FileSystem(endpoint_url=moto_server.endpoint, skip_instance_cache=True)
+    s3.pipe_file(f"{versioned_moto_bucket}/raw/a.txt", b"A\n")
+    p = _registered(tmp_path, projects, f"s3://{versioned_moto_bucket}/raw", moto_server.endpoint)
+    git(p, "config", "gitdata.fusermount", "/nonexistent/fusermount3")
+    git(p, "config", "-f", ".gitdata", "dataset.field.mode", "mount")  # the tracked default mode
+    git(p, "commit", "-qam", "mount by default")
+    res = gd(p, "dataset", "stage", "field", ok=False)
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines() == [
+        "error: cannot mount dataset 'field': /nonexistent/fusermount3 is not installed (Debian "
+        "package fuse3); stage it with --copy or --reference instead"
+    ]
+    assert "Traceback" not in res.stderr
+    mp = p / "data" / "field"
+    assert not mounted(mp)
+    assert (mp / "a.txt").read_bytes().startswith(b"version gitdata/1")
+    assert git(p, "status", "--porcelain") == ""
+    assert git(p, "ls-files", "-v", "data/field").split()[0] == "H"
+    assert subprocess.run(["git", "config", "gitdata.dataset.field.mode"], cwd=p).returncode == 1
+    assert json.loads(gd(p, "mount", "ls", "--json").stdout) == []
+    assert not (p / ".git/gitdata/mounts/dataset-field.json").exists()
+
+
+def test_storage_mount_writes_reach_the_bucket_by_unmount(tmp_path, projects, rclone_server, rclone_bucket):
+    """Credentials stored with `credentials set` (none in the environment) reach rclone through
+    its environment only; what is written under the mount is in the bucket when unmount returns."""
+    p = tmp_path / "st"
+    p.mkdir()
+    projects.append(p)
+    git(p, "init", "-q", "-b", "main")
+    gd(p, "install")
+    gd(p, "storage", "add", "lab", f"s3://{rclone_bucket}/lab", "-o", f"endpoint_url={rclone_server.endpoint}")
+    git(p, "add", "-A")
+    git(p, "commit", "-qm", "map lab")
+    secret = rclone_server.env["AWS_SECRET_ACCESS_KEY"]
+    proc = subprocess.run(["git", "data", "credentials", "set", "lab", "--stdin"], cwd=p, capture_output=True,
+                          input=f"{rclone_server.env['AWS_ACCESS_KEY_ID']}\n{secret}\n".encode())  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    served = rclone_server.bucket_path(rclone_bucket)
+    (served / "lab" / "raw").mkdir(parents=True)
+    (served / "lab" / "raw" / "in.csv").write_bytes(b"a,b\n1,2\n")
+    rclone_server.flush_dir_cache()
+    res = gd(p, "storage", "stage", "lab", "--mount")
+    mp = p / "storages" / "lab"
+    assert "mounted storage lab" in res.stdout and mounted(mp)
+    pid = json.loads(gd(p, "mount", "ls", "--json").stdout)[0]["pid"]
+    ps = subprocess.run(["ps", "-ef"], capture_output=True, text=True).stdout
+    assert secret not in ps and "rclone" in ps
+    assert secret.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes()
+    assert not list((p / ".git").rglob("rclone.conf"))
+    assert (mp / "raw" / "in.csv").read_bytes() == b"a,b\n1,2\n"
+    (mp / "figures").mkdir()
+    big = os.urandom(3 << 20)
+    (mp / "figures" / "fig1.png").write_bytes(big)
+    (mp / "interim.txt").write_text("step 1\n")
+    assert git(p, "status", "--porcelain") == ""
+    gd(p, "unmount", "lab")
+    assert not mounted(mp)
+    assert (served / "lab" / "figures" / "fig1.png").read_bytes() == big
+    assert (served / "lab" / "interim.txt").read_bytes() == b"step 1\n"
+    assert json.loads(gd(p, "mount", "ls", "--json").stdout) == []
+    # mount -> copy in the same clone: unmounted first, then copied
+    gd(p, "storage", "stage", "lab", "--mount")
+    assert mounted(mp)
+    res = gd(p, "storage", "stage", "lab")
+    assert "unmounted storage lab" in res.stderr and not mounted(mp)
+    assert (mp / "interim.txt").read_bytes() == b"step 1\n"
+    # a second clone copies them down
+    c = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(p), str(c))
+    projects.append(c)
+    gd(c, "storage", "stage", "lab")
+    assert (c / "storages" / "lab" / "figures" / "fig1.png").read_bytes() == big
+    assert (c / "storages" / "lab" / "raw" / "in.csv").read_bytes() == b"a,b\n1,2\n"
+
+
+def test_storage_mount_of_an_unsupported_url_is_refused(tmp_path, projects):
+    p = tmp_path / "gs"
+    p.mkdir()
+    projects.append(p)
+    git(p, "init", "-q", "-b", "main")
+    gd(p, "install")
+    gd(p, "storage", "add", "g", "gs://bucket/x", "-o", "token=anon")
+    res = gd(p, "storage", "stage", "g", "--mount", ok=False)
+    assert res.returncode == 1 and "storage mounts support s3://" in res.stderr
+    gd(p, "storage", "add", "g2", "gs://bucket/y", "-o", "token=anon", "--mode", "mount")
+    res = gd(p, "storage", "stage", "g2", ok=False)  # mode = mount in .gitdata: the same path
+    assert res.returncode == 1 and "storage mounts support s3://" in res.stderr
+    assert not (p / "storages" / "g").exists()
+
+
+def test_changed_unversioned_source_gives_eio_for_that_file_only(tmp_path, projects, rclone_server,
+                                                                 rclone_bucket, monkeypatch):  # fmt: skip
+    for k, v in rclone_server.env.items():
+        monkeypatch.setenv(k, v)
+    served = rclone_server.bucket_path(rclone_bucket)
+    (served / "raw").mkdir(parents=True)
+    (served / "raw" / "a.csv").write_bytes(b"x,1\n")
+    (served / "raw" / "b.csv").write_bytes(b"y,2\n")
+    rclone_server.flush_dir_cache()
+    p = _registered(tmp_path, projects, f"s3://{rclone_bucket}/raw", rclone_server.endpoint)
+    (served / "raw" / "a.csv").write_bytes(b"x,1,changed\n")
+    rclone_server.flush_dir_cache()
+    gd(p, "dataset", "stage", "field", "--mount")
+    mp = p / "data" / "field"
+    with pytest.raises(OSError) as err:
+        (mp / "a.csv").read_bytes()
+    assert err.value.errno == errno.EIO
+    assert (mp / "b.csv").read_bytes() == b"y,2\n"
+    assert os.stat(mp / "a.csv").st_size == 4  # the recorded size
+    log = json.loads(gd(p, "mount", "ls", "--json").stdout)[0]["log"]
+    assert "data/field/a.csv: its source" in Path(log).read_text()
+    assert "changed since it was recorded" in Path(log).read_text()
+
+
+def test_two_mounts_own_objects_and_many_files(tmp_path, projects, rclone_server, rclone_bucket, monkeypatch):
+    """A dataset of the project's own files (read by oid from the data remote) and a registered
+    one of 1,000 files, mounted at once; os.walk + stat of the mount matches the pointers."""
+    for k, v in rclone_server.env.items():
+        monkeypatch.setenv(k, v)
+    served = rclone_server.bucket_path(rclone_bucket)
+    n = 1000
+    for i in range(n):
+        d = served / "many" / f"d{i % 20:02d}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{i:05d}.txt").write_bytes(b"%d\n" % i * (i % 7))
+    rclone_server.flush_dir_cache()
+    p = _registered(tmp_path, projects, f"s3://{rclone_bucket}/many", rclone_server.endpoint)
+    gd(p, "remote", "add", "origin", (tmp_path / "remote").as_uri())
+    gd(p, "track", "data/own/**")
+    own = {"a/x.bin": os.urandom(1 << 20), "y.txt": b"mine\n"}
+    gd(p, "dataset", "create", "own")
+    for rel, data in own.items():
+        (p / "data" / "own" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (p / "data" / "own" / rel).write_bytes(data)
+    git(p, "add", "-A")
+    git(p, "commit", "-qm", "own data")
+    gd(p, "push")
+    a, p = p, tmp_path / "clone"  # a clone with pointers only and an empty cache: bytes come by oid
+    subprocess.run(["git", "clone", "-q", str(a), str(p)], check=True, capture_output=True,
+                   env={**os.environ, "GIT_DATA_SKIP_SMUDGE": "1"})  # fmt: skip
+    projects.append(p)
+    assert (p / "data/own/y.txt").read_bytes().startswith(b"version gitdata/1")
+    gd(p, "dataset", "stage", "own", "--mount")
+    gd(p, "dataset", "stage", "field", "--mount")
+    rows = {r["name"]: r["state"] for r in json.loads(gd(p, "mount", "ls", "--json").stdout)}
+    assert rows == {"own": "healthy", "field": "healthy"}
+    t = time.monotonic()
+    walked = _walk(p / "data" / "field")
+    took = time.monotonic() - t
+    assert walked == _pointers(p, "data/field") and len(walked) == n
+    assert (p / "data/field/d03/f00003.txt").read_bytes() == b"3\n" * 3
+    for rel, data in own.items():
+        assert (p / "data" / "own" / rel).read_bytes() == data
+    assert git(p, "status", "--porcelain") == ""
+    gd(p, "unmount", "--all")
+    assert not mounted(p / "data" / "own") and not mounted(p / "data" / "field")
+    assert git(p, "status", "--porcelain") == ""
+    assert took < 10, f"walking {n} files took {took:.1f} s"
+
+
+def test_missing_credentials_without_a_terminal_is_a_clear_error(tmp_path, projects, rclone_server,
+                                                                 rclone_bucket, monkeypatch):  # fmt: skip
+    for k, v in rclone_server.env.items():
+        monkeypatch.setenv(k, v)
+    served = rclone_server.bucket_path(rclone_bucket)
+    (served / "raw").mkdir(parents=True)
+    (served / "raw" / "a.csv").write_bytes(b"x\n")
+    rclone_server.flush_dir_cache()
+    p = _registered(tmp_path, projects, f"s3://{rclone_bucket}/raw", rclone_server.endpoint)
+    for k in rclone_server.env:
+        monkeypatch.delenv(k)
+    t = time.monotonic()
+    res = gd(p, "dataset", "stage", "field", "--mount", ok=False)
+    assert time.monotonic() - t < 30
+    assert res.returncode != 0 and "no credentials" in res.stderr and "Traceback" not in res.stderr
+    assert not mounted(p / "data" / "field")
+    assert (p / "data/field/a.csv").read_bytes().startswith(b"version gitdata/1")
+    assert json.loads(gd(p, "mount", "ls", "--json").stdout) == []
