@@ -75,20 +75,25 @@ class Snapshot:
     def __init__(self, project: Project, rev: str | None = None, paths: list[str] | None = None) -> None:
         """``paths``: only these files (one ``gitdata.open`` needs one entry, not the whole index)."""
         repo = project.repo
-        if rev is None:
-            self.commit = None
-            pairs = list(repo.ls_index()) if paths is None else _ls(repo, ["ls-files", "-s", "-z"], paths)
-        else:
+        self.commit = None
+        if rev is not None:
             commit = repo.rev_parse(rev)
             if commit is None:
                 raise FileNotFoundError(f"no commit {rev!r} in {project.root}")
             self.commit = commit
-            pairs = list(repo.ls_tree(commit)) if paths is None else _ls(
-                repo, ["ls-tree", "-r", "-z", "--full-tree", commit], paths
-            )
-        scan = _scan_blobs(repo, pairs)
-        pointers = {f.path: f.pointer for f in scan.found}
-        sizes = repo.blob_sizes(sha for p, sha in pairs if p not in pointers)
+        if paths is not None and all("\n" not in p for p in paths):
+            # a few paths (gitdata.open): two git processes, not a scan of the whole index
+            pairs, pointers, malformed, sizes = _few(repo, self.commit, paths)
+        else:
+            if paths is not None:
+                pairs = _ls(repo, ["ls-files", "-s", "-z"] if rev is None else
+                            ["ls-tree", "-r", "-z", "--full-tree", self.commit or ""], paths)  # fmt: skip
+            else:
+                pairs = list(repo.ls_index()) if rev is None else list(repo.ls_tree(self.commit or ""))
+            scan = _scan_blobs(repo, pairs)
+            pointers = {f.path: f.pointer for f in scan.found}
+            malformed = scan.malformed
+            sizes = {sha: n for sha, (_t, n) in repo.blob_sizes(sha for p, sha in pairs if p not in pointers).items()}
         self.files: dict[str, TrackedFile] = {}
         self.dirs: dict[str, set[str]] = {"": set()}
         for path, sha in pairs:
@@ -96,7 +101,7 @@ class Snapshot:
             if p is not None:
                 tf = TrackedFile(path, sha, p.size, p)
             else:
-                tf = TrackedFile(path, sha, sizes.get(sha, ("blob", 0))[1], None, scan.malformed.get(path))
+                tf = TrackedFile(path, sha, sizes.get(sha, 0), None, malformed.get(path))
             self.files[path] = tf
             parent = ""
             for part in path.split("/")[:-1]:
@@ -105,6 +110,33 @@ class Snapshot:
                 self.dirs.setdefault(child, set())
                 parent = child
             self.dirs.setdefault(parent, set()).add(path)
+
+
+def _few(repo: Any, commit: str | None, paths: list[str]) -> tuple[
+    list[tuple[str, str]], dict[str, Pointer], dict[str, str], dict[str, int]
+]:
+    """``(pairs, pointers, malformed, sizes)`` of ``paths`` in the index (``:path``) or a commit
+    (``commit:path``): one ``cat-file --batch-check`` and one ``--batch`` of the small blobs."""
+    from .pointer import MAGIC, MAX_SIZE, PointerError, parse
+
+    prefix = commit or ""
+    out = repo.git("cat-file", "--batch-check", input="".join(f"{prefix}:{p}\n" for p in paths).encode())
+    found = []
+    for path, line in zip(paths, out.decode().splitlines()):
+        fields = line.split()
+        if len(fields) == 3 and fields[1] == "blob":
+            found.append((path, fields[0], int(fields[2])))
+    blobs = repo.read_blobs([sha for _p, sha, n in found if n < MAX_SIZE])
+    pointers: dict[str, Pointer] = {}
+    malformed: dict[str, str] = {}
+    for path, sha, _n in found:
+        data = blobs.get(sha)
+        if data is not None and data.startswith(MAGIC):
+            try:
+                pointers[path] = parse(data)
+            except PointerError as err:
+                malformed[path] = str(err)
+    return [(p, sha) for p, sha, _n in found], pointers, malformed, {sha: n for _p, sha, n in found}
 
 
 def _ls(repo: Any, args: list[str], paths: list[str]) -> list[tuple[str, str]]:
