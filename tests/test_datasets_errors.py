@@ -147,8 +147,7 @@ def test_add_inside_git_dir_is_refused(root):
 def test_mount_and_threshold(root, src):
     gd(root, "dataset", "add", "ds", "--create", src.as_uri())
     git(root, "commit", "-q", "-m", "reg")
-    err = gd(root, "dataset", "stage", "ds", "--mount", check=False).stderr.decode()
-    assert "mount mode is not available yet" in err
+    # (mount mode works now: tests/test_mount.py)
     git(root, "config", "gitdata.stageMaxBytes", "1000")
     proc = gd(root, "dataset", "stage", "ds", check=False)
     assert proc.returncode == 1
