@@ -85,11 +85,8 @@ class Snapshot:
             # a few paths (gitdata.open): two git processes, not a scan of the whole index
             pairs, pointers, malformed, sizes = _few(repo, self.commit, paths)
         else:
-            if paths is not None:
-                pairs = _ls(repo, ["ls-files", "-s", "-z"] if rev is None else
-                            ["ls-tree", "-r", "-z", "--full-tree", self.commit or ""], paths)  # fmt: skip
-            else:
-                pairs = list(repo.ls_index()) if rev is None else list(repo.ls_tree(self.commit or ""))
+            some = paths or ()
+            pairs = list(repo.ls_index(some)) if rev is None else list(repo.ls_tree(self.commit or "", some))
             scan = _scan_blobs(repo, pairs)
             pointers = {f.path: f.pointer for f in scan.found}
             malformed = scan.malformed
@@ -137,28 +134,6 @@ def _few(repo: Any, commit: str | None, paths: list[str]) -> tuple[
             except PointerError as err:
                 malformed[path] = str(err)
     return [(p, sha) for p, sha, _n in found], pointers, malformed, {sha: n for _p, sha, n in found}
-
-
-def _ls(repo: Any, args: list[str], paths: list[str]) -> list[tuple[str, str]]:
-    """``(path, blob)`` of ``git ls-files -s`` / ``ls-tree -r`` limited to literal ``paths``."""
-    out = repo.git("--literal-pathspecs", *args, "--", *paths)
-    pairs = []
-    for rec in out.split(b"\0"):
-        if not rec:
-            continue
-        meta, path = rec.split(b"\t", 1)
-        fields = meta.decode().split()
-        if args[0] == "ls-files":
-            mode, sha, stage = fields
-            if stage != "0":
-                continue
-        else:
-            mode, kind, sha = fields
-            if kind != "blob":
-                continue
-        if mode not in ("120000", "160000"):
-            pairs.append((path.decode("utf-8", "surrogateescape"), sha))
-    return pairs
 
 
 class _Reader(io.RawIOBase):

@@ -150,9 +150,10 @@ class Repo:
             pos += size + 1
         return res
 
-    def ls_tree(self, rev: str) -> Iterator[tuple[str, str]]:
-        """``(path, blob sha)`` of every blob in a commit's tree."""
-        out = run_git(["ls-tree", "-r", "-z", "--full-tree", rev], cwd=self.root)
+    def ls_tree(self, rev: str, paths: Sequence[str] = ()) -> Iterator[tuple[str, str]]:
+        """``(path, blob sha)`` of every blob in a commit's tree (only literal ``paths`` if given)."""
+        spec = ["--literal-pathspecs"] if paths else []
+        out = run_git([*spec, "ls-tree", "-r", "-z", "--full-tree", rev, *(["--", *paths] if paths else [])], cwd=self.root)
         for rec in out.split(b"\0"):
             if not rec:
                 continue
@@ -161,9 +162,10 @@ class Repo:
             if kind == "blob" and mode != "120000":
                 yield path.decode("utf-8", "surrogateescape"), sha
 
-    def ls_index(self) -> Iterator[tuple[str, str]]:
-        """``(path, blob sha)`` of every stage-0 entry in the index."""
-        out = run_git(["ls-files", "-s", "-z"], cwd=self.root)
+    def ls_index(self, paths: Sequence[str] = ()) -> Iterator[tuple[str, str]]:
+        """``(path, blob sha)`` of every stage-0 entry in the index (only literal ``paths`` if given)."""
+        spec = ["--literal-pathspecs"] if paths else []
+        out = run_git([*spec, "ls-files", "-s", "-z", *(["--", *paths] if paths else [])], cwd=self.root)
         for rec in out.split(b"\0"):
             if not rec:
                 continue
