@@ -17,7 +17,12 @@ echo "== ruff"
 .venv/bin/ruff check src tests benchmarks
 echo "== pytest"
 set +e
-.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+# Two workers by default (CI has 2 cores; most tests wait on git, servers and FUSE, not CPU).
+# GITDATA_TEST_WORKERS=0 runs everything in one process.
+workers=${GITDATA_TEST_WORKERS:-2}
+xdist=()
+if [ "$workers" != 0 ]; then xdist=(-n "$workers" --dist loadfile); fi
+.venv/bin/python -m pytest -q -p no:cacheprovider "${xdist[@]}" "$@"
 rc=$?
 set -e
 if [ "$rc" = 5 ]; then
