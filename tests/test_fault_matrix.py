@@ -188,3 +188,108 @@ def test_full_disk_during_a_location_stage_leaves_no_partial_file(tmp_path, smal
     for name, data in files.items():
         assert (p / "data" / "d" / name).read_bytes() == data
     assert status_short(p) == ""
+
+
+@pytest.fixture
+def disk8(tmp_path):
+    mnt = tmp_path / "disk8"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mnt)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def _not_materialized(root: Path) -> list[str]:
+    import json
+
+    proc = subprocess.run(["git", "data", "status", "--json"], cwd=root, capture_output=True, text=True)
+    rows = json.loads(proc.stdout)
+    rows = rows["rows"] if isinstance(rows, dict) else rows
+    return sorted(r["path"] for r in rows if r.get("local") == "not materialized")
+
+
+def _pushed_project(tmp_path: Path, files: dict[str, bytes]) -> Path:
+    """A project whose data is on a file:// data remote, and a bare origin holding its commit."""
+    from helpers import new_project, write
+
+    p = new_project(tmp_path / "p", (tmp_path / "store").as_uri())
+    for rel, data in files.items():
+        write(p / rel, data)
+    git(p, "add", "-A")
+    git(p, "commit", "-qm", "data")
+    gd(p, "push")
+    git(tmp_path, "init", "-q", "--bare", str(tmp_path / "o.git"))
+    git(p, "push", "-q", str(tmp_path / "o.git"), "HEAD:refs/heads/main")
+    return tmp_path / "o.git"
+
+
+def test_full_disk_during_clone_leaves_pointers_that_pull_completes(tmp_path, disk8):
+    """git would write part of an object it cannot fit and then fail every file after it
+    (an empty index); the filter leaves such an object as its pointer instead, and names it."""
+    files = {"data/big.bin": os.urandom(3 << 20), "data/small.bin": b"small\n"}
+    origin = _pushed_project(tmp_path, files)
+    filler = disk8 / "filler"
+    filler.write_bytes(b"\0" * (6 << 20))
+    clone = disk8 / "c"
+    proc = subprocess.run(["git", "clone", "-q", str(origin), str(clone)], capture_output=True, text=True)
+    assert "Traceback" not in proc.stderr
+    assert "data/big.bin" in proc.stderr and "no space left" in proc.stderr, proc.stderr
+    # nothing half-written: the big file is its pointer, the small one whole, git's index intact
+    assert (clone / "data/big.bin").read_bytes().startswith(b"version gitdata/1\n")
+    assert (clone / "data/small.bin").read_bytes() == b"small\n"
+    assert status_short(clone) == "" and not _temps(clone / "data")
+    assert _not_materialized(clone) == ["data/big.bin"]
+    filler.unlink()
+    gd(clone, "pull")
+    assert (clone / "data/big.bin").read_bytes() == files["data/big.bin"]
+    assert status_short(clone) == "" and _not_materialized(clone) == []
+    assert not _temps(clone / "data")
+
+
+def test_full_disk_during_storage_stage_keeps_whole_files_and_converges(tmp_path, disk8):
+    bucket = tmp_path / "bucket"
+    files = {f"raw/r{i}.bin": os.urandom(1 << 20) for i in range(3)}
+    for rel, data in files.items():
+        (bucket / "lab" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (bucket / "lab" / rel).write_bytes(data)
+    p = tmp_path / "p"
+    p.mkdir()
+    git(p, "init", "-q", "-b", "main")
+    gd(p, "storage", "add", "lab", (bucket / "lab").as_uri(), "--to", "disk/lab")
+    (p / "disk").mkdir()
+    r = subprocess.run(["mount", "--bind", str(disk8), str(p / "disk")], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot bind-mount here: {r.stderr.decode().strip()}")
+    try:
+        filler = p / "disk" / "filler"
+        filler.write_bytes(b"\0" * (6 << 20))
+        proc = subprocess.run(["git", "data", "storage", "stage", "lab"], cwd=p, capture_output=True, text=True)
+        assert proc.returncode != 0
+        assert "Traceback" not in proc.stderr and "no space left" in proc.stderr, proc.stderr
+        local = p / "disk" / "lab"
+        for f in local.rglob("*") if local.exists() else []:
+            if f.is_file():
+                assert f.read_bytes() == files[f.relative_to(local).as_posix()], f"partial file {f}"
+        assert not _temps(p / "disk")
+        filler.unlink()
+        proc = subprocess.run(["git", "data", "storage", "stage", "lab"], cwd=p, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        for rel, data in files.items():
+            assert (local / rel).read_bytes() == data, rel
+        # nothing was deleted or re-uploaded in the bucket, and nothing is left to do
+        for rel, data in files.items():
+            assert (bucket / "lab" / rel).read_bytes() == data, rel
+        dry = subprocess.run(["git", "data", "storage", "sync", "lab", "--dry-run", "--json"], cwd=p,
+                             capture_output=True, text=True)  # fmt: skip
+        import json
+
+        counts = json.loads(dry.stdout)[0]["counts"]
+        assert {k: counts[k] for k in ("upload", "download", "delete-remote", "delete-local", "conflicts")} == {
+            "upload": 0, "download": 0, "delete-remote": 0, "delete-local": 0, "conflicts": 0}, dry.stdout  # fmt: skip
+        assert counts["unchanged"] == 3
+    finally:
+        subprocess.run(["umount", "-l", str(p / "disk")], capture_output=True)

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from . import writer
 from .errors import GitDataError
 from .storage.errors import AccessDenied, StorageError, redact_url
 
@@ -404,18 +405,8 @@ class CredentialsFile:
         buf = io.StringIO()
         buf.write("# git data credentials: secrets, keep private (mode 0600). Never commit this file.\n")
         parser.write(buf)
-        tmp = f"{self.path}.tmp-{os.getpid()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                os.fchmod(f.fileno(), FILE_MODE)  # whatever the umask
-                f.write(buf.getvalue())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        # created 0600 (mkstemp) and kept so whatever the umask; durable before the rename
+        writer.write_small(self.path, buf.getvalue().encode("utf-8"), mode=FILE_MODE, fsync=True)
 
     def set(self, ident: str, secret: Secret, storage: str | None = None) -> None:
         for name, value in (("key", secret.key), ("secret", secret.secret), ("token", secret.token)):

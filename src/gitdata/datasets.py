@@ -31,7 +31,7 @@ from typing import Any
 
 from . import config as config_mod
 from . import install as install_mod
-from . import safepath, trust
+from . import safepath, trust, writer
 from .errors import GitDataError
 from .git.repo import run_git
 from .pointer import MAX_SIZE, Pointer, PointerError, is_pointer_like, parse
@@ -471,12 +471,8 @@ def git_add(project: Project, paths: list[str], *, intent_only: bool = False, po
 
 
 def write_small(path: str, data: bytes) -> None:
-    """Write a small file atomically (temp beside it, then rename)."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.gitdata-tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    """Write a small file (a pointer) through the guarded writer."""
+    writer.write_small(path, data)
 
 
 def read_pointer_file(full: str) -> Pointer | None:
@@ -637,7 +633,6 @@ def add_local(
     to: str = "",
 ) -> AddReport:
     """Copy a local file or folder into the dataset folder and ``git add`` it."""
-    import shutil
 
     src = os.path.abspath(os.path.expanduser(source))
     if not os.path.lexists(src):
@@ -679,11 +674,8 @@ def add_local(
         existing = read_pointer_file(dest)
         if os.path.lexists(dest) and existing is None:
             raise NameClash(f"{dest_rel} exists already; remove it or use --to SUBPATH")
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        tmp = dest + f".gitdata-tmp-{os.getpid()}"
-        shutil.copyfile(full, tmp)
-        os.replace(tmp, dest)
-        report.total_size += os.path.getsize(dest)
+        _oid, size = writer.copy_file(full, dest, algorithm=project.algorithm)
+        report.total_size += size
     report.files = dests
     git_add(project, [".gitdata", ".gitattributes", *dests])
     return report

@@ -39,6 +39,12 @@ class SmudgeResult:
     error: str | None = None
 
 
+#: objects smaller than this are not worth a free-space check before git writes them
+ROOM_CHECK_MIN = 256 << 10
+#: free space kept on the work tree's disk beyond an object git writes
+ROOM_RESERVE = 1 << 20
+
+
 class FilterHandler:
     """Clean/smudge for one long-running filter process (one git command)."""
 
@@ -101,9 +107,11 @@ class FilterHandler:
             oid, size = oid_of_bytes(head, algo), n
             if not cache.has(oid) and self._local_object(oid) is None:
                 cache.put_bytes(head, algo, expected_oid=oid)
-        elif (expected := self.expected.get(path)) is not None and (
+        elif (expected := self.expected.get(path) or self._indexed_object(path)) is not None and (
             cache.has(expected) or self._local_object(expected) is not None
         ):
+            # most likely the bytes git data wrote for this path: hashed, nothing written
+            # (a plain `git status` re-cleaning a checked-out file needs no free space)
             oid, size = self._clean_expected(path, expected, head, it)
         else:
             with cache.writer(algo) as w:
@@ -119,6 +127,21 @@ class FilterHandler:
         if staged is not None:
             return staged
         return Pointer(oid=oid, size=size).encode()
+
+    def _indexed_object(self, path: str) -> str | None:
+        """The oid of the pointer git's index holds for ``path``, if it holds one and the
+        work-tree file has the size it records (two git processes, for files over 1 MiB)."""
+        repo = self.project.repo
+        try:
+            size = int(repo.git("cat-file", "-s", f":{path}", check=True) or b"-1")
+            if not 0 < size < MAX_SIZE:
+                return None
+            pointer = parse(repo.git("cat-file", "blob", f":{path}"))
+            here = os.stat(os.path.join(self.project.root, path)).st_size
+        except (GitDataError, PointerError, ValueError, OSError):
+            return None  # not in the index (a new file), or not a pointer there
+        # another size: an edit, which is written to the cache as it is read (one pass)
+        return pointer.oid if pointer.size == here else None
 
     def _clean_expected(
         self, path: str, expected: str, head: bytes | memoryview, it: Iterator[bytes]
@@ -167,7 +190,7 @@ class FilterHandler:
         local = None if owned else self._local_object(pointer.oid)
         if local is not None and pointer.size is not None and os.path.getsize(local) != pointer.size:
             local = None  # not what the pointer says: the download path refuses it with the reason
-        if local is not None and (pointer.size or 0) > self.project.smudge_max:
+        if local is not None and self._write_later(pointer.size or 0):
             # written after git is done, verified while it is copied
             self._deferred.append(WorktreeFile(path, pointer, source=local))
             return SmudgeResult(data=pointer.encode())
@@ -266,9 +289,10 @@ class FilterHandler:
     def _from_cache(self, path: str, pointer: Pointer) -> SmudgeResult:
         assert pointer.oid is not None
         size = pointer.size or 0
-        if size > self.project.smudge_max:
-            # git would hold the whole output in memory: write the pointer now,
-            # and the content ourselves, streaming, when git is done.
+        if self._write_later(size):
+            # git would hold the whole output in memory (or could not write all of it to a
+            # disk this full, leaving half a file): write the pointer now, and the content
+            # ourselves, streaming and through the guarded writer, when git is done.
             self._deferred.append(WorktreeFile(path, pointer))
             return SmudgeResult(data=pointer.encode())
         cache = self.project.cache
@@ -302,9 +326,26 @@ class FilterHandler:
         assert pointer.oid is not None
         if not self.project.cache.has(pointer.oid):
             local = self._local_object(pointer.oid)
-            if local is not None:
+            if local is not None and not self._write_later(pointer.size or 0):
                 return SmudgeResult(file=local)  # verified by the job that just finished
+            if local is not None:
+                self._deferred.append(WorktreeFile(path, pointer, source=local))
+                return SmudgeResult(data=pointer.encode())
         return self._from_cache(path, pointer)
+
+    def _write_later(self, size: int) -> bool:
+        """Whether git data writes this object itself after git is done: it is over
+        ``gitdata.smudgeMax``, or the work tree's disk has no room for it (git would
+        write part of it, then fail every file after it)."""
+        if size > self.project.smudge_max:
+            return True
+        if size < ROOM_CHECK_MIN:
+            return False
+        try:
+            st = os.statvfs(self.project.root)
+        except OSError:
+            return False
+        return st.f_bavail * st.f_frsize < size + ROOM_RESERVE
 
     def _mark_ready(self, path: str) -> None:
         with self._ready_cond:

@@ -22,21 +22,20 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from . import datasets as ds_mod
-from . import guard, safepath
+from . import guard, safepath, writer
 from .cache import CacheError
 from .datasets import Dataset, DatasetError, object_store_for
 from .errors import GitDataError
 from .fetch import WorktreeChanged, WorktreeFile, download_many, materialize, still_holds
-from .fileio import remove_stale_tmp, tmp_prefix, worktree_mode
+from .fileio import remove_stale_tmp
 from .filters import refresh_index
-from .hashing import CHUNK, new_hasher, oid_of_file
+from .hashing import CHUNK, oid_of_file
 from .lock import clone_lock
 from .pointer import MAX_SIZE, Pointer
 from .project import Project
@@ -219,51 +218,21 @@ def _open_kwargs(storage: Storage, version_id: str | None) -> dict[str, Any]:
     return {}
 
 
-class ChangedMeanwhile(StageError):
+class ChangedMeanwhile(StageError, writer.TargetChanged):
     """The target changed while git data was writing beside it: it is kept."""
 
 
-class _FileSink:
-    """Writes beside ``dest`` under a temporary name while hashing; ``commit`` renames.
+def _sink(dest: str, algorithm: str, expect: tuple[int, int, int] | None) -> writer.GuardedFile:
+    """The guarded writer for a staged file; ``expect``: ``dest``'s signature when git data
+    decided it may replace it (None: nothing was there)."""
+    return writer.GuardedFile(dest, algorithm, expect=expect)
 
-    ``expect`` is ``dest``'s :func:`gitdata.guard.signature` when git data
-    decided it may replace it (None: nothing was there); if ``dest`` changed
-    since, ``commit`` keeps it and raises :class:`ChangedMeanwhile`. The
-    file gets ``dest``'s mode, or a new file's under the umask.
-    """
 
-    def __init__(self, dest: str, algorithm: str, expect: tuple[int, int, int] | None = None) -> None:
-        self.dest = dest
-        self.algorithm = algorithm
-        self.expect = expect
-        self._h = new_hasher(algorithm)
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(dir=os.path.dirname(dest), prefix=tmp_prefix())
-        self._f: BinaryIO | None = os.fdopen(fd, "wb")
-
-    def write(self, data: bytes) -> None:
-        assert self._f is not None
-        self._h.update(data)
-        self._f.write(data)
-
-    def commit(self) -> tuple[str, int]:
-        assert self._f is not None
-        self._f.close()
-        self._f = None
-        size = os.path.getsize(self.tmp)
-        if guard.signature(self.dest) != self.expect:
-            self.abort()
-            raise ChangedMeanwhile(f"{self.dest} changed while it was being staged; kept it as it is")
-        os.chmod(self.tmp, worktree_mode(self.dest))
-        os.replace(self.tmp, self.dest)
-        return f"{self.algorithm}:{self._h.hexdigest()}", size
-
-    def abort(self) -> None:
-        if self._f is not None:
-            self._f.close()
-            self._f = None
-        if os.path.lexists(self.tmp):
-            os.unlink(self.tmp)
+def _commit(sink: writer.GuardedFile, **kw: Any) -> tuple[str, int]:
+    try:
+        return sink.commit(**kw)
+    except writer.TargetChanged as err:
+        raise ChangedMeanwhile(f"{sink.dest} changed while it was being staged; kept it as it is") from err
 
 
 def _download_to_cache(project: Project, storage: Storage, key: str, pointer: Pointer) -> str:
@@ -292,24 +261,17 @@ def _download_to_file(
     kwargs = _open_kwargs(storage, pointer.get("version-id"))
     expected = _expected_md5(pointer)
     md5 = hashlib.md5(usedforsecurity=False) if expected else None
-    sink = _FileSink(dest, project.algorithm, expect)
-    try:
-        size = 0
-        with storage.open_read(key, **kwargs) as f:
-            while True:
-                chunk = f.read(CHUNK * 4)
-                if not chunk:
-                    break
-                _check_bound(storage, key, pointer, size + len(chunk), sink.abort)
-                sink.write(chunk)
-                size += len(chunk)
-                if md5 is not None:
-                    md5.update(chunk)
-        _check(storage, key, pointer, size, md5, expected, sink.abort)
-        oid, _ = sink.commit()
-    except BaseException:
-        sink.abort()
-        raise
+    with _sink(dest, project.algorithm, expect) as sink, storage.open_read(key, **kwargs) as f:
+        while True:
+            chunk = f.read(CHUNK * 4)
+            if not chunk:
+                break
+            _check_bound(storage, key, pointer, sink.size + len(chunk), sink.abort)
+            sink.write(chunk)
+            if md5 is not None:
+                md5.update(chunk)
+        _check(storage, key, pointer, sink.size, md5, expected, sink.abort)
+        oid, _ = _commit(sink)
     return oid
 
 
@@ -335,18 +297,14 @@ def _check_bound(storage: Storage, key: str, pointer: Pointer, size: int, abort:
 
 def _copy_to_file(source: BinaryIO, dest: str, algorithm: str, expect: tuple[int, int, int] | None,
                   oid: str | None = None) -> str:
-    """Copy an open file to ``dest`` through :class:`_FileSink`; with ``oid``,
+    """Copy an open file to ``dest`` through the guarded writer; with ``oid``,
     only if the bytes hash to it. Returns the oid of what was written."""
-    sink = _FileSink(dest, algorithm, expect)
-    try:
-        while chunk := source.read(CHUNK * 4):
-            sink.write(chunk)
-        if oid is not None and f"{algorithm}:{sink._h.hexdigest()}" != oid:
-            raise CacheError(f"cached object {oid} is corrupt; delete it and run `git data fetch`")
-        written, _size = sink.commit()
-    except BaseException:
-        sink.abort()
-        raise
+    with _sink(dest, algorithm, expect) as sink:
+        sink.copy_from(source)
+        try:
+            written, _size = _commit(sink, expected_oid=oid)
+        except writer.ContentMismatch as err:
+            raise CacheError(f"cached object {oid} is corrupt; delete it and run `git data fetch`") from err
     return written
 
 
@@ -755,7 +713,7 @@ def _stage_location(
                 "else): kept as it is; to get the recorded bytes, move it away and stage again"
             )
             continue
-        sigs[f.path] = guard.signature(dest)
+        sigs[f.path] = writer.signature(dest)
         if not linked:
             full = os.path.join(project.root, f.path)
             if os.path.isfile(full) and ds_mod.read_pointer_file(full) is None:

@@ -26,12 +26,11 @@ import hashlib
 import json
 import os
 import sqlite3
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import safepath
+from . import safepath, writer
 from . import storages as storages_mod
 from . import syncplan as sp
 from .errors import GitDataError
@@ -407,24 +406,17 @@ def _free_name(path: str, stamp: str) -> str:
     return cand
 
 
-def _download_to_temp(storage: Storage, key: str, dest: str, algorithm: str) -> tuple[str, str, int, Any]:
-    """Stream ``key`` into a temporary file beside ``dest``: (tmp, hash, size, details)."""
-    parent = os.path.dirname(dest)
-    os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f"{TMP_PREFIX}{uuid.uuid4().hex}")
-    h, size = new_hasher(algorithm), 0
+def _download(storage: Storage, key: str, dest: str, algorithm: str) -> tuple[writer.GuardedFile, Any]:
+    """Stream ``key`` into the guarded writer beside ``dest`` (not placed yet): (writer, details)."""
+    w = writer.GuardedFile(dest, algorithm)
     try:
-        with storage.open_read(key) as f, open(tmp, "wb") as out:
+        with storage.open_read(key) as f:
             details = getattr(f, "details", None)
-            while chunk := _read_chunk(f, storage, key):
-                h.update(chunk)
-                out.write(chunk)
-                size += len(chunk)
+            w.copy_from(f, lambda f: _read_chunk(f, storage, key))
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        w.abort()
         raise
-    return tmp, f"{algorithm}:{h.hexdigest()}", size, details
+    return w, details
 
 
 class _Executor:
@@ -481,32 +473,33 @@ class _Executor:
         if cur.version_id:
             return {"path": key, "side": "remote", "version_id": cur.version_id}
         dest = _free_name(self.p.local_path(key), self.stamp)
-        tmp, _, _, details = _download_to_temp(self.storage, key, dest, self.algorithm)
-        got = from_info(details) if isinstance(details, Mapping) else None
-        if got is not None and compare(cur, got) != "unchanged":
-            os.unlink(tmp)
-            raise RaceConflict(f"{key}: changed remotely during the sync; nothing overwritten")
-        os.replace(tmp, dest)
+        w, details = _download(self.storage, key, dest, self.algorithm)
+        with w:
+            got = from_info(details) if isinstance(details, Mapping) else None
+            if got is not None and compare(cur, got) != "unchanged":
+                raise RaceConflict(f"{key}: changed remotely during the sync; nothing overwritten")
+            w.commit(create_only=True)
         return {"path": key, "side": "remote", "conflict_copy": os.path.relpath(dest, self.p.root).replace(os.sep, "/")}
 
     def download(self, a: sp.Action) -> tuple[sp.BaseEntry, dict[str, Any] | None]:
         lp = self.p.local_path(a.path)
-        tmp, digest, size, details = _download_to_temp(self.storage, a.path, lp, self.algorithm)
-        try:
-            fp = from_info(details) if isinstance(details, Mapping) else a.remote
-            assert fp is not None
+        w, details = _download(self.storage, a.path, lp, self.algorithm)
+        fp = from_info(details) if isinstance(details, Mapping) else a.remote
+        assert fp is not None
+        kept: dict[str, Any] | None = None
+
+        def still_as_planned() -> None:
+            nonlocal kept
             if not _same_local(_local_now(lp), a.local):
                 raise RaceConflict(f"{a.path}: changed locally during the sync; nothing overwritten")
-            kept = None
             if a.keep == "local" and os.path.lexists(lp):
                 dest = _free_name(lp, self.stamp)
                 os.replace(lp, dest)
                 kept = {"path": a.path, "side": "local",
                         "conflict_copy": os.path.relpath(dest, self.p.root).replace(os.sep, "/")}  # fmt: skip
-            os.replace(tmp, lp)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+
+        with w:
+            digest, size = w.commit(check=still_as_planned)
         if fp.size != size:
             fp = Fingerprint(size=size, etag=fp.etag, md5=fp.md5, version_id=fp.version_id, mtime=fp.mtime)
         return sp.BaseEntry(size=size, remote=fp, local_hash=digest, mtime_ns=os.stat(lp).st_mtime_ns), kept

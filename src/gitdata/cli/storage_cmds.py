@@ -111,7 +111,7 @@ def _print_plan(res: sync_mod.SyncResult, dry_run: bool) -> None:
                 status = "  CONFLICT: " + res.races[a.path]
             elif a.path in res.failed:
                 status = "  FAILED: " + str(res.failed[a.path])
-        click.echo(f"{verb}{word:<13} {name}:{a.path}{extra}{status}")
+        click.echo(f"{verb}{word:<13} {name}:{a.path}{extra}{status}", err=bool(status))
     for c in plan.conflicts:
         click.echo(f"conflict ({c.kind}) {name}:{c.path}")
     for key, why in sorted(prep.refused.items()):
@@ -124,6 +124,9 @@ def _print_plan(res: sync_mod.SyncResult, dry_run: bool) -> None:
         else:
             click.echo(f"kept the {kept['side']} version of {name}:{kept['path']} as {kept['conflict_copy']}")
     counts = plan.counts()
+    if not dry_run:  # what was done, not what was planned
+        for kind in sp.TRANSFERS:
+            counts[kind] = sum(1 for a in res.done if a.kind == kind)
     summary = ", ".join(
         f"{counts[k]} {w}" for k, w in (
             (sp.UPLOAD, "to upload" if dry_run else "uploaded"),
@@ -135,6 +138,8 @@ def _print_plan(res: sync_mod.SyncResult, dry_run: bool) -> None:
             ("unchanged", "unchanged"),
         )
     )  # fmt: skip
+    if not dry_run and (res.failed or res.races):
+        summary += f", {len(res.failed) + len(res.races)} failed"
     click.echo(f"{name}: {summary}" + (" (dry run: nothing changed)" if dry_run else ""))
     if plan.blocked:
         click.echo(
