@@ -293,3 +293,72 @@ def test_full_disk_during_storage_stage_keeps_whole_files_and_converges(tmp_path
         assert counts["unchanged"] == 3
     finally:
         subprocess.run(["umount", "-l", str(p / "disk")], capture_output=True)
+
+
+def test_killed_filter_during_a_download_leaves_nothing_partial_and_converges(tmp_path, rclone_server_factory):
+    """kill -9 of the filter process (not git's wrapper) while it downloads into the cache."""
+    import uuid
+
+    from gitdata.fileio import tmp_owner
+    from helpers import new_project, write
+
+    server = rclone_server_factory()
+    bucket = server.make_bucket("b" + uuid.uuid4().hex[:8])
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": server.key, "AWS_SECRET_ACCESS_KEY": server.secret}
+    proj = new_project(tmp_path / "p", f"s3://{bucket}/proj", {"endpoint_url": server.endpoint})
+    big = os.urandom(1 << 20) * 128
+    write(proj / "data/big.bin", big)
+    write(proj / "data/small.bin", b"small\n")
+    git(proj, "add", "-A")
+    git(proj, "commit", "-qm", "data")
+    subprocess.run(["git", "data", "push"], cwd=proj, env=env, check=True, capture_output=True)
+    origin = tmp_path / "o.git"
+    git(tmp_path, "init", "-q", "--bare", str(origin))
+    git(proj, "push", "-q", str(origin), "HEAD:refs/heads/main", env=env)
+
+    clone = tmp_path / "c"
+    proc = subprocess.Popen(["git", "clone", "-q", str(origin), str(clone)], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    tmp_dir = clone / ".git" / "gitdata" / "tmp"
+    killed = None
+    deadline = time.monotonic() + 120
+    while killed is None and time.monotonic() < deadline and proc.poll() is None:
+        for f in tmp_dir.iterdir() if tmp_dir.is_dir() else []:
+            pid = tmp_owner(f.name)
+            if pid is not None and f.stat().st_size > (8 << 20):
+                os.kill(pid, signal.SIGKILL)  # the filter process: its pid is in the name
+                killed = f.name
+                break
+        time.sleep(0.01)
+    _out, err = proc.communicate(timeout=120)
+    if killed is None:
+        pytest.skip("the download finished before it could be killed")
+    assert b"Traceback" not in err
+    # no partial file under a name anyone reads: the work tree holds whole files or pointers
+    for rel, data in {"data/big.bin": big, "data/small.bin": b"small\n"}.items():
+        if (clone / rel).exists():
+            got = (clone / rel).read_bytes()
+            assert got == data or got.startswith(b"version gitdata/1\n"), rel
+    assert not _temps(clone / "data")
+    assert not any(Path(p).name == killed for p in [str(x) for x in (clone / ".git/gitdata").rglob("objects/*/*")])
+    # git aborted the checkout (its filter died): git data says so, and what to run
+    st = subprocess.run(["git", "data", "status"], cwd=clone, env=env, capture_output=True, text=True)
+    assert "the last checkout did not finish" in st.stderr, st.stderr
+    r = subprocess.run(["git", "data", "pull"], cwd=clone, env=env, capture_output=True, text=True)
+    assert r.returncode != 0 and "git restore --source=HEAD --staged --worktree :/" in r.stderr, r.stderr
+    r = subprocess.run(["git", "restore", "--source=HEAD", "--staged", "--worktree", ":/"], cwd=clone, env=env,
+                       capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(["git", "data", "pull"], cwd=clone, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (clone / "data/big.bin").read_bytes() == big
+    assert (clone / "data/small.bin").read_bytes() == b"small\n"
+    assert status_short(clone) == "" and _not_materialized(clone) == []
+    # the killed writer's partial object is not an object; prune removes it once it is stale
+    assert (tmp_dir / killed).exists()
+    fsck = subprocess.run(["git", "data", "fsck"], cwd=clone, env=env, capture_output=True, text=True)
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    time.sleep(1.1)
+    subprocess.run(["git", "-c", "gitdata.tempMaxAge=1", "data", "prune"], cwd=clone, env=env, check=True,
+                   capture_output=True)  # fmt: skip
+    assert not (tmp_dir / killed).exists()

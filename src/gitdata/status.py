@@ -257,6 +257,22 @@ def collect(project: Project, options: StatusOptions) -> list[StatusRow]:
     return rows
 
 
+UNFINISHED_CHECKOUT = (
+    "the last checkout did not finish: git's index is empty while HEAD has files (was git "
+    "data's filter killed, or the disk full?); run `git restore --source=HEAD --staged --worktree :/`, "
+    "then `git data pull`"
+)
+
+
+def unfinished_checkout(project: Project) -> str | None:
+    """What to do when a checkout was cut off (git's filter process died mid-way, which makes
+    git abort with an empty index), or None. Costs one ``ls-files``; ``ls-tree`` only then."""
+    repo = project.repo
+    if next(iter(repo.ls_index()), None) is not None or repo.rev_parse("HEAD") is None:
+        return None
+    return UNFINISHED_CHECKOUT if next(iter(repo.ls_tree("HEAD")), None) is not None else None
+
+
 # -- git data update -----------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ import os
 import click
 
 from .. import install as install_mod
+from .. import status as status_mod
 from ..errors import GitDataError
 from ..fetch import WorktreeFile, download_many, materialize, read_worktree_pointer
 from ..filters import refresh_index
@@ -210,6 +211,9 @@ def pull(paths: tuple[str, ...], remote: str | None) -> None:
     """Fetch the objects HEAD needs and check them out (fetch + checkout)."""
     project = open_project()
     ensure_filter(project)
+    unfinished = status_mod.unfinished_checkout(project)
+    if unfinished:
+        raise GitDataError(unfinished)
     include = tuple(p if any(c in p for c in "*?[") else p.rstrip("/") + "*" for p in paths)
     n, failed = _fetch(project, (), include, (), remote)
     m, failed2 = _checkout(project, paths)

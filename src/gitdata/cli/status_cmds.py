@@ -29,6 +29,9 @@ def status(names: tuple[str, ...], remote: bool, verbose: bool, as_json: bool) -
     """
     project = open_project()
     _stale_mounts(project)
+    unfinished = status_mod.unfinished_checkout(project)
+    if unfinished:
+        click.echo(f"warning: {unfinished}", err=True)
     rows = status_mod.collect(project, status_mod.StatusOptions(names=names, remote=remote))
     if as_json:
         emit_json([r.as_dict() for r in rows])
