@@ -243,10 +243,6 @@ class Cache:
                 raise
         return oid, len(data)
 
-    def add_file(self, path: str, algorithm: str) -> tuple[str, int]:
-        with open(path, "rb") as f:
-            return self.put_stream(f, algorithm)
-
     def verify(self, oid: str) -> bool:
         algo = oid.split(":", 1)[0]
         loose = self.loose_path(oid)

@@ -36,15 +36,23 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from . import writer
 from .errors import GitDataError
 from .storage.errors import AccessDenied, StorageError, redact_url
 
-if TYPE_CHECKING:
-    from .project import Project
+
+class Project(Protocol):
+    """What credential resolution needs of a project (not :class:`gitdata.project.Project`
+    itself: the project opens storages through this module, so it must not import it)."""
+
+    @property
+    def repo(self) -> Any: ...  # config_get_all(key), root
+
+    @property
+    def config(self) -> Any: ...  # sections(kind)
 
 #: A probe key that never exists; looking it up tells whether the storage
 #: accepts the credentials (404 = yes, 403 = no).

@@ -9,7 +9,7 @@ import itertools
 import os
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -18,6 +18,7 @@ from .fetch import WorktreeFile, describe, fetch_object, materialize, verify_fil
 from .hashing import new_hasher, oid_of_bytes
 from .pointer import MAX_SIZE, Pointer, PointerError, is_pointer_like, parse
 from .project import Project
+from .refresh import EXPECT_ENV, read_expected, refresh_index
 from .storage import normalize_url, oid_to_key
 
 if TYPE_CHECKING:
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 SMALL_CLEAN = 1 << 20
 #: Environment variable naming a file of ``oid<TAB>path`` lines: paths git data
 #: has just written from the cache, for the clean filter run by refresh_index.
-EXPECT_ENV = "GITDATA_EXPECT"
 
 
 @dataclass
@@ -406,7 +406,7 @@ def serve_filter_process() -> None:
     stdin = os.fdopen(sys.stdin.fileno(), "rb", buffering=1 << 20, closefd=False)
     stdout = os.fdopen(sys.stdout.fileno(), "wb", buffering=1 << 20, closefd=False)
     skip = os.environ.get("GIT_DATA_SKIP_SMUDGE", "") not in ("", "0", "false")
-    handler = FilterHandler(project, skip_smudge=skip, expected=_read_expected(os.environ.get(EXPECT_ENV)))
+    handler = FilterHandler(project, skip_smudge=skip, expected=read_expected(os.environ.get(EXPECT_ENV)))
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     if os.path.exists(os.path.join(project.root, ".gitdata")):
         from .trust import notice_once
@@ -415,67 +415,6 @@ def serve_filter_process() -> None:
     server = FilterServer(PktReader(stdin.read), PktWriter(stdout.write, stdout.flush), handler, log=log)
     server.serve()
     stdout.flush()
-
-
-def refresh_index(project: Project, paths: list[str] | Mapping[str, str]) -> None:
-    """Record the stat data of files we wrote, whose cleaned content is unchanged.
-
-    ``update-index --refresh`` is not enough: git treats a size change as a
-    modification without reading the file, so the entries are re-added (the
-    clean filter gives back the same pointer blob). When ``paths`` maps each
-    path to the oid just written, that clean only hashes the bytes and writes
-    nothing to the cache. Waits briefly for a concurrent ``index.lock`` to go
-    away; failing that, the next ``git status`` shows the files as modified
-    until ``git add`` (content is still right).
-    """
-    import tempfile
-    import time
-
-    from .git.repo import GitError, run_git
-
-    data = "".join(p + "\0" for p in paths).encode("utf-8", "surrogateescape")
-    env = None
-    expect_file = None
-    if isinstance(paths, Mapping) and paths:
-        os.makedirs(project.repo.data_dir, exist_ok=True)
-        fd, expect_file = tempfile.mkstemp(dir=project.repo.data_dir, prefix="expect-")
-        with os.fdopen(fd, "wb") as f:
-            f.write("".join(f"{oid}\t{p}\0" for p, oid in paths.items()).encode("utf-8", "surrogateescape"))
-        env = {**os.environ, EXPECT_ENV: expect_file}
-    try:
-        for attempt in range(20):
-            if not os.path.exists(os.path.join(project.repo.git_dir, "index.lock")):
-                try:
-                    # the filter named on the command line: even where it is not configured,
-                    # git cleans the files into pointers, never stages their raw bytes
-                    run_git([*FILTER_ARGS, "update-index", "-q", "-z", "--stdin"], cwd=project.repo.root, input=data, env=env)
-                    return
-                except GitError:
-                    pass
-            time.sleep(0.05 * (attempt + 1))
-    finally:
-        if expect_file is not None:
-            os.unlink(expect_file)
-
-
-#: ``git -c`` arguments that make git run our filter for this one command.
-FILTER_ARGS = ("-c", "filter.s3data.process=git-data filter-process", "-c", "filter.s3data.required=true")
-
-
-def _read_expected(path: str | None) -> dict[str, str]:
-    if not path:
-        return {}
-    try:
-        with open(path, "rb") as f:
-            records = f.read().decode("utf-8", "surrogateescape").split("\0")
-    except OSError:
-        return {}
-    out = {}
-    for rec in records:
-        oid, sep, p = rec.partition("\t")
-        if sep:
-            out[p] = oid
-    return out
 
 
 def _failed_future(err: GitDataError | None) -> Future[str]:

@@ -11,13 +11,13 @@ from .. import install as install_mod
 from .. import status as status_mod
 from ..errors import GitDataError
 from ..fetch import WorktreeFile, download_many, materialize, read_worktree_pointer
-from ..filters import refresh_index
 from ..git.repo import NotARepository, Repo
 from ..maintenance import fsck as fsck_run
 from ..maintenance import ls_files as ls_files_run
 from ..maintenance import prune as prune_run
 from ..maintenance import remove_stale_tmp
 from ..push import push_objects
+from ..refresh import refresh_index
 from ..scan import scan_history, scan_index, scan_tree
 from . import cli
 from .base import emit_json, ensure_filter, human_size, open_project, table

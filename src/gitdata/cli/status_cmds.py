@@ -7,7 +7,7 @@ from collections import Counter
 
 import click
 
-from .. import stage as stage_mod
+from .. import datasets as ds_mod
 from .. import status as status_mod
 from ..errors import GitDataError
 from . import cli
@@ -106,6 +106,6 @@ def cat(path: str) -> None:
     """
     project = open_project()
     out = sys.stdout.buffer
-    for chunk in stage_mod.open_file(project, path):
+    for chunk in ds_mod.open_file(project, path):
         out.write(chunk)
     out.flush()
