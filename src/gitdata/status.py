@@ -37,6 +37,9 @@ CHANGED = "changed"
 DELETED = "deleted"
 NEW = "new"
 REFUSED = "refused"  # a registered source outside the dataset's sources: never read
+# run states (section "runs", gitdata.provenance)
+STALE = "stale"
+UNREADABLE = "unreadable"
 
 
 @dataclass(frozen=True)
@@ -62,8 +65,8 @@ class StatusRow:
     @property
     def notable(self) -> bool:
         """Worth showing in the short listing."""
-        return self.local in (MODIFIED, NOT_PUSHED, MISSING, NOT_MATERIALIZED) or self.remote in (
-            CHANGED, DELETED, NEW, REFUSED
+        return self.local in (MODIFIED, NOT_PUSHED, MISSING, NOT_MATERIALIZED, STALE, UNREADABLE) or self.remote in (
+            CHANGED, DELETED, NEW, REFUSED, STALE
         )
 
 
@@ -229,11 +232,27 @@ def worktree_rows(project: Project, options: StatusOptions) -> list[StatusRow]:
     ]
 
 
+def run_rows(project: Project, options: StatusOptions, rows: list[StatusRow]) -> list[StatusRow]:
+    """Recorded runs (gitdata.provenance): stale ones with the reason, from the rows above."""
+    from .provenance.observe import status_rows
+
+    return status_rows(project, options, rows)
+
+
+def _run_names(project: Project) -> set[str]:
+    from .provenance.observe import run_names
+
+    return run_names(project)
+
+
 #: Every section of ``git data status``, in order. Add a provider here.
 SECTIONS: list[SectionProvider] = [worktree_rows, dataset_rows, storage_rows]
 
+#: Sections that read the rows of :data:`SECTIONS` (runs reuse the datasets' listings), after them.
+DERIVED: list[Callable[[Project, StatusOptions, list[StatusRow]], list[StatusRow]]] = [run_rows]
+
 #: The names each section knows (``git data status NAME`` must match one). Add yours here.
-NAMES: list[Callable[[Project], set[str]]] = [lambda project: set(ds_mod.load_all(project)), _storage_names]
+NAMES: list[Callable[[Project], set[str]]] = [lambda project: set(ds_mod.load_all(project)), _storage_names, _run_names]
 
 
 class UnknownName(GitDataError):
@@ -254,6 +273,8 @@ def collect(project: Project, options: StatusOptions) -> list[StatusRow]:
     rows: list[StatusRow] = []
     for provider in SECTIONS:
         rows += provider(project, options)
+    for derived in DERIVED:
+        rows += derived(project, options, rows)
     return rows
 
 

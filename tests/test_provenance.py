@@ -1,0 +1,225 @@
+"""Provenance end to end: git data run / status / rerun / log / crate against real servers.
+
+The pipeline (issue 16): raw data registered from a versioned moto bucket,
+staged by reference, plus a copy-mode dataset -> an intermediate table ->
+a figure. git data runs as a subprocess, as a user would run it; moto
+counts every request it serves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import git, new_project, run, write
+
+PY = sys.executable
+
+STEP1 = """\
+import subprocess, sys
+raw = b"".join(subprocess.run(["git", "data", "cat", p], check=True, capture_output=True).stdout
+               for p in ("data/raw/a.csv", "data/raw/b.csv"))
+params = open("data/params/p.txt", "rb").read()
+if b"FAIL" in params + raw:
+    open("results/table.csv", "wb").write(b"half a tab")
+    sys.exit(3)
+open("results/table.csv", "wb").write(b"table\\n" + raw + params)
+"""
+STEP2 = """\
+data = open("results/table.csv", "rb").read()
+open("results/fig.txt", "wb").write(b"figure of %d bytes\\n" % len(data))
+"""
+
+
+def gd(cwd, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    return run("git", "data", *args, cwd=cwd, check=check, env=env)
+
+
+def fail(cwd, *args: str) -> str:
+    """`git data ARGS` must exit 1 with one `error:` line and no traceback; returns stderr."""
+    proc = gd(cwd, *args, check=False)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1, (proc.returncode, proc.stdout, err)
+    assert "Traceback" not in err and "error: " in err, err
+    return err
+
+
+def runs_status(root: Path, *args: str) -> dict[str, dict]:
+    proc = gd(root, "status", "--json", *args)
+    return {r["name"]: r for r in json.loads(proc.stdout) if r["section"] == "runs"}
+
+
+@pytest.fixture
+def pipeline(moto_server, versioned_moto_bucket, monkeypatch, tmp_path):
+    """Two registered datasets (raw: reference mode; params: copy mode), two recorded runs."""
+    for k, v in moto_server.env.items():
+        monkeypatch.setenv(k, v)
+    bucket = versioned_moto_bucket
+    client = moto_server.client()
+    client.put_object(Bucket=bucket, Key="raw/a.csv", Body=b"a,1\n")
+    client.put_object(Bucket=bucket, Key="raw/b.csv", Body=b"b,2\n")
+    client.put_object(Bucket=bucket, Key="params/p.txt", Body=b"scale=2\n")
+    root = new_project(tmp_path / "p", patterns=("data/**",))
+    store = tmp_path / "store"
+    store.mkdir()
+    gd(root, "remote", "add", "origin", store.as_uri())
+    ep = f"endpoint_url={moto_server.endpoint}"
+    gd(root, "dataset", "create", "raw", "--title", "Raw scans", "--keyword", "mri", "-o", ep)
+    gd(root, "dataset", "add", "raw", f"s3://{bucket}/raw")
+    gd(root, "dataset", "stage", "raw", "--reference")
+    gd(root, "dataset", "create", "params", "-o", ep)
+    gd(root, "dataset", "add", "params", f"s3://{bucket}/params")
+    write(root / "step1.py", STEP1.encode())
+    write(root / "step2.py", STEP2.encode())
+    (root / "results").mkdir()
+    git(root, "add", "step1.py", "step2.py")
+    git(root, "commit", "-q", "-m", "pipeline")
+    gd(root, "run", "-n", "table", "-i", "raw", "-i", "data/params", "-i", "step1.py",
+       "-o", "results/table.csv", "--", PY, "step1.py")  # fmt: skip
+    gd(root, "run", "-n", "figure", "-i", "results/table.csv", "-i", "step2.py",
+       "-o", "results/fig.txt", "--", PY, "step2.py")  # fmt: skip
+    git(root, "commit", "-q", "-m", "runs")
+    return root, bucket, client, store
+
+
+def test_pipeline_stale_in_bucket_then_rerun(pipeline, moto_server):
+    root, bucket, client, _store = pipeline
+    table = (root / "results/table.csv").read_bytes()
+    assert table == b"table\na,1\nb,2\nscale=2\n"
+    assert (root / "results/fig.txt").read_bytes() == b"figure of %d bytes\n" % len(table)
+    # the copy-mode dataset was staged by `run`; the reference one stayed pointers
+    assert (root / "data/params/p.txt").read_bytes() == b"scale=2\n"
+    assert (root / "data/raw/a.csv").read_bytes().startswith(b"version gitdata/1")
+    # outputs are tracked data (pointers in git), the records plain JSON in git
+    assert git(root, "show", "HEAD:results/table.csv").startswith("version gitdata/1")
+    rec = json.loads(git(root, "show", "HEAD:.gitdata-runs/table.json"))
+    assert rec["format"] == "gitdata-run/1" and rec["command"][1] == "step1.py"
+    assert {i["path"] for i in rec["inputs"]} == {"data/raw", "data/params", "step1.py"}
+    assert rec["commit"] == git(root, "rev-parse", "HEAD~1").strip()
+    assert git(root, "status", "--porcelain") == ""
+    assert {n: r["local"] for n, r in runs_status(root).items()} == {"table": "up to date", "figure": "up to date"}
+
+    client.put_object(Bucket=bucket, Key="raw/b.csv", Body=b"b,20\n")  # one input object changes
+    moto_server.reset_counts()
+    rows = runs_status(root, "--remote")
+    counts = moto_server.counts(bucket)
+    assert counts["GET_OBJECT"] == 0, moto_server.counts(bucket, by_api=True)
+    assert rows["table"]["remote"] == "stale" and rows["table"]["local"] == "up to date"
+    assert "data/raw/b.csv changed" in rows["table"]["detail"]
+    assert rows["figure"]["remote"] == "stale" and "depends on stale run table" in rows["figure"]["detail"]
+    assert "data/params" not in rows["table"]["detail"]
+    # without --remote nothing is stale: nothing local changed
+    assert all(r["local"] == "up to date" for r in runs_status(root).values())
+    proc = gd(root, "status", "--remote", "--exit-code", check=False)
+    assert proc.returncode == 1 and b"depends on stale run table" in proc.stdout
+
+    dry = gd(root, "rerun", "--dry-run").stdout.decode()
+    assert dry.index("would rerun table") < dry.index("would rerun figure"), dry
+    assert (root / "results/table.csv").read_bytes() == table  # --dry-run changed nothing
+
+    proc = gd(root, "rerun")
+    out, err = proc.stdout.decode(), proc.stderr.decode()
+    assert "table: rerun" in out and "figure: rerun" in out, out
+    assert f"$ {PY} step1.py" in err  # the command is printed before it runs
+    new_table = (root / "results/table.csv").read_bytes()
+    assert new_table == b"table\na,1\nb,20\nscale=2\n"
+    assert (root / "results/fig.txt").read_bytes() == b"figure of %d bytes\n" % len(new_table)
+    assert all(r["local"] == "up to date" and r["remote"] == "unchanged" for r in runs_status(root, "--remote").values())
+    git(root, "commit", "-q", "-m", "rerun")
+    assert git(root, "status", "--porcelain") == ""
+    # a second rerun does nothing
+    again = gd(root, "rerun")
+    assert again.stdout.decode().strip() == "nothing to rerun: every run is up to date"
+    assert git(root, "status", "--porcelain") == ""
+
+
+def test_hand_edited_output_and_log(pipeline):
+    root, _bucket, _client, _store = pipeline
+    (root / "results/table.csv").write_bytes(b"edited\n")
+    rows = runs_status(root)
+    assert rows["table"]["local"] == "stale" and "output results/table.csv was edited by hand" in rows["table"]["detail"]
+    assert rows["figure"]["local"] == "stale"
+    assert "input results/table.csv changed" in rows["figure"]["detail"]
+    text = gd(root, "status").stdout.decode()
+    assert "run table: stale" in text and "was edited by hand" in text
+
+    tree = json.loads(gd(root, "log", "results/fig.txt", "--json").stdout)
+    assert tree["run"]["name"] == "figure"
+    child = next(i for i in tree["inputs"] if i["path"] == "results/table.csv")
+    assert child["run"]["name"] == "table"
+    raw = next(i for i in child["inputs"] if i["path"] == "data/raw")
+    assert raw["dataset"] == "raw" and raw["identity"].startswith("tree:") and raw["count"] == 2
+    text = gd(root, "log", "results/fig.txt").stdout.decode()
+    assert "results/fig.txt" in text and "<- run figure" in text and "<- run table" in text
+    dot = gd(root, "log", "results/fig.txt", "--dot").stdout.decode()
+    assert dot.startswith("digraph provenance {") and '"run:table" -> "file:results/table.csv"' in dot
+    err = fail(root, "log", "step1.py")
+    assert "step1.py was not made by a recorded run" in err
+
+
+def test_failing_command_records_nothing_and_keeps_outputs(pipeline, moto_server):
+    root, bucket, client, _store = pipeline
+    before = (root / "results/table.csv").read_bytes()
+    record = (root / ".gitdata-runs/table.json").read_bytes()
+    client.put_object(Bucket=bucket, Key="params/p.txt", Body=b"FAIL\n")
+    err = fail(root, "rerun", "table")
+    assert "the command exited with status 3; nothing was recorded" in err
+    assert (root / "results/table.csv").read_bytes() == before  # not the half-written "half a tab"
+    assert (root / ".gitdata-runs/table.json").read_bytes() == record
+    assert not list((Path(git(root, "rev-parse", "--git-common-dir").strip()) if False else root / ".git/gitdata/run-aside").glob("*/*"))
+    # a new run whose command fails leaves no record behind
+    err = fail(root, "run", "-n", "broken", "-o", "results/broken.txt", "--", PY, "-c", "import sys; open('results/broken.txt','w').write('x'); sys.exit(2)")
+    assert "exited with status 2" in err
+    assert not (root / ".gitdata-runs/broken.json").exists() and not (root / "results/broken.txt").exists()
+    err = fail(root, "run", "-o", "results/never.txt", "--", PY, "-c", "pass")
+    assert "did not write output results/never.txt" in err
+
+
+def test_collaborator_clone_sees_the_same_stale_set(pipeline, moto_server, tmp_path):
+    root, bucket, client, _store = pipeline
+    bare = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    git(root, "remote", "add", "origin", str(bare))
+    git(root, "push", "-q", "origin", "HEAD:main")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(bare), str(clone))
+    assert (clone / "results/fig.txt").read_bytes() == (root / "results/fig.txt").read_bytes()
+    assert {n: r["local"] for n, r in runs_status(clone).items()} == {"table": "up to date", "figure": "up to date"}
+    client.put_object(Bucket=bucket, Key="raw/a.csv", Body=b"a,100\n")
+    mine = {n: (r["local"], r["remote"]) for n, r in runs_status(root, "--remote").items()}
+    theirs = {n: (r["local"], r["remote"]) for n, r in runs_status(clone, "--remote").items()}
+    assert mine == theirs == {"table": ("up to date", "stale"), "figure": ("up to date", "stale")}
+
+
+def test_export_is_a_valid_ro_crate(pipeline):
+    root, _bucket, _client, _store = pipeline
+    gd(root, "crate")
+    crate = json.loads((root / "ro-crate-metadata.json").read_text())
+    by_id = {e["@id"]: e for e in crate["@graph"]}
+    assert by_id["data/raw/"]["name"] == "Raw scans" and by_id["data/raw/"]["keywords"] == "mri"
+    action = by_id["#run-table"]
+    assert action["@type"] == "CreateAction"
+    assert {"@id": "results/table.csv"} in action["result"] and {"@id": "data/raw/"} in action["object"]
+    from rocrate.rocrate import ROCrate
+
+    parsed = ROCrate(str(root))  # ro-crate-py reads it back: descriptor, root, every entity
+    assert parsed.name == root.name
+    assert {e.id for e in parsed.get_entities()} >= {"#run-table", "#run-figure", "results/fig.txt"}
+    _validate(root)
+
+
+def _validate(root: Path) -> None:
+    """roc-validator (the RO-Crate community's validator), offline, required checks."""
+    from rocrate_validator import models, services
+
+    settings = services.ValidationSettings(
+        rocrate_uri=str(root), profile_identifier="ro-crate-1.1",
+        requirement_severity=models.Severity.REQUIRED,
+    )  # fmt: skip
+    result = services.validate(settings)
+    issues = [f"{i.check.identifier}: {i.message}" for i in result.get_issues()]
+    assert not result.has_issues(), issues
