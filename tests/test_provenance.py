@@ -195,11 +195,12 @@ def test_collaborator_clone_sees_the_same_stale_set(pipeline, moto_server, tmp_p
     assert mine == theirs == {"table": ("up to date", "stale"), "figure": ("up to date", "stale")}
 
 
-def test_export_is_a_valid_ro_crate(pipeline):
+def test_export_is_a_valid_ro_crate(pipeline, monkeypatch):
     root, _bucket, _client, _store = pipeline
-    gd(root, "crate")
+    gd(root, "crate", "--license", "https://spdx.org/licenses/CC-BY-4.0")
     crate = json.loads((root / "ro-crate-metadata.json").read_text())
     by_id = {e["@id"]: e for e in crate["@graph"]}
+    assert by_id["./"]["license"] == {"@id": "https://spdx.org/licenses/CC-BY-4.0"}
     assert by_id["data/raw/"]["name"] == "Raw scans" and by_id["data/raw/"]["keywords"] == "mri"
     action = by_id["#run-table"]
     assert action["@type"] == "CreateAction"
@@ -209,13 +210,50 @@ def test_export_is_a_valid_ro_crate(pipeline):
     parsed = ROCrate(str(root))  # ro-crate-py reads it back: descriptor, root, every entity
     assert parsed.name == root.name
     assert {e.id for e in parsed.get_entities()} >= {"#run-table", "#run-figure", "results/fig.txt"}
-    _validate(root)
+    _validate(root, monkeypatch)
+    # the validator does check: a crate whose root lacks datePublished fails
+    broken = root.parent / "broken"
+    broken.mkdir()
+    root_entity = next(e for e in crate["@graph"] if e["@id"] == "./")
+    del root_entity["datePublished"]
+    (broken / "ro-crate-metadata.json").write_text(json.dumps(crate))
+    with pytest.raises(AssertionError, match="datePublished|Root Data Entity"):
+        _validate(broken, monkeypatch)
 
 
-def _validate(root: Path) -> None:
-    """roc-validator (the RO-Crate community's validator), offline, required checks."""
+def _validate(root: Path, monkeypatch) -> None:
+    """roc-validator (the RO-Crate community's validator) on the crate, its required checks.
+
+    Tests never leave loopback: name lookups other than loopback fail, and
+    the JSON-LD context is the one ro-crate-py ships (1.3, whose terms are
+    a superset of 1.1's) instead of a download.
+    """
+    import socket
+
+    import rocrate
     from rocrate_validator import models, services
+    import requests
+    from rocrate_validator.utils.http import HttpRequester
 
+    real = socket.getaddrinfo
+
+    def loopback_only(host, *a, **kw):
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise OSError(f"test: no network ({host})")
+        return real(host, *a, **kw)
+
+    bundled = (Path(rocrate.__file__).parent / "data" / "ro-crate.jsonld").read_bytes()
+
+    def get(self, url: str, *args, **kwargs):  # the validator's one HTTP client
+        if not (url.startswith("https://w3id.org/ro/crate/") and url.endswith("/context")):
+            raise OSError(f"test: no network ({url})")
+        resp = requests.Response()
+        resp.status_code, resp._content, resp.url = 200, bundled, url
+        resp.headers["Content-Type"] = "application/ld+json"
+        return resp
+
+    monkeypatch.setattr(socket, "getaddrinfo", loopback_only)
+    monkeypatch.setattr(HttpRequester, "get", get, raising=False)
     settings = services.ValidationSettings(
         rocrate_uri=str(root), profile_identifier="ro-crate-1.1",
         requirement_severity=models.Severity.REQUIRED,
@@ -223,3 +261,4 @@ def _validate(root: Path) -> None:
     result = services.validate(settings)
     issues = [f"{i.check.identifier}: {i.message}" for i in result.get_issues()]
     assert not result.has_issues(), issues
+    assert result.passed()

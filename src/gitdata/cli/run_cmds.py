@@ -144,7 +144,9 @@ def log(path, as_json, as_dot) -> None:
 @cli.command()
 @click.option("-o", "--output", default=export_mod.METADATA, show_default=True,
               help="Where to write it (relative to the project root; - for stdout).")
-def crate(output) -> None:
+@click.option("--license", "license_", metavar="URL|TEXT",
+              help="The data's license (an SPDX URL such as https://spdx.org/licenses/CC-BY-4.0); default: not stated.")
+def crate(output, license_) -> None:
     """Export datasets and runs as an RO-Crate (ro-crate-metadata.json).
 
     Datasets with their metadata (title, description, keywords, creators,
@@ -152,7 +154,7 @@ def crate(output) -> None:
     times, environment). The project root is the crate root.
     """
     project = open_project()
-    data = json.dumps(export_mod.build(project), indent=2, sort_keys=True) + "\n"
+    data = json.dumps(export_mod.build(project, license=license_), indent=2, sort_keys=True) + "\n"
     if output == "-":
         click.echo(data, nl=False)
         return

@@ -54,8 +54,11 @@ def _entity_id(entry: model.Entry) -> str:
     return entry.path + "/" if entry.kind == model.FOLDER else entry.path
 
 
-def build(project: Project, records: Mapping[str, model.Record] | None = None) -> dict[str, Any]:
-    """The crate's JSON-LD as a dict."""
+NO_LICENSE = "no license stated: ask the project's authors before reusing its data"
+
+
+def build(project: Project, records: Mapping[str, model.Record] | None = None, *, license: str | None = None) -> dict[str, Any]:
+    """The crate's JSON-LD as a dict. ``license``: a URL (an SPDX page) or text."""
     if records is None:
         records = load_records(project)[0]
     graph: dict[str, dict[str, Any]] = {}
@@ -70,6 +73,10 @@ def build(project: Project, records: Mapping[str, model.Record] | None = None) -
         "description": "A git data project: its datasets and the recorded runs that made its results",
         "conformsTo": [{"@id": PROCESS_PROFILE}], "hasPart": [], "mentions": [],
     }  # fmt: skip
+    if license and "://" in license:
+        root["license"] = add({"@id": license, "@type": "CreativeWork", "name": license.rstrip("/").rsplit("/", 1)[-1]})
+    else:
+        root["license"] = license or NO_LICENSE
     datasets = ds_mod.load_all(project)
     for ds in sorted(datasets.values(), key=lambda d: d.name):
         ent: dict[str, Any] = {"@id": ds.path + "/", "@type": "Dataset", "name": ds.title or ds.name,
@@ -84,6 +91,7 @@ def build(project: Project, records: Mapping[str, model.Record] | None = None) -
             ent["creator"] = [add(_person(c)) for c in ds.creators]
         if ds.sources:
             ent["isBasedOn"] = [add({"@id": s.url, "@type": "Dataset", "name": s.url}) for s in ds.sources]
+            root["hasPart"] += ent["isBasedOn"]
         root["hasPart"].append(add(ent))
     tool = add({"@id": "#gitdata", "@type": "SoftwareApplication", "name": "git data", "version": __version__})
     for name in model.order(records) if records else []:
@@ -98,7 +106,7 @@ def build(project: Project, records: Mapping[str, model.Record] | None = None) -
                     ent["isPartOf"] = {"@id": ds.path + "/"}
                 ref = add(ent)
                 ids[key].append(ref)
-                if e.kind != model.URL and ref not in root["hasPart"]:
+                if ref not in root["hasPart"]:
                     root["hasPart"].append(ref)
         command = add({"@id": f"#command-{name}", "@type": "SoftwareApplication", "name": " ".join(rec.command)})
         action: dict[str, Any] = {
