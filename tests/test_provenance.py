@@ -211,6 +211,7 @@ def test_export_is_a_valid_ro_crate(pipeline, monkeypatch):
     assert parsed.name == root.name
     assert {e.id for e in parsed.get_entities()} >= {"#run-table", "#run-figure", "results/fig.txt"}
     _validate(root, monkeypatch)
+    _validate(root, monkeypatch, "process-run-crate")  # runs as CreateActions, the profile's rules
     # the validator does check: a crate whose root lacks datePublished fails
     broken = root.parent / "broken"
     broken.mkdir()
@@ -221,7 +222,7 @@ def test_export_is_a_valid_ro_crate(pipeline, monkeypatch):
         _validate(broken, monkeypatch)
 
 
-def _validate(root: Path, monkeypatch) -> None:
+def _validate(root: Path, monkeypatch, profile: str = "ro-crate-1.1") -> None:
     """roc-validator (the RO-Crate community's validator) on the crate, its required checks.
 
     Tests never leave loopback: name lookups other than loopback fail, and
@@ -255,7 +256,7 @@ def _validate(root: Path, monkeypatch) -> None:
     monkeypatch.setattr(socket, "getaddrinfo", loopback_only)
     monkeypatch.setattr(HttpRequester, "get", get, raising=False)
     settings = services.ValidationSettings(
-        rocrate_uri=str(root), profile_identifier="ro-crate-1.1",
+        rocrate_uri=str(root), profile_identifier=profile,
         requirement_severity=models.Severity.REQUIRED,
     )  # fmt: skip
     result = services.validate(settings)
