@@ -263,3 +263,96 @@ def _validate(root: Path, monkeypatch, profile: str = "ro-crate-1.1") -> None:
     issues = [f"{i.check.identifier}: {i.message}" for i in result.get_issues()]
     assert not result.has_issues(), issues
     assert result.passed()
+
+
+# --------------------------------------------------------------------------
+# records arrive with a clone: hostile ones are refused, nothing is written outside
+
+
+def _record(name: str, outputs: list[dict], command: list[str], **extra) -> bytes:
+    rec = {"format": "gitdata-run/1", "name": name, "command": command, "cwd": "", "env": {},
+           "inputs": [], "outputs": outputs, "started": "2026-01-01T00:00:00Z",
+           "ended": "2026-01-01T00:00:01Z", "commit": None, "tool": "gitdata 0.1.0", "exit": 0, **extra}  # fmt: skip
+    return json.dumps(rec).encode()
+
+
+def _out(path: str, kind: str = "file") -> dict:
+    return {"path": path, "kind": kind, "identity": "xxh128:" + "0" * 32}
+
+
+@pytest.fixture
+def local_project(tmp_path):
+    root = new_project(tmp_path / "p", patterns=("results/**",))
+    git(root, "commit", "-q", "--allow-empty", "-m", "init")
+    return root
+
+
+def test_hostile_records_are_refused_and_write_nothing_outside(local_project, tmp_path):
+    root = local_project
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    marker = tmp_path / "ran"
+    cmd = [PY, "-c", f"open({str(marker)!r}, 'w').write('the command ran')"]
+    hostile = {
+        "up": (_record("up", [_out("../outside/x.txt")], cmd), "'..' part"),
+        "abs": (_record("abs", [_out(str(outside / "x.txt"))], cmd), "is absolute"),
+        "hook": (_record("hook", [_out(".git/hooks/pre-commit")], cmd), "'.git' part"),
+        "hook2": (_record("hook2", [_out("sub/.GIT/hooks/x")], cmd), "'.git' part"),
+        "cwd": (_record("cwd", [_out("results/x.txt")], cmd, cwd="../.."), "'..' part"),
+        "newer": (_record("newer", [_out("results/x.txt")], cmd, format="gitdata-run/9"), "upgrade git data"),
+        "secret": (_record("secret", [_out("results/x.txt")], cmd, env={"AWS_SECRET_ACCESS_KEY": "x"}), "env"),
+        "junk": (b"{not json", "not valid JSON"),
+    }
+    for name, (data, _why) in hostile.items():
+        write(root / ".gitdata-runs" / f"{name}.json", data)
+    rows = runs_status(root)
+    for name, (_data, why) in hostile.items():
+        assert rows[name]["local"] == "unreadable" and why in rows[name]["detail"], (name, rows[name])
+        err = fail(root, "rerun", name)
+        assert why in err, (name, err)
+    err = fail(root, "rerun", "--all")
+    assert not marker.exists() and not list(outside.iterdir())
+    assert not (root / ".git/hooks/x").exists() and not list((root / ".git").rglob("x.txt"))
+
+
+def test_symlinked_output_folder_is_refused_before_the_command_runs(local_project, tmp_path):
+    root = local_project
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (root / "results").symlink_to(outside)
+    marker = tmp_path / "ran"
+    cmd = [PY, "-c", f"open({str(marker)!r}, 'w').write('x'); open('results/fig.txt', 'w').write('pwned')"]
+    write(root / ".gitdata-runs/fig.json", _record("fig", [_out("results/fig.txt")], cmd))
+    err = fail(root, "rerun", "fig", "--force")
+    assert "is a symlink" in err and "does not write through it" in err, err
+    assert not marker.exists() and not list(outside.iterdir())
+    # the same for a run typed by the user
+    err = fail(root, "run", "-o", "results/fig.txt", "--", *cmd)
+    assert "is a symlink" in err
+    assert not marker.exists() and not list(outside.iterdir())
+
+
+def test_run_refuses_bad_outputs_and_credentials(local_project, monkeypatch):
+    root = local_project
+    ok = [PY, "-c", "open('results/t.txt', 'w').write('t')"]
+    assert "outside the project" in fail(root, "run", "-o", "../x.txt", "--", *ok)
+    assert "'.git' part" in fail(root, "run", "-o", ".git/hooks/post-checkout", "--", *ok)
+    assert "outside the project" in fail(root, "run", "-o", "/tmp/x.txt", "--", *ok)
+    assert "where git data keeps run records" in fail(root, "run", "-o", ".gitdata-runs/x.json", "--", *ok)
+    for var in ("AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN", "DB_PASSWORD", "MY_SECRET_THING", "GOOGLE_APPLICATION_CREDENTIALS"):
+        monkeypatch.setenv(var, "s3cr3t-value")
+        err = fail(root, "run", "--env", var, "-o", "results/t.txt", "--", *ok)
+        assert f"--env {var} looks like a credential" in err and "s3cr3t-value" not in err
+    monkeypatch.setenv("INNOCENT", "s3cr3t-value")  # the value of a secret under another name
+    assert "holds the value of a credential" in fail(root, "run", "--env", "INNOCENT", "-o", "results/t.txt", "--", *ok)
+    assert "is not set" in fail(root, "run", "--env", "UNSET_VAR_X", "-o", "results/t.txt", "--", *ok)
+    assert not (root / "results/t.txt").exists() and not (root / ".gitdata-runs").exists()
+    # a plain variable is recorded, and set again on rerun
+    monkeypatch.setenv("SEED", "42")
+    gd(root, "run", "--env", "SEED", "-n", "t", "-o", "results/t.txt", "--", PY, "-c",
+       "import os; open('results/t.txt', 'w').write(os.environ['SEED'])")  # fmt: skip
+    assert json.loads((root / ".gitdata-runs/t.json").read_text())["env"] == {"SEED": "42"}
+    monkeypatch.setenv("SEED", "7")
+    gd(root, "rerun", "t", "--force")
+    assert (root / "results/t.txt").read_text() == "42"
+    assert gd(root, "run", "--help").stdout.decode().count("Credentials are refused") == 1
