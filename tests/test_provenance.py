@@ -9,12 +9,12 @@ counts every request it serves.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
 from helpers import git, new_project, run, write
 
 PY = sys.executable
@@ -231,9 +231,9 @@ def _validate(root: Path, monkeypatch, profile: str = "ro-crate-1.1") -> None:
     """
     import socket
 
+    import requests
     import rocrate
     from rocrate_validator import models, services
-    import requests
     from rocrate_validator.utils.http import HttpRequester
 
     real = socket.getaddrinfo

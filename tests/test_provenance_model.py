@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from gitdata.provenance import lineage as lin
 from gitdata.provenance import model as m
 
 A = "xxh128:" + "a" * 32
@@ -130,14 +131,14 @@ def test_order_and_dependencies():
 
 
 def test_producer_and_lineage():
-    assert m.producer(PIPE, "results/fig/panel.png").name == "figure"  # inside a folder output
-    assert m.producer(PIPE, "data/raw") is None
-    tree = m.lineage(PIPE, "results/fig")
+    assert lin.producer(PIPE, "results/fig/panel.png").name == "figure"  # inside a folder output
+    assert lin.producer(PIPE, "data/raw") is None
+    tree = lin.lineage(PIPE, "results/fig")
     assert tree["run"]["name"] == "figure" and tree["identity"] == T2
     (child,) = tree["inputs"]
     assert child["path"] == "results/table.csv" and child["run"]["name"] == "table"
     assert {i["path"] for i in child["inputs"]} == {"data/raw", "step1.py"}
-    dot = m.dot(tree)
+    dot = lin.dot(tree)
     assert '"run:table" -> "file:results/table.csv";' in dot and '"file:results/table.csv" -> "run:figure";' in dot
 
 

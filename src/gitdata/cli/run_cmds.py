@@ -9,7 +9,7 @@ import shlex
 import click
 
 from ..provenance import export as export_mod
-from ..provenance import model, observe, runner
+from ..provenance import lineage, model, observe, runner
 from . import cli
 from .base import emit_json, open_project
 
@@ -129,14 +129,14 @@ def log(path, as_json, as_dot) -> None:
     records, bad = observe.load_records(project)
     for _p, why in sorted(bad.items()):
         click.echo(f"warning: {why}", err=True)
-    if model.producer(records, rel) is None:
+    if lineage.producer(records, rel) is None:
         raise model.RecordError(f"{rel} was not made by a recorded run (known runs: "
                                 f"{', '.join(sorted(records)) or 'none yet'}); see `git data run --help`")  # fmt: skip
-    tree = model.lineage(records, rel)
+    tree = lineage.lineage(records, rel)
     if as_json:
         emit_json(tree)
     elif as_dot:
-        click.echo(model.dot(tree), nl=False)
+        click.echo(lineage.dot(tree), nl=False)
     else:
         _tree(tree)
 
