@@ -170,7 +170,7 @@ def test_failing_command_records_nothing_and_keeps_outputs(pipeline, moto_server
     assert "the command exited with status 3; nothing was recorded" in err
     assert (root / "results/table.csv").read_bytes() == before  # not the half-written "half a tab"
     assert (root / ".gitdata-runs/table.json").read_bytes() == record
-    assert not list((Path(git(root, "rev-parse", "--git-common-dir").strip()) if False else root / ".git/gitdata/run-aside").glob("*/*"))
+    assert not list((root / ".git/gitdata/run-aside").glob("*"))  # nothing left set aside
     # a new run whose command fails leaves no record behind
     err = fail(root, "run", "-n", "broken", "-o", "results/broken.txt", "--", PY, "-c", "import sys; open('results/broken.txt','w').write('x'); sys.exit(2)")
     assert "exited with status 2" in err
@@ -356,3 +356,34 @@ def test_run_refuses_bad_outputs_and_credentials(local_project, monkeypatch):
     gd(root, "rerun", "t", "--force")
     assert (root / "results/t.txt").read_text() == "42"
     assert gd(root, "run", "--help").stdout.decode().count("Credentials are refused") == 1
+
+
+def test_url_inputs_are_listed_not_downloaded(moto_server, versioned_moto_bucket, monkeypatch, tmp_path):
+    for k, v in moto_server.env.items():
+        monkeypatch.setenv(k, v)
+    bucket = versioned_moto_bucket
+    client = moto_server.client()
+    client.put_object(Bucket=bucket, Key="lab/c.csv", Body=b"c,3\n")
+    client.put_object(Bucket=bucket, Key="lab/more/d.csv", Body=b"d,4\n")
+    root = new_project(tmp_path / "p", patterns=("results/**",))
+    gd(root, "dataset", "create", "lab", "-o", f"endpoint_url={moto_server.endpoint}")
+    gd(root, "dataset", "add", "lab", f"s3://{bucket}/lab")
+    gd(root, "dataset", "stage", "lab", "--reference")
+    one, prefix = f"s3://{bucket}/lab/c.csv", f"s3://{bucket}/lab/more"
+    gd(root, "run", "-n", "u", "-i", one, "-i", prefix, "-o", "results/u.txt", "--",
+       PY, "-c", "open('results/u.txt', 'w').write('u')")  # fmt: skip
+    rec = json.loads((root / ".gitdata-runs/u.json").read_text())
+    by_path = {i["path"]: i for i in rec["inputs"]}
+    assert by_path[one]["kind"] == "url" and by_path[one]["fingerprint"]["version-id"]
+    assert by_path[prefix]["identity"].startswith("tree:") and by_path[prefix]["count"] == 1
+    git(root, "commit", "-q", "-m", "u")
+    assert runs_status(root, "--remote")["u"]["remote"] == "unchanged"
+    client.put_object(Bucket=bucket, Key="lab/more/e.csv", Body=b"e,5\n")  # a new object under the prefix
+    moto_server.reset_counts()
+    row = runs_status(root, "--remote")["u"]
+    assert row["remote"] == "stale" and f"input {prefix} changed in the bucket" in row["detail"], row
+    assert f"input {one} " not in row["detail"]
+    assert moto_server.counts(bucket)["GET_OBJECT"] == 0, moto_server.counts(bucket, by_api=True)
+    # a URL under no declared source is refused: others' clones would not know where it is
+    err = fail(root, "run", "-i", "s3://elsewhere/x.csv", "-o", "results/v.txt", "--", PY, "-c", "pass")
+    assert "lies under no dataset source, storage or data remote" in err and "git data dataset add" in err

@@ -40,6 +40,10 @@ class UndeclaredURL(safepath.UnsafePath):
     """A URL input that lies under no declared source, storage or data remote."""
 
 
+class NothingAtURL(GitDataError):
+    """A URL input under which the listing finds no object."""
+
+
 def pointer_identity(p: Pointer) -> str:
     if p.oid:
         return p.oid
@@ -245,7 +249,7 @@ def url_identity(project: Project, url: str) -> tuple[str, int | None, dict[str,
         return model.fingerprint_identity(None, fields), None, fields
     under = {k[len(key) + 1 :] if key else k: fp for k, fp in entries.items() if not key or k.startswith(key + "/")}
     if not under:
-        raise GitDataError(f"nothing at {url}; check the URL")
+        raise NothingAtURL(f"nothing at {url}; check the URL")
     items = [(k, model.fingerprint_identity(None, fp_fields(fp))) for k, fp in under.items()]
     return model.tree_identity(items), len(items), {}
 
@@ -262,11 +266,11 @@ def url_changes(project: Project, records: Iterable[model.Record]) -> tuple[dict
     for url, e in sorted(entries.items()):
         try:
             ident, _count, fields = url_identity(project, url)
+        except NothingAtURL:
+            changed[url] = "deleted"
+            continue
         except GitDataError as err:
-            if "nothing at" in str(err):
-                changed[url] = "deleted"
-            else:
-                unchecked[url] = str(err)
+            unchecked[url] = str(err)
             continue
         if e.fingerprint and fields:
             rec_fp = Fingerprint.from_pointer_fields(int(dict(e.fingerprint).get("size", "-1")), dict(e.fingerprint))

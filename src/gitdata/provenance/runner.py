@@ -31,6 +31,7 @@ from .. import datasets as ds_mod
 from .. import install as install_mod
 from .. import status as status_mod
 from ..errors import GitDataError
+from ..lock import clone_lock
 from ..project import Project
 from . import model
 from .observe import Observer, evaluate, load_records, url_identity, url_storage
@@ -171,9 +172,10 @@ class _Aside:
     project: Project
     outputs: Sequence[Spec]
     moved: dict[str, str] = field(default_factory=dict)  # output path -> where it waits
+    base: str = ""
 
     def __enter__(self) -> _Aside:
-        base = os.path.join(self.project.repo.data_dir, "run-aside", f"{os.getpid()}-{_now()}")
+        self.base = base = os.path.join(self.project.repo.data_dir, "run-aside", f"{os.getpid()}-{_now()}")
         for i, out in enumerate(self.outputs):
             full = safepath.checked_target(self.project.root, out.path, what=f"output {out.path}") \
                 if out.kind == model.FILE else self._folder(out.path)  # fmt: skip
@@ -214,6 +216,8 @@ class _Aside:
             elif os.path.lexists(dest):
                 os.unlink(dest)
         self.moved.clear()
+        if self.base and os.path.isdir(self.base):
+            os.rmdir(self.base)
 
     def __exit__(self, *exc: object) -> None:
         pass
@@ -299,7 +303,8 @@ def run(project: Project, command: Sequence[str], *, name: str | None = None, in
                 if hit:
                     raise RunError(f"{hit.path} is an output of run {other.name!r} already; re-record that "
                                    f"run with `git data run -n {other.name} …`, or choose another output")  # fmt: skip
-    return record_and_run(project, name, tuple(command), cwd_rel, env, in_specs, out_specs, say)
+    with clone_lock(project.repo.data_dir, "runs", f"run {name}"):
+        return record_and_run(project, name, tuple(command), cwd_rel, env, in_specs, out_specs, say)
 
 
 def record_and_run(project: Project, name: str, command: tuple[str, ...], cwd_rel: str,
@@ -338,7 +343,7 @@ def plan(project: Project, names: Sequence[str] = (), *, force: bool = False) ->
     """The reruns, in dependency order, with their reasons; and bucket changes per input."""
     records, bad = load_records(project)
     for path, why in bad.items():
-        if not names or path == model.record_path(names[0]):
+        if not names or path in {model.record_path(n) for n in names}:
             raise model.RecordError(why)
     unknown = [n for n in names if n not in records]
     if unknown:
@@ -374,7 +379,15 @@ def _update_inputs(project: Project, rec: model.Record, changed: Iterable[str], 
 
 
 def rerun(project: Project, names: Sequence[str] = (), *, force: bool = False, say: Say = lambda _m: None) -> list[Step]:
-    """Rerun stale runs in dependency order; a run no longer stale when its turn comes is skipped."""
+    """Rerun stale runs in dependency order; a run no longer stale when its turn comes is skipped.
+
+    One ``run`` or ``rerun`` at a time per clone (:mod:`gitdata.lock`).
+    """
+    with clone_lock(project.repo.data_dir, "runs", "rerun"):
+        return _rerun(project, names, force=force, say=say)
+
+
+def _rerun(project: Project, names: Sequence[str], *, force: bool, say: Say) -> list[Step]:
     steps, remote = plan(project, names, force=force)
     pending = dict(remote)
     for step in steps:
