@@ -72,6 +72,7 @@ def main() -> None:
     ap.add_argument("--objects", type=int, default=10_000)
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--keep", action="store_true", help="keep the work folder (to profile in it)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-prov-"))
     home = work / "home"
@@ -122,7 +123,10 @@ def main() -> None:
         print(f"  ratio {ratio:.2f} (target <= 1.2): {'pass' if ratio <= 1.2 else 'FAIL'}")
     finally:
         srv.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

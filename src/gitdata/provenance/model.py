@@ -42,6 +42,7 @@ the whole pipeline.
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -350,19 +351,29 @@ class Verdict:
 
 def dependencies(records: Mapping[str, Record]) -> dict[str, set[str]]:
     """Run name -> the runs whose outputs it reads (an input overlapping their output)."""
+    outs = sorted((o.path, name) for name, rec in records.items() for o in rec.outputs)
+    paths = [p for p, _ in outs]
+    by_path: dict[str, set[str]] = {}
+    for p, name in outs:
+        by_path.setdefault(p, set()).add(name)
     deps: dict[str, set[str]] = {name: set() for name in records}
     for name, rec in records.items():
-        for other, orec in records.items():
-            if other == name:
+        for inp in rec.inputs:
+            if inp.kind == URL:
                 continue
-            if any(inp.covers(out.path) for inp in rec.inputs for out in orec.outputs):
-                deps[name].add(other)
+            parts = inp.path.split("/")
+            found = set().union(*(by_path.get("/".join(parts[:i]), set()) for i in range(1, len(parts) + 1)))
+            lo = bisect.bisect_left(paths, inp.path + "/")
+            hi = bisect.bisect_left(paths, inp.path + "/\U0010ffff")
+            found |= {outs[j][1] for j in range(lo, hi)}  # outputs inside a folder input
+            deps[name] |= found - {name}
     return deps
 
 
-def order(records: Mapping[str, Record], names: Iterable[str] | None = None) -> list[str]:
+def order(records: Mapping[str, Record], names: Iterable[str] | None = None,
+          deps: Mapping[str, set[str]] | None = None) -> list[str]:  # fmt: skip
     """Runs in dependency order (producers first, ties by name): ``names`` and every run they depend on."""
-    deps = dependencies(records)
+    deps = dependencies(records) if deps is None else deps
     wanted = set(records) if names is None else set()
     todo = list(names or [])
     while todo:
@@ -421,7 +432,7 @@ def judge(
                 v.reasons.append((LOCAL, f"output {e.path} was edited by hand"))
     deps = dependencies(records)
     try:
-        ordered = order(records)
+        ordered = order(records, deps=deps)
     except CycleError:
         ordered = sorted(records)
     for name in ordered:  # producers first: a dependency's verdict is final when it is read

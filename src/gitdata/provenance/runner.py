@@ -88,7 +88,7 @@ def resolve_inputs(project: Project, given: Iterable[str], cwd: str) -> list[Spe
         owner = observer.dataset_of(rel)
         if observer.is_folder(rel):
             out.append(Spec(rel, model.FOLDER, owner.name if owner else None))
-        elif rel in observer.pointers or os.path.lexists(os.path.join(project.root, rel)):
+        elif rel in observer.index or os.path.lexists(os.path.join(project.root, rel)):
             out.append(Spec(rel, model.FILE, owner.name if owner else None))
         else:
             raise RunError(f"input {g!r} is neither a file or folder of the project, a dataset nor a URL")
@@ -131,8 +131,11 @@ def stage_inputs(project: Project, inputs: Sequence[Spec], say: Say) -> None:
     for name, include in sorted(wanted.items()):
         mode, _loc = stage_mod.current_mode(project, name)
         tracked = (project.config.sections("dataset").get(name, {}).get("mode") or ["copy"])[-1]
-        if mode in ("reference", "location", "existing", "mount") or (mode is None and tracked in ("reference", "mount")):
+        if mode in ("reference", "location", "existing", "mount") or (mode is None and tracked == "reference"):
             continue  # read in place (a mount, a link, the API): nothing to copy
+        if mode is None and tracked == "mount":
+            stage_mod.stage(project, name, mode="mount")
+            continue
         report = stage_mod.stage(project, name, mode="copy", include=tuple(sorted(include or ())))
         if report.staged:
             say(f"staged {len(report.staged)} file(s) of dataset {name}")
