@@ -137,8 +137,33 @@ def test_pipeline_stale_in_bucket_then_rerun(pipeline, moto_server):
     assert git(root, "status", "--porcelain") == ""
 
 
-def test_hand_edited_output_and_log(pipeline):
+def test_export_log_and_hand_edited_output(pipeline, monkeypatch):
+    """The export validates; `log` walks the lineage; a hand-edited output is reported."""
     root, _bucket, _client, _store = pipeline
+    gd(root, "crate", "--license", "https://spdx.org/licenses/CC-BY-4.0")
+    crate = json.loads((root / "ro-crate-metadata.json").read_text())
+    by_id = {e["@id"]: e for e in crate["@graph"]}
+    assert by_id["./"]["license"] == {"@id": "https://spdx.org/licenses/CC-BY-4.0"}
+    assert by_id["data/raw/"]["name"] == "Raw scans" and by_id["data/raw/"]["keywords"] == "mri"
+    action = by_id["#run-table"]
+    assert action["@type"] == "CreateAction"
+    assert {"@id": "results/table.csv"} in action["result"] and {"@id": "data/raw/"} in action["object"]
+    from rocrate.rocrate import ROCrate
+
+    parsed = ROCrate(str(root))  # ro-crate-py reads it back: descriptor, root, every entity
+    assert parsed.name == root.name
+    assert {e.id for e in parsed.get_entities()} >= {"#run-table", "#run-figure", "results/fig.txt"}
+    _validate(root, monkeypatch)
+    _validate(root, monkeypatch, "process-run-crate")  # runs as CreateActions, the profile's rules
+    # the validator does check: a crate whose root lacks datePublished fails
+    broken = root.parent / "broken"
+    broken.mkdir()
+    root_entity = next(e for e in crate["@graph"] if e["@id"] == "./")
+    del root_entity["datePublished"]
+    (broken / "ro-crate-metadata.json").write_text(json.dumps(crate))
+    with pytest.raises(AssertionError, match="datePublished|Root Data Entity"):
+        _validate(broken, monkeypatch)
+
     (root / "results/table.csv").write_bytes(b"edited\n")
     rows = runs_status(root)
     assert rows["table"]["local"] == "stale" and "output results/table.csv was edited by hand" in rows["table"]["detail"]
@@ -146,6 +171,7 @@ def test_hand_edited_output_and_log(pipeline):
     assert "input results/table.csv changed" in rows["figure"]["detail"]
     text = gd(root, "status").stdout.decode()
     assert "run table: stale" in text and "was edited by hand" in text
+    before = json.loads(gd(root, "log", "results/fig.txt", "--json").stdout)
 
     tree = json.loads(gd(root, "log", "results/fig.txt", "--json").stdout)
     assert tree["run"]["name"] == "figure"
@@ -159,6 +185,13 @@ def test_hand_edited_output_and_log(pipeline):
     assert dot.startswith("digraph provenance {") and '"run:table" -> "file:results/table.csv"' in dot
     err = fail(root, "log", "step1.py")
     assert "step1.py was not made by a recorded run" in err
+    assert before["run"]["name"] == "figure"
+
+    # rerun: table makes the recorded bytes again, so figure's input is as recorded: skipped
+    out = gd(root, "rerun").stdout.decode()
+    assert "table: rerun" in out and "figure: skipped" in out, out
+    assert (root / "results/table.csv").read_bytes() == b"table\na,1\nb,2\nscale=2\n"
+    assert all(r["local"] == "up to date" for r in runs_status(root).values())
 
 
 def test_failing_command_records_nothing_and_keeps_outputs(pipeline, moto_server):
@@ -193,33 +226,6 @@ def test_collaborator_clone_sees_the_same_stale_set(pipeline, moto_server, tmp_p
     mine = {n: (r["local"], r["remote"]) for n, r in runs_status(root, "--remote").items()}
     theirs = {n: (r["local"], r["remote"]) for n, r in runs_status(clone, "--remote").items()}
     assert mine == theirs == {"table": ("up to date", "stale"), "figure": ("up to date", "stale")}
-
-
-def test_export_is_a_valid_ro_crate(pipeline, monkeypatch):
-    root, _bucket, _client, _store = pipeline
-    gd(root, "crate", "--license", "https://spdx.org/licenses/CC-BY-4.0")
-    crate = json.loads((root / "ro-crate-metadata.json").read_text())
-    by_id = {e["@id"]: e for e in crate["@graph"]}
-    assert by_id["./"]["license"] == {"@id": "https://spdx.org/licenses/CC-BY-4.0"}
-    assert by_id["data/raw/"]["name"] == "Raw scans" and by_id["data/raw/"]["keywords"] == "mri"
-    action = by_id["#run-table"]
-    assert action["@type"] == "CreateAction"
-    assert {"@id": "results/table.csv"} in action["result"] and {"@id": "data/raw/"} in action["object"]
-    from rocrate.rocrate import ROCrate
-
-    parsed = ROCrate(str(root))  # ro-crate-py reads it back: descriptor, root, every entity
-    assert parsed.name == root.name
-    assert {e.id for e in parsed.get_entities()} >= {"#run-table", "#run-figure", "results/fig.txt"}
-    _validate(root, monkeypatch)
-    _validate(root, monkeypatch, "process-run-crate")  # runs as CreateActions, the profile's rules
-    # the validator does check: a crate whose root lacks datePublished fails
-    broken = root.parent / "broken"
-    broken.mkdir()
-    root_entity = next(e for e in crate["@graph"] if e["@id"] == "./")
-    del root_entity["datePublished"]
-    (broken / "ro-crate-metadata.json").write_text(json.dumps(crate))
-    with pytest.raises(AssertionError, match="datePublished|Root Data Entity"):
-        _validate(broken, monkeypatch)
 
 
 def _validate(root: Path, monkeypatch, profile: str = "ro-crate-1.1") -> None:

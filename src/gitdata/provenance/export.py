@@ -96,14 +96,14 @@ def build(project: Project, records: Mapping[str, model.Record] | None = None, *
     tool = add({"@id": "#gitdata", "@type": "SoftwareApplication", "name": "git data", "version": __version__})
     for name in model.order(records) if records else []:
         rec = records[name]
-        ids = {"object": [], "result": []}
+        ids: dict[str, list[dict[str, Any]]] = {"object": [], "result": []}
         for key, entries in (("object", rec.inputs), ("result", rec.outputs)):
             for e in entries:
                 ent = {"@id": _entity_id(e), "@type": "Dataset" if e.kind == model.FOLDER or (e.kind == model.URL and e.count is not None) else "File",
                        "identifier": e.identity, "name": e.path}  # fmt: skip
-                ds = datasets.get(e.dataset) if e.dataset else None
-                if ds is not None and e.path != ds.path:
-                    ent["isPartOf"] = {"@id": ds.path + "/"}
+                owner = datasets.get(e.dataset) if e.dataset else None
+                if owner is not None and e.path != owner.path:
+                    ent["isPartOf"] = {"@id": owner.path + "/"}
                 ref = add(ent)
                 ids[key].append(ref)
                 if ref not in root["hasPart"]:

@@ -66,7 +66,9 @@ def dot(tree: Mapping[str, object]) -> str:
             label = f"run {run['name']}: " + " ".join(str(c) for c in run["command"])  # type: ignore[union-attr]
             lines.append(f"  {rid} [shape=ellipse, label={_dot_quote(label)}];")
         lines.append(f"  {rid} -> {_dot_quote('file:' + path)};")
-        for child in node.get("inputs", []) or []:  # type: ignore[union-attr]
+        children = node.get("inputs") or []
+        assert isinstance(children, list)
+        for child in children:
             walk(child)
             lines.append(f"  {_dot_quote('file:' + str(child['path']))} -> {rid};")
 

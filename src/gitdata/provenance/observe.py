@@ -17,7 +17,8 @@ from __future__ import annotations
 import bisect
 import os
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 
 from .. import datasets as ds_mod
 from .. import safepath
@@ -219,6 +220,20 @@ class Observer:
 # -- URLs ---------------------------------------------------------------------------------
 
 
+def _open_with(project: Project, options: dict, name: str, root: str) -> Storage:
+    return project.open_storage(root, options, name=name)
+
+
+def _open_mapped(project: Project, spec: object, _root: str) -> Storage:
+    from .. import storages as storages_mod
+
+    return storages_mod.open_remote(project, spec)  # type: ignore[arg-type]
+
+
+def _open_remote(project: Project, name: str, _root: str) -> Storage:
+    return project.storage(name)
+
+
 def url_storage(project: Project, url: str) -> tuple[Storage, str]:
     """``(storage, key)`` for a URL input: it must lie under a place ``.gitdata`` declares.
 
@@ -229,34 +244,27 @@ def url_storage(project: Project, url: str) -> tuple[Storage, str]:
     from .. import storages as storages_mod
 
     url = url.rstrip("/")
-    places: list[tuple[str, object]] = []
+    # (root, opens a storage at a root, whether root may be one registered object); longest first
+    places: list[tuple[str, Callable[[str], Storage], bool]] = []
     for ds in ds_mod.load_all(project).values():
-        places += [(s.url.rstrip("/"), ("source", ds)) for s in ds.sources]
+        places += [(s.url.rstrip("/"), partial(ds_mod.open_source, project, ds), True) for s in ds.sources]
         if ds.storage:
-            places.append((ds.storage.rstrip("/"), ("dsstorage", ds)))
+            places.append((ds.storage.rstrip("/"), partial(_open_with, project, ds.options, ds.name), False))
     for spec in storages_mod.load_all(project).values():
-        places.append((spec.url.rstrip("/"), ("storage", spec)))
-    for name, remote in project.remotes.items():
-        places.append((remote.url.rstrip("/"), ("remote", name)))
-    for root, (kind, what) in sorted(places, key=lambda p: len(p[0]), reverse=True):  # type: ignore[misc]
+        places.append((spec.url.rstrip("/"), partial(_open_mapped, project, spec), False))
+    for name in project.remotes:
+        places.append((project.remotes[name].url.rstrip("/"), partial(_open_remote, project, name), False))
+    for root, opener, may_be_object in sorted(places, key=lambda p: len(p[0]), reverse=True):
         if url != root and not url.startswith(root + "/"):
             continue
-        if url == root and kind == "source":  # a registered single object, or the whole prefix
-            parent, _, base = root.rpartition("/")
-            storage = ds_mod.open_source(project, what, parent)  # type: ignore[arg-type]
-            return storage, base
-        key = url[len(root) + 1 :] if url != root else ""
-        if key:
-            safepath.check_relpath(key, f"URL {url}")
-        if kind == "source":
-            storage = ds_mod.open_source(project, what, root)  # type: ignore[arg-type]
-        elif kind == "dsstorage":
-            storage = project.open_storage(root, what.options, name=what.name)  # type: ignore[attr-defined]
-        elif kind == "storage":
-            storage = storages_mod.open_remote(project, what)  # type: ignore[arg-type]
-        else:
-            storage = project.storage(what)  # type: ignore[arg-type]
-        return storage, key
+        if url == root:
+            if may_be_object:  # a registered single object (or a whole prefix): its parent, and its name
+                parent, _, base = root.rpartition("/")
+                return opener(parent), base
+            return opener(root), ""
+        key = url[len(root) + 1 :]
+        safepath.check_relpath(key, f"URL {url}")
+        return opener(root), key
     raise UndeclaredURL(
         f"{url} lies under no dataset source, storage or data remote of .gitdata; register it first "
         "(`git data dataset add NAME URL`), so that others' clones know where the data is"

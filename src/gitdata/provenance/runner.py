@@ -154,16 +154,11 @@ def entries(project: Project, specs: Sequence[Spec]) -> tuple[model.Entry, ...]:
         if s.kind == model.URL:
             ident, count, fields = url_identity(project, s.path)
             out.append(model.Entry(s.path, s.kind, ident, count, None, tuple(sorted(fields.items()))))
-        elif s.kind == model.FOLDER:
-            ident, n = observer.folder_identity(s.path)
-            if ident is None:
-                raise RunError(f"{s.path} is missing")
-            out.append(model.Entry(s.path, s.kind, ident, n, s.dataset))
         else:
-            ident = observer.file_identity(s.path)
-            if ident is None:
+            now, n = observer.folder_identity(s.path) if s.kind == model.FOLDER else (observer.file_identity(s.path), None)
+            if now is None:
                 raise RunError(f"{s.path} is missing")
-            out.append(model.Entry(s.path, s.kind, ident, None, s.dataset))
+            out.append(model.Entry(s.path, s.kind, now, n, s.dataset))
     return tuple(out)
 
 
