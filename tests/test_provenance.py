@@ -393,3 +393,26 @@ def test_url_inputs_are_listed_not_downloaded(moto_server, versioned_moto_bucket
     # a URL under no declared source is refused: others' clones would not know where it is
     err = fail(root, "run", "-i", "s3://elsewhere/x.csv", "-o", "results/v.txt", "--", PY, "-c", "pass")
     assert "lies under no dataset source, storage or data remote" in err and "git data dataset add" in err
+
+
+def test_subfolder_cwd_folder_output_and_untracked_input(local_project):
+    root = local_project
+    write(root / "sub/in.txt", b"hello")  # an input git does not know: hashed
+    make = "import os; os.makedirs('../results/figs', exist_ok=True); open('../results/figs/a.txt', 'w').write(open('in.txt').read())"
+    gd(root / "sub", "run", "-n", "f", "-i", "in.txt", "-o", "../results/figs/", "--", PY, "-c", make)
+    rec = json.loads((root / ".gitdata-runs/f.json").read_text())
+    assert rec["cwd"] == "sub" and [i["path"] for i in rec["inputs"]] == ["sub/in.txt"]
+    assert rec["outputs"][0]["kind"] == "folder" and rec["outputs"][0]["path"] == "results/figs"
+    assert rec["outputs"][0]["count"] == 1
+    assert git(root, "show", ":results/figs/a.txt").startswith("version gitdata/1")  # tracked data
+    assert runs_status(root)["f"]["local"] == "up to date"
+    (root / "results/figs/a.txt").unlink()
+    assert "output results/figs was edited by hand" in runs_status(root)["f"]["detail"]
+    write(root / "sub/in.txt", b"bye")
+    assert "input sub/in.txt changed" in runs_status(root)["f"]["detail"]
+    gd(root, "rerun", "f")  # from the root: the record says where it ran
+    assert (root / "results/figs/a.txt").read_text() == "bye"
+    assert runs_status(root)["f"]["local"] == "up to date"
+    assert "needs at least one output" in fail(root, "run", "--", PY, "-c", "pass")
+    assert "is not a file or folder of the project" in fail(root, "run", "-i", "nope.txt", "-o", "results/x", "--", PY, "-c", "pass")
+    assert "no run named 'nope'" in fail(root, "rerun", "nope")

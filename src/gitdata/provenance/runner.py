@@ -91,7 +91,7 @@ def resolve_inputs(project: Project, given: Iterable[str], cwd: str) -> list[Spe
         elif rel in observer.index or os.path.lexists(os.path.join(project.root, rel)):
             out.append(Spec(rel, model.FILE, owner.name if owner else None))
         else:
-            raise RunError(f"input {g!r} is neither a file or folder of the project, a dataset nor a URL")
+            raise RunError(f"input {g!r} is not a file or folder of the project, a dataset name or a URL")
     return out
 
 
