@@ -10,6 +10,7 @@ import click
 
 from ..provenance import export as export_mod
 from ..provenance import lineage, model, observe, runner
+from ..writer import write_small
 from . import cli
 from .base import emit_json, open_project
 
@@ -159,8 +160,5 @@ def crate(output, license_) -> None:
         click.echo(data, nl=False)
         return
     full = output if os.path.isabs(output) else os.path.join(project.root, output)
-    tmp = f"{full}.gitdata-tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(data)
-    os.replace(tmp, full)
+    write_small(full, data.encode())
     click.echo(f"wrote {os.path.relpath(full, project.root)}")

@@ -26,7 +26,7 @@ import subprocess
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .. import __version__, safepath
+from .. import __version__, safepath, writer
 from .. import datasets as ds_mod
 from .. import install as install_mod
 from .. import status as status_mod
@@ -267,10 +267,7 @@ def write_record(project: Project, record: model.Record) -> None:
     data = record.encode()
     model.parse(data, record.path)  # what we write, we can read back
     full = safepath.checked_target(project.root, record.path, what="run record")
-    tmp = f"{full}.gitdata-tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, full)
+    writer.write_small(full, data)  # a temporary file beside it, then a rename
 
 
 def default_name(outputs: Sequence[Spec]) -> str:
