@@ -416,3 +416,22 @@ def test_subfolder_cwd_folder_output_and_untracked_input(local_project):
     assert "needs at least one output" in fail(root, "run", "--", PY, "-c", "pass")
     assert "is not a file or folder of the project" in fail(root, "run", "-i", "nope.txt", "-o", "results/x", "--", PY, "-c", "pass")
     assert "no run named 'nope'" in fail(root, "rerun", "nope")
+
+
+def test_folder_inputs_tracked_files_or_all_files_on_disk(local_project):
+    """A folder git tracks files under counts its tracked files (a __pycache__ the command makes
+    there is no change); a folder git tracks nothing under counts every file on disk."""
+    root = local_project
+    write(root / "code/lib.py", b"X = 1\n")
+    git(root, "add", "code/lib.py")
+    write(root / "notes/a.txt", b"a")  # untracked, as a mapped storage's folder is
+    gd(root, "run", "-n", "n", "-i", "code", "-i", "notes", "-o", "results/n.txt", "--", PY, "-c",
+       "import os; os.makedirs('code/__pycache__', exist_ok=True); open('code/__pycache__/lib.pyc', 'w').write('x');"
+       "open('results/n.txt', 'w').write(str(len(os.listdir('notes'))))")  # fmt: skip
+    rec = json.loads((root / ".gitdata-runs/n.json").read_text())
+    assert [(i["path"], i["count"]) for i in rec["inputs"]] == [("code", 1), ("notes", 1)]
+    assert runs_status(root)["n"]["local"] == "up to date"  # the __pycache__ it wrote is not a change
+    write(root / "notes/b.txt", b"b")
+    assert runs_status(root)["n"]["detail"] == "input notes changed"
+    write(root / "code/lib.py", b"X = 2\n")
+    assert "input code changed" in runs_status(root)["n"]["detail"]

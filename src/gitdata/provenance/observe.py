@@ -110,6 +110,16 @@ def load_record(project: Project, name: str) -> model.Record:
 # -- identities now -----------------------------------------------------------------------
 
 
+def _walk(top: str) -> list[str]:
+    """Every file under ``top`` (relative POSIX paths), no symlinked folder followed, no ``.git``."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(top):
+        dirnames[:] = [d for d in dirnames if not safepath.is_git_name(d)]
+        rel = os.path.relpath(dirpath, top).replace(os.sep, "/")
+        out += [fn if rel == "." else f"{rel}/{fn}" for fn in filenames]
+    return sorted(out)
+
+
 class Observer:
     """Identities of project paths now, from one look at the index and the work tree."""
 
@@ -121,7 +131,6 @@ class Observer:
         out = project.repo.git("diff-files", "--name-only", "-z")
         self.modified = {p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p}
         self._pointers: dict[str, Pointer | None] = {}
-        self._untracked: list[str] | None = None
         self._memo: dict[str, tuple[str | None, int | None]] = {}
 
     def read_pointers(self, paths: Iterable[str]) -> None:
@@ -143,13 +152,6 @@ class Observer:
     def pointer(self, path: str) -> Pointer | None:
         self.read_pointers([path])
         return self._pointers.get(path)
-
-    @property
-    def untracked(self) -> list[str]:
-        if self._untracked is None:
-            raw = self.project.repo.git("ls-files", "--others", "--exclude-standard", "-z")
-            self._untracked = sorted(p.decode("utf-8", "surrogateescape") for p in raw.split(b"\0") if p)
-        return self._untracked
 
     def dataset_of(self, path: str) -> ds_mod.Dataset | None:
         return next((d for d in self.datasets.values() if d.contains(path)), None)
@@ -183,22 +185,27 @@ class Observer:
         return ident
 
     def folder_identity(self, path: str) -> tuple[str | None, int]:
+        """A folder's files: those git tracks under it; where git tracks none (a mapped
+        storage's folder, an untracked folder), every file on disk under it."""
         key = path + "/"
         if key in self._memo:
             ident, count = self._memo[key]
             return ident, count or 0
-        files = sorted(set(self._under(self.paths, path)) | set(self._under(self.untracked, path)))
         full = os.path.join(self.project.root, path)
-        if not files and not os.path.isdir(full):
+        tracked = self._under(self.paths, path)
+        if tracked:
+            # unchanged index entries by their blob (the pointer text, or a plain file's bytes): no
+            # blob is read; changed files by their own identity
+            items = [(f[len(path) + 1 :], ("git:" + self.index[f]) if f not in self.modified
+                      else (self.file_identity(f) or "missing")) for f in tracked]  # fmt: skip
+        elif os.path.isdir(full) and not os.path.islink(full):
+            items = [(rel, self.file_identity(f"{path}/{rel}") or "missing") for rel in _walk(full)]
+        else:
             self._memo[key] = (None, 0)
             return None, 0
-        # unchanged index entries by their blob (the pointer text, or a plain file's bytes): no
-        # blob is read; changed and untracked files as single files are
-        items = [(f[len(path) + 1 :], ("git:" + self.index[f]) if f in self.index and f not in self.modified
-                  else (self.file_identity(f) or "missing")) for f in files]  # fmt: skip
         ident = model.tree_identity(items)
-        self._memo[key] = (ident, len(files))
-        return ident, len(files)
+        self._memo[key] = (ident, len(items))
+        return ident, len(items)
 
     def identity(self, entry: model.Entry) -> str | None:
         if entry.kind == model.FOLDER:
