@@ -32,7 +32,9 @@ from .statusrows import (  # noqa: F401 - the row model, re-exported for status'
     REFERENCE,
     REFUSED,
     STAGED,
+    STALE,
     UNCHANGED,
+    UNREADABLE,
     StatusOptions,
     StatusRow,
 )
@@ -201,11 +203,27 @@ def worktree_rows(project: Project, options: StatusOptions) -> list[StatusRow]:
     ]
 
 
+def run_rows(project: Project, options: StatusOptions, rows: list[StatusRow]) -> list[StatusRow]:
+    """Recorded runs (gitdata.provenance): stale ones with the reason, from the rows above."""
+    from .provenance.observe import status_rows
+
+    return status_rows(project, options, rows, dataset_rows)
+
+
+def _run_names(project: Project) -> set[str]:
+    from .provenance.observe import run_names
+
+    return run_names(project)
+
+
 #: Every section of ``git data status``, in order. Add a provider here.
 SECTIONS: list[SectionProvider] = [worktree_rows, dataset_rows, storage_rows]
 
+#: Sections that read the rows of :data:`SECTIONS` (runs reuse the datasets' listings), after them.
+DERIVED: list[Callable[[Project, StatusOptions, list[StatusRow]], list[StatusRow]]] = [run_rows]
+
 #: The names each section knows (``git data status NAME`` must match one). Add yours here.
-NAMES: list[Callable[[Project], set[str]]] = [lambda project: set(ds_mod.load_all(project)), _storage_names]
+NAMES: list[Callable[[Project], set[str]]] = [lambda project: set(ds_mod.load_all(project)), _storage_names, _run_names]
 
 
 class UnknownName(GitDataError):
@@ -226,6 +244,8 @@ def collect(project: Project, options: StatusOptions) -> list[StatusRow]:
     rows: list[StatusRow] = []
     for provider in SECTIONS:
         rows += provider(project, options)
+    for derived in DERIVED:
+        rows += derived(project, options, rows)
     return rows
 
 

@@ -27,6 +27,9 @@ CHANGED = "changed"
 DELETED = "deleted"
 NEW = "new"
 REFUSED = "refused"  # a registered source outside the dataset's sources: never read
+# run states (section "runs", gitdata.provenance)
+STALE = "stale"
+UNREADABLE = "unreadable"
 
 
 @dataclass(frozen=True)
@@ -52,8 +55,8 @@ class StatusRow:
     @property
     def notable(self) -> bool:
         """Worth showing in the short listing."""
-        return self.local in (MODIFIED, NOT_PUSHED, MISSING, NOT_MATERIALIZED) or self.remote in (
-            CHANGED, DELETED, NEW, REFUSED
+        return self.local in (MODIFIED, NOT_PUSHED, MISSING, NOT_MATERIALIZED, STALE, UNREADABLE) or self.remote in (
+            CHANGED, DELETED, NEW, REFUSED, STALE
         )
 
 
