@@ -29,6 +29,7 @@ def status(names: tuple[str, ...], remote: bool, verbose: bool, as_json: bool) -
     """
     project = open_project()
     _stale_mounts(project)
+    _filter_missing(project)
     rows = status_mod.collect(project, status_mod.StatusOptions(names=names, remote=remote))
     if as_json:
         emit_json([r.as_dict() for r in rows])
@@ -50,6 +51,16 @@ def status(names: tuple[str, ...], remote: bool, verbose: bool, as_json: bool) -
         shown = group if verbose else [r for r in group if r.notable]
         if shown:
             table([["  " + r.path, r.local or "-", r.remote or "-"] for r in shown], ["  PATH", "LOCAL", "REMOTE"])
+
+
+def _filter_missing(project) -> None:
+    """Say why a clone holds pointer files: git data was never installed for this user."""
+    from ..install import filter_configured, tracked_patterns
+
+    if tracked_patterns(project.root) and not filter_configured(project.repo):
+        click.echo("warning: the git data filter is not set up here, so git keeps pointer files "
+                   "instead of data; run `git data install` (once per user), then `git data pull`",
+                   err=True)  # fmt: skip
 
 
 def _stale_mounts(project) -> None:
