@@ -19,7 +19,9 @@ from .base import emit_json, open_project, table
 @click.option("--remote", is_flag=True, help="Compare with the remotes: listings only, no downloads.")
 @click.option("-v", "--verbose", is_flag=True, help="List every file, not only those that need attention.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (every file).")
-def status(names: tuple[str, ...], remote: bool, verbose: bool, as_json: bool) -> None:
+@click.option("--exit-code", "exit_code", is_flag=True,
+              help="Exit 1 when any file needs attention (what the short listing shows), like `git diff --exit-code`.")  # fmt: skip
+def status(names: tuple[str, ...], remote: bool, verbose: bool, as_json: bool, exit_code: bool) -> None:
     """Show the state of datasets (NAMES limit it).
 
     Per file: local state (staged / pointer only / modified / not pushed /
@@ -31,6 +33,12 @@ def status(names: tuple[str, ...], remote: bool, verbose: bool, as_json: bool) -
     _stale_mounts(project)
     _filter_missing(project)
     rows = status_mod.collect(project, status_mod.StatusOptions(names=names, remote=remote))
+    _print_status(rows, remote, verbose, as_json)
+    if exit_code and any(r.notable for r in rows):
+        raise SystemExit(1)
+
+
+def _print_status(rows: list[status_mod.StatusRow], remote: bool, verbose: bool, as_json: bool) -> None:
     if as_json:
         emit_json([r.as_dict() for r in rows])
         return
