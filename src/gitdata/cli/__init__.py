@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "core_cmds",
     "credentials_cmds",
     "dataset_cmds",
+    "doctor_cmds",
     "internal_cmds",
     "mount_cmds",
     "remote_cmds",
