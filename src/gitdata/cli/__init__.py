@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "credentials_cmds",
     "dataset_cmds",
     "doctor_cmds",
+    "help_cmds",
     "internal_cmds",
     "mount_cmds",
     "remote_cmds",

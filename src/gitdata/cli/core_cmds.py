@@ -36,10 +36,14 @@ def install(scope: str) -> None:
     """Register the s3data filter with git, and hooks in the current repository.
 
     Run once per user (--global), or per repository (--local). Inside a
-    repository it also installs the pre-push and pre-commit hooks.
+    repository it also installs the pre-push and pre-commit hooks. It also
+    writes the man pages `git data --help` reads (see `git data help`).
     """
+    from .help_cmds import install_man_pages
+
     for line in install_mod.install(scope, _maybe_repo()):
         click.echo(line)
+    click.echo(install_man_pages(cli))
     click.echo("git data is installed.")
 
 
