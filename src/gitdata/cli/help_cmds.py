@@ -63,9 +63,9 @@ def man_pages(root: click.Command) -> dict[str, str]:
         raise GitDataError("man pages need click-man: pip install click-man") from err
     from importlib.metadata import version
 
-    pages = {}
+    pages, release = {}, version("gitdata")
     for ctx in walk(root, click.Context(root, info_name="git data", **root.context_settings)):
-        text = generate_man_page(ctx, version=version("gitdata"))
+        text = generate_man_page(ctx, version=release)
         # click-man names a subcommand's page "git data-add(1)"; the page is git-data-add(1)
         text = text.replace(f"\\fB{ctx.command_path}-", f"\\fB{ctx.command_path.replace(' ', '-')}-")
         pages[page_name(ctx)] = _escape_line_starts(text)
