@@ -46,7 +46,7 @@ def test_missing_bucket_fails_and_says_how_to_fix(tmp_path, moto_server, moto_bu
     for k, v in moto_server.env.items():
         monkeypatch.setenv(k, v)
     proj = new_project(tmp_path / "proj", f"s3://{moto_bucket}/p", {"endpoint_url": moto_server.endpoint})
-    gd(proj, "storage", "add", "results", "s3://no-such-bucket-here/results", "-o", f"endpoint_url={moto_server.endpoint}")
+    gd(proj, "storage", "add", "results", "s3://no-such-bucket-here/results", "-o", f"endpoint_url={moto_server.endpoint}", "--no-check")
     code, out, err = doctor(proj)
     assert code == 1
     assert "Traceback" not in err

@@ -17,13 +17,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from . import credentials as cred
+from .bucketcheck import CHECK_RETRY, root_problem
 from .errors import GitDataError
 from .git.repo import Repo, run_git
 from .install import HOOKS, _is_ours, filter_configured
 from .project import Project
-from .retry import RetryPolicy
 from .storage import Storage
-from .storage.errors import ObjectNotFound, redact_url, translate
+from .storage.errors import redact_url
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 
@@ -31,10 +31,6 @@ OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 MIN_GIT = (2, 15)
 #: ``git init -b`` (the README's tour) came with 2.28; older works with a warning.
 GOOD_GIT = (2, 28)
-
-#: A doctor must answer quickly: a dead server is reported, not waited for.
-DOCTOR_RETRY = RetryPolicy(attempts=2, max_time=5.0)
-
 
 @dataclass(frozen=True)
 class Check:
@@ -139,9 +135,9 @@ def check_storage(project: Project, ns: cred.NamedStorage) -> Check:
     source = _source(project, ns)
     try:
         opened = project.open_storage(ns.url, dict(ns.options), name=ns.name)  # allow-list, credentials
-        storage = Storage(ns.url, opened.options, name=ns.name, retry=DOCTOR_RETRY)
+        storage = Storage(ns.url, opened.options, name=ns.name, retry=CHECK_RETRY)
         storage.exists(cred.PROBE_KEY)  # refused credentials and dead servers fail here
-        missing = _missing_root(storage)
+        missing = root_problem(storage)
     except GitDataError as err:
         return Check(name, FAIL, f"{where}: {err}", _fix_for(err, ns))
     if missing:
@@ -150,24 +146,6 @@ def check_storage(project: Project, ns: cred.NamedStorage) -> Check:
                      f"{ns.kind}.{ns.name}.url URL`)" if ns.kind != "dataset" else
                      "create it, or correct the dataset's URL in .gitdata")  # fmt: skip
     return Check(name, OK, f"{where} reachable ({source})")
-
-
-def _missing_root(storage: Storage) -> str | None:
-    """What is missing at the storage's root: its bucket (object stores) or folder."""
-    if storage.url.startswith("file:"):
-        if not os.path.isdir(storage.root):
-            return f"folder {storage.root} does not exist"
-        return None
-    bucket = storage.root.split("/", 1)[0]
-    try:
-        storage.fs.invalidate_cache(bucket)
-        storage.fs.info(bucket)
-    except Exception as err:  # vendor errors: translated here, once
-        translated = translate(err, f"look up bucket {bucket}", storage.display, storage.name)
-        if isinstance(translated, ObjectNotFound):
-            return f"bucket {bucket} does not exist"
-        raise translated from err
-    return None
 
 
 def _fix_for(err: GitDataError, ns: cred.NamedStorage) -> str:
