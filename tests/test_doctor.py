@@ -70,6 +70,7 @@ def test_stopped_server_and_refused_credentials(tmp_path, rclone_server_factory)
     assert origin["status"] == "fail"
     assert "access denied" in origin["detail"] and "git data credentials set origin" in origin["detail"]
     assert "not-the-secret" not in json.dumps(by_name)
+    assert origin["fix"].startswith("run `git data credentials set origin`")
 
     _store_credentials(proj, "origin", srv.key, srv.secret)
     assert checks(proj)[0] == 0
@@ -81,6 +82,7 @@ def test_stopped_server_and_refused_credentials(tmp_path, rclone_server_factory)
     assert by_name["remote origin"]["status"] == "fail"
     assert "cannot reach" in by_name["remote origin"]["detail"]
     assert "is the endpoint right and the server up?" in by_name["remote origin"]["detail"]
+    assert by_name["remote origin"]["fix"].startswith("check the endpoint_url option of remote origin")
 
 
 def test_repository_without_install(tmp_path):

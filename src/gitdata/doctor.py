@@ -23,7 +23,7 @@ from .git.repo import Repo, run_git
 from .install import HOOKS, _is_ours, filter_configured
 from .project import Project
 from .storage import Storage
-from .storage.errors import redact_url
+from .storage.errors import AccessDenied, StorageUnreachable, redact_url
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 
@@ -149,10 +149,12 @@ def check_storage(project: Project, ns: cred.NamedStorage) -> Check:
 
 
 def _fix_for(err: GitDataError, ns: cred.NamedStorage) -> str:
-    text = str(err)
-    if "credentials set" in text or "is the endpoint right" in text:
-        return ""  # the message says how already
-    return f"check the URL and options of {ns.kind} {ns.name} in .gitdata, or `git data credentials set {ns.name}`"
+    """The fix, by the kind of failure (the message itself may say more)."""
+    if isinstance(err, AccessDenied):
+        return f"run `git data credentials set {ns.name}` (or fix the environment's credentials)"
+    if isinstance(err, StorageUnreachable):
+        return f"check the endpoint_url option of {ns.kind} {ns.name} (`git data remote ls`) and that the server is up"
+    return f"check the URL and options of {ns.kind} {ns.name} in .gitdata"
 
 
 def check_fuse(project: Project | None) -> Check:
