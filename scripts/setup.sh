@@ -38,3 +38,5 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -c "import gitdata" || { echo "setup: install failed" >&2; exit 1; }
   touch "$stamp"
 fi
+# man pages for `git help data` / `git data --help` (cheap: only changed pages are written)
+.venv/bin/git-data help --write-man >/dev/null || echo "setup: could not write the man pages" >&2

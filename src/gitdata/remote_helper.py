@@ -472,10 +472,34 @@ def main(argv: list[str] | None = None) -> None:
         stdin = os.fdopen(sys.stdin.fileno(), "r", closefd=False)
         Helper(remote, stdin, sys.stdout).serve()
     except (GitDataError, NotARepository) as err:
-        _log(f"fatal: s3data: {err}")
+        _log(f"fatal: s3data: {err}{_endpoint_hint(err, name, url)}")
         raise SystemExit(128) from None
     except BrokenPipeError:
         raise SystemExit(1) from None
+
+
+def _endpoint_hint(err: BaseException, name: str, url: str) -> str:
+    """For an unreachable s3:// bucket with no endpoint set anywhere: how to give one."""
+    from .storage.errors import StorageUnreachable
+
+    bucket_url = url[len("s3data::") :] if url.startswith("s3data::") else url
+    if not isinstance(err, StorageUnreachable) or not bucket_url.startswith("s3://"):
+        return ""
+    if os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3"):
+        return ""
+    try:
+        options = storage_options(local_project().repo, None if name == url else name)
+    except (GitDataError, NotARepository):
+        options = {}
+    if "endpoint_url" in options:
+        return ""
+    remote = "origin" if name == url else name
+    return (
+        f"; no endpoint is set for this bucket, so AWS S3 was asked: for another S3 service give it "
+        f"with `git clone -c remote.{remote}.s3dataOption=endpoint_url=URL s3data::{bucket_url}` "
+        f"(in a clone: `git config remote.{remote}.s3dataOption endpoint_url=URL`), or once for "
+        f"every bucket: `git config --global s3data.option endpoint_url=URL`"
+    )
 
 
 # --------------------------------------------------------------------------

@@ -16,6 +16,8 @@ COMMAND_MODULES = (
     "core_cmds",
     "credentials_cmds",
     "dataset_cmds",
+    "doctor_cmds",
+    "help_cmds",
     "internal_cmds",
     "mount_cmds",
     "remote_cmds",

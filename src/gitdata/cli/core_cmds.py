@@ -37,10 +37,14 @@ def install(scope: str) -> None:
     """Register the s3data filter with git, and hooks in the current repository.
 
     Run once per user (--global), or per repository (--local). Inside a
-    repository it also installs the pre-push and pre-commit hooks.
+    repository it also installs the pre-push and pre-commit hooks. It also
+    writes the man pages `git data --help` reads (see `git data help`).
     """
+    from .help_cmds import install_man_pages
+
     for line in install_mod.install(scope, _maybe_repo()):
         click.echo(line)
+    click.echo(install_man_pages(cli))
     click.echo("git data is installed.")
 
 
@@ -149,11 +153,16 @@ def _fetch(project, refs, include, exclude, remote):
 @click.option("-r", "--remote", help="Data remote to fetch from (default: the default one).")
 @click.option("-I", "--include", multiple=True, metavar="GLOB", help="Only paths matching GLOB (repeatable).")
 @click.option("-X", "--exclude", multiple=True, metavar="GLOB", help="Skip paths matching GLOB (repeatable).")
-def fetch(refs: tuple[str, ...], remote: str | None, include: tuple[str, ...], exclude: tuple[str, ...]) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable summary: {downloaded, failed}.")
+def fetch(refs: tuple[str, ...], remote: str | None, include: tuple[str, ...], exclude: tuple[str, ...],
+          as_json: bool) -> None:  # fmt: skip
     """Download the data objects REFS (default HEAD) need into the cache."""
     project = open_project()
     n, failed = _fetch(project, refs, include, exclude, remote)
-    click.echo(f"{n} object(s) downloaded")
+    if as_json:
+        emit_json({"downloaded": n, "failed": failed})
+    else:
+        click.echo(f"{n} object(s) downloaded")
     _report_failures(failed)
 
 
@@ -191,7 +200,8 @@ def _checkout(project, paths: tuple[str, ...]) -> tuple[int, dict[str, str]]:
 
 @cli.command()
 @click.argument("paths", nargs=-1)
-def checkout(paths: tuple[str, ...]) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable summary: {checked_out, failed}.")
+def checkout(paths: tuple[str, ...], as_json: bool) -> None:
     """Replace pointer files in the work tree by their content from the cache.
 
     PATHS limit it to files, folders or globs. Run `git data fetch` first,
@@ -200,14 +210,18 @@ def checkout(paths: tuple[str, ...]) -> None:
     project = open_project()
     ensure_filter(project)
     n, failed = _checkout(project, paths)
-    click.echo(f"{n} file(s) checked out")
+    if as_json:
+        emit_json({"checked_out": n, "failed": failed})
+    else:
+        click.echo(f"{n} file(s) checked out")
     _report_failures(failed)
 
 
 @cli.command()
 @click.argument("paths", nargs=-1)
 @click.option("-r", "--remote", help="Data remote to fetch from (default: the default one).")
-def pull(paths: tuple[str, ...], remote: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable summary: {downloaded, checked_out, failed}.")
+def pull(paths: tuple[str, ...], remote: str | None, as_json: bool) -> None:
     """Fetch the objects HEAD needs and check them out (fetch + checkout)."""
     project = open_project()
     ensure_filter(project)
@@ -217,8 +231,12 @@ def pull(paths: tuple[str, ...], remote: str | None) -> None:
     include = tuple(p if any(c in p for c in "*?[") else p.rstrip("/") + "*" for p in paths)
     n, failed = _fetch(project, (), include, (), remote)
     m, failed2 = _checkout(project, paths)
-    click.echo(f"{n} object(s) downloaded, {m} file(s) checked out")
-    _report_failures({**failed2, **failed})  # a fetch error explains a checkout miss
+    failed = {**failed2, **failed}  # a fetch error explains a checkout miss
+    if as_json:
+        emit_json({"downloaded": n, "checked_out": m, "failed": failed})
+    else:
+        click.echo(f"{n} object(s) downloaded, {m} file(s) checked out")
+    _report_failures(failed)
 
 
 @cli.command("ls-files")

@@ -93,6 +93,22 @@ def _read_secret(target: cred.Target, key: str | None, token_file: str | None, f
     return cred.Secret(key=key, secret=secret)
 
 
+def _check_bucket(name: str | None, url: str, options: dict[str, Any], target: cred.Target) -> None:
+    """The credentials were accepted; the bucket must exist too, or "(verified)" would mislead."""
+    from ..bucketcheck import CHECK_RETRY, BucketMissing, root_problem
+    from ..storage import Storage
+
+    try:
+        missing = root_problem(Storage(url, options, name=name, retry=CHECK_RETRY))
+    except StorageError as err:
+        raise GitDataError(f"{err}; nothing was stored (use --no-check to store anyway)") from err
+    if missing:
+        raise BucketMissing(
+            f"{missing} at {target.endpoint}: the credentials were accepted, but nothing was stored; "
+            "create the bucket or correct the URL (--no-check stores them anyway)"
+        )
+
+
 def _helper_configured(cwd: str | None) -> bool:
     out = run_git(["config", "--get-all", "credential.helper"], cwd=cwd, check=False)
     return any(line.strip() for line in out.decode().splitlines())
@@ -121,10 +137,11 @@ def credentials() -> None:
 )
 @click.option("--helper", "to_helper", is_flag=True, help="Store through git's credential helper instead of the git data credentials file.")
 @click.option("--no-verify", is_flag=True, help="Store without first checking the credentials against the storage.")
+@click.option("--no-check", is_flag=True, help="Verify the credentials but do not check that the bucket exists.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (never contains the secret).")
 def credentials_set(
     storage: str, key: str | None, token_file: str | None, from_stdin: bool,
-    option_pairs: tuple[str, ...], to_helper: bool, no_verify: bool, as_json: bool,
+    option_pairs: tuple[str, ...], to_helper: bool, no_verify: bool, no_check: bool, as_json: bool,
 ) -> None:  # fmt: skip
     """Store credentials for STORAGE (a storage name in .gitdata, or a URL).
 
@@ -147,6 +164,8 @@ def credentials_set(
             ) from err
         except StorageError as err:
             raise GitDataError(f"{err}; nothing was stored (use --no-verify to store anyway)") from err
+        if not no_check:
+            _check_bucket(name, url, {**options, **provider.to_options(secret)}, target)
         verified = True
     if to_helper:
         if not _helper_configured(cwd):

@@ -213,7 +213,9 @@ def dataset_rm(name: str, as_json: bool) -> None:
 
 
 @dataset.command("stage")
-@click.argument("name")
+@click.argument("name", required=False)
+@click.option("--all", "stage_all", is_flag=True,
+              help="Stage every dataset, each in its mode from .gitdata (what a fresh clone needs).")
 @click.option("--copy", "mode", flag_value="copy", help="Copy the bytes into the dataset folder (the default).")
 @click.option("--reference", "mode", flag_value="reference", help="Nothing on disk; read with `git data cat`.")
 @click.option("--mount", "mode", flag_value="mount",
@@ -226,8 +228,8 @@ def dataset_rm(name: str, as_json: bool) -> None:
 @click.option("-j", "--jobs", type=int, help="Parallel downloads (default: gitdata.jobs or 8).")
 @click.option("--force", is_flag=True, help="Stage even above gitdata.stageMaxBytes.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def dataset_stage(name, mode, location, existing, verify, include, exclude, jobs, force, as_json) -> None:
-    """Bring dataset NAME's bytes to this machine.
+def dataset_stage(name, stage_all, mode, location, existing, verify, include, exclude, jobs, force, as_json) -> None:
+    """Bring dataset NAME's bytes (every dataset's, with --all) to this machine.
 
     Each file is checked against its recorded fingerprint: a remote object
     that changed since it was recorded is reported, not silently taken
@@ -238,6 +240,51 @@ def dataset_stage(name, mode, location, existing, verify, include, exclude, jobs
     """
     project = open_project()
     trust.notice_once(project, lambda m: click.echo(m, err=True))
+    if stage_all == bool(name):
+        raise click.UsageError("give a dataset NAME, or --all")
+    if stage_all and (mode or location or existing or verify or include or exclude):
+        raise click.UsageError(
+            "--all stages each dataset in its mode from .gitdata: no --copy/--reference/--mount, "
+            "--location, --existing, --verify, --include or --exclude"
+        )
+    if not stage_all:
+        report = _stage_one(project, name, mode, location, existing, verify, include, exclude, jobs, force)
+        if as_json:
+            emit_json(report.as_dict())
+        else:
+            _print_stage(report)
+        _stage_failures(report)
+        return
+    reports, refused = [], []
+    for n in sorted(project.config.sections("dataset")):
+        try:
+            report = _stage_one(project, n, None, None, None, False, (), (), jobs, force)
+        except GitDataError as err:
+            click.echo(f"error: {n}: {err}", err=True)
+            refused.append(n)
+            continue
+        reports.append(report)
+        if not as_json:
+            _print_stage(report)
+    if as_json:
+        emit_json([r.as_dict() for r in reports])
+    incomplete = []
+    for report in reports:
+        try:
+            _stage_failures(report)
+        except GitDataError as err:
+            click.echo(f"error: {err}", err=True)
+            incomplete.append(report.dataset)
+    if refused or incomplete:
+        raise GitDataError(
+            f"staging was incomplete ({', '.join(sorted(refused + incomplete))}); the other datasets "
+            "are staged: fix what is said above, then run `git data dataset stage --all` again"
+        )
+    if not reports and not as_json:
+        click.echo("no datasets in .gitdata; see `git data dataset create`")
+
+
+def _stage_one(project, name, mode, location, existing, verify, include, exclude, jobs, force):
     if mode is None:
         tracked = (project.config.sections("dataset").get(name, {}).get("mode") or ["copy"])[-1]
         mode = tracked if tracked in ("copy", "mount", "reference") and not (location or existing) else "copy"
@@ -252,26 +299,29 @@ def dataset_stage(name, mode, location, existing, verify, include, exclude, jobs
             raise click.UsageError("--existing does not combine with --reference/--mount")
         mode = "existing"
     ensure_filter(project)
-    report = ds_mod.stage(
+    return ds_mod.stage(
         project, name, mode=mode, location=location, existing=existing, verify=verify,
         include=include, exclude=exclude, jobs=jobs, force=force,
     )
-    if as_json:
-        emit_json(report.as_dict())
-    else:
-        where = f" at {report.location}" if report.location else ""
-        click.echo(
-            f"{name}: {len(report.staged)} file(s) staged ({human_size(report.bytes)}), "
-            f"{report.already} already there, mode {report.mode}{where}"
-        )
-        for path, note in sorted(report.notes.items()):
-            click.echo(f"note: {path}: {note}")
-        for path, why in sorted(report.kept.items()):
-            click.echo(f"kept {path}: {why}")
+
+
+def _print_stage(report) -> None:
+    where = f" at {report.location}" if report.location else ""
+    click.echo(
+        f"{report.dataset}: {len(report.staged)} file(s) staged ({human_size(report.bytes)}), "
+        f"{report.already} already there, mode {report.mode}{where}"
+    )
+    for path, note in sorted(report.notes.items()):
+        click.echo(f"note: {path}: {note}")
+    for path, why in sorted(report.kept.items()):
+        click.echo(f"kept {path}: {why}")
+
+
+def _stage_failures(report) -> None:
     if report.failed:
         for path, reason in sorted(report.failed.items()):
             click.echo(f"error: {path}: {reason}", err=True)
-        raise GitDataError(f"{len(report.failed)} file(s) of {name} could not be staged")
+        raise GitDataError(f"{len(report.failed)} file(s) of {report.dataset} could not be staged")
 
 
 @dataset.command("unstage")

@@ -33,10 +33,16 @@ def remote() -> None:
     "--git-remote", "git_remotes", multiple=True, metavar="GIT_REMOTE",
     help="Pushes to this git remote upload their data here (per clone; repeatable).",
 )
+@click.option("--no-check", is_flag=True, help="Do not check that the bucket exists and the credentials work.")
 def remote_add(
-    name: str, url: str, make_default: bool, options: tuple[str, ...], git_remotes: tuple[str, ...]
-) -> None:
-    """Add data remote NAME at URL."""
+    name: str, url: str, make_default: bool, options: tuple[str, ...], git_remotes: tuple[str, ...],
+    no_check: bool,
+) -> None:  # fmt: skip
+    """Add data remote NAME at URL.
+
+    The bucket must exist and answer with the credentials that would be
+    used (one small request; --no-check skips it).
+    """
     project = open_project()
     config_mod.check_name("remote", name)
     if name in project.config.remotes:
@@ -50,6 +56,12 @@ def remote_add(
             f"URL {redact_url(url)} carries user info; credentials never go in .gitdata"
         )
     open_filesystem(url, parsed)  # fails early for unknown schemes and missing backends
+    if not no_check:
+        from ..bucketcheck import check_new_storage
+
+        note = check_new_storage(project, name, url, parsed, "--no-check")
+        if note:
+            click.echo(f"note: {note}", err=True)
     if "://" not in url:
         import os
 

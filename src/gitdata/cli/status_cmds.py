@@ -19,9 +19,10 @@ from .base import emit_json, open_project, table
 @click.option("--remote", is_flag=True, help="Compare with the remotes: listings only, no downloads.")
 @click.option("-v", "--verbose", is_flag=True, help="List every file, not only those that need attention.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (every file).")
-@click.option("--exit-code", is_flag=True, help="Exit with status 1 when anything needs attention (a stale run, a changed file).")
+@click.option("--exit-code", "exit_code", is_flag=True,
+              help="Exit 1 when anything needs attention (what the short listing shows: a changed file, a stale run), like `git diff --exit-code`.")  # fmt: skip
 def status(names: tuple[str, ...], remote: bool, verbose: bool, as_json: bool, exit_code: bool) -> None:
-    """Show the state of datasets and recorded runs (NAMES limit it).
+    """Show the state of datasets, storages and recorded runs (NAMES limit it).
 
     Per file: local state (staged / pointer only / modified / not pushed /
     missing; outside datasets: not materialized) and, with --remote, whether the remote object still matches
@@ -34,13 +35,18 @@ def status(names: tuple[str, ...], remote: bool, verbose: bool, as_json: bool, e
     unfinished = status_mod.unfinished_checkout(project)
     if unfinished:
         click.echo(f"warning: {unfinished}", err=True)
+    _filter_missing(project)
     rows = status_mod.collect(project, status_mod.StatusOptions(names=names, remote=remote))
+    _print_status(rows, remote, verbose, as_json)
+    if exit_code and any(r.notable for r in rows):
+        raise SystemExit(1)
+
+
+def _print_status(rows: list[status_mod.StatusRow], remote: bool, verbose: bool, as_json: bool) -> None:
     if as_json:
         emit_json([r.as_dict() for r in rows])
     else:
         _print(rows, remote, verbose)
-    if exit_code and any(r.notable for r in rows):
-        sys.exit(1)
 
 
 def _print(rows: list[status_mod.StatusRow], remote: bool, verbose: bool) -> None:
@@ -67,6 +73,16 @@ def _print(rows: list[status_mod.StatusRow], remote: bool, verbose: bool) -> Non
                     click.echo(f"  {why}")
         elif shown:
             table([["  " + r.path, r.local or "-", r.remote or "-"] for r in shown], ["  PATH", "LOCAL", "REMOTE"])
+
+
+def _filter_missing(project) -> None:
+    """Say why a clone holds pointer files: git data was never installed for this user."""
+    from ..install import filter_configured, tracked_patterns
+
+    if tracked_patterns(project.root) and not filter_configured(project.repo):
+        click.echo("warning: the git data filter is not set up here, so git keeps pointer files "
+                   "instead of data; run `git data install` (once per user), then `git data pull`",
+                   err=True)  # fmt: skip
 
 
 def _stale_mounts(project) -> None:

@@ -52,10 +52,30 @@ def storage() -> None:
     "-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
     help="A non-secret storage option, e.g. endpoint_url=http://127.0.0.1:9000 (repeatable).",
 )
+@click.option("--no-check", is_flag=True, help="Do not check that the bucket exists and the credentials work.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def storage_add(name: str, url: str, to: str | None, mode: str, options: tuple[str, ...], as_json: bool) -> None:
-    """Map storage NAME at URL into the project. Nothing is transferred."""
+def storage_add(name: str, url: str, to: str | None, mode: str, options: tuple[str, ...], no_check: bool,
+                as_json: bool) -> None:  # fmt: skip
+    """Map storage NAME at URL into the project. Nothing is transferred.
+
+    The bucket must exist and answer with the credentials that would be
+    used (one small request; --no-check skips it).
+    """
     project = open_project()
+    if not no_check and name not in storages_mod.load_all(project):
+        from .. import config as config_mod
+        from ..bucketcheck import check_new_storage
+
+        # what `add` refuses is refused before any request is made with it
+        config_mod.check_name("storage", name)
+        parsed = config_mod.parse_options(list(options))
+        for key, value in parsed.items():
+            config_mod.check_not_secret(key, str(value))
+        config_mod.check_tracked_options(url, parsed, f"storage {name!r}", name)
+        if "@" not in url.split("://", 1)[-1].split("/", 1)[0]:
+            note = check_new_storage(project, name, url, parsed, "--no-check")
+            if note:
+                click.echo(f"note: {note}", err=True)
     spec = storages_mod.add(project, name, url, to=to, mode=mode, option_pairs=list(options))
     if as_json:
         emit_json(spec.as_dict() | {"url": redact_url(spec.url)})

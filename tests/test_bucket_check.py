@@ -1,0 +1,79 @@
+"""`remote add`, `storage add` and `credentials set` check the bucket first (`--no-check` skips it)."""
+
+from __future__ import annotations
+
+from helpers import git, new_project, run
+
+
+def _env(srv):
+    return dict(srv.env)
+
+
+def test_remote_add_refuses_a_missing_bucket(tmp_path, moto_server, moto_bucket, monkeypatch):
+    for k, v in moto_server.env.items():
+        monkeypatch.setenv(k, v)
+    proj = new_project(tmp_path / "proj")
+    ep = f"endpoint_url={moto_server.endpoint}"
+    proc = run("git", "data", "remote", "add", "lab", "s3://no-such-bucket-x/p", "-o", ep, cwd=proj, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.decode().splitlines() == [
+        f"error: bucket no-such-bucket-x does not exist at {moto_server.endpoint} (lab at s3://no-such-bucket-x/p): "
+        "create it first, or correct the URL (--no-check adds it without this check)"
+    ]
+    assert not (proj / ".gitdata").exists() or "no-such-bucket-x" not in (proj / ".gitdata").read_text()
+    # an existing bucket is fine, and --no-check adds a missing one anyway
+    run("git", "data", "remote", "add", "lab", f"s3://{moto_bucket}/p", "-o", ep, cwd=proj)
+    run("git", "data", "remote", "add", "later", "s3://no-such-bucket-x/p", "-o", ep, "--no-check", cwd=proj)
+    assert "no-such-bucket-x" in git(proj, "config", "-f", ".gitdata", "remote.later.url")
+
+
+def test_storage_add_refuses_a_missing_bucket(tmp_path, moto_server, moto_bucket, monkeypatch):
+    for k, v in moto_server.env.items():
+        monkeypatch.setenv(k, v)
+    proj = new_project(tmp_path / "proj")
+    ep = f"endpoint_url={moto_server.endpoint}"
+    proc = run("git", "data", "storage", "add", "res", "s3://no-such-bucket-y/r", "-o", ep, cwd=proj, check=False)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and "Traceback" not in err
+    assert "error: bucket no-such-bucket-y does not exist" in err and "--no-check" in err
+    assert not (proj / ".gitignore").exists()
+    run("git", "data", "storage", "add", "res", f"s3://{moto_bucket}/r", "-o", ep, cwd=proj)
+    run("git", "data", "storage", "add", "res2", "s3://no-such-bucket-y/r", "-o", ep, "--no-check", cwd=proj)
+
+
+def test_refused_keys_fail_and_a_dead_server_or_no_keys_only_note(tmp_path, rclone_server_factory):
+    srv = rclone_server_factory()
+    srv.make_bucket("lab")
+    proj = new_project(tmp_path / "proj")
+    ep = f"endpoint_url={srv.endpoint}"
+    wrong = {"AWS_ACCESS_KEY_ID": srv.key, "AWS_SECRET_ACCESS_KEY": "wrong-secret"}
+    proc = run("git", "data", "remote", "add", "a", "s3://lab/p", "-o", ep, cwd=proj, env=wrong, check=False)
+    err = proc.stderr.decode()
+    assert proc.returncode == 3 and "access denied" in err and "--no-check" in err and "wrong-secret" not in err
+    # no credentials anywhere (and no terminal): added, with a note naming the command that stores them
+    proc = run("git", "data", "remote", "add", "b", "s3://lab/p", "-o", ep, cwd=proj)
+    assert "note: the bucket of b was not checked: no credentials for it yet; store them with `git data credentials set b`" in proc.stderr.decode()  # fmt: skip
+    # a server that does not answer is no verdict: added, with a note
+    srv.stop()
+    proc = run("git", "data", "remote", "add", "c", "s3://lab/p", "-o", ep, cwd=proj, env=_env(srv))
+    assert "note: the bucket of c was not checked: cannot reach" in proc.stderr.decode()
+
+
+def test_credentials_set_does_not_verify_a_missing_bucket(tmp_path, rclone_server):
+    srv = rclone_server
+    srv.ensure_running()
+    secret_in = f"{srv.key}\n{srv.secret}\n".encode()
+    url, ep = "s3://no-such-bucket-z", f"endpoint_url={srv.endpoint}"
+    proc = run("git", "data", "credentials", "set", url, "-o", ep, "--stdin", cwd=tmp_path, input=secret_in, check=False)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and "Traceback" not in err and srv.secret not in err
+    assert f"bucket no-such-bucket-z does not exist at {srv.endpoint}: the credentials were accepted" in err and "nothing was stored" in err
+    assert "no-such-bucket-z" not in run("git", "data", "credentials", "ls", cwd=tmp_path).stdout.decode()
+    out = run("git", "data", "credentials", "set", url, "-o", ep, "--stdin", "--no-check", cwd=tmp_path, input=secret_in).stdout.decode()  # fmt: skip
+    assert out.startswith("stored credentials for bucket no-such-bucket-z")
+    srv.make_bucket("real-bucket")
+    try:
+        out = run("git", "data", "credentials", "set", "s3://real-bucket", "-o", ep, "--stdin", cwd=tmp_path, input=secret_in).stdout.decode()  # fmt: skip
+        assert "(verified)" in out
+    finally:
+        srv.delete_bucket("real-bucket")

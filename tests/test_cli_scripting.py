@@ -1,0 +1,73 @@
+"""What scripts and CI rely on: `status --exit-code`, `--json` of fetch, checkout and pull."""
+
+from __future__ import annotations
+
+import json
+
+from helpers import gd, git, new_project, run, write
+
+
+def _data_project(tmp_path, daemon_repo):
+    """A project with two files pushed to a local data remote, and a clone that
+    kept their pointers (GIT_DATA_SKIP_SMUDGE=1)."""
+    store = tmp_path / "store"
+    proj = new_project(tmp_path / "proj", str(store))
+    write(proj / "data" / "a.csv", b"a\n")
+    write(proj / "data" / "b.csv", b"b\n")
+    git(proj, "add", ".")
+    git(proj, "commit", "-qm", "data")
+    git(proj, "push", "-q", daemon_repo.url, "HEAD:main")
+    git(tmp_path, "clone", "-q", daemon_repo.url, "clone", env={"GIT_DATA_SKIP_SMUDGE": "1"})
+    return proj, tmp_path / "clone", store
+
+
+def test_status_exit_code_for_files_outside_datasets(tmp_path, daemon_repo):
+    proj, clone, _store = _data_project(tmp_path, daemon_repo)
+    assert run("git", "data", "status", "--exit-code", cwd=proj).returncode == 0
+    proc = run("git", "data", "status", "--exit-code", cwd=clone, check=False)
+    assert proc.returncode == 1
+    assert "not materialized" in proc.stdout.decode()
+    proc = run("git", "data", "status", "--exit-code", "--json", cwd=clone, check=False)
+    assert proc.returncode == 1
+    rows = json.loads(proc.stdout)
+    assert {(r["path"], r["local"]) for r in rows} == {("data/a.csv", "not materialized"), ("data/b.csv", "not materialized")}  # fmt: skip
+    # without --exit-code, status reports and succeeds
+    assert run("git", "data", "status", cwd=clone).returncode == 0
+    gd(clone, "pull")
+    assert run("git", "data", "status", "--exit-code", cwd=clone).returncode == 0
+
+
+def test_status_remote_exit_code_sees_a_changed_bucket(tmp_path, moto_server, moto_bucket, monkeypatch):
+    for k, v in moto_server.env.items():
+        monkeypatch.setenv(k, v)
+    client = moto_server.client()
+    client.put_object(Bucket=moto_bucket, Key="raw/x.txt", Body=b"one")
+    proj = new_project(tmp_path / "proj")
+    gd(proj, "dataset", "create", "raw")
+    gd(proj, "dataset", "add", "raw", f"s3://{moto_bucket}/raw/", "-o", f"endpoint_url={moto_server.endpoint}")
+    git(proj, "commit", "-qm", "register")
+    assert run("git", "data", "status", "--remote", "--exit-code", cwd=proj).returncode == 0
+    client.put_object(Bucket=moto_bucket, Key="raw/x.txt", Body=b"two, longer")
+    proc = run("git", "data", "status", "--remote", "--exit-code", "--json", cwd=proj, check=False)
+    assert proc.returncode == 1
+    assert [r["remote"] for r in json.loads(proc.stdout)] == ["changed"]
+    # the local side alone is in order: without --remote nothing differs
+    assert run("git", "data", "status", "--exit-code", cwd=proj).returncode == 0
+
+
+def test_fetch_checkout_pull_json(tmp_path, daemon_repo):
+    _proj, clone, store = _data_project(tmp_path, daemon_repo)
+    assert json.loads(gd(clone, "fetch", "--json", "-I", "data/a.csv")) == {"downloaded": 1, "failed": {}}
+    assert json.loads(gd(clone, "checkout", "--json", "data/a.csv")) == {"checked_out": 1, "failed": {}}
+    assert (clone / "data" / "a.csv").read_bytes() == b"a\n"
+    # b's object is gone from the data remote: pull reports it in JSON and exits 1
+    for obj in store.rglob("*"):
+        if obj.is_file() and obj.read_bytes() == b"b\n":
+            obj.unlink()
+    proc = run("git", "data", "pull", "--json", cwd=clone, check=False)
+    assert proc.returncode == 1
+    report = json.loads(proc.stdout)
+    assert report["downloaded"] == 0 and report["checked_out"] == 0
+    assert list(report["failed"]) == ["data/b.csv"]
+    err = proc.stderr.decode()
+    assert "error: 1 file(s) could not be fetched" in err and "Traceback" not in err
