@@ -148,3 +148,26 @@ def test_feature_packages_export_what_docs_api_md_names():
         assert named and set(named) - {"model", "register", "modes", "download", "staging", "unstage", "read",
                                        "spec", "manifest", "listing", "engine", "status", "__all__"} <= set(pkg.__all__), (
             f"docs/api.md names {pkg.__name__} functions it does not export")  # fmt: skip
+
+
+def test_git_helpers_launch_the_entry_points_of_project_scripts(tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    text = (ROOT / "pyproject.toml").read_text()
+    section = text.split("[project.scripts]\n", 1)[1].split("\n[", 1)[0]
+    scripts = dict(re.findall(r'^([\w-]+) = "([\w.:]+)"$', section, re.M))
+    assert set(scripts) == {"git-data", "git-remote-s3data"}
+    for name, target in scripts.items():
+        launcher = ROOT / "git-helpers" / name
+        assert launcher.is_file() and os.access(launcher, os.X_OK), f"git-helpers/{name} is missing"
+        module, func = target.split(":")
+        assert f"from {module} import {func}" in launcher.read_text(), f"git-helpers/{name} runs something else"
+    # git finds the launcher on PATH and it runs this checkout's code
+    path = os.pathsep.join([str(ROOT / "git-helpers"), os.path.dirname(sys.executable), "/usr/bin", "/bin"])
+    assert shutil.which("git-data", path=path) == str(ROOT / "git-helpers" / "git-data")
+    env = {**os.environ, "PATH": path}
+    proc = subprocess.run(["git", "data", "--version"], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0 and "git data" in proc.stdout + proc.stderr, proc.stderr

@@ -128,3 +128,26 @@ def test_a_full_disk_is_one_clear_error_and_leaves_nothing(tiny_fs):
                 w.write(b"\0" * (16 << 10))
             w.commit()
     assert os.listdir(tiny_fs) == []
+
+
+def test_a_killed_writer_not_yet_reaped_counts_as_gone(tmp_path):
+    """kill -9 leaves a zombie until its parent reaps it; it still answers kill(pid, 0),
+    and its temporary file must be swept all the same (a killed stage, then stage again)."""
+    import time
+
+    from gitdata.fileio import remove_stale_tmp
+
+    child = subprocess.Popen(["sleep", "0.05"])
+    running = subprocess.Popen(["sleep", "30"])
+    try:
+        time.sleep(0.5)  # exited, not reaped: a zombie
+        dead = tmp_path / f".gitdata-tmp-{child.pid}-abc"
+        live = tmp_path / f".gitdata-tmp-{running.pid}-def"
+        dead.write_bytes(b"partial")
+        live.write_bytes(b"being written")
+        assert remove_stale_tmp([str(tmp_path)]) == [str(dead)]
+        assert live.exists() and not dead.exists()
+    finally:
+        running.kill()
+        running.wait()
+        child.wait()
