@@ -171,3 +171,31 @@ def test_git_helpers_launch_the_entry_points_of_project_scripts(tmp_path):
     env = {**os.environ, "PATH": path}
     proc = subprocess.run(["git", "data", "--version"], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0 and "git data" in proc.stdout + proc.stderr, proc.stderr
+
+
+#: the modules that may start processes, and why (git plumbing goes through git/repo.py)
+SUBPROCESS_ALLOWED = {
+    "git/repo.py": "git itself",
+    "mount/runner.py": "the mount processes (rclone, the FUSE server), fusermount3, mountpoint",
+    "provenance/runner.py": "the user's own command, `git data run`",
+}
+
+
+def test_processes_are_started_only_where_that_is_the_job():
+    offenders = []
+    for path in SRC.rglob("*.py"):
+        rel = path.relative_to(SRC).as_posix()
+        tree = ast.parse(path.read_text())
+        runtime = {n.lineno for n in ast.walk(tree) if isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test)
+                   for n in ast.walk(n) if hasattr(n, "lineno")}  # fmt: skip
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])  # fmt: skip
+            if any(n.split(".")[0] in ("subprocess", "pty") for n in names) and node.lineno not in runtime:
+                offenders.append(rel)
+        if "os.system(" in path.read_text() or "os.popen(" in path.read_text():
+            offenders.append(rel)
+    stray = sorted(set(offenders) - set(SUBPROCESS_ALLOWED))
+    assert not stray, f"processes started outside {sorted(SUBPROCESS_ALLOWED)}: {stray} (use gitdata.git.repo)"
+    unused = sorted(set(SUBPROCESS_ALLOWED) - set(offenders))
+    assert not unused, f"SUBPROCESS_ALLOWED lists modules that start no process: {unused}"

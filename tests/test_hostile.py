@@ -540,3 +540,35 @@ def test_a_key_longer_than_a_file_name_can_be_is_refused_before_anything_is_writ
     proc = gd(p, "dataset", "add", "d", f"s3://{moto_bucket}/raw", "--exclude", "n*")
     assert (p / "data" / "d" / "ok.csv").exists()
     assert "1 file(s)" in proc.stdout, proc.stdout
+
+
+@pytest.mark.parametrize("url, refused", [
+    ("s3://AKID:secret@bucket/p", True),
+    ("s3://token@bucket/p", True),
+    ("https://u:p@host.example/x", True),
+    ("s3://bucket/path@with-at", False),
+    ("file:///home/a@b/data", False),
+    ("s3://bucket", False),
+    ("relative/path@x", False),
+])  # fmt: skip
+def test_one_userinfo_check_for_every_url_that_reaches_gitdata(url, refused):
+    from gitdata.storage.errors import userinfo_problem
+
+    problem = userinfo_problem(url)
+    assert (problem is not None) == refused
+    if problem:
+        assert "secret" not in problem and "carries user info" in problem
+
+
+def test_storage_and_dataset_urls_with_user_info_are_refused_and_not_echoed(tmp_path):
+    p = tmp_path / "p"
+    p.mkdir()
+    git(p, "init", "-q", "-b", "main")
+    before = (p / ".gitdata").read_bytes() if (p / ".gitdata").exists() else None
+    for args in (["storage", "add", "lab", "s3://AKID:hunter2@bucket/lab"],
+                 ["dataset", "create", "d", "--storage", "s3://AKID:hunter2@bucket/d"]):  # fmt: skip
+        proc = subprocess.run(["git", "data", *args], cwd=p, capture_output=True, text=True)
+        assert proc.returncode != 0 and "carries user info" in proc.stderr, proc.stderr
+        assert "hunter2" not in proc.stdout + proc.stderr and "Traceback" not in proc.stderr
+    after = (p / ".gitdata").read_bytes() if (p / ".gitdata").exists() else None
+    assert after == before or b"hunter2" not in (after or b"")

@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 
 from . import writer
 from .errors import GitDataError
-from .storage.errors import AccessDenied, StorageError, redact_url
+from .storage.errors import AccessDenied, StorageError, redact_url, userinfo_problem
 
 
 class Project(Protocol):
@@ -240,11 +240,8 @@ def target_for(url: str, options: Mapping[str, Any], name: str | None = None, en
     if provider is None:
         return None
     parts = urlsplit(url)
-    if parts.username or parts.password:
-        raise CredentialsError(
-            f"URL {redact_url(url)} carries user info; give credentials with "
-            f"`git data credentials set` instead of in the URL"
-        )
+    if problem := userinfo_problem(url):
+        raise CredentialsError(f"{problem}; give them with `git data credentials set`")
     bucket = parts.netloc or parts.path.lstrip("/").split("/", 1)[0]
     if not bucket:
         raise CredentialsError(f"URL {redact_url(url)} names no bucket")

@@ -17,17 +17,19 @@ remotes: ``git remote-s3data compact|unlock|log REMOTE``.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .bucketrepo import BucketRepo, PushSpec
 from .errors import GitDataError
-from .git.repo import NotARepository, Repo
+from .git.repo import NotARepository, Repo, git_process
 from .project import Project
 from .storage import StorageError
+
+if TYPE_CHECKING:
+    import subprocess
 
 #: URL schemes whose URLs name a bucket (the repository lives in storage).
 BUCKET_SCHEMES = ("s3", "s3a", "gs", "gcs", "memory", "az", "abfs")
@@ -111,18 +113,14 @@ def local_project() -> Project:
         return Project.open()
     git_dir = os.path.abspath(git_dir)
     os.environ["GIT_DIR"] = git_dir
-    worktree = subprocess.run(
-        ["git", "config", "--get", "core.worktree"], capture_output=True, text=True
-    ).stdout.strip()
+    worktree = git_process(["config", "--get", "core.worktree"]).stdout.strip()
     if worktree:
         root = os.path.normpath(os.path.join(git_dir, worktree))
     elif os.path.basename(git_dir) == ".git":
         root = os.path.dirname(git_dir)
     else:
         root = git_dir  # bare
-    common = subprocess.run(
-        ["git", "rev-parse", "--git-common-dir"], capture_output=True, text=True, cwd=root
-    ).stdout.strip() or git_dir
+    common = git_process(["rev-parse", "--git-common-dir"], root).stdout.strip() or git_dir
     if not os.path.isabs(common):
         common = os.path.normpath(os.path.join(root, common))
     return Project(Repo(root=root, git_dir=git_dir, common_dir=common))
@@ -203,9 +201,7 @@ class GitUrlRemote(Remote):
     _refs: dict[str, str] | None = None
 
     def _git(self, args: Sequence[str], *, capture: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            ["git", *args], cwd=self.project.repo.root, capture_output=capture, text=True
-        )
+        return git_process(args, self.project.repo.root, capture=capture)
 
     def list(self, for_push: bool) -> list[str]:
         proc = self._git(["ls-remote", "--symref", self.url])

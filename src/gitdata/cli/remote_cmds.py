@@ -7,6 +7,7 @@ import click
 from .. import config as config_mod
 from .. import trust
 from ..storage import open_filesystem, redact_url
+from ..storage.errors import userinfo_problem
 from . import cli
 from .base import emit_json, open_project, table
 
@@ -51,10 +52,8 @@ def remote_add(
     for key, value in parsed.items():
         config_mod.check_not_secret(key, str(value))
     config_mod.check_tracked_options(url, parsed, f"remote {name!r}", name)
-    if "@" in url.split("://", 1)[-1].split("/", 1)[0]:
-        raise click.ClickException(
-            f"URL {redact_url(url)} carries user info; credentials never go in .gitdata"
-        )
+    if problem := userinfo_problem(url):
+        raise click.ClickException(f"{problem} (use `git data credentials set {name}` or the environment)")
     open_filesystem(url, parsed)  # fails early for unknown schemes and missing backends
     if not no_check:
         from ..bucketcheck import check_new_storage

@@ -20,7 +20,7 @@ from ..project import Project
 from ..scan import Found, scan_index
 from ..storage import Storage, StorageError, normalize_url
 from ..storage.backends import adapter_for_protocol
-from ..storage.errors import AccessDenied, ObjectNotFound, StorageUnreachable
+from ..storage.errors import AccessDenied, ObjectNotFound, StorageUnreachable, userinfo_problem
 
 DEFAULT_ROOT = "data"
 
@@ -255,10 +255,8 @@ def edit(project: Project, name: str, changes: dict[str, str | list[str] | None]
 
 
 def _check_url_has_no_userinfo(url: str) -> None:
-    if "@" in url.split("://", 1)[-1].split("/", 1)[0] and "://" in url:
-        from ..storage import redact_url
-
-        raise DatasetError(f"URL {redact_url(url)} carries user info; credentials never go in .gitdata")
+    if problem := userinfo_problem(url):
+        raise DatasetError(f"{problem} (use `git data credentials set` or the environment)")
 
 
 def _index_has_prefix(project: Project, folder: str) -> bool:

@@ -39,6 +39,15 @@ def run_git(
     return proc.stdout
 
 
+def git_process(args: Sequence[str], cwd: str | None = None, *, capture: bool = True) -> subprocess.CompletedProcess:
+    """Run git and hand back the whole result (text), for callers that read its status and
+    stderr themselves; ``capture=False`` lets git's output through (a remote helper's)."""
+    try:
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=capture, text=True)
+    except FileNotFoundError as err:
+        raise GitError("git is not installed or not on PATH") from err
+
+
 @dataclass
 class Repo:
     """A work tree and its git directory."""

@@ -22,6 +22,15 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, "***@" + host, parts.path, parts.query, parts.fragment))
 
 
+def userinfo_problem(url: str) -> str | None:
+    """The start of the error for a URL that carries user info (``user:secret@host``), else
+    None. The one check of its kind: `.gitdata`, remotes, datasets and credentials use it."""
+    authority = url.split("://", 1)[1].split("/", 1)[0] if "://" in url else ""
+    if "@" not in authority:
+        return None
+    return f"URL {redact_url(url)} carries user info; credentials never go in a URL or in .gitdata"
+
+
 class StorageError(GitDataError):
     """A storage operation failed.
 

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 from .. import config as config_mod
 from .. import safepath, trust
 from ..errors import GitDataError
-from ..storage import normalize_url, open_filesystem, redact_url
+from ..storage import normalize_url, open_filesystem
+from ..storage.errors import userinfo_problem
 
 if TYPE_CHECKING:
     from .project import Project
@@ -163,11 +164,8 @@ def add(
     for key, value in options.items():
         config_mod.check_not_secret(key, str(value))
     config_mod.check_tracked_options(url, options, f"storage {name!r}", name)
-    if "@" in url.split("://", 1)[-1].split("/", 1)[0]:
-        raise StorageConfigError(
-            f"URL {redact_url(url)} carries user info; credentials never go in .gitdata "
-            f"(use `git data credentials set {name}` or the environment)"
-        )
+    if problem := userinfo_problem(url):
+        raise StorageConfigError(f"{problem} (use `git data credentials set {name}` or the environment)")
     url = normalize_url(url)
     open_filesystem(url, options)  # unknown schemes and missing backends fail here, clearly
     rel = _clean_project_path(project, to or posixpath.join(DEFAULT_ROOT, name))
