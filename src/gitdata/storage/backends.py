@@ -149,7 +149,8 @@ class S3Adapter(Adapter):
 class GcsAdapter(Adapter):
     create_only_kwarg = True  # gcsfs sends ifGenerationMatch=0
     atomic_create = True
-    version_kwarg = "generation"  # every object has one; no constructor option needed
+    version_kwarg = "generation"  # read as path#G (Storage.versioned_path)
+    versions_option = "version_aware"  # listings and info report generations
 
 
 class LocalAdapter(Adapter):
