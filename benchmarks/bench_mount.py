@@ -9,12 +9,15 @@ Same server, same run, alternating rounds, medians:
   mount (`storage stage --mount`, rclone), a plain `rclone mount` and `rclone cat`
   (target: dataset mount >= 0.8x of `rclone cat`);
 - time to first byte: open + read(1) through each mount;
-- os.walk + stat of the small files (the `ls -lR` a user does) through the
+- `ls -lR` (the command) and os.walk + stat of the small files through the
   dataset mount and the plain rclone mount (target: <= 1.0x), then reading
-  all of them through the dataset mount;
+  all of them (`cat`) through the dataset mount and the plain rclone mount;
+- writing --write-mb (default 1024) through the storage mount until
+  `git data unmount` returns (the bytes are in the bucket then), against
+  `rclone rcat` of the same bytes;
 - peak memory (VmHWM) of the mount processes.
 
-    .venv/bin/python benchmarks/bench_mount.py [--size-mb 1024] [--files 10000] [--rounds 3]
+    .venv/bin/python benchmarks/bench_mount.py [--size-mb 1024] [--files 10000] [--write-mb 1024] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -76,6 +79,12 @@ def _walk(root: Path) -> tuple[float, int]:
     return time.perf_counter() - t, n
 
 
+def _ls_lr(root: Path) -> float:
+    t = time.perf_counter()
+    subprocess.run(["ls", "-lR", str(root)], stdout=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - t
+
+
 def _cat_all(root: Path) -> float:
     t = time.perf_counter()
     for dirpath, _dirs, names in os.walk(root):
@@ -89,6 +98,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size-mb", type=int, default=1024)
     ap.add_argument("--files", type=int, default=10000)
+    ap.add_argument("--write-mb", type=int, default=1024)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--json", type=Path, help="write the results here too")
     args = ap.parse_args()
@@ -171,8 +181,31 @@ def main() -> None:
                 took, n = _walk(root)
                 assert n == args.files, (name, n)
                 table.setdefault(f"walk_{name}", []).append(took)
+                table.setdefault(f"lslr_{name}", []).append(_ls_lr(root))
         cat_small = _cat_all(proj / "data" / "small")
+        cat_small_plain = _cat_all(plain / "small")
         rows = {r["name"]: r for r in json.loads(_run(proj, env, "git", "data", "mount", "ls", "--json"))}
+        peak_storage_read = _peak_mb(rows["lab"]["pid"])
+        # writing through the storage mount: durable in the bucket when unmount returns
+        t = time.perf_counter()
+        block = os.urandom(CHUNK)
+        with open(proj / "storages" / "lab" / "written.bin", "wb") as f:
+            for _ in range(args.write_mb):
+                f.write(block)
+        write_close_s = time.perf_counter() - t
+        peak_storage_write = _peak_mb(rows["lab"]["pid"])
+        _run(proj, env, "git", "data", "unmount", "lab")
+        write_s = time.perf_counter() - t
+        assert (served / "written.bin").stat().st_size == args.write_mb * CHUNK
+        t = time.perf_counter()
+        with subprocess.Popen([str(rclone_binary()), "rcat", f":s3,provider=Other,endpoint='{srv.endpoint}',"
+                               f"env_auth=true:{bucket}/rcat.bin", "--config", os.devnull], env=env,
+                              stdin=subprocess.PIPE) as rc:  # fmt: skip
+            assert rc.stdin is not None
+            for _ in range(args.write_mb):
+                rc.stdin.write(block)
+            rc.stdin.close()
+        rcat_s = time.perf_counter() - t
         med = {k: statistics.median(v) for k, v in table.items()}
         mb = (args.size_mb << 20) / 1e6
         results = {
@@ -185,10 +218,20 @@ def main() -> None:
             "walk_dataset_mount_s": round(med["walk_dataset_mount"], 3),
             "walk_plain_rclone_mount_s": round(med["walk_plain_rclone_mount"], 3),
             "walk_ratio": round(med["walk_dataset_mount"] / med["walk_plain_rclone_mount"], 3),
+            "ls_lR_dataset_mount_s": round(med["lslr_dataset_mount"], 3),
+            "ls_lR_plain_rclone_mount_s": round(med["lslr_plain_rclone_mount"], 3),
+            "ls_lR_ratio": round(med["lslr_dataset_mount"] / med["lslr_plain_rclone_mount"], 3),
             "cat_all_small_dataset_mount_s": round(cat_small, 2),
+            "cat_all_small_plain_rclone_mount_s": round(cat_small_plain, 2),
+            "write_mb": args.write_mb,
+            "write_storage_mount_until_closed_s": round(write_close_s, 2),
+            "write_storage_mount_until_unmounted_s": round(write_s, 2),
+            "write_storage_mount_MBps": round(args.write_mb * CHUNK / 1e6 / write_s, 1),
+            "write_rclone_rcat_MBps": round(args.write_mb * CHUNK / 1e6 / rcat_s, 1),
             "peak_mb_dataset_mount_raw": _peak_mb(rows["raw"]["pid"]),
             "peak_mb_dataset_mount_small": _peak_mb(rows["small"]["pid"]),
-            "peak_mb_storage_mount": _peak_mb(rows["lab"]["pid"]),
+            "peak_mb_storage_mount_reading": peak_storage_read,
+            "peak_mb_storage_mount_after_write": peak_storage_write,
         }
     finally:
         subprocess.run(["git", "data", "unmount", "--all", "--force"], cwd=proj, env=env, capture_output=True)

@@ -70,3 +70,18 @@ def test_rclone_remote_keeps_secrets_in_the_environment():
     assert remote_for("file:///srv/data", {}) == ("/srv/data", {})
     with pytest.raises(MountError, match="storage mounts support s3://"):
         remote_for("gs://b/x", {})
+
+
+@pytest.mark.parametrize("lines, folder, on, ours, want", [
+    ([], "data/a", True, True, ["/*", "!/data/a/"]),
+    (["/*", "!/data/a/"], "data/b", True, True, ["/*", "!/data/a/", "!/data/b/"]),
+    (["/*", "!/data/a/", "!/data/b/"], "data/a", False, True, ["/*", "!/data/b/"]),
+    (["/*", "!/data/a/"], "data/a/", True, True, ["/*", "!/data/a/"]),  # once, whatever the slashes
+    (["/src/", "!/docs/"], "data/a", True, False, ["/src/", "!/docs/", "!/data/a/"]),  # the user's
+    (["/src/", "!/docs/", "!/data/a/"], "data/a", False, False, ["/src/", "!/docs/"]),
+    (["/src/"], "data/a", False, False, ["/src/"]),
+])  # fmt: skip
+def test_sparse_patterns_leave_out_mounted_folders(lines, folder, on, ours, want):
+    from gitdata.mount.sparse import edit
+
+    assert edit(lines, folder, on, ours=ours) == want

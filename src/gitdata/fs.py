@@ -72,8 +72,10 @@ class TrackedFile:
 class Snapshot:
     """The tracked paths of the index (``rev=None``) or of a commit, with their folders."""
 
-    def __init__(self, project: Project, rev: str | None = None, paths: list[str] | None = None) -> None:
-        """``paths``: only these files (one ``gitdata.open`` needs one entry, not the whole index)."""
+    def __init__(self, project: Project, rev: str | None = None, paths: list[str] | None = None,
+                 prefix: str | None = None) -> None:  # fmt: skip
+        """``paths``: only these files (one ``gitdata.open`` needs one entry, not the whole index);
+        ``prefix``: only the files under this folder (a dataset mount)."""
         repo = project.repo
         self.commit = None
         if rev is not None:
@@ -85,7 +87,7 @@ class Snapshot:
             # a few paths (gitdata.open): two git processes, not a scan of the whole index
             pairs, pointers, malformed, sizes = _few(repo, self.commit, paths)
         else:
-            some = paths or ()
+            some = paths or ([prefix.strip("/")] if prefix and prefix.strip("/") else ())
             pairs = list(repo.ls_index(some)) if rev is None else list(repo.ls_tree(self.commit or "", some))
             scan = _scan_blobs(repo, pairs)
             pointers = {f.path: f.pointer for f in scan.found}
@@ -284,10 +286,10 @@ class Reader:
 
     def __init__(self, project: Project, rev: str | None = None, *, cache: str | None = None,
                  allow_changed: bool = False, block_size: int = DEFAULT_BLOCK,
-                 paths: list[str] | None = None) -> None:  # fmt: skip
+                 paths: list[str] | None = None, prefix: str | None = None) -> None:  # fmt: skip
         self.project = project
         self.rev = rev
-        self.snapshot = Snapshot(project, rev, paths)
+        self.snapshot = Snapshot(project, rev, paths, prefix)
         self.cache = cache if cache is not None else str(project.setting("gitdata.api.cache"))
         if self.cache not in ("none", "local"):
             raise GitDataError(f"cache={self.cache!r}: use 'none' or 'local' (gitdata.api.cache)")

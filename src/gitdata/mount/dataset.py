@@ -8,6 +8,10 @@ dataset's index entries are marked skip-worktree and the folder is listed
 in ``.git/info/exclude`` (so ``git status`` stays clean and git never writes
 into the mount), then the mount process starts. ``unmount`` reverses it:
 the pointers come back and the bits are cleared.
+
+While mounted, sparse-checkout patterns (:mod:`.sparse`) keep ``git
+checkout`` from writing into the folder, and the view follows the index: after
+a checkout to another commit the mount shows that commit's files.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from .. import safepath
 from .. import stage as stage_mod
 from ..filters import refresh_index
 from ..project import Project
-from . import MountError, runner
+from . import MountError, runner, sparse
 
 KIND = "dataset"
 
@@ -49,6 +53,7 @@ def mount(project: Project, name: str) -> runner.MountState:
     ds = ds_mod.get(project, name)
     runner.check_fuse(project, f"dataset {name!r}")
     _check_python_side()
+    sparse.check(project)
     for src in ds.sources:  # credentials now, here (a prompt is possible only here), not at the first read
         ds_mod.open_source(project, ds, src.url, versioned=False)
     old = runner.get(project, KIND, name)
@@ -78,6 +83,11 @@ def mount(project: Project, name: str) -> runner.MountState:
         _restore(project, ds, found)
         raise MountError(f"{ds.path} is not empty; move its files away, then stage with --mount again")
     stage_mod._exclude(project, ds.path, True)
+    try:
+        sparse.leave_out(project, ds.path, True)  # git's checkouts never write into the mount
+    except BaseException:
+        _restore(project, ds, found)
+        raise
     argv = [sys.executable, "-m", "gitdata.mount.serve", project.root, name, folder]
     try:
         st = runner.start(project, KIND, name, folder, argv)
@@ -114,6 +124,7 @@ def _restore(project: Project, ds: ds_mod.Dataset, found: list) -> None:
         full = safepath.checked_target(project.root, f.path, what=f"dataset {ds.name!r}")
         if not os.path.lexists(full):
             stage_mod._write_pointer(project, f)
+    sparse.leave_out(project, ds.path, False)
     stage_mod._skip_worktree(project, [f.path for f in found], False)
     stage_mod._exclude(project, ds.path, False)
     refresh_index(project, [f.path for f in found])
