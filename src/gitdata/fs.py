@@ -238,8 +238,8 @@ class _Reader(io.RawIOBase):
         """
         cache = getattr(self._raw, "cache", None)
         size = getattr(cache, "blocksize", None)
-        if not isinstance(size, int):
-            return
+        if not isinstance(size, int) or getattr(cache, "name", "readahead") != "readahead":
+            return  # a block cache numbers its blocks by their size: never resized
         if self._base_block is None:
             self._base_block = size
         cache.blocksize = self._base_block if reset else min(MAX_BLOCK, size * 2)
@@ -295,6 +295,11 @@ class Reader:
             raise GitDataError(f"cache={self.cache!r}: use 'none' or 'local' (gitdata.api.cache)")
         self.allow_changed = allow_changed
         self.block_size = block_size
+        # fsspec's cache of a remote file: "readahead" grows its block as a read goes on (one
+        # request per block, waited for); a subclass may pick "background" (the next block is
+        # fetched while this one is read) with ``cache_options``
+        self.cache_type = "readahead"
+        self.cache_options: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._storages: dict[tuple[str, bool], Storage] = {}
@@ -441,7 +446,8 @@ class Reader:
                 return open(storage.path(key), "rb")  # noqa: SIM115 - the reader closes it
             kwargs = dict(kwargs)
             return storage.fs.open(
-                storage.versioned_path(key, kwargs), "rb", block_size=self.block_size, cache_type="readahead", **kwargs
+                storage.versioned_path(key, kwargs), "rb", block_size=self.block_size, cache_type=self.cache_type,
+                **({"cache_options": dict(self.cache_options)} if self.cache_options else {}), **kwargs
             )
         except Exception as err:  # noqa: BLE001 - translated once, here
             raise translate(err, f"open {key}", storage.display, storage.name) from err
