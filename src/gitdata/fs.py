@@ -418,10 +418,7 @@ class Reader:
         pinned = bool(kwargs)
         if not pinned:
             recorded = Fingerprint.from_pointer_fields(p.size, dict(p.extra))
-            try:
-                current = storage.info(key)
-            except ObjectNotFound:
-                current = None
+            current = self.fingerprint_now(storage, key)
             if current is None:
                 if not self.allow_changed:
                     raise SourceChanged(f"{tf.path}: its source {p.source} was deleted")
@@ -439,6 +436,13 @@ class Reader:
                 kwargs = {"size": current.size}  # the fingerprint was just asked for: no second HEAD
         raw = self._open_storage(storage, key, kwargs)
         return _Reader(raw, tf.path, p.size, None, p.source + (f" (version {version})" if pinned else ""), fill)
+
+    def fingerprint_now(self, storage: Storage, key: str) -> Fingerprint | None:
+        """The source object's fingerprint now (one HEAD); None if it is gone."""
+        try:
+            return storage.info(key)
+        except ObjectNotFound:
+            return None
 
     def _open_storage(self, storage: Storage, key: str, kwargs: dict[str, Any]) -> BinaryIO:
         try:

@@ -32,6 +32,8 @@ from mfusepy import FuseOSError, Operations
 from ..errors import GitDataError
 from ..fs import Reader, SourceChanged, TrackedFile
 from ..project import Project
+from ..storage import Storage
+from ..storage.fingerprint import Fingerprint
 from . import tree as tree_mod
 
 log = logging.getLogger("gitdata.mount")
@@ -40,12 +42,48 @@ BLOCK = 1 << 20  # read from the Reader in these, aligned
 AHEAD = 4  # blocks read ahead per open file (and about twice as many kept)
 
 
+BLOCK_REMOTE = 4 << 20  # fsspec's block for remote files: fetched one ahead, in the background
+LISTING_TTL = 2.0  # seconds a folder listing answers "is the source still what was recorded"
+
+
 class MountReader(Reader):
     """A Reader that never looks at the work tree: the work tree *is* the mount
-    (a stat there from inside the mount process would call back into itself)."""
+    (a stat there from inside the mount process would call back into itself).
+
+    Remote files are read through fsspec's background block cache (the next
+    4 MiB block is fetched while this one is read: the network never waits
+    for the kernel), two blocks kept. Opening many registered files of one
+    folder asks one listing of the folder (kept ``LISTING_TTL`` s) for their
+    fingerprints instead of one HEAD each.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("block_size", BLOCK_REMOTE)
+        super().__init__(*args, **kwargs)
+        self.cache_type = "background"
+        self.cache_options = {"maxblocks": 2}
+        self._listings: dict[tuple[int, str], tuple[float, dict[str, Fingerprint]]] = {}
+        self._listing_lock = threading.Lock()
 
     def staged_path(self, tf: TrackedFile) -> str | None:
         return None
+
+    def fingerprint_now(self, storage: Storage, key: str) -> Fingerprint | None:
+        folder = key.rpartition("/")[0]
+        if not folder:  # the storage's top: its listing would be everything
+            return super().fingerprint_now(storage, key)
+        cache_key = (id(storage), folder)
+        with self._listing_lock:
+            hit = self._listings.get(cache_key)
+        if hit is None or time.monotonic() - hit[0] > LISTING_TTL:
+            started = time.monotonic()
+            listing = {k: fp for k, fp in storage.list(folder + "/") if k.rpartition("/")[0] == folder}
+            hit = (started, listing)
+            with self._listing_lock:
+                self._listings[cache_key] = hit
+                while len(self._listings) > 256:
+                    self._listings.pop(next(iter(self._listings)))
+        return hit[1].get(key)
 
 
 class _Handle:
