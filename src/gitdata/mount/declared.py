@@ -55,10 +55,12 @@ def mount_declared(project_dir: str, socket_path: str, environ: Mapping[str, str
             state = runner.MountState(kind=KIND, name=name, mountpoint=folder, pid=int(got["pid"]),
                                       started=float(got["started"]), log="", url=spec.url,
                                       service=socket_path, service_id=str(got["id"]))  # fmt: skip
+            for d in (project.repo.data_dir, runner.state_dir(project)):  # the session's, not root's
+                if not os.path.isdir(d):
+                    os.makedirs(d)
+                    os.chown(d, uid, gid)
             runner.save(project, state)
-            for path in (runner.state_dir(project), runner._state_path(project, KIND, name)):
-                os.chown(path, uid, gid)
-            project.repo.config_set(f"gitdata.storage.{name}.mounted", "true")
+            os.chown(runner._state_path(project, KIND, name), uid, gid)
             row["ok"] = True
         except (GitDataError, OSError) as err:
             row["error"] = str(err)
