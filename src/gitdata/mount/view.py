@@ -43,6 +43,7 @@ AHEAD = 4  # blocks read ahead per open file (and about twice as many kept)
 
 
 BLOCK_REMOTE = 4 << 20  # fsspec's block for remote files: fetched one ahead, in the background
+SWITCH_INTERVAL = 0.0005  # seconds (Python's default 0.005)
 LISTING_TTL = 2.0  # seconds a folder listing answers "is the source still what was recorded"
 
 
@@ -67,6 +68,22 @@ class MountReader(Reader):
 
     def staged_path(self, tf: TrackedFile) -> str | None:
         return None
+
+    def warm(self) -> None:
+        """Open (and close) one file of each dataset: imports, credentials, the storage client
+        and its first connection are then ready before a user's first read (measured: the first
+        MiB took 1.8-2 s without this, the next 127 MiB 2.5 s)."""
+        seen: set[str] = set()
+        for path, tf in self.snapshot.files.items():
+            ds = self.dataset_of(path)
+            key = ds.name if ds is not None else ""
+            if key in seen or tf.pointer is None or tf.malformed:
+                continue
+            seen.add(key)
+            try:
+                self._open_raw(tf).close()
+            except (GitDataError, OSError) as err:  # its own open reports it again, with the path
+                log.info("warming up %s: %s", path, err)
 
     def fingerprint_now(self, storage: Storage, key: str) -> Fingerprint | None:
         folder = key.rpartition("/")[0]
@@ -430,9 +447,18 @@ def _sig(path: str) -> tuple:
 
 def serve(project: Project, folder: str, mountpoint: str, *, name: str) -> None:
     """Mount the view of ``folder`` at ``mountpoint`` and serve until unmounted (blocks)."""
+    import sys
+
     from mfusepy import FUSE
 
+    # libfuse's threads wait for the GIL on every request; with the default 5 ms switch interval a
+    # request arriving while the read-ahead or s3fs's event loop thread runs Python waited up to
+    # 5 ms (measured: ~4.5 ms per 128 KiB request, 28 MB/s). 0.5 ms hands it over sooner.
+    sys.setswitchinterval(SWITCH_INTERVAL)
     view = DatasetView(project, folder)
+    # imports (s3fs, botocore: ~1.5 s here), credentials and the storage client, while the kernel
+    # mounts: a first read right after `stage --mount` returns then waits for less of it
+    threading.Thread(target=view.reader.warm, name="gitdata-warm-up", daemon=True).start()
     log.info("serving %d file(s) of %s at %s", len(view.tree.files), folder, mountpoint)
     # Names and attributes are kept long: when the index changes, the paths that changed are
     # invalidated. Pages are kept across opens while a file's mtime and size stay (auto_cache);
