@@ -156,6 +156,7 @@ class _Reader(io.RawIOBase):
         self._raw_pos = 0
         self._on_whole = on_whole  # called with each chunk of a whole sequential read (lazy caching)
         self._base_block: int | None = None
+        self.max_block = MAX_BLOCK  # a Reader may cap how far sequential reads grow the block
 
     def readable(self) -> bool:
         return True
@@ -238,11 +239,11 @@ class _Reader(io.RawIOBase):
         """
         cache = getattr(self._raw, "cache", None)
         size = getattr(cache, "blocksize", None)
-        if not isinstance(size, int) or getattr(cache, "name", "readahead") != "readahead":
-            return  # a block cache numbers its blocks by their size: never resized
+        if not isinstance(size, int):
+            return
         if self._base_block is None:
             self._base_block = size
-        cache.blocksize = self._base_block if reset else min(MAX_BLOCK, size * 2)
+        cache.blocksize = self._base_block if reset else min(self.max_block, size * 2)
 
     def _check_extra(self) -> None:
         """The recorded size is reached: the source must hold nothing more."""
@@ -295,11 +296,6 @@ class Reader:
             raise GitDataError(f"cache={self.cache!r}: use 'none' or 'local' (gitdata.api.cache)")
         self.allow_changed = allow_changed
         self.block_size = block_size
-        # fsspec's cache of a remote file: "readahead" grows its block as a read goes on (one
-        # request per block, waited for); a subclass may pick "background" (the next block is
-        # fetched while this one is read) with ``cache_options``
-        self.cache_type = "readahead"
-        self.cache_options: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._storages: dict[tuple[str, bool], Storage] = {}
@@ -450,8 +446,7 @@ class Reader:
                 return open(storage.path(key), "rb")  # noqa: SIM115 - the reader closes it
             kwargs = dict(kwargs)
             return storage.fs.open(
-                storage.versioned_path(key, kwargs), "rb", block_size=self.block_size, cache_type=self.cache_type,
-                **({"cache_options": dict(self.cache_options)} if self.cache_options else {}), **kwargs
+                storage.versioned_path(key, kwargs), "rb", block_size=self.block_size, cache_type="readahead", **kwargs
             )
         except Exception as err:  # noqa: BLE001 - translated once, here
             raise translate(err, f"open {key}", storage.display, storage.name) from err

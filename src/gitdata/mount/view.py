@@ -42,8 +42,7 @@ BLOCK = 1 << 20  # read from the Reader in these, aligned
 AHEAD = 4  # blocks read ahead per open file (and about twice as many kept)
 
 
-BLOCK_REMOTE = 4 << 20  # fsspec's block for remote files: fetched one ahead, in the background
-SWITCH_INTERVAL = 0.0005  # seconds (Python's default 0.005)
+MAX_REMOTE_BLOCK = 16 << 20  # sequential reads grow fsspec's block to this, not to 64 MiB
 LISTING_TTL = 2.0  # seconds a folder listing answers "is the source still what was recorded"
 
 
@@ -51,23 +50,25 @@ class MountReader(Reader):
     """A Reader that never looks at the work tree: the work tree *is* the mount
     (a stat there from inside the mount process would call back into itself).
 
-    Remote files are read through fsspec's background block cache (the next
-    4 MiB block is fetched while this one is read: the network never waits
-    for the kernel), two blocks kept. Opening many registered files of one
+    Remote files are read through fsspec's readahead cache as elsewhere, its
+    block growing to 16 MiB (not 64 MiB: a mount has many files open, and
+    the handle above reads ahead on its own thread). Opening many registered files of one
     folder asks one listing of the folder (kept ``LISTING_TTL`` s) for their
     fingerprints instead of one HEAD each.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("block_size", BLOCK_REMOTE)
         super().__init__(*args, **kwargs)
-        self.cache_type = "background"
-        self.cache_options = {"maxblocks": 2}
         self._listings: dict[tuple[int, str], tuple[float, dict[str, Fingerprint]]] = {}
         self._listing_lock = threading.Lock()
 
     def staged_path(self, tf: TrackedFile) -> str | None:
         return None
+
+    def _open_raw(self, tf: TrackedFile) -> Any:
+        raw = super()._open_raw(tf)
+        raw.max_block = MAX_REMOTE_BLOCK
+        return raw
 
     def warm(self) -> None:
         """Open (and close) one file of each dataset: imports, credentials, the storage client
@@ -447,14 +448,8 @@ def _sig(path: str) -> tuple:
 
 def serve(project: Project, folder: str, mountpoint: str, *, name: str) -> None:
     """Mount the view of ``folder`` at ``mountpoint`` and serve until unmounted (blocks)."""
-    import sys
-
     from mfusepy import FUSE
 
-    # libfuse's threads wait for the GIL on every request; with the default 5 ms switch interval a
-    # request arriving while the read-ahead or s3fs's event loop thread runs Python waited up to
-    # 5 ms (measured: ~4.5 ms per 128 KiB request, 28 MB/s). 0.5 ms hands it over sooner.
-    sys.setswitchinterval(SWITCH_INTERVAL)
     view = DatasetView(project, folder)
     # imports (s3fs, botocore: ~1.5 s here), credentials and the storage client, while the kernel
     # mounts: a first read right after `stage --mount` returns then waits for less of it
