@@ -644,7 +644,7 @@ def test_ls_lR_of_many_files_matches_the_pointers(tmp_path, projects):
     listed = _ls_lr(mp)
     took = time.monotonic() - t
     assert listed == _pointers(p, "data/many")
-    assert len(listed) == n and listed["d03/e3/f00003.dat"] == 3 and listed["d49/e6/f01999.dat"] == 1999 % 997
+    assert len(listed) == n and listed["d03/e3/f00003.dat"] == 3 and listed["d49/e4/f01999.dat"] == 1999 % 997
     assert (mp / "d03/e3/f00003.dat").read_bytes() == b"xxx"
     assert git(p, "status", "--porcelain") == ""
     gd(p, "unmount", "many")
