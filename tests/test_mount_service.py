@@ -456,3 +456,51 @@ def test_service_killed_midway(base, users, service_factory, rclone_server, rclo
     assert json.loads(alice.gd(p, "mount", "ls", "--json").stdout) == []
     assert subprocess.run(["mountpoint", "-q", str(p / "storages" / "lab")]).returncode != 0
     assert json.loads((svc.state / "mounts.json").read_text()) == []
+
+
+def test_dataset_mount_through_the_service(base, users, service_factory):
+    """A dataset of the user's own files: the service mounts (root) and hands /dev/fuse to a view
+    process that runs as the user; the bytes are the recorded ones, git status stays clean, and a
+    second user cannot read it."""
+    py = _client_bin(base) / "python"
+    svc = service_factory("--view-python", str(py))
+    alice, bob = users(), users()
+    alice.env = {"GITDATA_MOUNT_SERVICE": str(svc.sock)}
+    p = alice.home.parent / "proj"
+    p.mkdir()
+    os.chown(p, alice.uid, alice.gid)
+    alice.run(p, "git", "init", "-q")
+    alice.gd(p, "install")
+    alice.gd(p, "remote", "add", "origin", (alice.home.parent / "remote").as_uri())
+    alice.gd(p, "track", "data/own/**")
+    alice.gd(p, "dataset", "create", "own")
+    data = os.urandom(300_000)
+    alice.run(p, "sh", "-c", "mkdir -p data/own/sub && printf 'hello\\n' > data/own/a.txt")
+    (p / "data/own/sub/b.bin").write_bytes(data)
+    os.chown(p / "data/own/sub/b.bin", alice.uid, alice.gid)
+    alice.run(p, "git", "add", "-A")
+    alice.run(p, "git", "commit", "-qm", "own")
+    alice.gd(p, "push")
+    alice.gd(p, "dataset", "stage", "own", "--reference")
+    res = alice.gd(p, "dataset", "stage", "own", "--mount")
+    assert "mode mount" in res.stdout
+    mp = p / "data" / "own"
+    assert subprocess.run(["mountpoint", "-q", str(mp)]).returncode == 0
+    assert alice.run(p, "cat", "data/own/a.txt").stdout == "hello\n"
+    got = alice.run(p, "python", "-c", "import sys;sys.stdout.write(open('data/own/sub/b.bin','rb').read().hex())")
+    assert bytes.fromhex(got.stdout) == data
+    assert alice.run(p, "git", "status", "--porcelain").stdout == ""
+    rows = json.loads(alice.gd(p, "mount", "ls", "--json").stdout)
+    assert [(r["name"], r["kind"], r["state"], r["service"]) for r in rows] == [
+        ("own", "dataset", "healthy", str(svc.sock))]
+    (entry,) = json.loads((svc.state / "mounts.json").read_text())
+    status = Path(f"/proc/{entry['pid']}/status").read_text()
+    assert f"Uid:\t{alice.uid}\t{alice.uid}\t{alice.uid}\t{alice.uid}" in status  # the view is alice's, not root's
+    assert bob.run(Path("/"), "cat", str(mp / "a.txt"), ok=False).returncode != 0
+    write = alice.run(p, "sh", "-c", "echo x > data/own/new.txt", ok=False)
+    assert write.returncode != 0 and "Read-only file system" in write.stderr
+    alice.gd(p, "unmount", "own")
+    assert subprocess.run(["mountpoint", "-q", str(mp)]).returncode != 0
+    assert (mp / "a.txt").read_bytes().startswith(b"version gitdata/1")
+    assert alice.run(p, "git", "status", "--porcelain").stdout == ""
+    assert json.loads((svc.state / "mounts.json").read_text()) == []

@@ -30,8 +30,10 @@ def mount_service() -> None:
               help="Mounts per client (Unix user).")
 @click.option("--state-dir", metavar="DIR", help="Mount state and logs (default: beside the socket).")
 @click.option("--rclone", "rclone", metavar="PATH", help="The rclone program (default: on PATH or beside Python).")
+@click.option("--view-python", "python", metavar="PATH",
+              help="The Python that runs dataset views as the caller (default: this one; callers must be able to run it).")
 def serve(socket_path: str, roots: tuple[str, ...], no_dynamic: bool, max_mounts: int, state_dir: str | None,
-          rclone: str | None) -> None:  # fmt: skip
+          rclone: str | None, python: str | None) -> None:  # fmt: skip
     """Serve the mount API (HTTP+JSON) on a Unix socket until stopped.
 
     Callers are told apart by the socket's peer credentials (SO_PEERCRED):
@@ -48,7 +50,7 @@ def serve(socket_path: str, roots: tuple[str, ...], no_dynamic: bool, max_mounts
         rclone = shutil.which("rclone") or os.path.join(os.path.dirname(sys.executable), "rclone")
     state = state_dir or os.path.join(os.path.dirname(os.path.abspath(socket_path)), "gitdata-mount-service")
     service = Service(allow_roots=list(roots), dynamic=not no_dynamic, max_mounts=max_mounts, state_dir=state,
-                      rclone=rclone)  # fmt: skip
+                      rclone=rclone, python=python)  # fmt: skip
     run(service, os.path.abspath(socket_path))
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 
 from .. import datasets as ds_mod
 from .. import safepath
@@ -48,11 +49,18 @@ def _check_python_side() -> None:
         ) from err
 
 
-def mount(project: Project, name: str) -> runner.MountState:
-    """Mount dataset ``name`` at its folder (the caller holds the dataset's clone lock)."""
+def mount(project: Project, name: str, environ: Mapping[str, str] | None = None) -> runner.MountState:
+    """Mount dataset ``name`` at its folder (the caller holds the dataset's clone lock).
+
+    With ``GITDATA_MOUNT_SERVICE`` in ``environ`` (default: this process's) the mount service
+    mounts the folder; everything on the git side is done here, as for a local mount.
+    """
+    environ = os.environ if environ is None else environ
+    service = environ.get("GITDATA_MOUNT_SERVICE")
     ds = ds_mod.get(project, name)
-    runner.check_fuse(project, f"dataset {name!r}")
-    _check_python_side()
+    if not service:
+        runner.check_fuse(project, f"dataset {name!r}")
+        _check_python_side()
     sparse.check(project)
     for src in ds.sources:  # credentials now, here (a prompt is possible only here), not at the first read
         ds_mod.open_source(project, ds, src.url, versioned=False)
@@ -90,12 +98,33 @@ def mount(project: Project, name: str) -> runner.MountState:
         raise
     argv = [sys.executable, "-m", "gitdata.mount.serve", project.root, name, folder]
     try:
-        st = runner.start(project, KIND, name, folder, argv)
+        st = _by_service(project, name, folder, service, environ) if service else runner.start(
+            project, KIND, name, folder, argv)
     except BaseException:
         _restore(project, ds, found)
         stage_mod.set_mode(project, name, None)
         raise
     stage_mod.set_mode(project, name, "mount")
+    return st
+
+
+def _by_service(project: Project, name: str, folder: str, service: str,
+                environ: Mapping[str, str]) -> runner.MountState:  # fmt: skip
+    import time
+
+    from . import client
+
+    req: dict = {"kind": KIND, "name": name, "project": os.path.realpath(project.root),
+                 "mountpoint": os.path.realpath(folder)}  # fmt: skip
+    key, secret = environ.get("AWS_ACCESS_KEY_ID"), environ.get("AWS_SECRET_ACCESS_KEY")
+    if key and secret:  # registered sources read with the session's credentials, in the view's environment
+        req["credentials"] = {"key": key, "secret": secret}
+        if environ.get("AWS_SESSION_TOKEN"):
+            req["credentials"]["token"] = environ["AWS_SESSION_TOKEN"]
+    got = client.mount(service, req)
+    st = runner.MountState(kind=KIND, name=name, mountpoint=folder, pid=int(got["pid"]), started=time.time(),
+                           log=str(got.get("log") or ""), service=service, service_id=str(got["id"]))  # fmt: skip
+    runner.save(project, st)
     return st
 
 

@@ -35,6 +35,7 @@ import shutil
 import socket
 import stat
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -80,7 +81,7 @@ def peer_credentials(sock: Any) -> tuple[int, int, int]:
 class Service:
     def __init__(self, *, allow_roots: list[str], dynamic: bool = True, max_mounts: int = 8,
                  state_dir: str, rclone: str, fusermount: str = "fusermount3",
-                 timeout: float = runner.DEFAULT_TIMEOUT) -> None:  # fmt: skip
+                 timeout: float = runner.DEFAULT_TIMEOUT, python: str | None = None) -> None:  # fmt: skip
         if not allow_roots:
             raise MountError("give at least one --allow-root DIR: the service mounts only under those")
         self.roots = [os.path.realpath(r) for r in allow_roots]  # the operator's: trusted, resolved once
@@ -93,6 +94,7 @@ class Service:
         self.rclone = rclone
         self.fusermount = fusermount
         self.timeout = timeout
+        self.python = python or sys.executable  # runs the dataset views as the callers: they must be able to
         self.lock = threading.Lock()
         os.makedirs(state_dir, mode=0o700, exist_ok=True)
         os.chmod(state_dir, 0o700)
@@ -169,9 +171,72 @@ class Service:
             raise ApiError(409, f"{req.mountpoint} is a mount point already")
         if os.listdir(mp):
             raise ApiError(409, f"{req.mountpoint} is not empty")
-        if req.kind != "storage":
-            raise ApiError(501, "this service mounts storages only, not datasets yet")
+        if req.kind == "dataset":
+            return self._mount_dataset(req, mp, uid, gid)
         return self._mount_storage(req, mp, uid, gid)
+
+    def _mount_dataset(self, req: MountRequest, mp: str, uid: int, gid: int) -> Entry:
+        """Mount FUSE here (root), then serve it from a view process running as the caller.
+
+        The view runs git on the caller's repository, which root must never do (a repository's
+        config can name programs git runs): the service opens /dev/fuse and mounts, and hands the
+        open descriptor to ``python -m gitdata.mount.serve ... /dev/fd/N`` started as the caller
+        (libfuse takes /dev/fd/N as an existing mount).
+        """
+        import pwd
+
+        try:
+            home = pwd.getpwuid(uid).pw_dir
+        except KeyError:
+            home = "/nonexistent"
+        mid = secrets.token_hex(8)
+        logfile = os.path.join(self.state_dir, "logs", f"{mid}.log")
+        os.makedirs(os.path.dirname(logfile), exist_ok=True)
+        fd = os.open("/dev/fuse", os.O_RDWR)
+        try:
+            _fuse_mount(fd, mp, f"gitdata:{req.name}", uid, gid)
+        except OSError as err:
+            os.close(fd)
+            raise ApiError(502, f"cannot mount {req.mountpoint}: {err.strerror}") from None
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "LANG": "C.UTF-8",
+               "AWS_EC2_METADATA_DISABLED": "true"}  # fmt: skip
+        if req.credentials:
+            env["AWS_ACCESS_KEY_ID"] = req.credentials["key"]
+            env["AWS_SECRET_ACCESS_KEY"] = req.credentials["secret"]
+            if "token" in req.credentials:
+                env["AWS_SESSION_TOKEN"] = req.credentials["token"]
+        for k in ("PYTHONPATH",):  # how the operator's Python finds git data
+            if k in os.environ:
+                env[k] = os.environ[k]
+
+        def become_caller() -> None:
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+
+        argv = [self.python, "-m", "gitdata.mount.serve", req.project, req.name, f"/dev/fd/{fd}"]
+        with open(logfile, "ab") as logf:
+            os.fchown(logf.fileno(), uid, gid)
+            try:
+                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, cwd="/",
+                                        start_new_session=True, close_fds=True, pass_fds=(fd,), env=env,
+                                        preexec_fn=become_caller)  # fmt: skip
+            except OSError as err:
+                _umount(mp, lazy=True)
+                raise ApiError(502, f"cannot start the view process: {err}") from None
+            finally:
+                os.close(fd)
+        if not _answers(mp, proc, self.timeout):
+            proc.kill()
+            _umount(mp, lazy=True)
+            raise ApiError(502, f"the view of dataset {req.name!r} did not answer: {runner._tail(logfile)}")
+        entry = Entry(id=mid, uid=uid, kind=req.kind, name=req.name, project=req.project, mountpoint=mp,
+                      pid=proc.pid, started=time.time(), log=logfile, url=None)  # fmt: skip
+        with self.lock:
+            self.mounts[mid] = entry
+            self._save()
+        log.info("mounted %s for uid %d: %s", req.public(), uid, mid)
+        return entry
 
     def _mount_storage(self, req: MountRequest, mp: str, uid: int, gid: int) -> Entry:
         opts: dict[str, Any] = dict(req.options)
@@ -210,7 +275,13 @@ class Service:
         if entry is None or (uid != 0 and entry.uid != uid):
             raise ApiError(404, f"no mount {mid} of yours here")
         try:
-            runner.unmount_path(self.fusermount, entry.mountpoint, entry.name, force=force)
+            if entry.kind == "dataset":  # mounted by us, not by fusermount: no mtab entry
+                if runner.is_mountpoint(entry.mountpoint) or runner.disconnected(entry.mountpoint):
+                    _umount(entry.mountpoint, lazy=force or runner.disconnected(entry.mountpoint))
+            else:
+                runner.unmount_path(self.fusermount, entry.mountpoint, entry.name, force=force)
+        except OSError as err:
+            raise ApiError(409, f"cannot unmount {entry.mountpoint}: {err.strerror} (busy? try force)") from None
         except MountError as err:
             raise ApiError(409, str(err)) from None
         if runner.alive(entry.pid):
@@ -221,6 +292,57 @@ class Service:
             self._save()
         log.info("unmounted %s (%s %s) for uid %d", mid, entry.kind, entry.name, uid)
         return entry
+
+
+def _libc() -> Any:
+    import ctypes
+    import ctypes.util
+
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def _fuse_mount(fd: int, mountpoint: str, fsname: str, uid: int, gid: int) -> None:
+    """mount(2) of a read-only FUSE filesystem served through ``fd`` (open /dev/fuse)."""
+    import ctypes
+
+    ms_rdonly, ms_nosuid, ms_nodev = 1, 2, 4
+    opts = f"fd={fd},rootmode=40000,user_id={uid},group_id={gid},allow_other,default_permissions"
+    res = _libc().mount(fsname.encode(), mountpoint.encode(), b"fuse.gitdata", ms_rdonly | ms_nosuid | ms_nodev,
+                        opts.encode())  # fmt: skip
+    if res != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def _umount(mountpoint: str, *, lazy: bool) -> None:
+    import ctypes
+
+    if _libc().umount2(mountpoint.encode(), 2 if lazy else 0) != 0:  # MNT_DETACH
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def _answers(mountpoint: str, proc: Any, timeout: float) -> bool:
+    """The view process serves the mount (a listing answers) before ``timeout``."""
+    done = threading.Event()
+
+    def probe() -> None:
+        try:
+            os.listdir(mountpoint)
+            done.set()
+        except OSError:
+            pass
+
+    t = threading.Thread(target=probe, daemon=True)
+    t.start()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if done.is_set():
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.05)
+    return done.is_set()
 
 
 # -- HTTP ---------------------------------------------------------------------------------

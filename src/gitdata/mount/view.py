@@ -347,6 +347,8 @@ class DatasetView(Operations):
         return path.strip("/")
 
     def getattr(self, path: str, fh: int | None = None) -> dict[str, Any]:
+        """Owned by the user the view runs as, readable by that user only: a mount the service
+        made (``allow_other``) is not readable by the machine's other users."""
         rel = self._rel(path)
         gen = self._current()
         tree = gen.tree
@@ -354,11 +356,11 @@ class DatasetView(Operations):
             size = tree.files[rel][1]
             ns = gen.mtimes.get(rel, gen.ns)
             return {"st_uid": self._uid, "st_gid": self._gid, "st_atime": ns, "st_mtime": ns, "st_ctime": ns,
-                    "st_mode": stat.S_IFREG | 0o444, "st_nlink": 1, "st_size": size,
+                    "st_mode": stat.S_IFREG | 0o400, "st_nlink": 1, "st_size": size,
                     "st_blocks": (size + 511) // 512}  # fmt: skip
         if rel in tree.dirs:
             return {"st_uid": self._uid, "st_gid": self._gid, "st_atime": gen.ns, "st_mtime": gen.ns,
-                    "st_ctime": gen.ns, "st_mode": stat.S_IFDIR | 0o555, "st_nlink": 2, "st_size": 0}  # fmt: skip
+                    "st_ctime": gen.ns, "st_mode": stat.S_IFDIR | 0o500, "st_nlink": 2, "st_size": 0}  # fmt: skip
         raise FuseOSError(errno.ENOENT)
 
     def readdir(self, path: str, fh: int) -> list[str]:
