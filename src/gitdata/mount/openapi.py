@@ -80,7 +80,7 @@ DOCUMENT: dict[str, Any] = {
                      "requestBody": {"required": True, "content": {"application/json": {
                          "schema": {"$ref": "#/components/schemas/MountRequest"}}}},
                      "responses": {"201": _json({"$ref": "#/components/schemas/Mount"}, "Mounted"),
-                                   **_errors(400, 403, 409, 413, 429, 501, 502)}},
+                                   **_errors(400, 403, 409, 413, 429, 502)}},
         },
         "/v1/mounts/{id}": {"delete": {
             "operationId": "unmount",

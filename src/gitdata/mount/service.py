@@ -2,8 +2,9 @@
 
 ``git data mount-service serve --socket PATH --allow-root DIR ...`` runs this
 (as root, or as a user that may mount). A session process asks it to mount a
-storage of its project (``rclone mount``, read-write), lists and unmounts its
-own mounts. The caller is who the kernel says is at the other end of the
+storage of its project (``rclone mount``, read-write) or a dataset (the
+service mounts, a view process run as the caller serves), lists and unmounts
+its own mounts. The caller is who the kernel says is at the other end of the
 socket (``SO_PEERCRED``): nothing in a request says who it is.
 
 Rules, each enforced here and tested:
