@@ -313,7 +313,7 @@ def test_a_running_writers_temporary_file_is_not_removed(tmp_path):
     other = Cache(root, temp_max_age=3600)
     assert other.sweep_temp() == []
     other.put_bytes(b"y" * (PACK_MAX + 1), "xxh128")  # another process writing meanwhile
-    assert os.path.exists(w.tmp_path)
+    assert os.path.exists(w.tmp)
     w.write(b"b" * 1000)
     oid, size = w.commit()
     assert size == 2000 and Cache(root).read_bytes(oid) == b"a" * 1000 + b"b" * 1000

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gitdata import datasets as ds_mod
-from gitdata import stage as stage_mod
+from gitdata import datasets as stage_mod
 from gitdata.project import Project
 from gitdata.storage import BackendMissing, UnsupportedURL
 

@@ -45,7 +45,7 @@ def test_readme_gives_the_two_commands():
 
 
 PURE = ["pointer.py", "units.py", "storage/fingerprint.py", "git/pktline.py", "syncplan.py", "settings.py", "retry.py",
-        "mount/protocol.py", "mount/tree.py"]  # fmt: skip
+        "statusrows.py", "provenance/model.py", "provenance/lineage.py", "mount/protocol.py", "mount/tree.py"]
 FORBIDDEN_IN_PURE = {"subprocess", "click", "fsspec", "s3fs", "gcsfs", "requests", "socket"}
 
 
@@ -63,8 +63,7 @@ def _imports(path: Path) -> set[str]:
 def test_pure_modules_do_no_io():
     for rel in PURE:
         path = SRC / rel
-        if not path.exists():
-            continue
+        assert path.exists(), f"{rel} is listed as pure but does not exist: update PURE"
         bad = _imports(path) & FORBIDDEN_IN_PURE
         assert not bad, f"{rel} imports {bad}: keep I/O out of pure modules"
         text = path.read_text()
@@ -87,3 +86,65 @@ def test_hook_files_match_what_install_writes():
 
     for name, text in HOOKS.items():
         assert (ROOT / "hooks" / name).read_text() == text, f"hooks/{name} is stale"
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """Every gitdata module and the gitdata modules it imports, anywhere in it (imports
+    inside functions hide cycles, they do not remove them); `if TYPE_CHECKING:` too."""
+    mods: dict[str, Path] = {}
+    for path in SRC.rglob("*.py"):
+        name = ".".join(("gitdata", *path.relative_to(SRC).with_suffix("").parts))
+        mods[name.removesuffix(".__init__")] = path
+    graph: dict[str, set[str]] = {m: set() for m in mods}
+    for mod, path in mods.items():
+        package = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = package.split(".")
+                    base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in mods else base for a in node.names]
+            else:
+                continue
+            graph[mod] |= {t for t in targets if t in mods and t != mod}
+    return graph
+
+
+def test_no_import_cycles_between_gitdata_modules():
+    graph = _module_graph()
+    assert "gitdata.datasets.staging" in graph and graph["gitdata.cli"], "the scan found no modules"
+
+    def path_back(start: str) -> list[str] | None:
+        stack, seen = [(start, [start])], set()
+        while stack:
+            node, trail = stack.pop()
+            for nxt in sorted(graph[node]):
+                if nxt == start:
+                    return [*trail, start]
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, [*trail, nxt]))
+        return None
+
+    cycles = [c for m in sorted(graph) if (c := path_back(m))]
+    assert not cycles, "import cycle: " + " -> ".join(cycles[0])
+
+
+def test_feature_packages_export_what_docs_api_md_names():
+    import gitdata.datasets
+    import gitdata.storages
+
+    api = (ROOT / "docs" / "api.md").read_text()
+    for pkg in (gitdata.datasets, gitdata.storages):
+        assert pkg.__all__, pkg.__name__
+        missing = [n for n in pkg.__all__ if not hasattr(pkg, n)]
+        assert not missing, f"{pkg.__name__}.__all__ names what it lacks: {missing}"
+        row = next((line for line in api.splitlines() if line.startswith(f"| `{pkg.__name__}` |")), None)
+        assert row, f"docs/api.md has no row for {pkg.__name__}"
+        named = re.findall(r"`(\w+)`", row.split("|")[2])
+        assert named and set(named) - {"model", "register", "modes", "download", "staging", "unstage", "read",
+                                       "spec", "manifest", "listing", "engine", "status", "__all__"} <= set(pkg.__all__), (
+            f"docs/api.md names {pkg.__name__} functions it does not export")  # fmt: skip

@@ -188,3 +188,177 @@ def test_full_disk_during_a_location_stage_leaves_no_partial_file(tmp_path, smal
     for name, data in files.items():
         assert (p / "data" / "d" / name).read_bytes() == data
     assert status_short(p) == ""
+
+
+@pytest.fixture
+def disk8(tmp_path):
+    mnt = tmp_path / "disk8"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mnt)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def _not_materialized(root: Path) -> list[str]:
+    import json
+
+    proc = subprocess.run(["git", "data", "status", "--json"], cwd=root, capture_output=True, text=True)
+    rows = json.loads(proc.stdout)
+    rows = rows["rows"] if isinstance(rows, dict) else rows
+    return sorted(r["path"] for r in rows if r.get("local") == "not materialized")
+
+
+def _pushed_project(tmp_path: Path, files: dict[str, bytes]) -> Path:
+    """A project whose data is on a file:// data remote, and a bare origin holding its commit."""
+    from helpers import new_project, write
+
+    p = new_project(tmp_path / "p", (tmp_path / "store").as_uri())
+    for rel, data in files.items():
+        write(p / rel, data)
+    git(p, "add", "-A")
+    git(p, "commit", "-qm", "data")
+    gd(p, "push")
+    git(tmp_path, "init", "-q", "--bare", str(tmp_path / "o.git"))
+    git(p, "push", "-q", str(tmp_path / "o.git"), "HEAD:refs/heads/main")
+    return tmp_path / "o.git"
+
+
+def test_full_disk_during_clone_leaves_pointers_that_pull_completes(tmp_path, disk8):
+    """git would write part of an object it cannot fit and then fail every file after it
+    (an empty index); the filter leaves such an object as its pointer instead, and names it."""
+    files = {"data/big.bin": os.urandom(3 << 20), "data/small.bin": b"small\n"}
+    origin = _pushed_project(tmp_path, files)
+    filler = disk8 / "filler"
+    filler.write_bytes(b"\0" * (6 << 20))
+    clone = disk8 / "c"
+    proc = subprocess.run(["git", "clone", "-q", str(origin), str(clone)], capture_output=True, text=True)
+    assert "Traceback" not in proc.stderr
+    assert "data/big.bin" in proc.stderr and "no space left" in proc.stderr, proc.stderr
+    # nothing half-written: the big file is its pointer, the small one whole, git's index intact
+    assert (clone / "data/big.bin").read_bytes().startswith(b"version gitdata/1\n")
+    assert (clone / "data/small.bin").read_bytes() == b"small\n"
+    assert status_short(clone) == "" and not _temps(clone / "data")
+    assert _not_materialized(clone) == ["data/big.bin"]
+    filler.unlink()
+    gd(clone, "pull")
+    assert (clone / "data/big.bin").read_bytes() == files["data/big.bin"]
+    assert status_short(clone) == "" and _not_materialized(clone) == []
+    assert not _temps(clone / "data")
+
+
+def test_full_disk_during_storage_stage_keeps_whole_files_and_converges(tmp_path, disk8):
+    bucket = tmp_path / "bucket"
+    files = {f"raw/r{i}.bin": os.urandom(1 << 20) for i in range(3)}
+    for rel, data in files.items():
+        (bucket / "lab" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (bucket / "lab" / rel).write_bytes(data)
+    p = tmp_path / "p"
+    p.mkdir()
+    git(p, "init", "-q", "-b", "main")
+    gd(p, "storage", "add", "lab", (bucket / "lab").as_uri(), "--to", "disk/lab")
+    (p / "disk").mkdir()
+    r = subprocess.run(["mount", "--bind", str(disk8), str(p / "disk")], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot bind-mount here: {r.stderr.decode().strip()}")
+    try:
+        filler = p / "disk" / "filler"
+        filler.write_bytes(b"\0" * (6 << 20))
+        proc = subprocess.run(["git", "data", "storage", "stage", "lab"], cwd=p, capture_output=True, text=True)
+        assert proc.returncode != 0
+        assert "Traceback" not in proc.stderr and "no space left" in proc.stderr, proc.stderr
+        local = p / "disk" / "lab"
+        for f in local.rglob("*") if local.exists() else []:
+            if f.is_file():
+                assert f.read_bytes() == files[f.relative_to(local).as_posix()], f"partial file {f}"
+        assert not _temps(p / "disk")
+        filler.unlink()
+        proc = subprocess.run(["git", "data", "storage", "stage", "lab"], cwd=p, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        for rel, data in files.items():
+            assert (local / rel).read_bytes() == data, rel
+        # nothing was deleted or re-uploaded in the bucket, and nothing is left to do
+        for rel, data in files.items():
+            assert (bucket / "lab" / rel).read_bytes() == data, rel
+        dry = subprocess.run(["git", "data", "storage", "sync", "lab", "--dry-run", "--json"], cwd=p,
+                             capture_output=True, text=True)  # fmt: skip
+        import json
+
+        counts = json.loads(dry.stdout)[0]["counts"]
+        assert {k: counts[k] for k in ("upload", "download", "delete-remote", "delete-local", "conflicts")} == {
+            "upload": 0, "download": 0, "delete-remote": 0, "delete-local": 0, "conflicts": 0}, dry.stdout  # fmt: skip
+        assert counts["unchanged"] == 3
+    finally:
+        subprocess.run(["umount", "-l", str(p / "disk")], capture_output=True)
+
+
+def test_killed_filter_during_a_download_leaves_nothing_partial_and_converges(tmp_path, rclone_server_factory):
+    """kill -9 of the filter process (not git's wrapper) while it downloads into the cache."""
+    import uuid
+
+    from gitdata.fileio import tmp_owner
+    from helpers import new_project, write
+
+    server = rclone_server_factory()
+    bucket = server.make_bucket("b" + uuid.uuid4().hex[:8])
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": server.key, "AWS_SECRET_ACCESS_KEY": server.secret}
+    proj = new_project(tmp_path / "p", f"s3://{bucket}/proj", {"endpoint_url": server.endpoint})
+    big = os.urandom(1 << 20) * 128
+    write(proj / "data/big.bin", big)
+    write(proj / "data/small.bin", b"small\n")
+    git(proj, "add", "-A")
+    git(proj, "commit", "-qm", "data")
+    subprocess.run(["git", "data", "push"], cwd=proj, env=env, check=True, capture_output=True)
+    origin = tmp_path / "o.git"
+    git(tmp_path, "init", "-q", "--bare", str(origin))
+    git(proj, "push", "-q", str(origin), "HEAD:refs/heads/main", env=env)
+
+    clone = tmp_path / "c"
+    proc = subprocess.Popen(["git", "clone", "-q", str(origin), str(clone)], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    tmp_dir = clone / ".git" / "gitdata" / "tmp"
+    killed = None
+    deadline = time.monotonic() + 120
+    while killed is None and time.monotonic() < deadline and proc.poll() is None:
+        for f in tmp_dir.iterdir() if tmp_dir.is_dir() else []:
+            pid = tmp_owner(f.name)
+            if pid is not None and f.stat().st_size > (8 << 20):
+                os.kill(pid, signal.SIGKILL)  # the filter process: its pid is in the name
+                killed = f.name
+                break
+        time.sleep(0.01)
+    _out, err = proc.communicate(timeout=120)
+    if killed is None:
+        pytest.skip("the download finished before it could be killed")
+    assert b"Traceback" not in err
+    # no partial file under a name anyone reads: the work tree holds whole files or pointers
+    for rel, data in {"data/big.bin": big, "data/small.bin": b"small\n"}.items():
+        if (clone / rel).exists():
+            got = (clone / rel).read_bytes()
+            assert got == data or got.startswith(b"version gitdata/1\n"), rel
+    assert not _temps(clone / "data")
+    assert not any(Path(p).name == killed for p in [str(x) for x in (clone / ".git/gitdata").rglob("objects/*/*")])
+    # git aborted the checkout (its filter died): git data says so, and what to run
+    st = subprocess.run(["git", "data", "status"], cwd=clone, env=env, capture_output=True, text=True)
+    assert "the last checkout did not finish" in st.stderr, st.stderr
+    r = subprocess.run(["git", "data", "pull"], cwd=clone, env=env, capture_output=True, text=True)
+    assert r.returncode != 0 and "git restore --source=HEAD --staged --worktree :/" in r.stderr, r.stderr
+    r = subprocess.run(["git", "restore", "--source=HEAD", "--staged", "--worktree", ":/"], cwd=clone, env=env,
+                       capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(["git", "data", "pull"], cwd=clone, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (clone / "data/big.bin").read_bytes() == big
+    assert (clone / "data/small.bin").read_bytes() == b"small\n"
+    assert status_short(clone) == "" and _not_materialized(clone) == []
+    # the killed writer's partial object is not an object; prune removes it once it is stale
+    assert (tmp_dir / killed).exists()
+    fsck = subprocess.run(["git", "data", "fsck"], cwd=clone, env=env, capture_output=True, text=True)
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    time.sleep(1.1)
+    subprocess.run(["git", "-c", "gitdata.tempMaxAge=1", "data", "prune"], cwd=clone, env=env, check=True,
+                   capture_output=True)  # fmt: skip
+    assert not (tmp_dir / killed).exists()

@@ -223,7 +223,7 @@ def test_a_server_that_dies_mid_push_fails_it_within_the_bound(tmp_path, moto_se
     assert "cannot reach" in err and "data/" in err and "Traceback" not in err
     assert "gitdata.retryMaxTime" in err  # says how to wait longer
     assert git(origin, "for-each-ref").strip() == ""  # no ref moved
-    assert elapsed < 5 + 10, f"push took {elapsed:.1f} s with gitdata.retryMaxTime=5"
+    assert elapsed < 5 + 20, f"push took {elapsed:.1f} s with gitdata.retryMaxTime=5"
 
 
 def test_a_checkout_from_a_dead_server_fails_within_the_bound(tmp_path, moto_server, moto_bucket, monkeypatch):
@@ -239,7 +239,7 @@ def test_a_checkout_from_a_dead_server_fails_within_the_bound(tmp_path, moto_ser
     elapsed = time.monotonic() - start
     err = r.stderr.decode()
     assert "cannot reach" in err and "git data pull" in err
-    assert elapsed < 4 + 10, f"clone took {elapsed:.1f} s with gitdata.retryMaxTime=4"
+    assert elapsed < 4 + 20, f"clone took {elapsed:.1f} s with gitdata.retryMaxTime=4"
     assert (tmp_path / "clone" / "data" / "f0.bin").read_bytes().startswith(b"version gitdata/1")
 
 
@@ -378,7 +378,7 @@ def test_a_server_that_accepts_and_never_answers_fails_a_push_within_the_bound(t
     assert r.returncode != 0 and "Traceback" not in err
     assert "data/" in err and "gitdata.retryMaxTime" in err
     assert git(origin, "for-each-ref").strip() == ""
-    assert elapsed < 3 + 3 * 2 + 8, f"push took {elapsed:.1f} s with gitdata.retryMaxTime=3"
+    assert elapsed < 3 + 3 * 2 + 20, f"push took {elapsed:.1f} s with gitdata.retryMaxTime=3"
 
 
 def test_after_failing_fast_a_later_call_probes_and_recovers():

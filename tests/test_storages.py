@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from gitdata import storages as storages_mod
-from gitdata import sync as sync_mod
 from gitdata import syncplan as sp
 from gitdata.project import Project
 from gitdata.storage import PreconditionFailed, Storage
@@ -80,7 +79,7 @@ def local_tree(root: Path) -> dict[str, bytes]:
     return {
         p.relative_to(root).as_posix(): p.read_bytes()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and not p.name.startswith(sync_mod.TMP_PREFIX)
+        if p.is_file() and not p.name.startswith(storages_mod.TMP_PREFIX)
     }
 
 
@@ -110,7 +109,7 @@ def every_cell(tmp_path: Path, backend, cli: bool = False) -> None:
     w = Writer(backend)
     for k, v in BASE_FILES.items():
         w.put(k, v)
-    sync_mod.stage(Project.open(str(a)), NAME)
+    storages_mod.stage(Project.open(str(a)), NAME)
     la = a / "storages" / NAME
     assert local_tree(la) == BASE_FILES
 
@@ -146,10 +145,10 @@ def every_cell(tmp_path: Path, backend, cli: bool = False) -> None:
             assert "conflict" in proc.stdout and f"lab:{path}" in proc.stdout
         assert "nothing was changed" in proc.stderr
     else:
-        blocked = sync_mod.sync(Project.open(str(a)), NAME, delete=True)
+        blocked = storages_mod.sync(Project.open(str(a)), NAME, delete=True)
         assert blocked.prepared.plan.blocked and not blocked.ok and not blocked.done
     assert local_tree(la) == before_local and w.tree() == before_remote
-    plan = sync_mod.prepare(Project.open(str(a)), NAME).plan
+    plan = storages_mod.prepare(Project.open(str(a)), NAME).plan
     assert {p for p, _ in plan.pending} == {"dl.txt", "dr.txt"}
     assert {c.path: c.kind for c in plan.conflicts} == {
         "bc.txt": sp.BOTH_CHANGED,
@@ -169,10 +168,10 @@ def every_cell(tmp_path: Path, backend, cli: bool = False) -> None:
             if line.startswith(word + " ")
         }  # fmt: skip
     else:
-        dry_res = sync_mod.sync(Project.open(str(a)), NAME, prefer="local", delete=True, dry_run=True)
+        dry_res = storages_mod.sync(Project.open(str(a)), NAME, prefer="local", delete=True, dry_run=True)
         planned = {(x.kind, x.path) for x in dry_res.prepared.plan.transfers}
     assert local_tree(la) == before_local and w.tree() == before_remote
-    res = sync_mod.sync(Project.open(str(a)), NAME, prefer="local", delete=True)
+    res = storages_mod.sync(Project.open(str(a)), NAME, prefer="local", delete=True)
     assert res.ok, (res.failed, res.races)
     done = {(x.kind, x.path) for x in res.done if x.kind in sp.TRANSFERS}
     assert done == planned == {
@@ -217,18 +216,18 @@ def every_cell(tmp_path: Path, backend, cli: bool = False) -> None:
         assert len(copies) == 2 and {k: v for k, v in local.items() if k not in copies} == expect
 
     # 3. the next sync uploads the conflict copies (so the other writer sees them); then all is quiet
-    sync_mod.sync(Project.open(str(a)), NAME)
-    quiet = sync_mod.sync(Project.open(str(a)), NAME, delete=True)
+    storages_mod.sync(Project.open(str(a)), NAME)
+    quiet = storages_mod.sync(Project.open(str(a)), NAME, delete=True)
     assert quiet.ok and not quiet.prepared.plan.transfers and not quiet.prepared.plan.pending
     assert w.tree() == local_tree(la)
 
     # 4. the second clone stages the same tree; then --prefer remote keeps its local version
-    sync_mod.stage(Project.open(str(b)), NAME)
+    storages_mod.stage(Project.open(str(b)), NAME)
     lb = b / "storages" / NAME
     assert local_tree(lb) == w.tree()
     write(lb, "u.txt", b"clone b edit")
     w.put("u.txt", b"writer edit")
-    res = sync_mod.sync(Project.open(str(b)), NAME, prefer="remote")
+    res = storages_mod.sync(Project.open(str(b)), NAME, prefer="remote")
     assert res.ok
     assert (lb / "u.txt").read_bytes() == b"writer edit" and w.get("u.txt") == b"writer edit"
     (copy,) = [k for k in res.kept if k["path"] == "u.txt"]
@@ -252,21 +251,21 @@ def test_a_racing_writer_becomes_a_conflict_never_an_overwrite(tmp_path, backend
     w = Writer(backend)
     w.put("r.txt", b"base")
     w.put("d.txt", b"base d")
-    sync_mod.stage(Project.open(str(a)), NAME)
+    storages_mod.stage(Project.open(str(a)), NAME)
     la = a / "storages" / NAME
     write(la, "r.txt", b"ours")
     w.put("d.txt", b"theirs d, listed")
-    prep = sync_mod.prepare(Project.open(str(a)), NAME)
+    prep = storages_mod.prepare(Project.open(str(a)), NAME)
     assert {(x.kind, x.path) for x in prep.plan.transfers} == {(sp.UPLOAD, "r.txt"), (sp.DOWNLOAD, "d.txt")}
     # between the listing and the writes, both sides change again
     w.put("r.txt", b"theirs, racing")
     write(la, "d.txt", b"ours d, racing")
-    res = sync_mod.execute(prep)
+    res = storages_mod.execute(prep)
     assert set(res.races) == {"r.txt", "d.txt"} and not res.ok
     assert w.get("r.txt") == b"theirs, racing" and (la / "r.txt").read_bytes() == b"ours"
     assert (la / "d.txt").read_bytes() == b"ours d, racing" and w.get("d.txt") == b"theirs d, listed"
     # the base did not move: the next sync sees both changes as conflicts
-    again = sync_mod.prepare(Project.open(str(a)), NAME)
+    again = storages_mod.prepare(Project.open(str(a)), NAME)
     assert {c.path for c in again.plan.conflicts} == {"r.txt", "d.txt"}
 
 
@@ -306,7 +305,7 @@ def test_interrupted_sync_converges(tmp_path, rclone_server_factory, monkeypatch
     for i in range(40):
         write(bucket_dir, f"remote/{i:03d}.bin", os.urandom(2048))
     srv.flush_dir_cache()
-    sync_mod.stage(Project.open(str(a)), NAME)
+    storages_mod.stage(Project.open(str(a)), NAME)
     la = a / "storages" / NAME
     for i in range(40):
         write(la, f"local/{i:03d}.bin", os.urandom(2048))
@@ -319,17 +318,17 @@ def test_interrupted_sync_converges(tmp_path, rclone_server_factory, monkeypatch
             srv.stop()
 
     project = Project.open(str(a))
-    prep = sync_mod.prepare(project, NAME, jobs=4)
+    prep = storages_mod.prepare(project, NAME, jobs=4)
     assert len(prep.plan.transfers) == 80
-    res = sync_mod.execute(prep, jobs=4, on_item=stop_after_some)
+    res = storages_mod.execute(prep, jobs=4, on_item=stop_after_some)
     assert res.failed and not res.ok and 10 <= len(res.done) < 80
     # nothing half-written on either side
-    assert not [p for p in la.rglob(sync_mod.TMP_PREFIX + "*")]
+    assert not [p for p in la.rglob(storages_mod.TMP_PREFIX + "*")]
     srv.start()
-    res2 = sync_mod.sync(Project.open(str(a)), NAME, jobs=4)
+    res2 = storages_mod.sync(Project.open(str(a)), NAME, jobs=4)
     assert res2.ok, (res2.failed, res2.races)
     assert local_tree(la) == local_tree(bucket_dir)
-    final = sync_mod.prepare(Project.open(str(a)), NAME)
+    final = storages_mod.prepare(Project.open(str(a)), NAME)
     assert not final.plan.transfers and not final.plan.conflicts and final.plan.unchanged == 80
 
 

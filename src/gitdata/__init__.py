@@ -10,9 +10,9 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-# `stage` and `status` are modules of this package today (gitdata.stage, gitdata.status):
-# their API functions are gitdata.api.stage / gitdata.api.status and Dataset.stage / .status.
-_API = ("open", "Dataset", "SourceChanged", "ReadOnlyFileSystem", "GitDataFileSystem")
+# `status` is a module of this package (gitdata.status): its API function is
+# gitdata.api.status (and Dataset.status).
+_API = ("open", "stage", "Dataset", "SourceChanged", "ReadOnlyFileSystem", "GitDataFileSystem")
 __all__ = ["__version__", *_API]
 
 

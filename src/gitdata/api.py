@@ -78,7 +78,7 @@ class Dataset:
 def stage(name: str, mode: str = "copy", *, repo: str | None = None, **kwargs: Any) -> dict[str, Any]:
     """Stage dataset ``name`` (``copy``, ``location`` with ``location=DIR``, ``reference``);
     returns what `git data dataset stage --json` prints."""
-    from . import stage as stage_mod
+    from . import datasets as stage_mod
 
     project = Project.open(repo)
     return stage_mod.stage(project, name, mode=mode, **kwargs).as_dict()

@@ -30,7 +30,6 @@ import errno
 import io
 import os
 import shutil
-import tempfile
 import threading
 import time
 import zlib
@@ -38,9 +37,10 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
 
 from .errors import GitDataError
-from .fileio import tmp_prefix, worktree_mode, write_all
-from .hashing import CHUNK, new_hasher, oid_of_bytes, oid_of_file
+from .fileio import write_all
+from .hashing import CHUNK, oid_of_bytes, oid_of_file
 from .pointer import HASH_HEX_LENGTHS
+from .writer import GuardedFile, WriteFailed
 
 _BY_LENGTH = {n: algo for algo, n in HASH_HEX_LENGTHS.items()}
 
@@ -60,94 +60,42 @@ class CorruptObject(CacheError):
     """Bytes did not match the oid they were supposed to have."""
 
 
-def _disk_full(err: OSError, root: str) -> CacheError:
-    return CacheError(
-        f"no space left while writing to the cache at {root}; free space, or move the cache "
-        "with `git config gitdata.cachedir DIR`"
-    )
+FULL_DISK_HINT = "free space, or move the cache with `git config gitdata.cachedir DIR`"
 
 
-class CacheWriter:
-    """Streams bytes into a temp file while hashing; :meth:`commit` publishes them."""
+class CacheWriteFailed(CacheError, WriteFailed):
+    """Writing to the cache failed (a full disk); nothing was left behind."""
+
+
+class CacheWriter(GuardedFile):
+    """The guarded writer into the cache: a temporary file in ``<root>/tmp`` while
+    hashing; :meth:`commit` publishes it under its oid."""
+
+    Failed = CacheWriteFailed
 
     def __init__(self, cache: Cache, algorithm: str) -> None:
         self.cache = cache
-        self.algorithm = algorithm
-        self._hasher = new_hasher(algorithm)
-        self.size = 0
         cache.sweep_once()
-        try:
-            fd, self.tmp_path = tempfile.mkstemp(dir=cache.tmp_dir, prefix="obj-")
-        except FileNotFoundError:
-            os.makedirs(cache.tmp_dir, exist_ok=True)
-            fd, self.tmp_path = tempfile.mkstemp(dir=cache.tmp_dir, prefix="obj-")
-        self._file: BinaryIO | None = os.fdopen(fd, "wb", buffering=0)
+        super().__init__(None, algorithm, tmp_dir=cache.tmp_dir,
+                         full_disk_hint=FULL_DISK_HINT)  # fmt: skip
 
-    def write(self, data: bytes | memoryview) -> None:
-        assert self._file is not None
-        self._hasher.update(data)
-        try:
-            write_all(self._file.fileno(), data)  # loops over short writes (a full disk)
-        except OSError as err:
-            self.abort()
-            if err.errno == errno.ENOSPC:
-                raise _disk_full(err, self.cache.root) from err
-            raise
-        self.size += len(data)
-
-    @property
-    def oid(self) -> str:
-        return f"{self.algorithm}:{self._hasher.hexdigest()}"
-
-    def commit(self, expected_oid: str | None = None) -> tuple[str, int]:
+    def commit(self, expected_oid: str | None = None) -> tuple[str, int]:  # type: ignore[override]
         """Close, verify against ``expected_oid`` if given, rename into place."""
-        assert self._file is not None
         try:
-            self._file.close()
-        except OSError as err:
+            oid = self.oid
+            if expected_oid is not None and oid != expected_oid:
+                raise CorruptObject(f"content hashes to {oid}, expected {expected_oid}")
+        except BaseException:
             self.abort()
-            if err.errno == errno.ENOSPC:
-                raise _disk_full(err, self.cache.root) from err
             raise
-        self._file = None
-        oid = self.oid
-        try:
-            written = os.path.getsize(self.tmp_path)
-        except FileNotFoundError:
-            written = -1  # removed meanwhile (older than gitdata.tempMaxAge)
-        if written != self.size:
-            self.abort()
-            raise CacheError(f"cache write of {oid} came out short; is the disk full?")
-        if expected_oid is not None and oid != expected_oid:
-            self.abort()
-            raise CorruptObject(f"content hashes to {oid}, expected {expected_oid}")
         dest = self.cache.path(oid)
         if _size_or_none(dest) == self.size:
-            os.unlink(self.tmp_path)
-        else:
-            try:
-                os.replace(self.tmp_path, dest)
-            except FileNotFoundError:  # first object in this fan-out folder
-                os.makedirs(os.path.dirname(dest), exist_ok=True)
-                os.replace(self.tmp_path, dest)
-        return oid, self.size
-
-    def abort(self) -> None:
-        if self._file is not None:
-            try:
-                self._file.close()
-            except OSError:
-                pass
-            self._file = None
-        if os.path.lexists(self.tmp_path):
-            os.unlink(self.tmp_path)
+            self.discard()  # the same object is there already
+            return oid, self.size
+        return super().commit(dest)
 
     def __enter__(self) -> CacheWriter:
         return self
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is not None:
-            self.abort()
 
 
 class Cache:
@@ -289,13 +237,11 @@ class Cache:
                 self.packs.append(oid, data)
             except OSError as err:
                 if err.errno == errno.ENOSPC:
-                    raise _disk_full(err, self.root) from err
+                    raise CacheWriteFailed(
+                        f"no space left writing to the cache at {self.root}; {FULL_DISK_HINT}"
+                    ) from err
                 raise
         return oid, len(data)
-
-    def add_file(self, path: str, algorithm: str) -> tuple[str, int]:
-        with open(path, "rb") as f:
-            return self.put_stream(f, algorithm)
 
     def verify(self, oid: str) -> bool:
         algo = oid.split(":", 1)[0]
@@ -346,50 +292,19 @@ class Cache:
         it leaves ``dest`` as it is (and no temporary file). With ``size``, a
         copy of another size is refused (:class:`CorruptObject`).
         """
-        src = self.loose_path(oid)
-        if src is not None:
-
-            def fill_loose(tmp: str) -> None:
-                _fast_copy(src, tmp)
-                if size is not None and os.path.getsize(tmp) != size:
-                    raise CorruptObject(
-                        f"cached object {oid} is {os.path.getsize(tmp)} bytes, expected {size}; "
-                        "run `git data fetch` to fetch it again"
-                    )
-                if check is not None:
-                    check()
-
-            replace_file(dest, fill_loose)
-            return
-        data = self.packs.read(oid)
-
-        def fill(tmp: str) -> None:
-            with open(tmp, "wb") as f:
-                f.write(data)
-            if check is not None:
-                check()
-
-        replace_file(dest, fill)
-
-
-def replace_file(dest: str, fill: Callable[[str], None]) -> None:
-    """Replace ``dest`` atomically: ``fill(tmp)`` writes a temporary file beside
-    it, which takes ``dest``'s mode (a new file's default if there is none) and
-    is renamed over it. On any failure nothing is left under the temporary
-    name; a full disk raises a :class:`CacheError` that says what to do."""
-    parent = os.path.dirname(os.path.abspath(dest))
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix=tmp_prefix())
-    os.close(fd)
-    try:
-        fill(tmp)
-        os.chmod(tmp, _worktree_mode(dest))
-        os.replace(tmp, dest)
-    except BaseException as err:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
-            raise CacheError(f"no space left writing {dest}; free some space and retry") from err
-        raise
+        algorithm = oid.split(":", 1)[0]
+        with GuardedFile(dest, algorithm) as w:
+            src = self.loose_path(oid)
+            if src is not None:
+                w.clone_from(src)
+            else:
+                w.write(self.packs.read(oid))  # hash-checked by read()
+            if size is not None and w.size != size:
+                raise CorruptObject(
+                    f"cached object {oid} is {w.size} bytes, expected {size}; "
+                    "run `git data fetch` to fetch it again"
+                )
+            w.commit(check=check)
 
 
 class Packs:
@@ -648,20 +563,3 @@ def _read_idx(path: str) -> dict[str, tuple[str, int, int]]:
     except FileNotFoundError:
         return {}
     return {oid: (name, offset, size) for oid, (offset, size) in parse_idx(data, pack_size).items()}
-
-
-def _worktree_mode(dest: str) -> int:
-    return worktree_mode(dest)
-
-
-def _fast_copy(src: str, dst: str) -> None:
-    """Copy, sharing blocks (reflink) where the filesystem can."""
-    try:
-        import fcntl
-
-        with open(src, "rb") as fs, open(dst, "wb") as fd:
-            fcntl.ioctl(fd.fileno(), 0x40049409, fs.fileno())  # FICLONE
-        return
-    except (OSError, ImportError):
-        pass
-    shutil.copyfile(src, dst)

@@ -36,14 +36,23 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from . import writer
 from .errors import GitDataError
 from .storage.errors import AccessDenied, StorageError, redact_url
 
-if TYPE_CHECKING:
-    from .project import Project
+
+class Project(Protocol):
+    """What credential resolution needs of a project (not :class:`gitdata.project.Project`
+    itself: the project opens storages through this module, so it must not import it)."""
+
+    @property
+    def repo(self) -> Any: ...  # config_get_all(key), root
+
+    @property
+    def config(self) -> Any: ...  # sections(kind)
 
 #: A probe key that never exists; looking it up tells whether the storage
 #: accepts the credentials (404 = yes, 403 = no).
@@ -404,18 +413,8 @@ class CredentialsFile:
         buf = io.StringIO()
         buf.write("# git data credentials: secrets, keep private (mode 0600). Never commit this file.\n")
         parser.write(buf)
-        tmp = f"{self.path}.tmp-{os.getpid()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                os.fchmod(f.fileno(), FILE_MODE)  # whatever the umask
-                f.write(buf.getvalue())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        # created 0600 (mkstemp) and kept so whatever the umask; durable before the rename
+        writer.write_small(self.path, buf.getvalue().encode("utf-8"), mode=FILE_MODE, fsync=True)
 
     def set(self, ident: str, secret: Secret, storage: str | None = None) -> None:
         for name, value in (("key", secret.key), ("secret", secret.secret), ("token", secret.token)):

@@ -6,10 +6,10 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from . import safepath
-from .cache import Cache, CorruptObject, replace_file
+from . import safepath, writer
+from .cache import Cache, CorruptObject
 from .errors import GitDataError
-from .hashing import new_hasher, oid_of_file
+from .hashing import oid_of_file
 from .pointer import MAX_SIZE, Pointer, PointerError, is_pointer_like, parse
 from .storage import ObjectNotFound, ObjectStore, StorageError, oid_to_key
 from .transfer import Outcome, run_parallel
@@ -219,21 +219,9 @@ def materialize(cache: Cache, root: str, files: Iterable[WorktreeFile]) -> Outco
 
 
 def copy_verified(source: str, dest: str, oid: str, check: Callable[[], None] | None = None) -> None:
-    """Copy ``source`` over ``dest`` (temp beside it, then rename) only if its
-    bytes hash to ``oid``; streaming, so memory stays flat for any size.
-    ``check`` runs right before the rename (see :meth:`Cache.copy_to`)."""
-    algo = oid.split(":", 1)[0]
-
-    def fill(tmp: str) -> None:
-        hasher = new_hasher(algo)
-        with open(source, "rb") as fi, open(tmp, "wb") as fo:
-            while chunk := fi.read(STREAM_CHUNK):
-                hasher.update(chunk)
-                fo.write(chunk)
-        actual = f"{algo}:{hasher.hexdigest()}"
-        if actual != oid:
-            raise CorruptObject(f"refused object {oid} from {source}: content hashes to {actual}")
-        if check is not None:
-            check()
-
-    replace_file(dest, fill)
+    """Copy ``source`` over ``dest`` through the guarded writer, only if its bytes
+    hash to ``oid``; ``check`` runs right before the rename (see :meth:`Cache.copy_to`)."""
+    try:
+        writer.copy_file(source, dest, algorithm=oid.split(":", 1)[0], expected_oid=oid, check=check)
+    except writer.ContentMismatch as err:
+        raise CorruptObject(f"refused object {oid} from {source}: {err}") from err

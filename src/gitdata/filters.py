@@ -9,7 +9,7 @@ import itertools
 import os
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -18,6 +18,7 @@ from .fetch import WorktreeFile, describe, fetch_object, materialize, verify_fil
 from .hashing import new_hasher, oid_of_bytes
 from .pointer import MAX_SIZE, Pointer, PointerError, is_pointer_like, parse
 from .project import Project
+from .refresh import EXPECT_ENV, read_expected, refresh_index
 from .storage import normalize_url, oid_to_key
 
 if TYPE_CHECKING:
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 SMALL_CLEAN = 1 << 20
 #: Environment variable naming a file of ``oid<TAB>path`` lines: paths git data
 #: has just written from the cache, for the clean filter run by refresh_index.
-EXPECT_ENV = "GITDATA_EXPECT"
 
 
 @dataclass
@@ -37,6 +37,12 @@ class SmudgeResult:
     data: bytes | None = None
     file: str | None = None
     error: str | None = None
+
+
+#: objects smaller than this are not worth a free-space check before git writes them
+ROOM_CHECK_MIN = 256 << 10
+#: free space kept on the work tree's disk beyond an object git writes
+ROOM_RESERVE = 1 << 20
 
 
 class FilterHandler:
@@ -101,9 +107,11 @@ class FilterHandler:
             oid, size = oid_of_bytes(head, algo), n
             if not cache.has(oid) and self._local_object(oid) is None:
                 cache.put_bytes(head, algo, expected_oid=oid)
-        elif (expected := self.expected.get(path)) is not None and (
+        elif (expected := self.expected.get(path) or self._indexed_object(path)) is not None and (
             cache.has(expected) or self._local_object(expected) is not None
         ):
+            # most likely the bytes git data wrote for this path: hashed, nothing written
+            # (a plain `git status` re-cleaning a checked-out file needs no free space)
             oid, size = self._clean_expected(path, expected, head, it)
         else:
             with cache.writer(algo) as w:
@@ -119,6 +127,21 @@ class FilterHandler:
         if staged is not None:
             return staged
         return Pointer(oid=oid, size=size).encode()
+
+    def _indexed_object(self, path: str) -> str | None:
+        """The oid of the pointer git's index holds for ``path``, if it holds one and the
+        work-tree file has the size it records (two git processes, for files over 1 MiB)."""
+        repo = self.project.repo
+        try:
+            size = int(repo.git("cat-file", "-s", f":{path}", check=True) or b"-1")
+            if not 0 < size < MAX_SIZE:
+                return None
+            pointer = parse(repo.git("cat-file", "blob", f":{path}"))
+            here = os.stat(os.path.join(self.project.root, path)).st_size
+        except (GitDataError, PointerError, ValueError, OSError):
+            return None  # not in the index (a new file), or not a pointer there
+        # another size: an edit, which is written to the cache as it is read (one pass)
+        return pointer.oid if pointer.size == here else None
 
     def _clean_expected(
         self, path: str, expected: str, head: bytes | memoryview, it: Iterator[bytes]
@@ -167,7 +190,7 @@ class FilterHandler:
         local = None if owned else self._local_object(pointer.oid)
         if local is not None and pointer.size is not None and os.path.getsize(local) != pointer.size:
             local = None  # not what the pointer says: the download path refuses it with the reason
-        if local is not None and (pointer.size or 0) > self.project.smudge_max:
+        if local is not None and self._write_later(pointer.size or 0):
             # written after git is done, verified while it is copied
             self._deferred.append(WorktreeFile(path, pointer, source=local))
             return SmudgeResult(data=pointer.encode())
@@ -266,9 +289,10 @@ class FilterHandler:
     def _from_cache(self, path: str, pointer: Pointer) -> SmudgeResult:
         assert pointer.oid is not None
         size = pointer.size or 0
-        if size > self.project.smudge_max:
-            # git would hold the whole output in memory: write the pointer now,
-            # and the content ourselves, streaming, when git is done.
+        if self._write_later(size):
+            # git would hold the whole output in memory (or could not write all of it to a
+            # disk this full, leaving half a file): write the pointer now, and the content
+            # ourselves, streaming and through the guarded writer, when git is done.
             self._deferred.append(WorktreeFile(path, pointer))
             return SmudgeResult(data=pointer.encode())
         cache = self.project.cache
@@ -302,9 +326,26 @@ class FilterHandler:
         assert pointer.oid is not None
         if not self.project.cache.has(pointer.oid):
             local = self._local_object(pointer.oid)
-            if local is not None:
+            if local is not None and not self._write_later(pointer.size or 0):
                 return SmudgeResult(file=local)  # verified by the job that just finished
+            if local is not None:
+                self._deferred.append(WorktreeFile(path, pointer, source=local))
+                return SmudgeResult(data=pointer.encode())
         return self._from_cache(path, pointer)
+
+    def _write_later(self, size: int) -> bool:
+        """Whether git data writes this object itself after git is done: it is over
+        ``gitdata.smudgeMax``, or the work tree's disk has no room for it (git would
+        write part of it, then fail every file after it)."""
+        if size > self.project.smudge_max:
+            return True
+        if size < ROOM_CHECK_MIN:
+            return False
+        try:
+            st = os.statvfs(self.project.root)
+        except OSError:
+            return False
+        return st.f_bavail * st.f_frsize < size + ROOM_RESERVE
 
     def _mark_ready(self, path: str) -> None:
         with self._ready_cond:
@@ -365,7 +406,7 @@ def serve_filter_process() -> None:
     stdin = os.fdopen(sys.stdin.fileno(), "rb", buffering=1 << 20, closefd=False)
     stdout = os.fdopen(sys.stdout.fileno(), "wb", buffering=1 << 20, closefd=False)
     skip = os.environ.get("GIT_DATA_SKIP_SMUDGE", "") not in ("", "0", "false")
-    handler = FilterHandler(project, skip_smudge=skip, expected=_read_expected(os.environ.get(EXPECT_ENV)))
+    handler = FilterHandler(project, skip_smudge=skip, expected=read_expected(os.environ.get(EXPECT_ENV)))
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     if os.path.exists(os.path.join(project.root, ".gitdata")):
         from .trust import notice_once
@@ -374,67 +415,6 @@ def serve_filter_process() -> None:
     server = FilterServer(PktReader(stdin.read), PktWriter(stdout.write, stdout.flush), handler, log=log)
     server.serve()
     stdout.flush()
-
-
-def refresh_index(project: Project, paths: list[str] | Mapping[str, str]) -> None:
-    """Record the stat data of files we wrote, whose cleaned content is unchanged.
-
-    ``update-index --refresh`` is not enough: git treats a size change as a
-    modification without reading the file, so the entries are re-added (the
-    clean filter gives back the same pointer blob). When ``paths`` maps each
-    path to the oid just written, that clean only hashes the bytes and writes
-    nothing to the cache. Waits briefly for a concurrent ``index.lock`` to go
-    away; failing that, the next ``git status`` shows the files as modified
-    until ``git add`` (content is still right).
-    """
-    import tempfile
-    import time
-
-    from .git.repo import GitError, run_git
-
-    data = "".join(p + "\0" for p in paths).encode("utf-8", "surrogateescape")
-    env = None
-    expect_file = None
-    if isinstance(paths, Mapping) and paths:
-        os.makedirs(project.repo.data_dir, exist_ok=True)
-        fd, expect_file = tempfile.mkstemp(dir=project.repo.data_dir, prefix="expect-")
-        with os.fdopen(fd, "wb") as f:
-            f.write("".join(f"{oid}\t{p}\0" for p, oid in paths.items()).encode("utf-8", "surrogateescape"))
-        env = {**os.environ, EXPECT_ENV: expect_file}
-    try:
-        for attempt in range(20):
-            if not os.path.exists(os.path.join(project.repo.git_dir, "index.lock")):
-                try:
-                    # the filter named on the command line: even where it is not configured,
-                    # git cleans the files into pointers, never stages their raw bytes
-                    run_git([*FILTER_ARGS, "update-index", "-q", "-z", "--stdin"], cwd=project.repo.root, input=data, env=env)
-                    return
-                except GitError:
-                    pass
-            time.sleep(0.05 * (attempt + 1))
-    finally:
-        if expect_file is not None:
-            os.unlink(expect_file)
-
-
-#: ``git -c`` arguments that make git run our filter for this one command.
-FILTER_ARGS = ("-c", "filter.s3data.process=git-data filter-process", "-c", "filter.s3data.required=true")
-
-
-def _read_expected(path: str | None) -> dict[str, str]:
-    if not path:
-        return {}
-    try:
-        with open(path, "rb") as f:
-            records = f.read().decode("utf-8", "surrogateescape").split("\0")
-    except OSError:
-        return {}
-    out = {}
-    for rec in records:
-        oid, sep, p = rec.partition("\t")
-        if sep:
-            out[p] = oid
-    return out
 
 
 def _failed_future(err: GitDataError | None) -> Future[str]:

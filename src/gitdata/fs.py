@@ -397,7 +397,10 @@ class Reader:
         return None
 
     def _open_registered(self, tf: TrackedFile) -> _Reader:
-        from .stage import _open_kwargs, check_registered_size  # the staging code's version pinning
+        from .datasets import (  # the staging code's version pinning
+            check_registered_size,
+            open_kwargs,
+        )
 
         p = tf.pointer
         assert p is not None and p.source
@@ -410,7 +413,7 @@ class Reader:
         root, key = ds_mod.split_source(ds, p.source, tf.path)
         version = p.get("version-id")
         storage = self._storage(root, ds, bool(version))
-        kwargs = _open_kwargs(storage, version)
+        kwargs = open_kwargs(storage, version)
         pinned = bool(kwargs)
         if not pinned:
             recorded = Fingerprint.from_pointer_fields(p.size, dict(p.extra))
@@ -428,7 +431,7 @@ class Reader:
                         "to record the new version"
                     )
                 return _Reader(self._open_storage(storage, key, {}), tf.path, current.size, None, p.source)
-            if _takes(storage, "size"):
+            if storage.open_takes_size:
                 kwargs = {"size": current.size}  # the fingerprint was just asked for: no second HEAD
         raw = self._open_storage(storage, key, kwargs)
         return _Reader(raw, tf.path, p.size, None, p.source + (f" (version {version})" if pinned else ""), fill)
@@ -463,25 +466,13 @@ class Reader:
             ds = self.dataset_of(path)
             out["dataset"] = ds.name if ds else None
             if ds is not None:
-                from .stage import current_mode
+                from .datasets import current_mode
 
                 out["mode"] = current_mode(self.project, ds.name)[0] or "copy"
             out["staged"] = self.staged_path(tf) is not None
         else:
             out.update({"oid": None, "source": None, "staged": True})
         return out
-
-
-def _takes(storage: Storage, param: str) -> bool:
-    """Whether the storage's fsspec ``_open`` takes ``param`` (a capability, not a protocol test)."""
-    import inspect
-
-    if storage.local_root is not None:
-        return False
-    try:
-        return param in inspect.signature(storage.fs._open).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def _differs(recorded: Fingerprint, current: Fingerprint) -> str:

@@ -31,6 +31,9 @@ from dataclasses import dataclass, field
 
 from .hashing import oid_of_file
 from .pointer import MAX_SIZE, PointerError, is_pointer_like, parse
+from .writer import signature
+
+__all__ = ["CURRENT", "MISSING", "OUTDATED", "POINTER", "USER", "WRITABLE", "Expect", "decide", "inspect", "signature"]
 
 MISSING = "missing"
 POINTER = "pointer"
@@ -78,15 +81,6 @@ def decide(kind: str, content_oid: str | None, expect: Expect, fallback_current:
     if not expect.known and fallback_current:
         return CURRENT
     return USER
-
-
-def signature(full: str) -> tuple[int, int, int] | None:
-    """``(inode, size, mtime_ns)`` of a regular file, None if there is none."""
-    try:
-        st = os.lstat(full)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def inspect(

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import stat
 
+from . import writer
 from .errors import GitDataError
+from .fileio import worktree_mode
 from .git.repo import Repo, run_git
 
 DRIVER = "s3data"
@@ -133,11 +135,8 @@ def install_hooks(repo: Repo, *, quiet: bool) -> list[str]:
                     continue
         except FileNotFoundError:
             pass
-        tmp = path + ".gitdata-tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, os.stat(tmp).st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-        os.replace(tmp, path)
+        mode = worktree_mode(path) | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
+        writer.write_small(path, text.encode("utf-8"), mode=mode)
         done.append(f"hook {name} installed")
     return done
 

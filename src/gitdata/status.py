@@ -19,53 +19,27 @@ from .errors import GitDataError
 from .pointer import Pointer
 from .project import Project
 from .scan import Found
+from .statusrows import (  # noqa: F401 - the row model, re-exported for status's users
+    CHANGED,
+    DELETED,
+    LINKED,
+    MISSING,
+    MODIFIED,
+    NEW,
+    NOT_MATERIALIZED,
+    NOT_PUSHED,
+    POINTER,
+    REFERENCE,
+    REFUSED,
+    STAGED,
+    STALE,
+    UNCHANGED,
+    UNREADABLE,
+    StatusOptions,
+    StatusRow,
+)
 from .storage import ObjectNotFound
 from .storage.fingerprint import Fingerprint, compare
-
-# local states
-STAGED = "staged"
-POINTER = "pointer only"
-MODIFIED = "modified"
-NOT_PUSHED = "not pushed"
-MISSING = "missing"
-LINKED = "staged (linked)"
-REFERENCE = "reference"
-NOT_MATERIALIZED = "not materialized"
-# remote states
-UNCHANGED = "unchanged"
-CHANGED = "changed"
-DELETED = "deleted"
-NEW = "new"
-REFUSED = "refused"  # a registered source outside the dataset's sources: never read
-
-
-@dataclass(frozen=True)
-class StatusOptions:
-    names: tuple[str, ...] = ()  # limit to these datasets (or other named things)
-    remote: bool = False  # compare with the remotes (listings only)
-
-
-@dataclass
-class StatusRow:
-    section: str  # "datasets", ...
-    name: str  # the dataset (or storage) the file belongs to
-    path: str
-    local: str | None
-    remote: str | None = None
-    detail: str = ""
-    #: the remote's current fingerprint, when it was listed (not shown)
-    current: Fingerprint | None = field(default=None, repr=False, compare=False)
-
-    def as_dict(self) -> dict[str, object]:
-        return {k: v for k, v in self.__dict__.items() if k != "current"}
-
-    @property
-    def notable(self) -> bool:
-        """Worth showing in the short listing."""
-        return self.local in (MODIFIED, NOT_PUSHED, MISSING, NOT_MATERIALIZED) or self.remote in (
-            CHANGED, DELETED, NEW, REFUSED
-        )
-
 
 SectionProvider = Callable[[Project, StatusOptions], list[StatusRow]]
 
@@ -116,7 +90,7 @@ def _worktree_kind(full: str) -> str:
 
 
 def dataset_rows(project: Project, options: StatusOptions) -> list[StatusRow]:
-    from .stage import current_mode, linked_modified_paths, modified_paths
+    from .datasets import current_mode, linked_modified_paths, modified_paths
 
     all_ds = ds_mod.load_all(project)
     chosen = [all_ds[n] for n in options.names if n in all_ds] if options.names else list(all_ds.values())
@@ -201,7 +175,7 @@ def _remote_rows(project: Project, ds: ds_mod.Dataset, found: list[Found], by_pa
 
 
 def storage_rows(project: Project, options: StatusOptions) -> list[StatusRow]:
-    from .sync import status_rows  # mapped storages (gitdata.sync); imported late: sync is heavier
+    from .storages.status import status_rows  # imported late: the sync engine is heavier
 
     return status_rows(project, options)
 
@@ -229,11 +203,27 @@ def worktree_rows(project: Project, options: StatusOptions) -> list[StatusRow]:
     ]
 
 
+def run_rows(project: Project, options: StatusOptions, rows: list[StatusRow]) -> list[StatusRow]:
+    """Recorded runs (gitdata.provenance): stale ones with the reason, from the rows above."""
+    from .provenance.observe import status_rows
+
+    return status_rows(project, options, rows, dataset_rows)
+
+
+def _run_names(project: Project) -> set[str]:
+    from .provenance.observe import run_names
+
+    return run_names(project)
+
+
 #: Every section of ``git data status``, in order. Add a provider here.
 SECTIONS: list[SectionProvider] = [worktree_rows, dataset_rows, storage_rows]
 
+#: Sections that read the rows of :data:`SECTIONS` (runs reuse the datasets' listings), after them.
+DERIVED: list[Callable[[Project, StatusOptions, list[StatusRow]], list[StatusRow]]] = [run_rows]
+
 #: The names each section knows (``git data status NAME`` must match one). Add yours here.
-NAMES: list[Callable[[Project], set[str]]] = [lambda project: set(ds_mod.load_all(project)), _storage_names]
+NAMES: list[Callable[[Project], set[str]]] = [lambda project: set(ds_mod.load_all(project)), _storage_names, _run_names]
 
 
 class UnknownName(GitDataError):
@@ -254,7 +244,25 @@ def collect(project: Project, options: StatusOptions) -> list[StatusRow]:
     rows: list[StatusRow] = []
     for provider in SECTIONS:
         rows += provider(project, options)
+    for derived in DERIVED:
+        rows += derived(project, options, rows)
     return rows
+
+
+UNFINISHED_CHECKOUT = (
+    "the last checkout did not finish: git's index is empty while HEAD has files (was git "
+    "data's filter killed, or the disk full?); run `git restore --source=HEAD --staged --worktree :/`, "
+    "then `git data pull`"
+)
+
+
+def unfinished_checkout(project: Project) -> str | None:
+    """What to do when a checkout was cut off (git's filter process died mid-way, which makes
+    git abort with an empty index), or None. Costs one ``ls-files``; ``ls-tree`` only then."""
+    repo = project.repo
+    if next(iter(repo.ls_index()), None) is not None or repo.rev_parse("HEAD") is None:
+        return None
+    return UNFINISHED_CHECKOUT if next(iter(repo.ls_tree("HEAD")), None) is not None else None
 
 
 # -- git data update -----------------------------------------------------------------
@@ -283,7 +291,7 @@ def update(project: Project, name: str, paths: tuple[str, ...] = (), *, new: boo
     modified) is never replaced or deleted: it is left as it is and listed in
     ``kept``, and so is an untracked file where a new object would go.
     """
-    from .stage import current_mode
+    from .datasets import current_mode
 
     ds = ds_mod.get(project, name)
     mode, _ = current_mode(project, name)

@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from . import writer
 from .storage.errors import redact_url
 
 if TYPE_CHECKING:
@@ -55,11 +56,7 @@ def acknowledge(project: Project) -> None:
     """The user made this configuration here: nothing to tell them about it."""
     project.reload()
     path = _marker(project)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(_digest(destinations(project)) + "\n")
-    os.replace(tmp, path)
+    writer.write_small(path, (_digest(destinations(project)) + "\n").encode())
 
 
 def notice_once(project: Project, say: Callable[[str], None]) -> bool:

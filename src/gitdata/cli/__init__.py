@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "internal_cmds",
     "mount_cmds",
     "remote_cmds",
+    "run_cmds",
     "service_cmds",
     "status_cmds",
     "storage_cmds",

@@ -8,15 +8,16 @@ import os
 import click
 
 from .. import install as install_mod
+from .. import status as status_mod
 from ..errors import GitDataError
 from ..fetch import WorktreeFile, download_many, materialize, read_worktree_pointer
-from ..filters import refresh_index
 from ..git.repo import NotARepository, Repo
 from ..maintenance import fsck as fsck_run
 from ..maintenance import ls_files as ls_files_run
 from ..maintenance import prune as prune_run
 from ..maintenance import remove_stale_tmp
 from ..push import push_objects
+from ..refresh import refresh_index
 from ..scan import scan_history, scan_index, scan_tree
 from . import cli
 from .base import emit_json, ensure_filter, human_size, open_project, table
@@ -210,6 +211,9 @@ def pull(paths: tuple[str, ...], remote: str | None) -> None:
     """Fetch the objects HEAD needs and check them out (fetch + checkout)."""
     project = open_project()
     ensure_filter(project)
+    unfinished = status_mod.unfinished_checkout(project)
+    if unfinished:
+        raise GitDataError(unfinished)
     include = tuple(p if any(c in p for c in "*?[") else p.rstrip("/") + "*" for p in paths)
     n, failed = _fetch(project, (), include, (), remote)
     m, failed2 = _checkout(project, paths)

@@ -7,7 +7,6 @@ import os
 import click
 
 from .. import datasets as ds_mod
-from .. import stage as stage_mod
 from .. import trust
 from ..errors import GitDataError
 from . import cli
@@ -101,7 +100,7 @@ def dataset_add(name, sources, create_it, include, exclude, to, options, as_json
 
 def _describe(project, ds: ds_mod.Dataset) -> dict[str, object]:
     found = ds_mod.files(project, ds)
-    mode, location = stage_mod.current_mode(project, ds.name)
+    mode, location = ds_mod.current_mode(project, ds.name)
     sources = []
     for src in ds.sources:
         sources.append({"type": "registered", "url": src.url, "to": src.to or None, "location": location})
@@ -199,11 +198,11 @@ def dataset_rm(name: str, as_json: bool) -> None:
     staged content files stay on disk, untracked.
     """
     project = open_project()
-    mode, _ = stage_mod.current_mode(project, name)
+    mode, _ = ds_mod.current_mode(project, name)
     ds_mod.get(project, name)
     if mode in ("location", "existing"):
-        stage_mod.unstage(project, name)
-    stage_mod.set_mode(project, name, None)
+        ds_mod.unstage(project, name)
+    ds_mod.set_mode(project, name, None)
     result = ds_mod.remove(project, name)
     if as_json:
         emit_json(result)
@@ -253,7 +252,7 @@ def dataset_stage(name, mode, location, existing, verify, include, exclude, jobs
             raise click.UsageError("--existing does not combine with --reference/--mount")
         mode = "existing"
     ensure_filter(project)
-    report = stage_mod.stage(
+    report = ds_mod.stage(
         project, name, mode=mode, location=location, existing=existing, verify=verify,
         include=include, exclude=exclude, jobs=jobs, force=force,
     )
@@ -287,7 +286,7 @@ def dataset_unstage(name: str, as_json: bool) -> None:
     deleted through the mount).
     """
     project = open_project()
-    report = stage_mod.unstage(project, name)
+    report = ds_mod.unstage(project, name)
     if as_json:
         emit_json(report.as_dict())
         return

@@ -40,7 +40,7 @@ def unmount(name: str | None, every: bool, force: bool) -> None:
     else:
         kinds = [st.kind for st in runner.load_all(project) if st.name == name]
         if not kinds:
-            from ..stage import current_mode
+            from ..datasets import current_mode
 
             if current_mode(project, name or "")[0] != "mount":
                 raise GitDataError(f"{name!r} is not mounted in this clone (see `git data mount ls`)")

@@ -7,7 +7,7 @@ from collections import Counter
 
 import click
 
-from .. import stage as stage_mod
+from .. import datasets as ds_mod
 from .. import status as status_mod
 from ..errors import GitDataError
 from . import cli
@@ -19,20 +19,31 @@ from .base import emit_json, open_project, table
 @click.option("--remote", is_flag=True, help="Compare with the remotes: listings only, no downloads.")
 @click.option("-v", "--verbose", is_flag=True, help="List every file, not only those that need attention.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (every file).")
-def status(names: tuple[str, ...], remote: bool, verbose: bool, as_json: bool) -> None:
-    """Show the state of datasets (NAMES limit it).
+@click.option("--exit-code", is_flag=True, help="Exit with status 1 when anything needs attention (a stale run, a changed file).")
+def status(names: tuple[str, ...], remote: bool, verbose: bool, as_json: bool, exit_code: bool) -> None:
+    """Show the state of datasets and recorded runs (NAMES limit it).
 
     Per file: local state (staged / pointer only / modified / not pushed /
     missing; outside datasets: not materialized) and, with --remote, whether the remote object still matches
     its recorded fingerprint (unchanged / changed / deleted), and new
-    objects under registered prefixes.
+    objects under registered prefixes. Per run (`git data run`): stale or
+    up to date, with the reason.
     """
     project = open_project()
     _stale_mounts(project)
+    unfinished = status_mod.unfinished_checkout(project)
+    if unfinished:
+        click.echo(f"warning: {unfinished}", err=True)
     rows = status_mod.collect(project, status_mod.StatusOptions(names=names, remote=remote))
     if as_json:
         emit_json([r.as_dict() for r in rows])
-        return
+    else:
+        _print(rows, remote, verbose)
+    if exit_code and any(r.notable for r in rows):
+        sys.exit(1)
+
+
+def _print(rows: list[status_mod.StatusRow], remote: bool, verbose: bool) -> None:
     groups: dict[tuple[str, str], list[status_mod.StatusRow]] = {}
     for r in rows:
         groups.setdefault((r.section, r.name), []).append(r)
@@ -45,10 +56,16 @@ def status(names: tuple[str, ...], remote: bool, verbose: bool, as_json: bool) -
         if remote:
             rem = Counter(r.remote for r in group if r.remote)
             parts += [f"{n} {state} on remote" for state, n in sorted(rem.items())]
+        if section == "runs":  # one row per run
+            parts = [f"{group[0].local}"] + ([f"{group[0].remote} on remote"] if group[0].remote else [])
         title = f"{name} files" if section == "files" else f"{section[:-1]} {name}"
         click.echo(f"{title}: " + (", ".join(parts) or "empty"))
         shown = group if verbose else [r for r in group if r.notable]
-        if shown:
+        if section == "runs":
+            for r in shown:
+                for why in r.detail.split("; ") if r.detail else []:
+                    click.echo(f"  {why}")
+        elif shown:
             table([["  " + r.path, r.local or "-", r.remote or "-"] for r in shown], ["  PATH", "LOCAL", "REMOTE"])
 
 
@@ -103,6 +120,6 @@ def cat(path: str) -> None:
     """
     project = open_project()
     out = sys.stdout.buffer
-    for chunk in stage_mod.open_file(project, path):
+    for chunk in ds_mod.open_file(project, path):
         out.write(chunk)
     out.flush()

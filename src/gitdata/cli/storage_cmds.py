@@ -7,7 +7,6 @@ import os
 import click
 
 from .. import storages as storages_mod
-from .. import sync as sync_mod
 from .. import syncplan as sp
 from .. import trust
 from ..errors import GitDataError
@@ -72,7 +71,7 @@ def storage_ls(as_json: bool) -> None:
     project = open_project()
     rows = []
     for spec in storages_mod.load_all(project).values():
-        staged = sync_mod.is_staged(project, spec.name)
+        staged = storages_mod.is_staged(project, spec.name)
         where = storages_mod.local_dir(project, spec) if staged and spec.mode == "copy" else None
         rows.append(
             {
@@ -94,7 +93,7 @@ def storage_ls(as_json: bool) -> None:
     )
 
 
-def _print_plan(res: sync_mod.SyncResult, dry_run: bool) -> None:
+def _print_plan(res: storages_mod.SyncResult, dry_run: bool) -> None:
     prep = res.prepared
     plan = prep.plan
     name = prep.spec.name
@@ -111,7 +110,7 @@ def _print_plan(res: sync_mod.SyncResult, dry_run: bool) -> None:
                 status = "  CONFLICT: " + res.races[a.path]
             elif a.path in res.failed:
                 status = "  FAILED: " + str(res.failed[a.path])
-        click.echo(f"{verb}{word:<13} {name}:{a.path}{extra}{status}")
+        click.echo(f"{verb}{word:<13} {name}:{a.path}{extra}{status}", err=bool(status))
     for c in plan.conflicts:
         click.echo(f"conflict ({c.kind}) {name}:{c.path}")
     for key, why in sorted(prep.refused.items()):
@@ -124,6 +123,9 @@ def _print_plan(res: sync_mod.SyncResult, dry_run: bool) -> None:
         else:
             click.echo(f"kept the {kept['side']} version of {name}:{kept['path']} as {kept['conflict_copy']}")
     counts = plan.counts()
+    if not dry_run:  # what was done, not what was planned
+        for kind in sp.TRANSFERS:
+            counts[kind] = sum(1 for a in res.done if a.kind == kind)
     summary = ", ".join(
         f"{counts[k]} {w}" for k, w in (
             (sp.UPLOAD, "to upload" if dry_run else "uploaded"),
@@ -135,6 +137,8 @@ def _print_plan(res: sync_mod.SyncResult, dry_run: bool) -> None:
             ("unchanged", "unchanged"),
         )
     )  # fmt: skip
+    if not dry_run and (res.failed or res.races):
+        summary += f", {len(res.failed) + len(res.races)} failed"
     click.echo(f"{name}: {summary}" + (" (dry run: nothing changed)" if dry_run else ""))
     if plan.blocked:
         click.echo(
@@ -145,9 +149,9 @@ def _print_plan(res: sync_mod.SyncResult, dry_run: bool) -> None:
         )
 
 
-def _finish(results: list[sync_mod.SyncResult], dry_run: bool, as_json: bool) -> None:
+def _finish(results: list[storages_mod.SyncResult], dry_run: bool, as_json: bool) -> None:
     if as_json:
-        emit_json([sync_mod.result_json(r, dry_run) for r in results])
+        emit_json([storages_mod.result_json(r, dry_run) for r in results])
     else:
         for r in results:
             _print_plan(r, dry_run)
@@ -211,7 +215,7 @@ def storage_stage(
             if mount_rc.unmount(project, n):  # leaving mount mode: nothing is copied into a mount
                 click.echo(f"unmounted storage {n} (its writes are uploaded); copying it now", err=True)
         try:
-            res = sync_mod.stage(
+            res = storages_mod.stage(
                 project, n, paths=paths, include=include, exclude=exclude, location=location, jobs=jobs
             )
         except GitDataError as err:
@@ -226,7 +230,7 @@ def storage_stage(
             continue
         results.append(res)
     if as_json:
-        emit_json([sync_mod.result_json(r, False) for r in results])
+        emit_json([storages_mod.result_json(r, False) for r in results])
     else:
         for r in results:
             p = r.prepared
@@ -303,13 +307,13 @@ def storage_sync(
     if not names:
         names = tuple(
             n for n, s in storages_mod.load_all(project).items()
-            if s.mode == "copy" and sync_mod.is_staged(project, n)
+            if s.mode == "copy" and storages_mod.is_staged(project, n)
         )  # fmt: skip
         if not names:
             raise click.UsageError("no storage is staged in this clone; stage one with `git data storage stage NAME`")
     _refuse_mounted(project, names)
     results = [
-        sync_mod.sync(project, n, prefer=prefer, delete=delete, jobs=jobs, dry_run=dry_run) for n in names
+        storages_mod.sync(project, n, prefer=prefer, delete=delete, jobs=jobs, dry_run=dry_run) for n in names
     ]
     _finish(results, dry_run, as_json)
 
@@ -328,7 +332,7 @@ def storage_unstage(name: str, as_json: bool) -> None:
         if as_json:
             emit_json({"storage": name, "removed": 0, "kept_unknown_files": False, "unmounted": True})
         return
-    out = sync_mod.unstage(project, name)
+    out = storages_mod.unstage(project, name)
     if as_json:
         emit_json(out)
         return
@@ -347,13 +351,13 @@ def storage_rm(name: str, as_json: bool) -> None:
     """
     project = open_project()
     _unmount_first(project, name, "rm", say=not as_json)
-    if sync_mod.is_staged(project, name) and sync_mod.unsynced_local(project, name):
-        raise sync_mod.Unsynced(
+    if storages_mod.is_staged(project, name) and storages_mod.unsynced_local(project, name):
+        raise storages_mod.Unsynced(
             f"storage {name!r} has local changes that are not synced; run "
             f"`git data storage sync {name}` or `git data storage unstage {name}` first"
         )
     spec = storages_mod.remove(project, name)
-    sync_mod.manifest_for(project, name).drop()
+    storages_mod.manifest_for(project, name).drop()
     if as_json:
         emit_json({"removed": spec.name, "url": redact_url(spec.url), "local_files_left": spec.to})
         return

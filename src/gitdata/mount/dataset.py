@@ -20,11 +20,11 @@ import os
 import sys
 from collections.abc import Mapping
 
-from .. import datasets as ds_mod
 from .. import safepath
-from .. import stage as stage_mod
-from ..filters import refresh_index
+from ..datasets import model as ds_mod
+from ..datasets import modes
 from ..project import Project
+from ..refresh import refresh_index
 from . import MountError, runner, sparse
 
 KIND = "dataset"
@@ -67,15 +67,10 @@ def mount(project: Project, name: str, environ: Mapping[str, str] | None = None)
     old = runner.get(project, KIND, name)
     if old is not None:  # remount: a stale one is cleaned, a healthy one shows the index anew
         runner.stop(project, old, force=True)
-    cur_mode, _loc = stage_mod.current_mode(project, name)
-    if cur_mode in ("location", "existing") or (cur_mode != "mount" and stage_mod._has_content(project, ds)):
-        rep = stage_mod._unstage(project, name)
-        if rep.kept:
-            path, why = sorted(rep.kept.items())[0]
-            raise MountError(
-                f"dataset {name!r} was not mounted: {path} is {why}; `git data push` or commit it "
-                "(or restore it), then stage with --mount again"
-            )
+    cur_mode, _loc = modes.current_mode(project, name)
+    if cur_mode in ("location", "existing") or (cur_mode != "mount" and modes.has_content(project, ds)):
+        # `dataset stage --mount` unstages first (gitdata.datasets.staging), keeping changed files
+        raise MountError(f"dataset {name!r} is staged ({cur_mode or 'copy'}); unstage it first")
     found = ds_mod.files(project, ds)
     parent = ds.path.rpartition("/")[0]
     safepath.checked_dir(project.root, parent, what=f"dataset {name!r}")  # no foreign link on the way
@@ -83,14 +78,14 @@ def mount(project: Project, name: str, environ: Mapping[str, str] | None = None)
     if os.path.islink(folder):
         raise MountError(f"{ds.path} is a symlink; move it away, then stage with --mount again")
     if cur_mode != "mount":
-        stage_mod._check_folder_is_ours(project, ds, found)
-    stage_mod._skip_worktree(project, [f.path for f in found], True)
+        modes.check_folder_is_ours(project, ds, found)
+    modes.skip_worktree(project, [f.path for f in found], True)
     _clear_pointers(project, ds, found)
     os.makedirs(folder, exist_ok=True)
     if os.listdir(folder):
         _restore(project, ds, found)
         raise MountError(f"{ds.path} is not empty; move its files away, then stage with --mount again")
-    stage_mod._exclude(project, ds.path, True)
+    modes.exclude_folder(project, ds.path, True)
     try:
         sparse.leave_out(project, ds.path, True)  # git's checkouts never write into the mount
     except BaseException:
@@ -102,9 +97,9 @@ def mount(project: Project, name: str, environ: Mapping[str, str] | None = None)
             project, KIND, name, folder, argv)
     except BaseException:
         _restore(project, ds, found)
-        stage_mod.set_mode(project, name, None)
+        modes.set_mode(project, name, None)
         raise
-    stage_mod.set_mode(project, name, "mount")
+    modes.set_mode(project, name, "mount")
     return st
 
 
@@ -152,22 +147,22 @@ def _restore(project: Project, ds: ds_mod.Dataset, found: list) -> None:
     for f in found:
         full = safepath.checked_target(project.root, f.path, what=f"dataset {ds.name!r}")
         if not os.path.lexists(full):
-            stage_mod._write_pointer(project, f)
+            modes.write_pointer(project, f)
     sparse.leave_out(project, ds.path, False)
-    stage_mod._skip_worktree(project, [f.path for f in found], False)
-    stage_mod._exclude(project, ds.path, False)
+    modes.skip_worktree(project, [f.path for f in found], False)
+    modes.exclude_folder(project, ds.path, False)
     refresh_index(project, [f.path for f in found])
 
 
 def unmount(project: Project, name: str, *, force: bool = False) -> bool:
     """Unmount dataset ``name`` and bring its pointers back; False if it was not mounted."""
     st = runner.get(project, KIND, name)
-    mode, _loc = stage_mod.current_mode(project, name)
+    mode, _loc = modes.current_mode(project, name)
     if st is None and mode != "mount":
         return False
     if st is not None:
         runner.stop(project, st, force=force)
     ds = ds_mod.get(project, name)
     _restore(project, ds, ds_mod.files(project, ds))
-    stage_mod.set_mode(project, name, None)
+    modes.set_mode(project, name, None)
     return True

@@ -88,7 +88,6 @@ def remote_for(url: str, options: Mapping[str, Any]) -> tuple[str, dict[str, str
 def mount(project: Project, name: str, environ: Mapping[str, str]) -> runner.MountState:
     """Mount storage ``name`` at its project path; ``environ``: the caller's environment (the CLI's)."""
     from .. import credentials
-    from .. import sync as sync_mod
 
     spec = storages_mod.get(project, name)
     service = environ.get("GITDATA_MOUNT_SERVICE")
@@ -103,8 +102,8 @@ def mount(project: Project, name: str, environ: Mapping[str, str]) -> runner.Mou
     old = runner.get(project, KIND, name)
     if old is not None:
         runner.stop(project, old, force=True)
-    if sync_mod.is_staged(project, name):
-        sync_mod.unstage(project, name)  # refuses (Unsynced) while local changes are not synced
+    if storages_mod.is_staged(project, name):
+        storages_mod.unstage(project, name)  # refuses (Unsynced) while local changes are not synced
     parent = spec.to.rpartition("/")[0]
     safepath.checked_dir(project.root, parent, what=f"storage {name!r}")
     folder = storages_mod.project_path(project, spec)

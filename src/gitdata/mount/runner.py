@@ -19,6 +19,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
+from .. import writer
 from ..project import Project
 from . import FuseUnavailable, MountError
 
@@ -84,11 +85,7 @@ def load_all(project: Project) -> list[MountState]:
 
 def save(project: Project, st: MountState) -> None:
     path = _state_path(project, st.kind, st.name)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(asdict(st), f, indent=1)
-    os.replace(tmp, path)
+    writer.write_small(path, json.dumps(asdict(st), indent=1).encode())
 
 
 def drop(project: Project, kind: str, name: str) -> None:

@@ -22,11 +22,19 @@ from __future__ import annotations
 import json
 import os
 
-from ..datasets import write_small
 from ..project import Project
 from . import MountError
 
 EVERYTHING = "/*"
+
+
+def write_small(path: str, data: bytes) -> None:
+    """Write a small file atomically (a temporary file beside it, then rename)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.gitdata-tmp-{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
 
 
 def pattern(folder: str) -> str:

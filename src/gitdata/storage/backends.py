@@ -45,6 +45,12 @@ class Adapter:
     #: ``put_file(..., IfMatch=etag)`` is understood, for files below this size
     #: (larger ones go as multipart uploads, whose first call takes no IfMatch).
     if_match_below = 0
+    #: the ``open`` keyword that names one version of an object (None: no versions)
+    version_kwarg: str | None = None
+    #: the constructor option that makes listings and ``info`` report version ids
+    versions_option: str | None = None
+    #: ``open(size=N)`` is understood: a size just listed spares a HEAD
+    open_takes_size = False
 
     def transport_options(self, options: dict[str, Any], policy: RetryPolicy) -> dict[str, Any]:
         """``options`` for the filesystem's constructor, with the SDK's own
@@ -78,12 +84,16 @@ class Adapter:
 
 
 class S3Adapter(Adapter):
-    """S3: ``If-None-Match: *`` on the PUT, after a HEAD.
+    """S3: ``If-None-Match: *`` on the PUT, after a HEAD; versions by ``version_id``.
 
     Some S3 servers (rclone's, older MinIO) ignore the conditional header; the
     HEAD first makes create-only hold there too, except for a writer racing in
     the gap between the two requests.
     """
+
+    version_kwarg = "version_id"
+    versions_option = "version_aware"
+    open_takes_size = True
 
     atomic_create = True  # If-None-Match: *
     if_match_below = 64 << 20  # s3fs uploads in one PUT below 100 MiB by default
@@ -139,6 +149,7 @@ class S3Adapter(Adapter):
 class GcsAdapter(Adapter):
     create_only_kwarg = True  # gcsfs sends ifGenerationMatch=0
     atomic_create = True
+    version_kwarg = "generation"  # every object has one; no constructor option needed
 
 
 class LocalAdapter(Adapter):

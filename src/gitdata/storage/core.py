@@ -164,6 +164,16 @@ class Storage:
         return redact_url(self.url)
 
     @property
+    def version_kwarg(self) -> str | None:
+        """The ``open_read`` keyword naming one version of an object here (None: no versions)."""
+        return self._adapter.version_kwarg
+
+    @property
+    def open_takes_size(self) -> bool:
+        """Whether ``open_read(size=N)`` is understood (a size just listed spares a HEAD)."""
+        return self._adapter.open_takes_size
+
+    @property
     def atomic_create(self) -> bool:
         """Whether ``put_file(create_only=True)`` can be atomic on this backend.
 

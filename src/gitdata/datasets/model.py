@@ -1,23 +1,4 @@
-"""Datasets: named folders of data with metadata, whose bytes live in external storage.
-
-A dataset is a ``[dataset "NAME"]`` section of the tracked ``.gitdata``::
-
-    [dataset "scans"]
-        path = data/scans
-        storage = s3://lab-bucket/projects/x     (where its own objects are pushed)
-        option = endpoint_url=http://127.0.0.1:9000
-        created = 2024-05-01T10:00:00Z
-        title = Brain scans
-        creator = Ada Lovelace <ada@example.org>
-        keyword = mri
-        source = s3://open-data/scans            (registered external data)
-        source = s3://open-data/extra -> extra   (registered under a sub-folder)
-
-Files live at ``<path>/<relative key>`` as pointer files. Remote data is
-*registered*: one listing of the prefix, one pointer per object carrying
-``source`` and the remote fingerprint, nothing downloaded. Local files are
-copied into the folder and go through the clean filter like any tracked file.
-"""
+"""Datasets: what `.gitdata` declares (the model), its sources, and the files a dataset holds."""
 
 from __future__ import annotations
 
@@ -29,18 +10,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import config as config_mod
-from . import install as install_mod
-from . import safepath, trust
-from .errors import GitDataError
-from .git.repo import run_git
-from .pointer import MAX_SIZE, Pointer, PointerError, is_pointer_like, parse
-from .project import Project
-from .scan import Found, scan_index
-from .storage import Storage, StorageError, normalize_url
-from .storage.errors import AccessDenied, ObjectNotFound, StorageUnreachable
+from .. import config as config_mod
+from .. import install as install_mod
+from .. import safepath, trust, writer
+from ..errors import GitDataError
+from ..git.repo import run_git
+from ..pointer import MAX_SIZE, Pointer, PointerError, is_pointer_like, parse
+from ..project import Project
+from ..scan import Found, scan_index
+from ..storage import Storage, StorageError, normalize_url
+from ..storage.backends import adapter_for_protocol
+from ..storage.errors import AccessDenied, ObjectNotFound, StorageUnreachable
 
 DEFAULT_ROOT = "data"
+
+
 SOURCE_SEP = " -> "
 
 
@@ -106,9 +90,6 @@ class Dataset:
 
     def rel(self, path: str) -> str:
         return path[len(self.path) + 1 :]
-
-
-# -- reading and writing the config ------------------------------------------------
 
 
 def _last(keys: dict[str, list[str]], key: str) -> str | None:
@@ -275,7 +256,7 @@ def edit(project: Project, name: str, changes: dict[str, str | list[str] | None]
 
 def _check_url_has_no_userinfo(url: str) -> None:
     if "@" in url.split("://", 1)[-1].split("/", 1)[0] and "://" in url:
-        from .storage import redact_url
+        from ..storage import redact_url
 
         raise DatasetError(f"URL {redact_url(url)} carries user info; credentials never go in .gitdata")
 
@@ -283,9 +264,6 @@ def _check_url_has_no_userinfo(url: str) -> None:
 def _index_has_prefix(project: Project, folder: str) -> bool:
     out = project.repo.git("ls-files", "-z", "--", folder)
     return bool(out)
-
-
-# -- paths ---------------------------------------------------------------------------
 
 
 def safe_relpath(key: str) -> str:
@@ -308,9 +286,6 @@ def select(rel: str, include: Iterable[str], exclude: Iterable[str]) -> bool:
     return not any(fnmatch.fnmatch(rel, g) for g in exclude)
 
 
-# -- storage for sources ---------------------------------------------------------
-
-
 def open_source(project: Project, ds: Dataset, url: str, *, versioned: bool = True) -> Storage:
     """A storage for a registered source, version-aware where the backend allows it.
 
@@ -320,29 +295,14 @@ def open_source(project: Project, ds: Dataset, url: str, *, versioned: bool = Tr
     listing.
     """
     opts = ds.options
-    if versioned and "version_aware" not in opts and _accepts(url, "version_aware"):
-        return project.open_storage(url, {**opts, "version_aware": True}, name=ds.name)
+    option = adapter_for_protocol(normalize_url(url).split("://", 1)[0]).versions_option
+    if versioned and option and option not in opts:
+        return project.open_storage(url, {**opts, option: True}, name=ds.name)
     return project.open_storage(url, opts, name=ds.name)
 
 
 def is_versioned(storage: Storage) -> bool:
     return bool(storage.options.get("version_aware"))
-
-
-def _accepts(url: str, param: str) -> bool:
-    import inspect
-
-    import fsspec
-
-    protocol = normalize_url(url).split("://", 1)[0]
-    try:
-        cls = fsspec.get_filesystem_class(protocol)
-    except (ImportError, ValueError):
-        return False
-    try:
-        return param in inspect.signature(cls.__init__).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def list_source(project: Project, ds: Dataset, url: str) -> tuple[Storage, list[tuple[str, Any]], bool]:
@@ -429,9 +389,6 @@ def split_source(ds: Dataset, object_url: str, path: str = "") -> tuple[str, str
     )
 
 
-# -- the dataset's files in git ---------------------------------------------------
-
-
 def files(project: Project, ds: Dataset) -> list[Found]:
     """Pointers in the index under the dataset folder, by path."""
     scan = scan_index(project.repo)
@@ -471,12 +428,8 @@ def git_add(project: Project, paths: list[str], *, intent_only: bool = False, po
 
 
 def write_small(path: str, data: bytes) -> None:
-    """Write a small file atomically (temp beside it, then rename)."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.gitdata-tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    """Write a small file (a pointer) through the guarded writer."""
+    writer.write_small(path, data)
 
 
 def read_pointer_file(full: str) -> Pointer | None:
@@ -494,199 +447,6 @@ def read_pointer_file(full: str) -> Pointer | None:
         return parse(data)
     except PointerError:
         return None
-
-
-# -- registration -------------------------------------------------------------------
-
-
-@dataclass
-class AddReport:
-    dataset: str
-    source: str
-    kind: str  # "registered" | "copied"
-    files: list[str] = field(default_factory=list)
-    unchanged: int = 0
-    total_size: int = 0
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "dataset": self.dataset,
-            "source": self.source,
-            "kind": self.kind,
-            "files": len(self.files),
-            "unchanged": self.unchanged,
-            "total_size": self.total_size,
-        }
-
-
-def is_remote(source: str) -> bool:
-    return "://" in source
-
-
-def registered_pointer(url: str, fp: Any) -> Pointer:
-    return Pointer.make(None, fp.size, {"source": url, **fp.pointer_fields()})
-
-
-def _check_target(project: Project, ds: Dataset, to: str) -> str:
-    if not to:
-        return ""
-    to = to.replace(os.sep, "/").strip("/")
-    safe_relpath(to)
-    return to
-
-
-def register(
-    project: Project,
-    ds: Dataset,
-    url: str,
-    *,
-    include: Iterable[str] = (),
-    exclude: Iterable[str] = (),
-    to: str = "",
-) -> AddReport:
-    """Record pointers for every object under ``url``: one listing, no download."""
-    _check_url_has_no_userinfo(url)
-    to = _check_target(project, ds, to)
-    storage, entries, single = list_source(project, ds, url)
-    include, exclude = list(include), list(exclude)
-    planned: list[tuple[str, Pointer]] = []
-    unsafe = []
-    for key, fp in entries:
-        if not select(key, include, exclude):
-            continue
-        try:
-            safe_relpath(key)
-        except UnsafePath as err:
-            unsafe.append(str(err))
-            continue
-        rel = f"{to}/{key}" if to else key
-        obj_url = f"{storage.url}/{key}"
-        try:
-            pointer = registered_pointer(obj_url, fp)
-            pointer.encode()
-        except PointerError as err:
-            raise DatasetError(f"cannot record {obj_url}: {err}") from err
-        planned.append((f"{ds.path}/{rel}", pointer))
-    if unsafe:
-        more = f" (and {len(unsafe) - 1} more)" if len(unsafe) > 1 else ""
-        raise UnsafePath(f"refusing to register {storage.display}: {unsafe[0]}{more}; nothing was written")
-    if not planned:
-        raise DatasetError(
-            f"nothing to register at {storage.display}" + (" after --include/--exclude" if include or exclude else "")
-            + "; check the URL (and that the prefix has objects)"
-        )
-    report = AddReport(dataset=ds.name, source=storage.url if not single else f"{storage.url}/{entries[0][0]}", kind="registered")
-    _check_clashes(project, ds, [p for p, _ in planned])
-    changed: list[str] = []
-    for path, pointer in planned:
-        full = os.path.join(project.root, path)
-        data = pointer.encode()
-        report.total_size += pointer.size or 0
-        current = read_pointer_file(full)
-        if current is not None and current.encode() == data:
-            report.unchanged += 1
-            continue
-        write_small(full, data)
-        changed.append(path)
-    report.files = [p for p, _ in planned]
-    src = Source(url=report.source, to=to)
-    if src not in ds.sources:
-        config_mod.ConfigFile(project.repo).add(f"{ds.section}.source", src.encode())
-        project.reload()
-    git_add(project, changed, pointers=True)
-    git_add(project, [".gitdata", ".gitattributes"])
-    return report
-
-
-def _check_clashes(project: Project, ds: Dataset, paths: list[str]) -> None:
-    """Refuse to overwrite a work-tree file that is content, or another source's pointer."""
-    clashes = []
-    seen_dirs: set[str] = set()
-    for path in paths:
-        full = os.path.join(project.root, path)
-        parent = os.path.dirname(path)
-        if parent not in seen_dirs:
-            seen_dirs.add(parent)
-            head = parent
-            while head and head != ds.path:
-                if os.path.isfile(os.path.join(project.root, head)) or os.path.islink(os.path.join(project.root, head)):
-                    clashes.append(f"{head} is a file, but objects are to go under it")
-                    break
-                head = os.path.dirname(head)
-        if os.path.isdir(full) and not os.path.islink(full):
-            clashes.append(f"{path} is a folder")
-        elif os.path.lexists(full) and read_pointer_file(full) is None:
-            clashes.append(f"{path} exists with other content")
-    root_link = os.path.join(project.root, ds.path)
-    if os.path.islink(root_link):
-        raise NameClash(
-            f"{ds.path} is staged elsewhere (a link); run `git data dataset unstage {ds.name}` first"
-        )
-    if clashes:
-        more = f" (and {len(clashes) - 1} more)" if len(clashes) > 1 else ""
-        raise NameClash(f"name clash in dataset {ds.name!r}: {clashes[0]}{more}; nothing was written")
-
-
-def add_local(
-    project: Project,
-    ds: Dataset,
-    source: str,
-    *,
-    include: Iterable[str] = (),
-    exclude: Iterable[str] = (),
-    to: str = "",
-) -> AddReport:
-    """Copy a local file or folder into the dataset folder and ``git add`` it."""
-    import shutil
-
-    src = os.path.abspath(os.path.expanduser(source))
-    if not os.path.lexists(src):
-        raise DatasetError(f"{source}: no such file or folder")
-    for gd in {project.repo.git_dir, project.repo.common_dir}:
-        if within(gd, src) or within(src, gd):
-            raise UnsafePath(f"{source} is inside the git directory ({gd}); refusing to add it")
-    if os.path.islink(os.path.join(project.root, ds.path)):
-        raise NameClash(
-            f"{ds.path} is staged elsewhere (a link); run `git data dataset unstage {ds.name}` first"
-        )
-    to = _check_target(project, ds, to)
-    dest_root = os.path.join(project.root, ds.path, to) if to else os.path.join(project.root, ds.path)
-    include, exclude = list(include), list(exclude)
-    pairs: list[tuple[str, str]] = []  # (source file, project-relative dest)
-    if os.path.isdir(src):
-        for dirpath, dirnames, filenames in os.walk(src):
-            dirnames[:] = sorted(d for d in dirnames if d != ".git")
-            for fn in sorted(filenames):
-                full = os.path.join(dirpath, fn)
-                rel = os.path.relpath(full, src).replace(os.sep, "/")
-                if select(rel, include, exclude):
-                    pairs.append((full, rel))
-    else:
-        rel = os.path.basename(src)
-        if select(rel, include, exclude):
-            pairs.append((src, rel))
-    if not pairs:
-        raise DatasetError(f"no files to add from {source}")
-    report = AddReport(dataset=ds.name, source=src, kind="copied")
-    dests = []
-    for full, rel in pairs:
-        safe_relpath(rel)
-        dest = os.path.join(dest_root, rel)
-        dest_rel = os.path.relpath(dest, project.root).replace(os.sep, "/")
-        dests.append(dest_rel)
-        if os.path.realpath(full) == os.path.realpath(dest):
-            continue  # already in place
-        existing = read_pointer_file(dest)
-        if os.path.lexists(dest) and existing is None:
-            raise NameClash(f"{dest_rel} exists already; remove it or use --to SUBPATH")
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        tmp = dest + f".gitdata-tmp-{os.getpid()}"
-        shutil.copyfile(full, tmp)
-        os.replace(tmp, dest)
-        report.total_size += os.path.getsize(dest)
-    report.files = dests
-    git_add(project, [".gitdata", ".gitattributes", *dests])
-    return report
 
 
 def remove(project: Project, name: str) -> dict[str, object]:
@@ -718,7 +478,7 @@ def remove(project: Project, name: str) -> dict[str, object]:
 
 def object_store_for(project: Project, ds: Dataset):
     """Where the dataset's own objects are pushed and fetched: its storage, or the data remote."""
-    from .storage import ObjectStore
+    from ..storage import ObjectStore
 
     if ds.storage:
         return ObjectStore(project.open_storage(ds.storage, ds.options, name=ds.name), jobs=project.jobs)
@@ -731,7 +491,7 @@ def split_by_storage(project: Project, scan: Any) -> tuple[Any, list[tuple[Any, 
     Returns the scan without those pointers, and ``(ObjectStore, sub-scan)``
     per dataset storage, so that push uploads a dataset's files there.
     """
-    from .scan import ScanResult
+    from ..scan import ScanResult
 
     owners = [d for d in load_all(project).values() if d.storage]
     if not owners:

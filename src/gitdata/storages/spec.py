@@ -21,10 +21,10 @@ import posixpath
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import config as config_mod
-from . import safepath, trust
-from .errors import GitDataError
-from .storage import normalize_url, open_filesystem, redact_url
+from .. import config as config_mod
+from .. import safepath, trust
+from ..errors import GitDataError
+from ..storage import normalize_url, open_filesystem, redact_url
 
 if TYPE_CHECKING:
     from .project import Project

@@ -1,0 +1,214 @@
+"""Adding data to a dataset: registering external objects (pointers only) and copying local files in."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import config as config_mod
+from .. import writer
+from ..pointer import Pointer, PointerError
+from ..project import Project
+from .model import (
+    Dataset,
+    DatasetError,
+    NameClash,
+    Source,
+    UnsafePath,
+    _check_url_has_no_userinfo,
+    git_add,
+    list_source,
+    read_pointer_file,
+    safe_relpath,
+    select,
+    within,
+    write_small,
+)
+
+
+@dataclass
+class AddReport:
+    dataset: str
+    source: str
+    kind: str  # "registered" | "copied"
+    files: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    total_size: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "dataset": self.dataset,
+            "source": self.source,
+            "kind": self.kind,
+            "files": len(self.files),
+            "unchanged": self.unchanged,
+            "total_size": self.total_size,
+        }
+
+
+def is_remote(source: str) -> bool:
+    return "://" in source
+
+
+def registered_pointer(url: str, fp: Any) -> Pointer:
+    return Pointer.make(None, fp.size, {"source": url, **fp.pointer_fields()})
+
+
+def _check_target(project: Project, ds: Dataset, to: str) -> str:
+    if not to:
+        return ""
+    to = to.replace(os.sep, "/").strip("/")
+    safe_relpath(to)
+    return to
+
+
+def register(
+    project: Project,
+    ds: Dataset,
+    url: str,
+    *,
+    include: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+    to: str = "",
+) -> AddReport:
+    """Record pointers for every object under ``url``: one listing, no download."""
+    _check_url_has_no_userinfo(url)
+    to = _check_target(project, ds, to)
+    storage, entries, single = list_source(project, ds, url)
+    include, exclude = list(include), list(exclude)
+    planned: list[tuple[str, Pointer]] = []
+    unsafe = []
+    for key, fp in entries:
+        if not select(key, include, exclude):
+            continue
+        try:
+            safe_relpath(key)
+        except UnsafePath as err:
+            unsafe.append(str(err))
+            continue
+        rel = f"{to}/{key}" if to else key
+        obj_url = f"{storage.url}/{key}"
+        try:
+            pointer = registered_pointer(obj_url, fp)
+            pointer.encode()
+        except PointerError as err:
+            raise DatasetError(f"cannot record {obj_url}: {err}") from err
+        planned.append((f"{ds.path}/{rel}", pointer))
+    if unsafe:
+        more = f" (and {len(unsafe) - 1} more)" if len(unsafe) > 1 else ""
+        raise UnsafePath(f"refusing to register {storage.display}: {unsafe[0]}{more}; nothing was written")
+    if not planned:
+        raise DatasetError(
+            f"nothing to register at {storage.display}" + (" after --include/--exclude" if include or exclude else "")
+            + "; check the URL (and that the prefix has objects)"
+        )
+    report = AddReport(dataset=ds.name, source=storage.url if not single else f"{storage.url}/{entries[0][0]}", kind="registered")
+    _check_clashes(project, ds, [p for p, _ in planned])
+    changed: list[str] = []
+    for path, pointer in planned:
+        full = os.path.join(project.root, path)
+        data = pointer.encode()
+        report.total_size += pointer.size or 0
+        current = read_pointer_file(full)
+        if current is not None and current.encode() == data:
+            report.unchanged += 1
+            continue
+        write_small(full, data)
+        changed.append(path)
+    report.files = [p for p, _ in planned]
+    src = Source(url=report.source, to=to)
+    if src not in ds.sources:
+        config_mod.ConfigFile(project.repo).add(f"{ds.section}.source", src.encode())
+        project.reload()
+    git_add(project, changed, pointers=True)
+    git_add(project, [".gitdata", ".gitattributes"])
+    return report
+
+
+def _check_clashes(project: Project, ds: Dataset, paths: list[str]) -> None:
+    """Refuse to overwrite a work-tree file that is content, or another source's pointer."""
+    clashes = []
+    seen_dirs: set[str] = set()
+    for path in paths:
+        full = os.path.join(project.root, path)
+        parent = os.path.dirname(path)
+        if parent not in seen_dirs:
+            seen_dirs.add(parent)
+            head = parent
+            while head and head != ds.path:
+                if os.path.isfile(os.path.join(project.root, head)) or os.path.islink(os.path.join(project.root, head)):
+                    clashes.append(f"{head} is a file, but objects are to go under it")
+                    break
+                head = os.path.dirname(head)
+        if os.path.isdir(full) and not os.path.islink(full):
+            clashes.append(f"{path} is a folder")
+        elif os.path.lexists(full) and read_pointer_file(full) is None:
+            clashes.append(f"{path} exists with other content")
+    root_link = os.path.join(project.root, ds.path)
+    if os.path.islink(root_link):
+        raise NameClash(
+            f"{ds.path} is staged elsewhere (a link); run `git data dataset unstage {ds.name}` first"
+        )
+    if clashes:
+        more = f" (and {len(clashes) - 1} more)" if len(clashes) > 1 else ""
+        raise NameClash(f"name clash in dataset {ds.name!r}: {clashes[0]}{more}; nothing was written")
+
+
+def add_local(
+    project: Project,
+    ds: Dataset,
+    source: str,
+    *,
+    include: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+    to: str = "",
+) -> AddReport:
+    """Copy a local file or folder into the dataset folder and ``git add`` it."""
+
+    src = os.path.abspath(os.path.expanduser(source))
+    if not os.path.lexists(src):
+        raise DatasetError(f"{source}: no such file or folder")
+    for gd in {project.repo.git_dir, project.repo.common_dir}:
+        if within(gd, src) or within(src, gd):
+            raise UnsafePath(f"{source} is inside the git directory ({gd}); refusing to add it")
+    if os.path.islink(os.path.join(project.root, ds.path)):
+        raise NameClash(
+            f"{ds.path} is staged elsewhere (a link); run `git data dataset unstage {ds.name}` first"
+        )
+    to = _check_target(project, ds, to)
+    dest_root = os.path.join(project.root, ds.path, to) if to else os.path.join(project.root, ds.path)
+    include, exclude = list(include), list(exclude)
+    pairs: list[tuple[str, str]] = []  # (source file, project-relative dest)
+    if os.path.isdir(src):
+        for dirpath, dirnames, filenames in os.walk(src):
+            dirnames[:] = sorted(d for d in dirnames if d != ".git")
+            for fn in sorted(filenames):
+                full = os.path.join(dirpath, fn)
+                rel = os.path.relpath(full, src).replace(os.sep, "/")
+                if select(rel, include, exclude):
+                    pairs.append((full, rel))
+    else:
+        rel = os.path.basename(src)
+        if select(rel, include, exclude):
+            pairs.append((src, rel))
+    if not pairs:
+        raise DatasetError(f"no files to add from {source}")
+    report = AddReport(dataset=ds.name, source=src, kind="copied")
+    dests = []
+    for full, rel in pairs:
+        safe_relpath(rel)
+        dest = os.path.join(dest_root, rel)
+        dest_rel = os.path.relpath(dest, project.root).replace(os.sep, "/")
+        dests.append(dest_rel)
+        if os.path.realpath(full) == os.path.realpath(dest):
+            continue  # already in place
+        existing = read_pointer_file(dest)
+        if os.path.lexists(dest) and existing is None:
+            raise NameClash(f"{dest_rel} exists already; remove it or use --to SUBPATH")
+        _oid, size = writer.copy_file(full, dest, algorithm=project.algorithm)
+        report.total_size += size
+    report.files = dests
+    git_add(project, [".gitdata", ".gitattributes", *dests])
+    return report

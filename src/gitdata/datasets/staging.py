@@ -1,0 +1,552 @@
+"""Staging a dataset: planning (what to fetch, free space, the remote still as recorded) and the copy, --location and --existing modes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from dataclasses import dataclass
+
+from .. import guard, safepath, writer
+from ..errors import GitDataError
+from ..fetch import WorktreeChanged, WorktreeFile, download_many, materialize, still_holds
+from ..fileio import remove_stale_tmp
+from ..hashing import oid_of_file
+from ..lock import clone_lock
+from ..pointer import MAX_SIZE
+from ..project import Project
+from ..refresh import refresh_index
+from ..scan import Found
+from ..storage import ObjectNotFound, Storage, StorageError
+from ..storage.fingerprint import Fingerprint, compare
+from ..transfer import run_parallel
+from ..units import human_size
+from . import model as ds_mod
+from .download import (
+    ChangedMeanwhile,
+    _copy_to_file,
+    _download_to_cache,
+    _download_to_file,
+    check_registered_size,
+    open_kwargs,
+)
+from .model import Dataset, object_store_for
+from .modes import (
+    MODES,
+    StageError,
+    StageReport,
+    TooLarge,
+    _fallback_current,
+    _is_link,
+    _verify_file,
+    check_folder_is_ours,
+    current_mode,
+    exclude_folder,
+    expectations,
+    has_content,
+    max_bytes,
+    modified_paths,
+    set_mode,
+    skip_worktree,
+)
+from .unstage import unstage, unstage_unlocked
+
+
+@dataclass(eq=False)
+class _Item:
+    found: Found
+    storage_url: str | None = None
+    key: str | None = None
+
+
+def _select(ds: Dataset, found: list[Found], include: tuple[str, ...], exclude: tuple[str, ...]) -> list[Found]:
+    return [f for f in found if ds_mod.select(ds.rel(f.path), include, exclude)]
+
+
+def _check_space(project: Project, need: int, where: str, *, force: bool) -> None:
+    limit = max_bytes(project)
+
+    if need > limit and not force:
+        raise TooLarge(
+            f"staging needs {human_size(need)}, over the limit of {human_size(limit)} "
+            "(git config gitdata.stageMaxBytes); stage it elsewhere with --location DIR, use "
+            "--reference (or mount mode, when available), stage part with --include, or raise "
+            "the limit"
+        )
+    probe = where
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    free = shutil.disk_usage(probe).free
+    if need > free:
+        raise TooLarge(
+            f"staging needs {human_size(need)} but only {human_size(free)} is free at {probe}; "
+            "stage it on another disk with --location DIR, or use --reference"
+        )
+
+
+def _remote_check(
+    project: Project, ds: Dataset, items: list[_Item], report: StageReport
+) -> tuple[list[_Item], dict[str, Storage]]:
+    """One listing per source: drop (and report) deleted/changed objects.
+
+    A changed object whose recorded version the backend can still read is
+    kept: that exact version is staged, with a note.
+    """
+    by_root: dict[str, list[_Item]] = {}
+    for it in items:
+        assert it.found.pointer.source
+        try:
+            it.storage_url, it.key = ds_mod.split_source(ds, it.found.pointer.source, it.found.path)
+            check_registered_size(it.found.path, it.found.pointer)
+        except GitDataError as err:
+            report.failed[it.found.path] = str(err)
+            continue
+        by_root.setdefault(it.storage_url, []).append(it)
+    keep: list[_Item] = []
+    storages: dict[str, Storage] = {}
+    for root, group in by_root.items():
+        wants_version = any(it.found.pointer.get("version-id") for it in group)
+        storage = ds_mod.open_source(project, ds, root, versioned=wants_version)
+        single = not any(src.url.rstrip("/") == root for src in ds.sources)
+        try:
+            listing = {} if single else dict(ds_mod.fill_sizes(storage, list(storage.list())))
+        except StorageError:
+            if not ds_mod.is_versioned(storage) or "version_aware" in ds.options:
+                raise
+            storage = ds_mod.open_source(project, ds, root, versioned=False)  # no versions here
+            listing = dict(ds_mod.fill_sizes(storage, list(storage.list())))
+        storages[root] = storage
+        for it in group:
+            p = it.found.pointer
+            if single:
+                try:
+                    listing[it.key or ""] = storage.info(it.key or "")
+                except ObjectNotFound:
+                    pass
+            recorded = Fingerprint.from_pointer_fields(p.size, dict(p.extra))
+            current = listing.get(it.key or "")
+            if current is None:
+                if p.get("version-id") and open_kwargs(storage, p.get("version-id")):
+                    report.notes[it.found.path] = "deleted on the remote; staged the recorded version"
+                    keep.append(it)
+                else:
+                    report.failed[it.found.path] = f"{p.source} was deleted on the remote"
+                continue
+            if compare(recorded, current) == "changed":
+                if p.get("version-id") and open_kwargs(storage, p.get("version-id")):
+                    report.notes[it.found.path] = (
+                        "changed on the remote since it was recorded; staged the recorded version "
+                        "(run `git data update` to record the new one)"
+                    )
+                    keep.append(it)
+                else:
+                    report.failed[it.found.path] = (
+                        f"{p.source} changed on the remote since it was recorded; not staged "
+                        f"(run `git data update {ds.name}` to record the new version)"
+                    )
+                continue
+            keep.append(it)
+    return keep, storages
+
+
+def stage(
+    project: Project,
+    name: str,
+    *,
+    mode: str = "copy",
+    location: str | None = None,
+    existing: str | None = None,
+    verify: bool = False,
+    include: tuple[str, ...] = (),
+    exclude: tuple[str, ...] = (),
+    jobs: int | None = None,
+    force: bool = False,
+    progress: bool | None = None,
+) -> StageReport:
+    """Stage dataset ``name`` in ``mode`` (see the module docstring); one
+    stage or unstage of a dataset at a time per clone (:mod:`gitdata.lock`)."""
+    with clone_lock(project.repo.data_dir, f"dataset-{name}", f"dataset stage {name}"):
+        return _stage(project, name, mode=mode, location=location, existing=existing, verify=verify,
+                      include=include, exclude=exclude, jobs=jobs, force=force, progress=progress)
+
+
+def _stage(
+    project: Project, name: str, *, mode: str, location: str | None, existing: str | None, verify: bool,
+    include: tuple[str, ...], exclude: tuple[str, ...], jobs: int | None, force: bool, progress: bool | None,
+) -> StageReport:
+    if mode == "mount":  # a FUSE view of the index's files (gitdata.mount.dataset)
+        from ..mount import dataset as mount_ds
+
+        cur_mode, _loc = current_mode(project, name)
+        if cur_mode in ("location", "existing") or (cur_mode != "mount" and has_content(project, ds_mod.get(project, name))):
+            rep = unstage_unlocked(project, name)  # content first back to pointers, changed files kept
+            if rep.kept:
+                path, why = sorted(rep.kept.items())[0]
+                raise StageError(
+                    f"dataset {name!r} was not mounted: {path} is {why}; `git data push` or commit it "
+                    "(or restore it), then stage with --mount again"
+                )
+        st = mount_ds.mount(project, name)
+        return StageReport(dataset=name, mode="mount", location=st.mountpoint)
+    if current_mode(project, name)[0] == "mount":  # leaving mount mode: unmount first
+        from ..mount import dataset as mount_ds
+
+        mount_ds.unmount(project, name)
+    if mode not in MODES:
+        raise StageError(f"unknown staging mode {mode!r}; choose one of {', '.join(MODES)}")
+    ds = ds_mod.get(project, name)
+    jobs = jobs or project.jobs
+    cur_mode, cur_loc = current_mode(project, name)
+    if mode == "existing":
+        assert existing is not None
+        return _stage_existing(project, ds, os.path.abspath(os.path.expanduser(existing)), verify, cur_mode)
+    if mode == "reference":
+        if cur_mode in ("location", "existing") or has_content(project, ds):
+            unstage(project, name)
+        set_mode(project, name, "reference")
+        return StageReport(dataset=name, mode="reference")
+    if mode == "location":
+        assert location is not None
+        target = os.path.join(os.path.abspath(os.path.expanduser(location)), name)
+        if cur_mode in ("location", "existing") and cur_loc and os.path.realpath(cur_loc) != os.path.realpath(target):
+            unstage(project, name)
+            cur_mode = None
+        return _stage_location(project, ds, target, include, exclude, jobs, force, progress)
+    # copy
+    if cur_mode in ("location", "existing"):
+        unstage(project, name)
+    return _stage_copy(project, ds, include, exclude, jobs, force, progress)
+
+
+def _head(full: str) -> bytes | None:
+    """The first bytes of a pointer-sized file, None if there is none."""
+    try:
+        with open(full, "rb") as f:
+            return f.read(MAX_SIZE)
+    except FileNotFoundError:
+        return None
+
+
+def _stage_copy(
+    project: Project, ds: Dataset, include: tuple[str, ...], exclude: tuple[str, ...],
+    jobs: int, force: bool, progress: bool | None,
+) -> StageReport:
+    report = StageReport(dataset=ds.name, mode="copy")
+    found = _select(ds, ds_mod.files(project, ds), include, exclude)
+    # a stage killed earlier may have left temporary files beside the dataset's files
+    remove_stale_tmp(sorted({os.path.join(project.root, os.path.dirname(f.path)) for f in found}))
+    todo: list[Found] = []
+    already: list[str] = []
+    for f in found:
+        full = os.path.join(project.root, f.path)
+        if os.path.lexists(full) and ds_mod.read_pointer_file(full) is None:
+            report.already += 1  # content is there (staged before, or changed by the user)
+            already.append(f.path)
+            continue
+        todo.append(f)
+    registered = [f for f in todo if f.pointer.oid is None]
+    owned = [f for f in todo if f.pointer.oid is not None]
+    need = sum(f.pointer.size or 0 for f in todo)
+    need += sum(f.pointer.size or 0 for f in registered)  # the cache keeps a copy too
+    _check_space(project, need, os.path.join(project.root, ds.path), force=force)
+
+    items, storages = _remote_check(project, ds, [_Item(f) for f in registered], report)
+    record_lock = threading.Lock()
+
+    def fetch_one(it: _Item) -> str:
+        storage = storages[it.storage_url or ""]
+        full = safepath.checked_target(project.root, it.found.path, what=f"dataset {ds.name!r}")
+        before = still_holds(full, _head(full))  # pointer text or nothing, as planned
+        oid = _download_to_cache(project, storage, it.key or "", it.found.pointer)
+        full = safepath.checked_target(project.root, it.found.path, what=f"dataset {ds.name!r}")  # again, right before
+        with record_lock:  # recorded before the content appears: a kill in between leaves no orphan
+            project.state.record_staged([(it.found.path, oid, it.found.pointer.encode())])
+        project.cache.copy_to(oid, full, before)
+        return oid
+
+    outcome = run_parallel(
+        items, fetch_one, jobs=jobs, label=f"Staging {ds.name}",
+        weight=lambda it: it.found.pointer.size or 0, progress=progress,
+    )
+    staged_records = []
+    for it, oid in outcome.done.items():
+        staged_records.append((it.found.path, oid, it.found.pointer.encode()))
+        report.staged.append(it.found.path)
+        report.bytes += it.found.pointer.size or 0
+    for it, err in outcome.failed.items():
+        if isinstance(err, WorktreeChanged):
+            report.kept[it.found.path] = "changed while it was being staged: kept as it is"
+        else:
+            report.failed[it.found.path] = str(err)
+    if staged_records:
+        project.state.record_staged(staged_records)
+
+    if owned:
+        done = _stage_owned(project, ds, owned, jobs, report, progress)
+        report.staged += done
+    # content already there that this clone staged, whose index entry is stale (a run killed
+    # before its index refresh); only bytes that still hash to what was staged are refreshed
+    known = _stale_but_staged(project, already) if already else []
+    refresh = sorted(set(report.staged) | set(known))
+    if refresh:
+        refresh_index(project, refresh)
+    set_mode(project, ds.name, "copy")
+    report.staged.sort()
+    return report
+
+
+def _index_stat(project: Project, paths: list[str]) -> dict[str, tuple[int, int]]:
+    """``path -> (size, mtime seconds)`` git's index records for ``paths``."""
+    out = project.repo.git("--literal-pathspecs", "ls-files", "--debug", "--", *paths).decode("utf-8", "surrogateescape")
+    stats: dict[str, tuple[int, int]] = {}
+    path, mtime = None, 0
+    for line in out.splitlines():
+        if not line.startswith("  "):
+            path = line
+        elif line.startswith("  mtime:"):
+            mtime = int(line.split()[1].split(":")[0])
+        elif line.startswith("  size:") and path is not None:
+            stats[path] = (int(line.split()[1]), mtime)
+    return stats
+
+
+def _stale_but_staged(project: Project, paths: list[str]) -> list[str]:
+    recorded = project.state.staged_oids(paths)
+    if not recorded:
+        return []
+    index = _index_stat(project, sorted(recorded))
+    out = []
+    for path, oid in recorded.items():
+        full = os.path.join(project.root, path)
+        try:
+            st = os.stat(full)
+        except OSError:
+            continue
+        if index.get(path) == (st.st_size, int(st.st_mtime)):
+            continue  # git's stat data is fresh: nothing to do
+        if oid_of_file(full, oid.split(":", 1)[0])[0] == oid:
+            out.append(path)
+    return out
+
+
+def _stage_owned(
+    project: Project, ds: Dataset, owned: list[Found], jobs: int, report: StageReport,
+    progress: bool | None,
+) -> list[str]:
+    """Files with an oid (the project's own data): from the cache or the data remote."""
+    wanted = {f.pointer.oid: f.pointer.size for f in owned if not project.cache.has(f.pointer.oid or "", f.pointer.size)}
+    if wanted:
+        try:
+            store = object_store_for(project, ds)
+        except GitDataError as err:
+            for f in owned:
+                if f.pointer.oid in wanted:
+                    report.failed[f.path] = str(err)
+            owned = [f for f in owned if f.pointer.oid not in wanted]
+        else:
+            outcome = download_many(store, project.cache, wanted, jobs=jobs, progress=progress)  # type: ignore[arg-type]
+            for f in owned:
+                if f.pointer.oid in outcome.failed:
+                    report.failed[f.path] = str(outcome.failed[f.pointer.oid])
+    res = materialize(project.cache, project.root, [WorktreeFile(f.path, f.pointer) for f in owned if f.path not in report.failed])
+    for path, err in res.failed.items():
+        report.failed[path] = str(err)
+    for f in owned:
+        if f.path in res.done:
+            report.bytes += f.pointer.size or 0
+    return list(res.done)
+
+
+def _link(project: Project, ds: Dataset, found: list[Found], target: str) -> None:
+    """Replace the dataset folder by a symlink to ``target``; skip-worktree its entries."""
+    folder = os.path.join(project.root, ds.path)
+    parent, _, _leaf = ds.path.rpartition("/")
+    safepath.checked_dir(project.root, parent, what=f"dataset {ds.name!r}")  # nothing removed through a link
+    skip_worktree(project, [f.path for f in found], True)
+    if os.path.islink(folder):
+        os.unlink(folder)
+    elif os.path.isdir(folder):
+        shutil.rmtree(folder)
+    os.makedirs(os.path.dirname(folder), exist_ok=True)
+    os.symlink(target, folder, target_is_directory=True)
+    exclude_folder(project, ds.path, True)
+    if ds_mod.within(project.root, target):
+        exclude_folder(project, os.path.relpath(target, project.root).replace(os.sep, "/"), True)
+
+
+def _stage_location(
+    project: Project, ds: Dataset, target: str, include: tuple[str, ...], exclude: tuple[str, ...],
+    jobs: int, force: bool, progress: bool | None,
+) -> StageReport:
+    report = StageReport(dataset=ds.name, mode="location", location=target)
+    all_found = ds_mod.files(project, ds)
+    if ds_mod.within(os.path.join(project.root, ds.path), target) and not _is_link(project, ds):
+        raise StageError(f"--location must be outside the dataset folder {ds.path}")
+    if ds_mod.within(project.repo.git_dir, target):
+        raise StageError("--location may not be inside the git directory")
+    linked = _is_link(project, ds)
+    if not linked:
+        check_folder_is_ours(project, ds, all_found)
+    modified = set() if linked else modified_paths(project, ds)
+    if modified:
+        first = sorted(modified)[0]
+        raise StageError(
+            f"{first} (and {len(modified) - 1} other file(s)) changed in the work tree; commit "
+            "or restore them before moving the dataset to --location"
+            if len(modified) > 1 else
+            f"{first} changed in the work tree; commit or restore it before moving the dataset "
+            "to --location"
+        )
+    found = _select(ds, all_found, include, exclude)
+    os.makedirs(target, exist_ok=True)
+    expects = expectations(project, found)
+    moves: list[tuple[Found, str, str, tuple[int, int, int] | None]] = []
+    todo: list[Found] = []
+    sigs: dict[str, tuple[int, int, int] | None] = {}
+    written: list[tuple[str, str]] = []  # (path, oid) of files now holding their content
+    for f in found:
+        dest = os.path.join(target, ds.rel(f.path))
+        state, oid = guard.inspect(
+            dest, expects[f.path], algorithm=project.algorithm,
+            fallback=lambda full, p=f.pointer: _fallback_current(project, p, full),
+        )
+        if state == guard.CURRENT:
+            report.already += 1
+            written.append((f.path, oid or ""))
+            continue
+        if state == guard.USER:
+            report.kept[f.path] = (
+                f"{dest} is not what git data staged there (changed, or put there by someone "
+                "else): kept as it is; to get the recorded bytes, move it away and stage again"
+            )
+            continue
+        sigs[f.path] = writer.signature(dest)
+        if not linked:
+            full = os.path.join(project.root, f.path)
+            if os.path.isfile(full) and ds_mod.read_pointer_file(full) is None:
+                moves.append((f, full, dest, sigs[f.path]))  # staged by copy before: move, do not download
+                continue
+        todo.append(f)
+    need = sum(f.pointer.size or 0 for f in todo)
+    _check_space(project, need, target, force=force)
+    for f, src, dest, sig in moves:
+        try:
+            with open(src, "rb") as fh:
+                algo = (f.pointer.oid or expects[f.path].wanted or project.algorithm).split(":", 1)[0]
+                written.append((f.path, _copy_to_file(fh, dest, algo, sig, f.pointer.oid)))
+        except ChangedMeanwhile:
+            report.kept[f.path] = "changed while it was being staged: kept as it is"
+            continue
+        except (OSError, GitDataError) as err:
+            report.failed[f.path] = str(err)
+            continue
+        report.staged.append(f.path)
+
+    registered = [f for f in todo if f.pointer.oid is None]
+    owned = [f for f in todo if f.pointer.oid is not None]
+    items, storages = _remote_check(project, ds, [_Item(f) for f in registered], report)
+
+    def fetch_one(it: _Item) -> str:
+        dest = safepath.checked_target(target, ds.rel(it.found.path), what=f"dataset {ds.name!r}")
+        return _download_to_file(project, storages[it.storage_url or ""], it.key or "", it.found.pointer, dest,
+                                 sigs[it.found.path])
+
+    outcome = run_parallel(items, fetch_one, jobs=jobs, label=f"Staging {ds.name}",
+                           weight=lambda it: it.found.pointer.size or 0, progress=progress)
+    records = []
+    for it, oid in outcome.done.items():
+        report.staged.append(it.found.path)
+        report.bytes += it.found.pointer.size or 0
+        records.append((it.found.path, oid, it.found.pointer.encode()))
+        written.append((it.found.path, oid))
+    for it, err in outcome.failed.items():
+        if isinstance(err, ChangedMeanwhile):
+            report.kept[it.found.path] = "changed while it was being staged: kept as it is"
+        else:
+            report.failed[it.found.path] = str(err)
+    if records:
+        project.state.record_staged(records)
+    if owned:
+        wanted = {f.pointer.oid: f.pointer.size for f in owned if not project.cache.has(f.pointer.oid or "", f.pointer.size)}
+        if wanted:
+            got = download_many(object_store_for(project, ds), project.cache, wanted, jobs=jobs, progress=progress)  # type: ignore[arg-type]
+            for f in owned:
+                if f.pointer.oid in got.failed:
+                    report.failed[f.path] = str(got.failed[f.pointer.oid])
+        for f in owned:
+            if f.path in report.failed:
+                continue
+            oid = f.pointer.oid or ""
+            try:
+                dest = safepath.checked_target(target, ds.rel(f.path), what=f"dataset {ds.name!r}")
+                with project.cache.open(oid) as fh:
+                    _copy_to_file(fh, dest, oid.split(":", 1)[0], sigs[f.path], oid)
+            except ChangedMeanwhile:
+                report.kept[f.path] = "changed while it was being staged: kept as it is"
+                continue
+            except (OSError, GitDataError) as err:
+                report.failed[f.path] = str(err)
+                continue
+            written.append((f.path, oid))
+            report.staged.append(f.path)
+            report.bytes += f.pointer.size or 0
+    _record_written(project, ds, target, written)
+    _link(project, ds, all_found, target)
+    set_mode(project, ds.name, "location", target)
+    report.staged.sort()
+    return report
+
+
+def _record_written(project: Project, ds: Dataset, target: str, written: list[tuple[str, str]]) -> None:
+    records = []
+    for path, oid in written:
+        try:
+            st = os.stat(os.path.join(target, ds.rel(path)))
+        except FileNotFoundError:
+            continue
+        records.append((path, oid, st.st_size, st.st_mtime_ns))
+    if records:
+        project.state.record_written(records)
+
+
+def _stage_existing(project: Project, ds: Dataset, path: str, verify: bool, cur_mode: str | None) -> StageReport:
+    report = StageReport(dataset=ds.name, mode="existing", location=path)
+    if not os.path.isdir(path):
+        raise StageError(f"--existing {path}: not a folder")
+    if ds_mod.within(os.path.join(project.root, ds.path), path) and not _is_link(project, ds):
+        raise StageError(f"--existing must be outside the dataset folder {ds.path}")
+    found = ds_mod.files(project, ds)
+    problems: dict[str, str] = {}
+    for f in found:
+        rel = ds.rel(f.path)
+        full = os.path.join(path, rel)
+        if not os.path.isfile(full):
+            problems[f.path] = f"missing: {full}"
+            continue
+        size = os.path.getsize(full)
+        if f.pointer.size is not None and size != f.pointer.size:
+            problems[f.path] = f"{full} has {size} bytes, the dataset records {f.pointer.size}"
+            continue
+        if verify:
+            reason = _verify_file(project, f.pointer, full)
+            if reason:
+                problems[f.path] = reason
+                continue
+        report.staged.append(f.path)
+        report.bytes += size
+    if problems:
+        report.failed = problems
+        first = next(iter(sorted(problems.items())))
+        raise StageError(
+            f"{path} does not hold dataset {ds.name!r} as recorded: {first[0]}: {first[1]}"
+            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+            + "; nothing was linked"
+        )
+    if cur_mode in ("location", "existing") or has_content(project, ds):
+        unstage(project, ds.name)
+    check_folder_is_ours(project, ds, found)
+    if modified_paths(project, ds):
+        raise StageError(f"files in {ds.path} changed; commit or restore them first")
+    _link(project, ds, found, path)
+    set_mode(project, ds.name, "existing", path)
+    return report

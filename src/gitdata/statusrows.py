@@ -1,0 +1,62 @@
+"""The rows of ``git data status``: one file's local and remote state (no I/O).
+
+Every section of the status (work-tree files, datasets, storages, and any
+feature that adds its own) builds these rows; :mod:`gitdata.status` collects
+them. Kept apart so that a section's module and the collector do not import
+each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .storage.fingerprint import Fingerprint
+
+# local states
+STAGED = "staged"
+POINTER = "pointer only"
+MODIFIED = "modified"
+NOT_PUSHED = "not pushed"
+MISSING = "missing"
+LINKED = "staged (linked)"
+REFERENCE = "reference"
+NOT_MATERIALIZED = "not materialized"
+# remote states
+UNCHANGED = "unchanged"
+CHANGED = "changed"
+DELETED = "deleted"
+NEW = "new"
+REFUSED = "refused"  # a registered source outside the dataset's sources: never read
+# run states (section "runs", gitdata.provenance)
+STALE = "stale"
+UNREADABLE = "unreadable"
+
+
+@dataclass(frozen=True)
+class StatusOptions:
+    names: tuple[str, ...] = ()  # limit to these datasets (or other named things)
+    remote: bool = False  # compare with the remotes (listings only)
+
+
+@dataclass
+class StatusRow:
+    section: str  # "datasets", ...
+    name: str  # the dataset (or storage) the file belongs to
+    path: str
+    local: str | None
+    remote: str | None = None
+    detail: str = ""
+    #: the remote's current fingerprint, when it was listed (not shown)
+    current: Fingerprint | None = field(default=None, repr=False, compare=False)
+
+    def as_dict(self) -> dict[str, object]:
+        return {k: v for k, v in self.__dict__.items() if k != "current"}
+
+    @property
+    def notable(self) -> bool:
+        """Worth showing in the short listing."""
+        return self.local in (MODIFIED, NOT_PUSHED, MISSING, NOT_MATERIALIZED, STALE, UNREADABLE) or self.remote in (
+            CHANGED, DELETED, NEW, REFUSED, STALE
+        )
+
+

@@ -1,0 +1,413 @@
+"""Carrying out a sync plan (:mod:`gitdata.syncplan`): every write conditional on the other side still being what the plan saw.
+
+* uploads re-read the remote fingerprint just before writing and send
+  ``If-Match`` / ``If-None-Match`` where the backend honours them (AWS S3,
+  moto); a racing writer becomes a conflict, never an overwrite;
+* downloads go through the guarded writer and replace the target only
+  if the local file is still what the scan saw;
+* the losing side of a resolved conflict is saved first: a local
+  ``<name>.conflict-<UTC time>`` copy, or the remote's previous version id
+  when the bucket is versioned.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .. import safepath, writer
+from .. import syncplan as sp
+from ..errors import GitDataError
+from ..hashing import new_hasher
+from ..lock import clone_lock
+from ..storage import Fingerprint, ObjectNotFound, PreconditionFailed, Storage
+from ..storage.fingerprint import compare, from_info
+from ..transfer import run_parallel
+from . import spec as storages_mod
+
+if TYPE_CHECKING:
+    from ..project import Project
+from .listing import _hash_and_md5, _read_chunk, list_remote, remote_md5, scan_local
+from .manifest import Manifest, manifest_for
+
+
+class SyncError(GitDataError):
+    pass
+
+
+class NotStaged(SyncError):
+    pass
+
+
+class Unsynced(SyncError):
+    pass
+
+
+class SyncRefused(SyncError):
+    pass
+
+
+class RaceConflict(SyncError):
+    """The other side changed between the listing and the write: nothing was overwritten."""
+
+
+@dataclass
+class Prepared:
+    """Everything a sync decided, before anything is changed."""
+
+    project: Project
+    spec: storages_mod.StorageSpec
+    storage: Storage
+    manifest: Manifest
+    root: str
+    scope: sp.Scope
+    base: dict[str, sp.BaseEntry]
+    local: dict[str, sp.LocalEntry]
+    remote: dict[str, Fingerprint]
+    plan: sp.Plan
+    prefer: str | None = None
+    delete: bool = False
+    #: bucket keys that cannot be paths in the storage folder: key -> why (never transferred)
+    refused: dict[str, str] = field(default_factory=dict)
+
+    def local_path(self, rel: str, *, create: bool = True) -> str:
+        """The file for ``rel``, checked right before it is read or written
+        (no symlink on the way, nothing outside the storage folder)."""
+        return safepath.checked_target(self.root, rel, create=create, what=f"storage {self.spec.name!r}")
+
+
+def _probe(
+    storage: Storage,
+    root: str,
+    paths: list[str],
+    local: Mapping[str, sp.LocalEntry],
+    remote: Mapping[str, Fingerprint],
+    algorithm: str,
+    jobs: int,
+) -> dict[str, bool]:
+    """Do both sides hold the same bytes? By md5 where the remote states one, else by reading it."""
+
+    def one(path: str) -> bool:
+        lp = os.path.join(root, *path.split("/"))
+        md5 = remote_md5(remote[path])
+        if md5:
+            return _hash_and_md5(lp, algorithm)[1] == md5
+        h = new_hasher(algorithm)
+        with storage.open_read(path) as f:
+            while chunk := _read_chunk(f, storage, path):
+                h.update(chunk)
+        return f"{algorithm}:{h.hexdigest()}" == local[path].hash
+
+    outcome = run_parallel(paths, one, jobs=jobs, label="compare", progress=False)
+    # a probe that failed counts as "different": the cell stays a conflict
+    return {p: outcome.done.get(p, False) for p in paths}
+
+
+def prepare(
+    project: Project,
+    name: str,
+    *,
+    prefer: str | None = None,
+    delete: bool = False,
+    jobs: int | None = None,
+    scope: sp.Scope | None = None,
+) -> Prepared:
+    """Compare base, local tree and one remote listing; decide. Changes nothing.
+
+    ``--dry-run`` prints this plan; a real run executes this very plan.
+    """
+    spec = storages_mod.get(project, name)
+    manifest = manifest_for(project, name)
+    if scope is None:
+        if not manifest.exists():
+            raise NotStaged(
+                f"storage {name!r} is not staged in this clone; run `git data storage stage {name}` first"
+            )
+        scope = manifest.scope()
+    if spec.mode != "copy":
+        raise SyncRefused(
+            f"storage {name!r} is in {spec.mode} mode: nothing is copied, so there is nothing to sync "
+            f"(switch with `git config -f .gitdata storage.{name}.mode copy`)"
+        )
+    url = manifest.get_meta("url")
+    if url is not None and url != spec.url:
+        raise SyncRefused(
+            f"storage {name!r} now points at {spec.url}, but this clone was staged from {url}; "
+            f"unstage it (`git data storage unstage {name}`) and stage it again"
+        )
+    storage = storages_mod.open_remote(project, spec)
+    root = storages_mod.checked_local_dir(project, spec, create=False)
+    base = {p: e for p, e in manifest.load().items() if scope.contains(p)}
+    local = scan_local(root, base, scope, project.algorithm)
+    refused: dict[str, str] = {}
+    remote = list_remote(storage, scope, refused)
+    if delete and base and not remote:
+        raise SyncRefused(
+            f"the listing of {storage.display} is empty, so --delete would delete every local file "
+            f"of storage {name!r}; check the URL and credentials (or delete the files yourself)"
+        )
+    jobs = jobs or project.jobs
+    probe = sp.paths_to_probe(base, local, remote)
+    equal = _probe(storage, root, probe, local, remote, project.algorithm, jobs) if probe else {}
+    plan = sp.plan(base, local, remote, equal=equal, prefer=prefer, delete=delete)
+    return Prepared(project, spec, storage, manifest, root, scope, base, local, remote, plan, prefer, delete, refused)
+
+
+@dataclass
+class SyncResult:
+    prepared: Prepared
+    done: list[sp.Action] = field(default_factory=list)
+    failed: dict[str, GitDataError] = field(default_factory=dict)
+    races: dict[str, str] = field(default_factory=dict)
+    kept: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.prepared.plan.blocked or self.failed or self.races or self.prepared.refused)
+
+
+def utc_stamp() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _remote_now(storage: Storage, key: str) -> Fingerprint | None:
+    try:
+        return storage.info(key)
+    except ObjectNotFound:
+        return None
+
+
+def _local_now(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def _same_local(now: tuple[int, int] | None, seen: sp.LocalEntry | None) -> bool:
+    if seen is None:
+        return now is None
+    return now == (seen.size, seen.mtime_ns)
+
+
+def _free_name(path: str, stamp: str) -> str:
+    cand = sp.conflict_name(path, stamp)
+    n = 1
+    while os.path.lexists(cand):
+        n += 1
+        cand = sp.conflict_name(path, f"{stamp}-{n}")
+    return cand
+
+
+def _download(storage: Storage, key: str, dest: str, algorithm: str) -> tuple[writer.GuardedFile, Any]:
+    """Stream ``key`` into the guarded writer beside ``dest`` (not placed yet): (writer, details)."""
+    w = writer.GuardedFile(dest, algorithm)
+    try:
+        with storage.open_read(key) as f:
+            details = getattr(f, "details", None)
+            w.copy_from(f, lambda f: _read_chunk(f, storage, key))
+    except BaseException:
+        w.abort()
+        raise
+    return w, details
+
+
+class _Executor:
+    def __init__(self, prep: Prepared, stamp: str) -> None:
+        self.p = prep
+        self.storage = prep.storage
+        self.algorithm = prep.project.algorithm
+        self.stamp = stamp
+
+    def run(self, a: sp.Action) -> tuple[sp.BaseEntry | None, dict[str, Any] | None]:
+        if a.kind == sp.UPLOAD:
+            return self.upload(a)
+        if a.kind == sp.DOWNLOAD:
+            return self.download(a)
+        if a.kind == sp.DELETE_REMOTE:
+            return self.delete_remote(a)
+        if a.kind == sp.DELETE_LOCAL:
+            return self.delete_local(a)
+        raise AssertionError(a.kind)
+
+    def _check_remote(self, a: sp.Action) -> Fingerprint | None:
+        cur = _remote_now(self.storage, a.path)
+        if a.remote is None:
+            if cur is not None:
+                raise RaceConflict(f"{a.path}: created remotely during the sync; nothing overwritten")
+        elif cur is None:
+            raise RaceConflict(f"{a.path}: deleted remotely during the sync")
+        elif compare(a.remote, cur) != "unchanged":
+            raise RaceConflict(f"{a.path}: changed remotely during the sync; nothing overwritten")
+        return cur
+
+    def upload(self, a: sp.Action) -> tuple[sp.BaseEntry, dict[str, Any] | None]:
+        lp = self.p.local_path(a.path, create=False)
+        mtime_ns = os.stat(lp).st_mtime_ns
+        digest, md5, size = _hash_and_md5(lp, self.algorithm)
+        cur = self._check_remote(a)
+        kept = None
+        if a.keep == "remote" and cur is not None:
+            kept = self._keep_remote(a.path, cur)
+        try:
+            self.storage.put_file(
+                lp, a.path, create_only=cur is None, if_match=cur.etag if cur is not None else None
+            )
+        except PreconditionFailed as err:
+            raise RaceConflict(f"{a.path}: changed remotely during the sync; nothing overwritten") from err
+        post = self.storage.info(a.path)
+        post_md5 = remote_md5(post)
+        if post.size != size or (post_md5 is not None and post_md5 != md5):
+            # someone wrote after us: record what we wrote, so the next sync sees their change
+            post = Fingerprint(size=size, md5=md5)
+        return sp.BaseEntry(size=size, remote=post, local_hash=digest, mtime_ns=mtime_ns), kept
+
+    def _keep_remote(self, key: str, cur: Fingerprint) -> dict[str, Any]:
+        if cur.version_id:
+            return {"path": key, "side": "remote", "version_id": cur.version_id}
+        dest = _free_name(self.p.local_path(key), self.stamp)
+        w, details = _download(self.storage, key, dest, self.algorithm)
+        with w:
+            got = from_info(details) if isinstance(details, Mapping) else None
+            if got is not None and compare(cur, got) != "unchanged":
+                raise RaceConflict(f"{key}: changed remotely during the sync; nothing overwritten")
+            w.commit(create_only=True)
+        return {"path": key, "side": "remote", "conflict_copy": os.path.relpath(dest, self.p.root).replace(os.sep, "/")}
+
+    def download(self, a: sp.Action) -> tuple[sp.BaseEntry, dict[str, Any] | None]:
+        lp = self.p.local_path(a.path)
+        w, details = _download(self.storage, a.path, lp, self.algorithm)
+        fp = from_info(details) if isinstance(details, Mapping) else a.remote
+        assert fp is not None
+        kept: dict[str, Any] | None = None
+
+        def still_as_planned() -> None:
+            nonlocal kept
+            if not _same_local(_local_now(lp), a.local):
+                raise RaceConflict(f"{a.path}: changed locally during the sync; nothing overwritten")
+            if a.keep == "local" and os.path.lexists(lp):
+                dest = _free_name(lp, self.stamp)
+                os.replace(lp, dest)
+                kept = {"path": a.path, "side": "local",
+                        "conflict_copy": os.path.relpath(dest, self.p.root).replace(os.sep, "/")}  # fmt: skip
+
+        with w:
+            digest, size = w.commit(check=still_as_planned)
+        if fp.size != size:
+            fp = Fingerprint(size=size, etag=fp.etag, md5=fp.md5, version_id=fp.version_id, mtime=fp.mtime)
+        return sp.BaseEntry(size=size, remote=fp, local_hash=digest, mtime_ns=os.stat(lp).st_mtime_ns), kept
+
+    def delete_remote(self, a: sp.Action) -> tuple[None, dict[str, Any] | None]:
+        cur = _remote_now(self.storage, a.path)
+        if cur is None:
+            return None, None
+        assert a.remote is not None
+        if compare(a.remote, cur) != "unchanged":
+            raise RaceConflict(f"{a.path}: changed remotely during the sync; not deleted")
+        self.storage.delete(a.path)
+        kept = {"path": a.path, "side": "remote", "version_id": cur.version_id} if cur.version_id else None
+        return None, kept
+
+    def delete_local(self, a: sp.Action) -> tuple[None, None]:
+        lp = self.p.local_path(a.path, create=False)
+        now = _local_now(lp)
+        if now is None:
+            return None, None
+        if not _same_local(now, a.local):
+            raise RaceConflict(f"{a.path}: changed locally during the sync; not deleted")
+        os.unlink(lp)
+        _prune_empty_dirs(os.path.dirname(lp), self.p.root)
+        return None, None
+
+
+def _prune_empty_dirs(d: str, stop: str) -> None:
+    stop = os.path.abspath(stop)
+    d = os.path.abspath(d)
+    while d != stop and d.startswith(stop + os.sep):
+        try:
+            os.rmdir(d)
+        except OSError:
+            return
+        d = os.path.dirname(d)
+
+
+def execute(
+    prep: Prepared,
+    *,
+    jobs: int | None = None,
+    progress: bool | None = None,
+    on_item: Callable[[sp.Action], None] | None = None,
+) -> SyncResult:
+    """Carry out ``prep.plan``; the base manifest records every step that succeeded."""
+    result = SyncResult(prep)
+    plan = prep.plan
+    if plan.blocked:
+        return result
+    updates: dict[str, sp.BaseEntry | None] = {}
+    for a in plan.actions:
+        if a.kind == sp.ADOPT:
+            assert a.local is not None and a.remote is not None
+            updates[a.path] = sp.BaseEntry(a.local.size, a.remote, a.local.hash, a.local.mtime_ns)
+        elif a.kind == sp.REFRESH:
+            assert a.local is not None
+            b = prep.base[a.path]
+            updates[a.path] = sp.BaseEntry(a.local.size, b.remote, a.local.hash, a.local.mtime_ns)
+        elif a.kind == sp.FORGET:
+            updates[a.path] = None
+        else:
+            continue
+        result.done.append(a)
+    ex = _Executor(prep, utc_stamp())
+
+    def work(a: sp.Action) -> tuple[sp.BaseEntry | None, dict[str, Any] | None]:
+        out = ex.run(a)
+        if on_item is not None:
+            on_item(a)
+        return out
+
+    try:
+        outcome = run_parallel(
+            plan.transfers,
+            work,
+            jobs=jobs or prep.project.jobs,
+            label=f"sync {prep.spec.name}",
+            progress=progress,
+        )
+        for a, (entry, kept) in outcome.done.items():
+            updates[a.path] = entry
+            result.done.append(a)
+            if kept:
+                result.kept.append(kept)
+        for a, err in outcome.failed.items():
+            if isinstance(err, RaceConflict):
+                result.races[a.path] = str(err)
+            else:
+                result.failed[a.path] = err
+    finally:
+        prep.manifest.write(updates)
+        prep.manifest.set_meta("url", prep.spec.url)
+        prep.manifest.set_meta("synced_at", utc_stamp())
+    result.done.sort(key=lambda x: x.path)
+    result.kept.sort(key=lambda k: k["path"])
+    return result
+
+
+def sync(
+    project: Project,
+    name: str,
+    *,
+    prefer: str | None = None,
+    delete: bool = False,
+    jobs: int | None = None,
+    dry_run: bool = False,
+    progress: bool | None = None,
+) -> SyncResult:
+    if dry_run:
+        return SyncResult(prepare(project, name, prefer=prefer, delete=delete, jobs=jobs))
+    with clone_lock(project.repo.data_dir, f"storage-{name}", f"storage sync {name}"):
+        prep = prepare(project, name, prefer=prefer, delete=delete, jobs=jobs)
+        return execute(prep, jobs=jobs, progress=progress)

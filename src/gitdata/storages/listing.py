@@ -1,0 +1,99 @@
+"""What each side of a storage holds now: a walk of the local folder (re-hashing only files whose size or mtime changed) and one listing of the remote."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .. import safepath
+from .. import syncplan as sp
+from ..errors import GitDataError
+from ..hashing import CHUNK, new_hasher, oid_of_file
+from ..storage import Fingerprint, Storage
+from ..storage.errors import translate
+from ..storage.fingerprint import is_plain_md5_etag
+
+if TYPE_CHECKING:
+    pass
+from .manifest import TMP_PREFIX
+
+
+def scan_local(
+    root: str, base: Mapping[str, sp.BaseEntry], scope: sp.Scope, algorithm: str
+) -> dict[str, sp.LocalEntry]:
+    """Every regular file under ``root`` in scope; only files whose size or mtime moved are hashed."""
+    out: dict[str, sp.LocalEntry] = {}
+    if not os.path.isdir(root):
+        return out
+    stack = [("", root)]
+    while stack:
+        rel, d = stack.pop()
+        with os.scandir(d) as it:
+            for e in it:
+                r = f"{rel}/{e.name}" if rel else e.name
+                if e.is_dir(follow_symlinks=False):
+                    stack.append((r, e.path))
+                    continue
+                if not e.is_file(follow_symlinks=False) or e.name.startswith(TMP_PREFIX):
+                    continue
+                if not scope.contains(r):
+                    continue
+                st = e.stat(follow_symlinks=False)
+                b = base.get(r)
+                if b is not None and b.size == st.st_size and b.mtime_ns == st.st_mtime_ns:
+                    h = b.local_hash
+                else:
+                    h = oid_of_file(e.path, algorithm)[0]
+                out[r] = sp.LocalEntry(size=st.st_size, mtime_ns=st.st_mtime_ns, hash=h)
+    return out
+
+
+def list_remote(
+    storage: Storage, scope: sp.Scope, refused: dict[str, str] | None = None
+) -> dict[str, Fingerprint]:
+    """One listing of the storage (or of the one folder in scope).
+
+    Keys come from whoever can write to the bucket: a key that could not be
+    a path inside the storage folder (``..``, ``.git``, absolute, control
+    characters) is left out, with the reason in ``refused``.
+    """
+    out = {}
+    for key, fp in storage.list(scope.list_prefix()):
+        if key.rsplit("/", 1)[-1].startswith(TMP_PREFIX) or not scope.contains(key):
+            continue
+        try:
+            safepath.check_relpath(key, "object key")
+        except safepath.UnsafePath as err:
+            if refused is not None:
+                refused[key] = f"{err}; it was skipped (rename it in the bucket)"
+            continue
+        out[key] = fp
+    return out
+
+
+def _read_chunk(f: Any, storage: Storage, key: str) -> bytes:
+    """One chunk of a remote read; vendor errors raised mid-stream are translated here."""
+    try:
+        return f.read(CHUNK)
+    except GitDataError:
+        raise
+    except Exception as err:  # noqa: BLE001 - botocore/aiohttp raise their own types mid-read
+        raise translate(err, f"download {key}", storage.display, storage.name) from err
+
+
+def remote_md5(fp: Fingerprint) -> str | None:
+    if fp.md5:
+        return fp.md5
+    return fp.etag.strip('"').lower() if is_plain_md5_etag(fp.etag) else None
+
+
+def _hash_and_md5(path: str, algorithm: str) -> tuple[str, str, int]:
+    h, m, size = new_hasher(algorithm), hashlib.md5(usedforsecurity=False), 0
+    with open(path, "rb", buffering=0) as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+            m.update(chunk)
+            size += len(chunk)
+    return f"{algorithm}:{h.hexdigest()}", m.hexdigest(), size

@@ -1,0 +1,106 @@
+"""What a storage's sync would do, as status rows and JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from .. import syncplan as sp
+from ..storage import Fingerprint
+from . import spec as storages_mod
+
+if TYPE_CHECKING:
+    from ..project import Project
+from .engine import Prepared, SyncResult
+from .listing import list_remote, scan_local
+from .manifest import manifest_for
+
+
+def storage_status(project: Project, names: Iterable[str] | None = None, remote: bool = False) -> list[dict]:
+    """Files of staged storages that changed since the base (locally; remotely with ``remote``).
+
+    One row per changed file: ``{"storage", "path", "side", "state"}``.
+    """
+    specs = storages_mod.load_all(project)
+    rows: list[dict] = []
+    for name in sorted(names or specs):
+        spec = storages_mod.get(project, name)
+        manifest = manifest_for(project, name)
+        if spec.mode != "copy" or not manifest.exists():
+            continue
+        scope = manifest.scope()
+        base = {p: e for p, e in manifest.load().items() if scope.contains(p)}
+        local = scan_local(storages_mod.checked_local_dir(project, spec, create=False), base, scope, project.algorithm)
+        for path in sorted(set(base) | set(local)):
+            state = sp.local_state(base.get(path), local.get(path))
+            if state not in (sp.SAME, sp.NONE):
+                rows.append({"storage": name, "path": path, "side": "local", "state": state})
+        if remote:
+            listing = list_remote(storages_mod.open_remote(project, spec), scope)
+            for path in sorted(set(base) | set(listing)):
+                state = sp.remote_state(base.get(path), listing.get(path))
+                if state not in (sp.SAME, sp.NONE):
+                    rows.append({"storage": name, "path": path, "side": "remote", "state": state})
+    return rows
+
+
+def status_rows(project: Project, options: Any) -> list[Any]:
+    """The storages section of ``git data status`` (a provider for :data:`gitdata.status.SECTIONS`)."""
+    from .. import statusrows as st
+
+    specs = storages_mod.load_all(project)
+    names = [n for n in specs if not options.names or n in options.names]
+    local_words = {sp.CHANGED: st.MODIFIED, sp.NEW: st.NOT_PUSHED, sp.DELETED: st.MISSING}
+    rows: dict[tuple[str, str], Any] = {}
+    for r in storage_status(project, names, remote=options.remote):
+        key = (r["storage"], r["path"])
+        row = rows.setdefault(key, st.StatusRow("storages", r["storage"], r["path"], None))
+        if r["side"] == "local":
+            row.local = local_words[r["state"]]
+        else:
+            row.remote = r["state"]
+    return [rows[k] for k in sorted(rows)]
+
+
+def fp_json(fp: Fingerprint | None) -> dict[str, Any] | None:
+    return None if fp is None else {k: v for k, v in asdict(fp).items() if v is not None}
+
+
+def plan_json(prep: Prepared) -> dict[str, Any]:
+    plan = prep.plan
+    return {
+        "storage": prep.spec.name,
+        "url": prep.storage.display,
+        "blocked": plan.blocked,
+        "actions": [
+            {"action": a.kind, "path": a.path, "reason": a.reason, "keep": a.keep}
+            for a in plan.actions
+            if a.kind != sp.REFRESH
+        ],
+        "conflicts": [
+            {
+                "path": c.path,
+                "kind": c.kind,
+                "local": None if c.local is None else {"size": c.local.size, "hash": c.local.hash},
+                "remote": fp_json(c.remote),
+            }
+            for c in plan.conflicts
+        ],
+        "pending": [{"path": p, "reason": r} for p, r in plan.pending],
+        "refused": [{"key": k, "error": why} for k, why in sorted(prep.refused.items())],
+        "resolved": [{"path": p, "resolution": r} for p, r in plan.resolved],
+        "counts": plan.counts(),
+    }
+
+
+def result_json(res: SyncResult, dry_run: bool) -> dict[str, Any]:
+    out = plan_json(res.prepared)
+    out["dry_run"] = dry_run
+    out["ok"] = res.ok
+    if not dry_run:
+        out["done"] = len([a for a in res.done if a.kind in sp.TRANSFERS])
+        out["failed"] = [{"path": p, "error": str(e)} for p, e in sorted(res.failed.items())]
+        out["races"] = [{"path": p, "error": e} for p, e in sorted(res.races.items())]
+        out["kept"] = res.kept
+    return out
