@@ -111,7 +111,12 @@ class User:
         return status, data
 
     def delete(self) -> None:
-        subprocess.run(["userdel", self.name], capture_output=True)
+        """userdel refuses while a process of the user runs (a view ending after its unmount)."""
+        deadline = time.monotonic() + 10
+        while subprocess.run(["userdel", self.name], capture_output=True).returncode not in (0, 6):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
 
 
 @pytest.fixture
