@@ -45,7 +45,7 @@ def test_readme_gives_the_two_commands():
 
 
 PURE = ["pointer.py", "units.py", "storage/fingerprint.py", "git/pktline.py", "syncplan.py", "settings.py", "retry.py",
-        "statusrows.py", "provenance/model.py", "provenance/lineage.py"]
+        "statusrows.py", "provenance/model.py", "provenance/lineage.py", "mount/protocol.py", "mount/tree.py"]
 FORBIDDEN_IN_PURE = {"subprocess", "click", "fsspec", "s3fs", "gcsfs", "requests", "socket"}
 
 

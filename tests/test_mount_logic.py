@@ -70,3 +70,99 @@ def test_rclone_remote_keeps_secrets_in_the_environment():
     assert remote_for("file:///srv/data", {}) == ("/srv/data", {})
     with pytest.raises(MountError, match="storage mounts support s3://"):
         remote_for("gs://b/x", {})
+
+
+@pytest.mark.parametrize("lines, folder, on, ours, want", [
+    ([], "data/a", True, True, ["/*", "!/data/a/"]),
+    (["/*", "!/data/a/"], "data/b", True, True, ["/*", "!/data/a/", "!/data/b/"]),
+    (["/*", "!/data/a/", "!/data/b/"], "data/a", False, True, ["/*", "!/data/b/"]),
+    (["/*", "!/data/a/"], "data/a/", True, True, ["/*", "!/data/a/"]),  # once, whatever the slashes
+    (["/src/", "!/docs/"], "data/a", True, False, ["/src/", "!/docs/", "!/data/a/"]),  # the user's
+    (["/src/", "!/docs/", "!/data/a/"], "data/a", False, False, ["/src/", "!/docs/"]),
+    (["/src/"], "data/a", False, False, ["/src/"]),
+])  # fmt: skip
+def test_sparse_patterns_leave_out_mounted_folders(lines, folder, on, ours, want):
+    from gitdata.mount.sparse import edit
+
+    assert edit(lines, folder, on, ours=ours) == want
+
+
+_OK = {"kind": "storage", "name": "lab", "project": "/srv/u/p", "mountpoint": "/srv/u/p/storages/lab",
+       "url": "s3://b/lab", "credentials": {"key": "k", "secret": "s"}}  # fmt: skip
+
+
+@pytest.mark.parametrize("change, status, reason", [
+    ({"kind": "nfs"}, 400, "kind must be"),
+    ({"name": "../x"}, 400, "name must be"),
+    ({"name": ".hidden"}, 400, "name must be"),
+    ({"project": "relative/p", "mountpoint": "relative/p/x"}, 400, "absolute path"),
+    ({"mountpoint": "/srv/u/p/../../etc"}, 400, "'..'"),
+    ({"mountpoint": "/srv/u/other/x"}, 400, "inside the project"),
+    ({"mountpoint": "/srv/u/p"}, 400, "inside the project"),
+    ({"mountpoint": "/srv/u/pp/x"}, 400, "inside the project"),
+    ({"mountpoint": "/srv/u/p/.git/hooks"}, 400, ".git"),
+    ({"mountpoint": "/srv/u/p/.GIT/x"}, 400, ".git"),
+    ({"mountpoint": "/srv/u/p/a\nb"}, 400, "NUL or line break"),
+    ({"mountpoint": "/srv/u/p/a\0b"}, 400, "NUL or line break"),
+    ({"url": "file:///etc"}, 400, "s3:// url"),
+    ({"url": "s3://"}, 400, "s3:// url"),
+    ({"url": None}, 400, "s3:// url"),
+    ({"credentials": {}}, 400, "needs credentials"),
+    ({"credentials": {"key": "k"}}, 400, "both key and secret"),
+    ({"credentials": {"key": "k", "secret": "s", "profile": "x"}}, 400, "credentials may only"),
+    ({"credentials": {"key": 1, "secret": "s"}}, 400, "credentials may only"),
+    ({"options": {"endpoint_url": "file:///x"}}, 400, "http(s) URL"),
+    ({"options": {"client_kwargs": {}}}, 400, "options may only"),
+    ({"options": {"anon": "yes"}, "credentials": {"key": "k", "secret": "s"}}, 400, "anon must be"),
+    ({"options": {"region_name": "us-east-1; rm -rf /"}}, 400, "region name"),
+    ({"argv": ["--config", "/root/x"]}, 400, "unknown field"),
+    ({"for_uid": "0"}, 400, "for_uid"),
+    ({"for_uid": True}, 400, "for_uid"),
+    ({"kind": "dataset"}, 400, "url is only for storage"),
+])  # fmt: skip
+def test_mount_requests_refused(change, status, reason):
+    import json
+
+    from gitdata.mount.protocol import ApiError, parse_mount
+
+    body = {**_OK, **change}
+    with pytest.raises(ApiError) as err:
+        parse_mount(json.dumps(body).encode())
+    assert err.value.status == status and reason in err.value.reason
+
+
+@pytest.mark.parametrize("raw, status", [
+    (b"", 400), (b"\xff\xfe", 400), (b"[1]", 400), (b"null", 400), (b"{" * 10, 400), (b" " * (65 << 10), 413),
+])  # fmt: skip
+def test_mount_request_bodies_refused(raw, status):
+    from gitdata.mount.protocol import ApiError, parse_mount
+
+    with pytest.raises(ApiError) as err:
+        parse_mount(raw)
+    assert err.value.status == status
+
+
+def test_mount_request_accepted_and_public_hides_credentials():
+    import json
+
+    from gitdata.mount.protocol import parse_mount
+
+    body = {**_OK, "mountpoint": "/srv/u/p//storages/./lab/", "credentials": {"key": "AKX", "secret": "S3CR3T"}}
+    req = parse_mount(json.dumps(body).encode())
+    assert req.mountpoint == "/srv/u/p/storages/lab" and req.credentials == {"key": "AKX", "secret": "S3CR3T"}
+    assert "S3CR3T" not in json.dumps(req.public()) and "AKX" not in json.dumps(req.public())
+    ds = parse_mount(json.dumps({"kind": "dataset", "name": "field", "project": "/p", "mountpoint": "/p/data/field"}).encode())
+    assert ds.kind == "dataset" and ds.url is None
+
+
+def test_service_request_carries_only_what_rclone_needs():
+    from gitdata.mount.rclone import service_request
+
+    req = service_request("lab", "/p", "/p/storages/lab", "s3://b/lab",
+                          {"client_kwargs": {"endpoint_url": "http://127.0.0.1:9", "region_name": "eu-west-1"},
+                           "key": "AK", "secret": "SK", "s3_additional_kwargs": {"ACL": "public-read"}}, {})  # fmt: skip
+    assert req == {"kind": "storage", "name": "lab", "project": "/p", "mountpoint": "/p/storages/lab",
+                   "url": "s3://b/lab", "options": {"endpoint_url": "http://127.0.0.1:9", "region_name": "eu-west-1"},
+                   "credentials": {"key": "AK", "secret": "SK"}}  # fmt: skip
+    env_only = service_request("lab", "/p", "/p/s", "s3://b", {}, {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"})
+    assert env_only["credentials"] == {"key": "a", "secret": "b"}

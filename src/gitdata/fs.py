@@ -72,8 +72,10 @@ class TrackedFile:
 class Snapshot:
     """The tracked paths of the index (``rev=None``) or of a commit, with their folders."""
 
-    def __init__(self, project: Project, rev: str | None = None, paths: list[str] | None = None) -> None:
-        """``paths``: only these files (one ``gitdata.open`` needs one entry, not the whole index)."""
+    def __init__(self, project: Project, rev: str | None = None, paths: list[str] | None = None,
+                 prefix: str | None = None) -> None:  # fmt: skip
+        """``paths``: only these files (one ``gitdata.open`` needs one entry, not the whole index);
+        ``prefix``: only the files under this folder (a dataset mount)."""
         repo = project.repo
         self.commit = None
         if rev is not None:
@@ -85,7 +87,7 @@ class Snapshot:
             # a few paths (gitdata.open): two git processes, not a scan of the whole index
             pairs, pointers, malformed, sizes = _few(repo, self.commit, paths)
         else:
-            some = paths or ()
+            some = paths or ([prefix.strip("/")] if prefix and prefix.strip("/") else ())
             pairs = list(repo.ls_index(some)) if rev is None else list(repo.ls_tree(self.commit or "", some))
             scan = _scan_blobs(repo, pairs)
             pointers = {f.path: f.pointer for f in scan.found}
@@ -154,6 +156,7 @@ class _Reader(io.RawIOBase):
         self._raw_pos = 0
         self._on_whole = on_whole  # called with each chunk of a whole sequential read (lazy caching)
         self._base_block: int | None = None
+        self.max_block = MAX_BLOCK  # a Reader may cap how far sequential reads grow the block
 
     def readable(self) -> bool:
         return True
@@ -240,7 +243,7 @@ class _Reader(io.RawIOBase):
             return
         if self._base_block is None:
             self._base_block = size
-        cache.blocksize = self._base_block if reset else min(MAX_BLOCK, size * 2)
+        cache.blocksize = self._base_block if reset else min(self.max_block, size * 2)
 
     def _check_extra(self) -> None:
         """The recorded size is reached: the source must hold nothing more."""
@@ -284,10 +287,10 @@ class Reader:
 
     def __init__(self, project: Project, rev: str | None = None, *, cache: str | None = None,
                  allow_changed: bool = False, block_size: int = DEFAULT_BLOCK,
-                 paths: list[str] | None = None) -> None:  # fmt: skip
+                 paths: list[str] | None = None, prefix: str | None = None) -> None:  # fmt: skip
         self.project = project
         self.rev = rev
-        self.snapshot = Snapshot(project, rev, paths)
+        self.snapshot = Snapshot(project, rev, paths, prefix)
         self.cache = cache if cache is not None else str(project.setting("gitdata.api.cache"))
         if self.cache not in ("none", "local"):
             raise GitDataError(f"cache={self.cache!r}: use 'none' or 'local' (gitdata.api.cache)")
@@ -414,10 +417,7 @@ class Reader:
         pinned = bool(kwargs)
         if not pinned:
             recorded = Fingerprint.from_pointer_fields(p.size, dict(p.extra))
-            try:
-                current = storage.info(key)
-            except ObjectNotFound:
-                current = None
+            current = self.fingerprint_now(storage, key)
             if current is None:
                 if not self.allow_changed:
                     raise SourceChanged(f"{tf.path}: its source {p.source} was deleted")
@@ -435,6 +435,13 @@ class Reader:
                 kwargs = {"size": current.size}  # the fingerprint was just asked for: no second HEAD
         raw = self._open_storage(storage, key, kwargs)
         return _Reader(raw, tf.path, p.size, None, p.source + (f" (version {version})" if pinned else ""), fill)
+
+    def fingerprint_now(self, storage: Storage, key: str) -> Fingerprint | None:
+        """The source object's fingerprint now (one HEAD); None if it is gone."""
+        try:
+            return storage.info(key)
+        except ObjectNotFound:
+            return None
 
     def _open_storage(self, storage: Storage, key: str, kwargs: dict[str, Any]) -> BinaryIO:
         try:

@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "mount_cmds",
     "remote_cmds",
     "run_cmds",
+    "service_cmds",
     "status_cmds",
     "storage_cmds",
 )

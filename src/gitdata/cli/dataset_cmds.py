@@ -332,12 +332,16 @@ def dataset_unstage(name: str, as_json: bool) -> None:
 
     Keeps anything that is neither pushed nor in external storage, and any
     file changed since it was staged. A folder given with --existing is
-    never deleted, only unlinked.
+    never deleted, only unlinked. A mounted dataset is unmounted (nothing is
+    deleted through the mount).
     """
     project = open_project()
     report = ds_mod.unstage(project, name)
     if as_json:
         emit_json(report.as_dict())
+        return
+    if report.mode == "mount":
+        click.echo(f"unmounted dataset {name}; its pointers are back")
         return
     click.echo(f"{name}: {len(report.freed)} file(s) unstaged, {human_size(report.bytes)} freed")
     for path, why in sorted(report.kept.items()):

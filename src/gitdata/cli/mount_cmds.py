@@ -61,13 +61,16 @@ def mount_group() -> None:
 def mount_ls(as_json: bool) -> None:
     """What is mounted where, by which process, healthy or stale.
 
+    BY says who mounted it: this machine (`here`), or the mount service
+    (GITDATA_MOUNT_SERVICE) for a session that cannot mount itself.
+
     A stale mount (its process died: "Transport endpoint is not connected")
     is cleaned by `git data unmount NAME` or by staging it with --mount again.
     """
     project = open_project()
     rows = [
         {"name": st.name, "kind": st.kind, "mountpoint": st.mountpoint, "pid": st.pid,
-         "state": runner.health(st), "log": st.log}  # fmt: skip
+         "state": runner.health(st), "log": st.log, "service": st.service}  # fmt: skip
         for st in runner.load_all(project)
     ]
     if as_json:
@@ -76,5 +79,5 @@ def mount_ls(as_json: bool) -> None:
     if not rows:
         click.echo("nothing is mounted in this clone")
         return
-    table([[r["name"], r["kind"], r["state"], r["pid"], r["mountpoint"]] for r in rows],
-          ["NAME", "KIND", "STATE", "PID", "MOUNT POINT"])  # fmt: skip
+    table([[r["name"], r["kind"], r["state"], r["pid"], "service" if r["service"] else "here", r["mountpoint"]]
+           for r in rows], ["NAME", "KIND", "STATE", "PID", "BY", "MOUNT POINT"])  # fmt: skip

@@ -278,6 +278,32 @@ def _mount_storage(project, name: str, as_json: bool, say: bool = True) -> None:
         click.echo(f"mounted storage {name} at {os.path.relpath(st.mountpoint)} (read-write, rclone pid {st.pid})")
 
 
+def _unmount_first(project, name: str, verb: str, say: bool = True) -> bool:
+    """Unmount storage ``name`` if it is mounted (its writes are uploaded first); nothing is
+    ever deleted through a mount. True if it was mounted."""
+    from ..mount import rclone as mount_rc
+    from ..mount import runner
+
+    if runner.get(project, "storage", name) is None:
+        return False
+    mount_rc.unmount(project, name)
+    if say:
+        click.echo(f"unmounted storage {name} (its writes are in the bucket); nothing local to "
+                   f"{'remove' if verb == 'unstage' else 'keep'}")  # fmt: skip
+    return True
+
+
+def _refuse_mounted(project, names: tuple[str, ...]) -> None:
+    from ..mount import runner
+
+    for n in names:
+        if runner.get(project, "storage", n) is not None:
+            raise GitDataError(
+                f"storage {n!r} is mounted: what is written there goes to the bucket directly, there is "
+                f"nothing to sync; `git data unmount {n}`, then `git data storage stage {n}` to copy it"
+            )
+
+
 @storage.command("sync")
 @click.argument("names", nargs=-1)
 @click.option("-n", "--dry-run", is_flag=True, help="Print the plan a real run would carry out; change nothing.")
@@ -305,6 +331,7 @@ def storage_sync(
         )  # fmt: skip
         if not names:
             raise click.UsageError("no storage is staged in this clone; stage one with `git data storage stage NAME`")
+    _refuse_mounted(project, names)
     results = [
         storages_mod.sync(project, n, prefer=prefer, delete=delete, jobs=jobs, dry_run=dry_run) for n in names
     ]
@@ -315,8 +342,16 @@ def storage_sync(
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def storage_unstage(name: str, as_json: bool) -> None:
-    """Remove the local copy of NAME; refuses while local changes are not synced."""
+    """Remove the local copy of NAME; refuses while local changes are not synced.
+
+    A mounted storage is unmounted instead (its writes are uploaded first);
+    nothing is deleted through a mount.
+    """
     project = open_project()
+    if _unmount_first(project, name, "unstage"):
+        if as_json:
+            emit_json({"storage": name, "removed": 0, "kept_unknown_files": False, "unmounted": True})
+        return
     out = storages_mod.unstage(project, name)
     if as_json:
         emit_json(out)
@@ -330,8 +365,12 @@ def storage_unstage(name: str, as_json: bool) -> None:
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def storage_rm(name: str, as_json: bool) -> None:
-    """Remove the mapping NAME. Never deletes remote data; unstage first to remove the local copy."""
+    """Remove the mapping NAME. Never deletes remote data; unstage first to remove the local copy.
+
+    A mounted storage is unmounted first.
+    """
     project = open_project()
+    _unmount_first(project, name, "rm", say=not as_json)
     if storages_mod.is_staged(project, name) and storages_mod.unsynced_local(project, name):
         raise storages_mod.Unsynced(
             f"storage {name!r} has local changes that are not synced; run "

@@ -8,19 +8,24 @@ dataset's index entries are marked skip-worktree and the folder is listed
 in ``.git/info/exclude`` (so ``git status`` stays clean and git never writes
 into the mount), then the mount process starts. ``unmount`` reverses it:
 the pointers come back and the bits are cleared.
+
+While mounted, sparse-checkout patterns (:mod:`.sparse`) keep ``git
+checkout`` from writing into the folder, and the view follows the index: after
+a checkout to another commit the mount shows that commit's files.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 
 from .. import safepath
 from ..datasets import model as ds_mod
 from ..datasets import modes
 from ..project import Project
 from ..refresh import refresh_index
-from . import MountError, runner
+from . import MountError, runner, sparse
 
 KIND = "dataset"
 
@@ -44,11 +49,19 @@ def _check_python_side() -> None:
         ) from err
 
 
-def mount(project: Project, name: str) -> runner.MountState:
-    """Mount dataset ``name`` at its folder (the caller holds the dataset's clone lock)."""
+def mount(project: Project, name: str, environ: Mapping[str, str] | None = None) -> runner.MountState:
+    """Mount dataset ``name`` at its folder (the caller holds the dataset's clone lock).
+
+    With ``GITDATA_MOUNT_SERVICE`` in ``environ`` (default: this process's) the mount service
+    mounts the folder; everything on the git side is done here, as for a local mount.
+    """
+    environ = os.environ if environ is None else environ
+    service = environ.get("GITDATA_MOUNT_SERVICE")
     ds = ds_mod.get(project, name)
-    runner.check_fuse(project, f"dataset {name!r}")
-    _check_python_side()
+    if not service:
+        runner.check_fuse(project, f"dataset {name!r}")
+        _check_python_side()
+    sparse.check(project)
     for src in ds.sources:  # credentials now, here (a prompt is possible only here), not at the first read
         ds_mod.open_source(project, ds, src.url, versioned=False)
     old = runner.get(project, KIND, name)
@@ -73,14 +86,40 @@ def mount(project: Project, name: str) -> runner.MountState:
         _restore(project, ds, found)
         raise MountError(f"{ds.path} is not empty; move its files away, then stage with --mount again")
     modes.exclude_folder(project, ds.path, True)
+    try:
+        sparse.leave_out(project, ds.path, True)  # git's checkouts never write into the mount
+    except BaseException:
+        _restore(project, ds, found)
+        raise
     argv = [sys.executable, "-m", "gitdata.mount.serve", project.root, name, folder]
     try:
-        st = runner.start(project, KIND, name, folder, argv)
+        st = _by_service(project, name, folder, service, environ) if service else runner.start(
+            project, KIND, name, folder, argv)
     except BaseException:
         _restore(project, ds, found)
         modes.set_mode(project, name, None)
         raise
     modes.set_mode(project, name, "mount")
+    return st
+
+
+def _by_service(project: Project, name: str, folder: str, service: str,
+                environ: Mapping[str, str]) -> runner.MountState:  # fmt: skip
+    import time
+
+    from . import client
+
+    req: dict = {"kind": KIND, "name": name, "project": os.path.realpath(project.root),
+                 "mountpoint": os.path.realpath(folder)}  # fmt: skip
+    key, secret = environ.get("AWS_ACCESS_KEY_ID"), environ.get("AWS_SECRET_ACCESS_KEY")
+    if key and secret:  # registered sources read with the session's credentials, in the view's environment
+        req["credentials"] = {"key": key, "secret": secret}
+        if environ.get("AWS_SESSION_TOKEN"):
+            req["credentials"]["token"] = environ["AWS_SESSION_TOKEN"]
+    got = client.mount(service, req)
+    st = runner.MountState(kind=KIND, name=name, mountpoint=folder, pid=int(got["pid"]), started=time.time(),
+                           log=str(got.get("log") or ""), service=service, service_id=str(got["id"]))  # fmt: skip
+    runner.save(project, st)
     return st
 
 
@@ -109,6 +148,7 @@ def _restore(project: Project, ds: ds_mod.Dataset, found: list) -> None:
         full = safepath.checked_target(project.root, f.path, what=f"dataset {ds.name!r}")
         if not os.path.lexists(full):
             modes.write_pointer(project, f)
+    sparse.leave_out(project, ds.path, False)
     modes.skip_worktree(project, [f.path for f in found], False)
     modes.exclude_folder(project, ds.path, False)
     refresh_index(project, [f.path for f in found])

@@ -90,9 +90,15 @@ def mount(project: Project, name: str, environ: Mapping[str, str]) -> runner.Mou
     from .. import credentials
 
     spec = storages_mod.get(project, name)
-    runner.check_fuse(project, f"storage {name!r}")
-    rclone = rclone_path(project)
-    remote_path, env = remote_for(spec.url, credentials.resolve_options(project, name, spec.url, dict(spec.options)))
+    service = environ.get("GITDATA_MOUNT_SERVICE")
+    resolved = credentials.resolve_options(project, name, spec.url, dict(spec.options))
+    if service:
+        remote_path, env, rclone = "", {}, ""
+        remote_for(spec.url, resolved)  # refuses what cannot be mounted, before asking anyone
+    else:
+        runner.check_fuse(project, f"storage {name!r}")
+        rclone = rclone_path(project)
+        remote_path, env = remote_for(spec.url, resolved)
     old = runner.get(project, KIND, name)
     if old is not None:
         runner.stop(project, old, force=True)
@@ -106,6 +112,14 @@ def mount(project: Project, name: str, environ: Mapping[str, str]) -> runner.Mou
     os.makedirs(folder, exist_ok=True)
     if os.listdir(folder):
         raise MountError(f"{spec.to} is not empty; move its files away, then stage with --mount again")
+    if service:
+        try:
+            st = _mount_by_service(project, name, folder, spec.url, resolved, service, environ)
+        except BaseException:
+            _remove_empty(folder)
+            raise
+        project.repo.config_set(f"gitdata.storage.{name}.mounted", "true")
+        return st
     cache_dir = os.path.join(project.repo.data_dir, "rclone-cache", name)
     argv = [rclone, "mount", remote_path, folder, "--vfs-cache-mode", "writes", "--vfs-write-back", "0s",
             "--cache-dir", cache_dir, "--dir-cache-time", "5s", "--log-level", "INFO",
@@ -118,6 +132,51 @@ def mount(project: Project, name: str, environ: Mapping[str, str]) -> runner.Mou
         _remove_empty(folder)
         raise
     project.repo.config_set(f"gitdata.storage.{name}.mounted", "true")
+    return st
+
+
+def service_request(name: str, project_root: str, folder: str, url: str, options: Mapping[str, Any],
+                    environ: Mapping[str, str]) -> dict[str, Any]:  # fmt: skip
+    """The mount service's request for a storage (pure): the URL, the few options rclone needs,
+    and the credentials, which the service hands only to rclone's environment."""
+    ck = dict(options.get("client_kwargs") or {})
+    opts: dict[str, Any] = {}
+    endpoint = options.get("endpoint_url") or ck.get("endpoint_url")
+    if endpoint:
+        opts["endpoint_url"] = str(endpoint)
+    region = ck.get("region_name") or options.get("region_name")
+    if region:
+        opts["region_name"] = str(region)
+    if options.get("anon"):
+        opts["anon"] = True
+    creds = {}
+    for field, keys in (("key", ("key", "aws_access_key_id")), ("secret", ("secret", "aws_secret_access_key")),
+                        ("token", ("token", "aws_session_token"))):  # fmt: skip
+        value = options.get(keys[0]) or ck.get(keys[1])
+        if value:
+            creds[field] = str(value)
+    if not creds and not opts.get("anon"):
+        key, secret = environ.get("AWS_ACCESS_KEY_ID"), environ.get("AWS_SECRET_ACCESS_KEY")
+        if key and secret:  # the provider chain's environment part: the service has no other
+            creds = {"key": key, "secret": secret}
+            if environ.get("AWS_SESSION_TOKEN"):
+                creds["token"] = environ["AWS_SESSION_TOKEN"]
+    return {"kind": "storage", "name": name, "project": project_root, "mountpoint": folder, "url": url,
+            "options": opts, "credentials": creds}  # fmt: skip
+
+
+def _mount_by_service(project: Project, name: str, folder: str, url: str, options: Mapping[str, Any],
+                      service: str, environ: Mapping[str, str]) -> runner.MountState:  # fmt: skip
+    import time
+
+    from . import client
+
+    req = service_request(name, os.path.realpath(project.root), os.path.realpath(folder), url, options, environ)
+    got = client.mount(service, req)
+    st = runner.MountState(kind=KIND, name=name, mountpoint=folder, pid=int(got["pid"]), started=time.time(),
+                           log=str(got.get("log") or ""), url=url, service=service,
+                           service_id=str(got["id"]))  # fmt: skip
+    runner.save(project, st)
     return st
 
 

@@ -36,6 +36,8 @@ class MountState:
     started: float
     log: str
     url: str | None = None
+    service: str | None = None  # the mount service's socket, if the service made this mount
+    service_id: str | None = None
 
 
 # -- state ------------------------------------------------------------------------
@@ -195,31 +197,43 @@ def start(project: Project, kind: str, name: str, mountpoint: str, argv: Sequenc
     On failure or timeout the process is ended, the mount point unmounted and
     no state recorded; the error quotes the end of the process log.
     """
-    fusermount = fusermount_path(project)
     if timeout is None:
         timeout = float(project.repo.config_get("gitdata.mountTimeout") or DEFAULT_TIMEOUT)
     logfile = log_path(project, kind, name)
+    pid = launch(argv, mountpoint, logfile, what=f"{kind} {name!r}", env=env, timeout=timeout,
+                 fusermount=fusermount_path(project))  # fmt: skip
+    st = MountState(kind=kind, name=name, mountpoint=mountpoint, pid=pid, started=time.time(),
+                    log=logfile, url=url)  # fmt: skip
+    save(project, st)
+    return st
+
+
+def launch(argv: Sequence[str], mountpoint: str, logfile: str, *, what: str, timeout: float,
+           fusermount: str = "fusermount3", env: Mapping[str, str] | None = None,
+           pass_fds: Sequence[int] = (), preexec: object = None) -> int:  # fmt: skip
+    """Start a mount process detached and wait until ``mountpoint`` is mounted; its pid.
+
+    On failure or timeout the process is ended and the mount point unmounted.
+    """
     os.makedirs(os.path.dirname(logfile), exist_ok=True)
     with open(logfile, "ab") as logf:
         try:
             proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
-                                    start_new_session=True, close_fds=True,
-                                    env=dict(env) if env is not None else None)  # fmt: skip
+                                    start_new_session=True, close_fds=True, pass_fds=tuple(pass_fds),
+                                    env=dict(env) if env is not None else None,
+                                    preexec_fn=preexec)  # type: ignore[arg-type]  # fmt: skip
         except OSError as err:
-            raise MountError(f"cannot start the mount process for {kind} {name!r}: {err}") from err
+            raise MountError(f"cannot start the mount process for {what}: {err}") from err
     deadline = time.monotonic() + timeout
     try:
         while True:
             if proc.poll() is not None:
-                raise MountError(
-                    f"mounting {kind} {name!r} at {mountpoint} failed: {_tail(logfile)} "
-                    f"(full log: {logfile})"
-                )
+                raise MountError(f"mounting {what} at {mountpoint} failed: {_tail(logfile)} (full log: {logfile})")
             if is_mountpoint(mountpoint):
                 break
             if time.monotonic() > deadline:
                 raise MountError(
-                    f"{kind} {name!r} was not mounted at {mountpoint} within {timeout:g} s "
+                    f"{what} was not mounted at {mountpoint} within {timeout:g} s "
                     f"(gitdata.mountTimeout); nothing was left mounted; see {logfile}"
                 )
             time.sleep(0.05)
@@ -227,10 +241,7 @@ def start(project: Project, kind: str, name: str, mountpoint: str, argv: Sequenc
         _end(proc.pid, proc)
         _fusermount(fusermount, mountpoint, lazy=True)
         raise
-    st = MountState(kind=kind, name=name, mountpoint=mountpoint, pid=proc.pid, started=time.time(),
-                    log=logfile, url=url)  # fmt: skip
-    save(project, st)
-    return st
+    return proc.pid
 
 
 def _tail(logfile: str, lines: int = 3) -> str:
@@ -288,19 +299,31 @@ def stop(project: Project, st: MountState, *, force: bool = False) -> None:
     """Unmount ``st`` (``fusermount3 -u``; ``force``: lazily, ``-z``), end its process, drop its state.
 
     A mount that is busy (files open under it) is refused unless ``force``.
+    A mount the service made is unmounted by the service.
     """
-    fusermount = fusermount_path(project)
-    if is_mountpoint(st.mountpoint) or disconnected(st.mountpoint):
-        ok, err = _fusermount(fusermount, st.mountpoint, lazy=force)
-        if not ok and disconnected(st.mountpoint):
-            ok, err = _fusermount(fusermount, st.mountpoint, lazy=True)
-        if not ok and is_mountpoint(st.mountpoint):
-            if "busy" in err.lower():  # fusermount's own words; nothing else tells
-                raise MountError(
-                    f"{st.mountpoint} is busy (a shell or program uses files there); close them, "
-                    f"or `git data unmount {st.name} --force` to detach it lazily"
-                )
-            raise MountError(f"cannot unmount {st.mountpoint}: {err or 'fusermount failed'}")
+    if st.service:
+        from . import client
+
+        client.unmount(st.service, st.service_id or "", force=force)
+        drop(project, st.kind, st.name)
+        return
+    unmount_path(fusermount_path(project), st.mountpoint, st.name, force=force)
     if alive(st.pid):
         _end(st.pid, wait=30.0)  # a storage mount may still be uploading: give it time
     drop(project, st.kind, st.name)
+
+
+def unmount_path(fusermount: str, mountpoint: str, name: str, *, force: bool) -> None:
+    """``fusermount3 -u`` (``-z`` with ``force``) of a mount (or a stale one); busy is refused."""
+    if not (is_mountpoint(mountpoint) or disconnected(mountpoint)):
+        return
+    ok, err = _fusermount(fusermount, mountpoint, lazy=force)
+    if not ok and disconnected(mountpoint):
+        ok, err = _fusermount(fusermount, mountpoint, lazy=True)
+    if not ok and is_mountpoint(mountpoint):
+        if "busy" in err.lower():  # fusermount's own words; nothing else tells
+            raise MountError(
+                f"{mountpoint} is busy (a shell or program uses files there); close them, "
+                f"or `git data unmount {name} --force` to detach it lazily"
+            )
+        raise MountError(f"cannot unmount {mountpoint}: {err or 'fusermount failed'}")

@@ -1,0 +1,428 @@
+"""The mount service: mounts for unprivileged session processes, over HTTP+JSON on a Unix socket.
+
+``git data mount-service serve --socket PATH --allow-root DIR ...`` runs this
+(as root, or as a user that may mount). A session process asks it to mount a
+storage of its project (``rclone mount``, read-write) or a dataset (the
+service mounts, a view process run as the caller serves), lists and unmounts
+its own mounts. The caller is who the kernel says is at the other end of the
+socket (``SO_PEERCRED``): nothing in a request says who it is.
+
+Rules, each enforced here and tested:
+
+- a mount point must be inside an allowed root, reached from the root one
+  component at a time without following a symlink (:func:`gitdata.safepath.checked_dir`),
+  an empty folder owned by the caller, not already a mount;
+- a caller sees and unmounts only its own mounts (another's answer 404);
+- at most ``max_mounts`` mounts per caller (429);
+- credentials come in the request and go only into the mount process's
+  environment: never into a log, a response, the state file or argv;
+- ``--no-dynamic`` refuses every mount request (403), with the line users need;
+- a malformed request gets a 4xx and one reason; a failing handler a 500 with
+  one line; the service goes on.
+
+aiohttp is the server (see docs/design.md, "The mount service"): it is
+already installed with s3fs, serves a Unix socket, and hands over the socket
+for ``SO_PEERCRED``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import shutil
+import socket
+import stat
+import struct
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .. import safepath
+from ..errors import GitDataError
+from . import MountError, runner
+from .protocol import ApiError, MountRequest, parse_mount
+from .rclone import remote_for
+
+log = logging.getLogger("gitdata.mount.service")
+NO_DYNAMIC = ("dynamic mounting is turned off here; declare the storage with mode = mount in .gitdata "
+              "and restart the session")  # fmt: skip
+API = "/v1"
+
+
+@dataclass
+class Entry:
+    id: str
+    uid: int
+    kind: str
+    name: str
+    project: str
+    mountpoint: str
+    pid: int
+    started: float
+    log: str
+    url: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        return {**asdict(self), "state": runner.health(self)}  # type: ignore[arg-type]
+
+
+def peer_credentials(sock: Any) -> tuple[int, int, int]:
+    """``(pid, uid, gid)`` of the process at the other end of a Unix socket."""
+    data = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, gid = struct.unpack("3i", data)
+    return pid, uid, gid
+
+
+class Service:
+    def __init__(self, *, allow_roots: list[str], dynamic: bool = True, max_mounts: int = 8,
+                 state_dir: str, rclone: str, fusermount: str = "fusermount3",
+                 timeout: float = runner.DEFAULT_TIMEOUT, python: str | None = None) -> None:  # fmt: skip
+        if not allow_roots:
+            raise MountError("give at least one --allow-root DIR: the service mounts only under those")
+        self.roots = [os.path.realpath(r) for r in allow_roots]  # the operator's: trusted, resolved once
+        for r in self.roots:
+            if not os.path.isdir(r):
+                raise MountError(f"--allow-root {r} is not a folder")
+        self.dynamic = dynamic
+        self.max_mounts = max_mounts
+        self.state_dir = state_dir
+        self.rclone = rclone
+        self.fusermount = fusermount
+        self.timeout = timeout
+        self.python = python or sys.executable  # runs the dataset views as the callers: they must be able to
+        self.lock = threading.Lock()
+        os.makedirs(state_dir, mode=0o700, exist_ok=True)
+        os.chmod(state_dir, 0o700)
+        self.mounts: dict[str, Entry] = self._load()
+
+    # -- state (no secrets in it) ----------------------------------------------------
+    def _state_file(self) -> str:
+        return os.path.join(self.state_dir, "mounts.json")
+
+    def _load(self) -> dict[str, Entry]:
+        try:
+            with open(self._state_file(), encoding="utf-8") as f:
+                return {e["id"]: Entry(**e) for e in json.load(f)}
+        except FileNotFoundError:
+            return {}
+        except (ValueError, TypeError, KeyError) as err:
+            log.error("%s is damaged (%s); starting with no mounts", self._state_file(), err)
+            return {}
+
+    def _save(self) -> None:
+        tmp = self._state_file() + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump([asdict(e) for e in self.mounts.values()], f, indent=1)
+        os.replace(tmp, self._state_file())
+
+    # -- checks -----------------------------------------------------------------------
+    def checked_folder(self, path: str, uid: int, what: str) -> str:
+        """``path`` inside an allowed root, reached without following links, owned by ``uid``."""
+        for root in self.roots:
+            if path == root or path.startswith(root.rstrip("/") + "/"):
+                rel = path[len(root) :].strip("/")
+                break
+        else:
+            raise ApiError(403, f"{what} {path} is outside the allowed roots of this service")
+        try:
+            real = safepath.checked_dir(root, rel, create=False, what=what) if rel else root
+        except safepath.UnsafePath as err:
+            raise ApiError(403, f"{what} {path}: {err}") from None
+        except FileNotFoundError:
+            raise ApiError(400, f"{what} {path} does not exist") from None
+        except NotADirectoryError:
+            raise ApiError(400, f"{what} {path} is not a folder") from None
+        st = os.lstat(real)
+        if not stat.S_ISDIR(st.st_mode):
+            raise ApiError(400, f"{what} {path} is not a folder")
+        if uid != 0 and st.st_uid != uid:
+            raise ApiError(403, f"{what} {path} is not yours")
+        return real
+
+    def own(self, uid: int) -> list[Entry]:
+        return [e for e in self.mounts.values() if e.uid == uid]
+
+    # -- mounting ---------------------------------------------------------------------
+    def mount(self, req: MountRequest, uid: int, gid: int) -> Entry:
+        if req.for_uid is not None:
+            if uid != 0:
+                raise ApiError(403, "only root may mount for another user (for_uid)")
+            import pwd
+
+            try:
+                uid, gid = req.for_uid, pwd.getpwuid(req.for_uid).pw_gid
+            except KeyError:
+                raise ApiError(400, f"no user with id {req.for_uid}") from None
+        elif not self.dynamic:
+            raise ApiError(403, NO_DYNAMIC)
+        with self.lock:
+            if len(self.own(uid)) >= self.max_mounts:
+                raise ApiError(429, f"you have {self.max_mounts} mounts here already (--max-mounts); unmount one")
+            if any(e.mountpoint == req.mountpoint for e in self.mounts.values()):
+                raise ApiError(409, f"{req.mountpoint} is mounted already")
+        self.checked_folder(req.project, uid, "project")
+        mp = self.checked_folder(req.mountpoint, uid, "mountpoint")
+        if runner.is_mountpoint(mp):
+            raise ApiError(409, f"{req.mountpoint} is a mount point already")
+        if os.listdir(mp):
+            raise ApiError(409, f"{req.mountpoint} is not empty")
+        if req.kind == "dataset":
+            return self._mount_dataset(req, mp, uid, gid)
+        return self._mount_storage(req, mp, uid, gid)
+
+    def _mount_dataset(self, req: MountRequest, mp: str, uid: int, gid: int) -> Entry:
+        """Mount FUSE here (root), then serve it from a view process running as the caller.
+
+        The view runs git on the caller's repository, which root must never do (a repository's
+        config can name programs git runs): the service opens /dev/fuse and mounts, and hands the
+        open descriptor to ``python -m gitdata.mount.serve ... /dev/fd/N`` started as the caller
+        (libfuse takes /dev/fd/N as an existing mount).
+        """
+        import pwd
+
+        try:
+            home = pwd.getpwuid(uid).pw_dir
+        except KeyError:
+            home = "/nonexistent"
+        mid = secrets.token_hex(8)
+        logfile = os.path.join(self.state_dir, "logs", f"{mid}.log")
+        os.makedirs(os.path.dirname(logfile), exist_ok=True)
+        fd = os.open("/dev/fuse", os.O_RDWR)
+        try:
+            _fuse_mount(fd, mp, f"gitdata:{req.name}", uid, gid)
+        except OSError as err:
+            os.close(fd)
+            raise ApiError(502, f"cannot mount {req.mountpoint}: {err.strerror}") from None
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "LANG": "C.UTF-8",
+               "AWS_EC2_METADATA_DISABLED": "true"}  # fmt: skip
+        if req.credentials:
+            env["AWS_ACCESS_KEY_ID"] = req.credentials["key"]
+            env["AWS_SECRET_ACCESS_KEY"] = req.credentials["secret"]
+            if "token" in req.credentials:
+                env["AWS_SESSION_TOKEN"] = req.credentials["token"]
+        for k in ("PYTHONPATH",):  # how the operator's Python finds git data
+            if k in os.environ:
+                env[k] = os.environ[k]
+
+        def become_caller() -> None:
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+
+        argv = [self.python, "-m", "gitdata.mount.serve", req.project, req.name, f"/dev/fd/{fd}"]
+        with open(logfile, "ab") as logf:
+            os.fchown(logf.fileno(), uid, gid)
+            try:
+                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, cwd="/",
+                                        start_new_session=True, close_fds=True, pass_fds=(fd,), env=env,
+                                        preexec_fn=become_caller)  # fmt: skip
+            except OSError as err:
+                _umount(mp, lazy=True)
+                raise ApiError(502, f"cannot start the view process: {err}") from None
+            finally:
+                os.close(fd)
+        if not _answers(mp, proc, self.timeout):
+            proc.kill()
+            _umount(mp, lazy=True)
+            raise ApiError(502, f"the view of dataset {req.name!r} did not answer: {runner._tail(logfile)}")
+        entry = Entry(id=mid, uid=uid, kind=req.kind, name=req.name, project=req.project, mountpoint=mp,
+                      pid=proc.pid, started=time.time(), log=logfile, url=None)  # fmt: skip
+        with self.lock:
+            self.mounts[mid] = entry
+            self._save()
+        log.info("mounted %s for uid %d: %s", req.public(), uid, mid)
+        return entry
+
+    def _mount_storage(self, req: MountRequest, mp: str, uid: int, gid: int) -> Entry:
+        opts: dict[str, Any] = dict(req.options)
+        if req.credentials:
+            opts.update(req.credentials)
+        try:
+            remote, env = remote_for(req.url or "", opts)
+        except MountError as err:
+            raise ApiError(400, str(err)) from None
+        if any(k.endswith("_ENV_AUTH") for k in env):  # never the service's own credentials
+            raise ApiError(400, "a storage mount needs credentials (key and secret) or options.anon")
+        mid = secrets.token_hex(8)
+        logfile = os.path.join(self.state_dir, "logs", f"{mid}.log")
+        cache = os.path.join(self.state_dir, "cache", mid)
+        argv = [self.rclone, "mount", remote, mp, "--allow-other", "--default-permissions",
+                "--uid", str(uid), "--gid", str(gid), "--umask", "077",
+                "--vfs-cache-mode", "writes", "--vfs-write-back", "0s", "--cache-dir", cache,
+                "--dir-cache-time", "5s", "--log-level", "INFO", "--config", os.devnull]  # fmt: skip
+        full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.state_dir, **env}
+        try:
+            pid = runner.launch(argv, mp, logfile, what=f"storage {req.name!r}", timeout=self.timeout,
+                                fusermount=self.fusermount, env=full_env)  # fmt: skip
+        except MountError as err:
+            raise ApiError(502, str(err)) from None
+        entry = Entry(id=mid, uid=uid, kind=req.kind, name=req.name, project=req.project, mountpoint=mp,
+                      pid=pid, started=time.time(), log=logfile, url=req.url)  # fmt: skip
+        with self.lock:
+            self.mounts[mid] = entry
+            self._save()
+        log.info("mounted %s for uid %d: %s", req.public(), uid, mid)
+        return entry
+
+    def unmount(self, mid: str, uid: int, *, force: bool = False) -> Entry:
+        with self.lock:
+            entry = self.mounts.get(mid)
+        if entry is None or (uid != 0 and entry.uid != uid):
+            raise ApiError(404, f"no mount {mid} of yours here")
+        try:
+            if entry.kind == "dataset":  # mounted by us, not by fusermount: no mtab entry
+                if runner.is_mountpoint(entry.mountpoint) or runner.disconnected(entry.mountpoint):
+                    _umount(entry.mountpoint, lazy=force or runner.disconnected(entry.mountpoint))
+            else:
+                runner.unmount_path(self.fusermount, entry.mountpoint, entry.name, force=force)
+        except OSError as err:
+            raise ApiError(409, f"cannot unmount {entry.mountpoint}: {err.strerror} (busy? try force)") from None
+        except MountError as err:
+            raise ApiError(409, str(err)) from None
+        if runner.alive(entry.pid):
+            runner._end(entry.pid, wait=30.0)
+        shutil.rmtree(os.path.join(self.state_dir, "cache", mid), ignore_errors=True)
+        with self.lock:
+            self.mounts.pop(mid, None)
+            self._save()
+        log.info("unmounted %s (%s %s) for uid %d", mid, entry.kind, entry.name, uid)
+        return entry
+
+
+def _libc() -> Any:
+    import ctypes
+    import ctypes.util
+
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def _fuse_mount(fd: int, mountpoint: str, fsname: str, uid: int, gid: int) -> None:
+    """mount(2) of a read-only FUSE filesystem served through ``fd`` (open /dev/fuse)."""
+    import ctypes
+
+    ms_rdonly, ms_nosuid, ms_nodev = 1, 2, 4
+    opts = f"fd={fd},rootmode=40000,user_id={uid},group_id={gid},allow_other,default_permissions"
+    res = _libc().mount(fsname.encode(), mountpoint.encode(), b"fuse.gitdata", ms_rdonly | ms_nosuid | ms_nodev,
+                        opts.encode())  # fmt: skip
+    if res != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def _umount(mountpoint: str, *, lazy: bool) -> None:
+    import ctypes
+
+    if _libc().umount2(mountpoint.encode(), 2 if lazy else 0) != 0:  # MNT_DETACH
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def _answers(mountpoint: str, proc: Any, timeout: float) -> bool:
+    """The view process serves the mount (a listing answers) before ``timeout``."""
+    done = threading.Event()
+
+    def probe() -> None:
+        try:
+            os.listdir(mountpoint)
+            done.set()
+        except OSError:
+            pass
+
+    t = threading.Thread(target=probe, daemon=True)
+    t.start()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if done.is_set():
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.05)
+    return done.is_set()
+
+
+# -- HTTP ---------------------------------------------------------------------------------
+
+
+def make_app(service: Service) -> Any:
+    from aiohttp import web
+
+    from .openapi import DOCUMENT
+
+    def caller(request: web.Request) -> tuple[int, int, int]:
+        sock = request.transport.get_extra_info("socket") if request.transport else None
+        if sock is None:
+            raise ApiError(400, "no peer credentials on this connection")
+        return peer_credentials(sock)
+
+    def answer(status: int, data: Any) -> web.Response:
+        return web.json_response(data, status=status)
+
+    @web.middleware
+    async def errors(request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ApiError as err:
+            return answer(err.status, {"error": err.reason})
+        except web.HTTPException as err:
+            return answer(err.status, {"error": err.reason})
+        except Exception as err:  # noqa: BLE001 - one line to the caller, the trace to the log
+            log.exception("request %s %s failed", request.method, request.path)
+            return answer(500, {"error": f"internal error: {type(err).__name__}"})
+
+    async def health(request: web.Request) -> web.Response:
+        _pid, uid, _gid = caller(request)
+        return answer(200, {"ok": True, "dynamic": service.dynamic, "max_mounts": service.max_mounts,
+                            "yours": len(service.own(uid))})  # fmt: skip
+
+    async def listing(request: web.Request) -> web.Response:
+        _pid, uid, _gid = caller(request)
+        rows = await asyncio.to_thread(lambda: [e.public() for e in service.own(uid)])
+        return answer(200, {"mounts": rows})
+
+    async def create(request: web.Request) -> web.Response:
+        _pid, uid, gid = caller(request)
+        body = await request.content.read(256 << 10)
+        req = parse_mount(body)
+        entry = await asyncio.to_thread(service.mount, req, uid, gid)
+        return answer(201, entry.public())
+
+    async def delete(request: web.Request) -> web.Response:
+        _pid, uid, _gid = caller(request)
+        force = request.query.get("force", "false") == "true"
+        entry = await asyncio.to_thread(service.unmount, request.match_info["id"], uid, force=force)
+        return answer(200, {"unmounted": entry.id, "kind": entry.kind, "name": entry.name})
+
+    async def openapi(request: web.Request) -> web.Response:
+        return answer(200, DOCUMENT)
+
+    app = web.Application(middlewares=[errors], client_max_size=256 << 10)
+    app.router.add_get(f"{API}/health", health)
+    app.router.add_get(f"{API}/mounts", listing)
+    app.router.add_post(f"{API}/mounts", create)
+    app.router.add_delete(f"{API}/mounts/{{id}}", delete)
+    app.router.add_get(f"{API}/openapi.json", openapi)
+    return app
+
+
+def serve(service: Service, socket_path: str) -> None:
+    """Serve on ``socket_path`` (mode 0666: any local user may ask; SO_PEERCRED tells who) until stopped."""
+    from aiohttp import web
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    if os.path.lexists(socket_path):
+        if not stat.S_ISSOCK(os.lstat(socket_path).st_mode):
+            raise GitDataError(f"{socket_path} exists and is not a socket; move it away")
+        os.unlink(socket_path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(socket_path)
+    os.chmod(socket_path, 0o666)
+    log.info("serving on %s (allowed roots: %s; dynamic: %s)", socket_path, ", ".join(service.roots),
+             service.dynamic)  # fmt: skip
+    web.run_app(make_app(service), sock=sock, print=None, handle_signals=True)
