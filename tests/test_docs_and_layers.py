@@ -177,6 +177,7 @@ def test_git_helpers_launch_the_entry_points_of_project_scripts(tmp_path):
 SUBPROCESS_ALLOWED = {
     "git/repo.py": "git itself",
     "mount/runner.py": "the mount processes (rclone, the FUSE server), fusermount3, mountpoint",
+    "mount/service.py": "the mount service's view processes, started as the calling user",
     "provenance/runner.py": "the user's own command, `git data run`",
 }
 
