@@ -107,11 +107,11 @@ class FilterHandler:
             oid, size = oid_of_bytes(head, algo), n
             if not cache.has(oid) and self._local_object(oid) is None:
                 cache.put_bytes(head, algo, expected_oid=oid)
-        elif (expected := self.expected.get(path) or self._indexed_object(path)) is not None and (
+        elif (expected := self.expected.get(path) or self._indexed_object_if_short_of_space(path)) is not None and (
             cache.has(expected) or self._local_object(expected) is not None
         ):
             # most likely the bytes git data wrote for this path: hashed, nothing written
-            # (a plain `git status` re-cleaning a checked-out file needs no free space)
+            # (so a plain `git status` re-cleaning a checked-out file on a full disk works)
             oid, size = self._clean_expected(path, expected, head, it)
         else:
             with cache.writer(algo) as w:
@@ -127,6 +127,19 @@ class FilterHandler:
         if staged is not None:
             return staged
         return Pointer(oid=oid, size=size).encode()
+
+    def _indexed_object_if_short_of_space(self, path: str) -> str | None:
+        """:meth:`_indexed_object` where the cache's disk could not take another copy of the
+        file; elsewhere a re-clean writes while it hashes, as a new file's clean does (two git
+        processes per file would cost more than the write)."""
+        try:
+            size = os.stat(os.path.join(self.project.root, path)).st_size
+            st = os.statvfs(self.project.cache.root if os.path.isdir(self.project.cache.root) else self.project.root)
+        except OSError:
+            return None
+        if st.f_bavail * st.f_frsize >= size + ROOM_RESERVE:
+            return None
+        return self._indexed_object(path)
 
     def _indexed_object(self, path: str) -> str | None:
         """The oid of the pointer git's index holds for ``path``, if it holds one and the
