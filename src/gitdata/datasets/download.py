@@ -40,21 +40,26 @@ def _commit(sink: writer.GuardedFile, **kw: Any) -> tuple[str, int]:
         raise ChangedMeanwhile(f"{sink.dest} changed while it was being staged; kept it as it is") from err
 
 
-def _download_to_cache(project: Project, storage: Storage, key: str, pointer: Pointer) -> str:
-    """Into the local cache, verified; returns the content oid."""
+def _stream(storage: Storage, key: str, pointer: Pointer, sink: writer.GuardedFile) -> None:
+    """Read ``key`` (its recorded version) into ``sink``: bounded by the recorded size as it
+    arrives, checked against the recorded size and md5 at the end; ``sink`` is aborted on a
+    mismatch."""
     kwargs = open_kwargs(storage, pointer.get("version-id"))
     expected = _expected_md5(pointer)
     md5 = hashlib.md5(usedforsecurity=False) if expected else None
-    with project.cache.writer(project.algorithm) as w, storage.open_read(key, **kwargs) as f:
-        while True:
-            chunk = f.read(CHUNK * 4)
-            if not chunk:
-                break
-            _check_bound(storage, key, pointer, w.size + len(chunk), w.abort)
-            w.write(chunk)
+    with storage.open_read(key, **kwargs) as f:
+        while chunk := f.read(CHUNK * 4):
+            _check_bound(storage, key, pointer, sink.size + len(chunk), sink.abort)
+            sink.write(chunk)
             if md5 is not None:
                 md5.update(chunk)
-        _check(storage, key, pointer, w.size, md5, expected, w.abort)
+    _check(storage, key, pointer, sink.size, md5, expected, sink.abort)
+
+
+def _download_to_cache(project: Project, storage: Storage, key: str, pointer: Pointer) -> str:
+    """Into the local cache, verified; returns the content oid."""
+    with project.cache.writer(project.algorithm) as w:
+        _stream(storage, key, pointer, w)
         oid, _ = w.commit()
     return oid
 
@@ -63,19 +68,8 @@ def _download_to_file(
     project: Project, storage: Storage, key: str, pointer: Pointer, dest: str,
     expect: tuple[int, int, int] | None = None,
 ) -> str:
-    kwargs = open_kwargs(storage, pointer.get("version-id"))
-    expected = _expected_md5(pointer)
-    md5 = hashlib.md5(usedforsecurity=False) if expected else None
-    with _sink(dest, project.algorithm, expect) as sink, storage.open_read(key, **kwargs) as f:
-        while True:
-            chunk = f.read(CHUNK * 4)
-            if not chunk:
-                break
-            _check_bound(storage, key, pointer, sink.size + len(chunk), sink.abort)
-            sink.write(chunk)
-            if md5 is not None:
-                md5.update(chunk)
-        _check(storage, key, pointer, sink.size, md5, expected, sink.abort)
+    with _sink(dest, project.algorithm, expect) as sink:
+        _stream(storage, key, pointer, sink)
         oid, _ = _commit(sink)
     return oid
 

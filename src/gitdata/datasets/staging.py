@@ -19,7 +19,7 @@ from ..refresh import refresh_index
 from ..scan import Found
 from ..storage import ObjectNotFound, Storage, StorageError
 from ..storage.fingerprint import Fingerprint, compare
-from ..transfer import run_parallel
+from ..transfer import Outcome, run_parallel
 from ..units import human_size
 from . import model as ds_mod
 from .download import (
@@ -227,6 +227,23 @@ def _head(full: str) -> bytes | None:
         return None
 
 
+def _report_outcome(project: Project, report: StageReport, outcome: Outcome[_Item, str], kept: type[Exception]) -> list[tuple[str, str]]:
+    """Put a parallel staging run's results into ``report`` and the clone's state (what was
+    staged for which pointer); a ``kept`` error means the user's file was left alone.
+    Returns ``(path, oid)`` of the files staged."""
+    for it in outcome.done:
+        report.staged.append(it.found.path)
+        report.bytes += it.found.pointer.size or 0
+    for it, err in outcome.failed.items():
+        if isinstance(err, kept):
+            report.kept[it.found.path] = "changed while it was being staged: kept as it is"
+        else:
+            report.failed[it.found.path] = str(err)
+    if outcome.done:
+        project.state.record_staged([(it.found.path, oid, it.found.pointer.encode()) for it, oid in outcome.done.items()])
+    return [(it.found.path, oid) for it, oid in outcome.done.items()]
+
+
 def _stage_copy(
     project: Project, ds: Dataset, include: tuple[str, ...], exclude: tuple[str, ...],
     jobs: int, force: bool, progress: bool | None,
@@ -268,18 +285,7 @@ def _stage_copy(
         items, fetch_one, jobs=jobs, label=f"Staging {ds.name}",
         weight=lambda it: it.found.pointer.size or 0, progress=progress,
     )
-    staged_records = []
-    for it, oid in outcome.done.items():
-        staged_records.append((it.found.path, oid, it.found.pointer.encode()))
-        report.staged.append(it.found.path)
-        report.bytes += it.found.pointer.size or 0
-    for it, err in outcome.failed.items():
-        if isinstance(err, WorktreeChanged):
-            report.kept[it.found.path] = "changed while it was being staged: kept as it is"
-        else:
-            report.failed[it.found.path] = str(err)
-    if staged_records:
-        project.state.record_staged(staged_records)
+    _report_outcome(project, report, outcome, WorktreeChanged)
 
     if owned:
         done = _stage_owned(project, ds, owned, jobs, report, progress)
@@ -453,19 +459,7 @@ def _stage_location(
 
     outcome = run_parallel(items, fetch_one, jobs=jobs, label=f"Staging {ds.name}",
                            weight=lambda it: it.found.pointer.size or 0, progress=progress)
-    records = []
-    for it, oid in outcome.done.items():
-        report.staged.append(it.found.path)
-        report.bytes += it.found.pointer.size or 0
-        records.append((it.found.path, oid, it.found.pointer.encode()))
-        written.append((it.found.path, oid))
-    for it, err in outcome.failed.items():
-        if isinstance(err, ChangedMeanwhile):
-            report.kept[it.found.path] = "changed while it was being staged: kept as it is"
-        else:
-            report.failed[it.found.path] = str(err)
-    if records:
-        project.state.record_staged(records)
+    written += _report_outcome(project, report, outcome, ChangedMeanwhile)
     if owned:
         wanted = {f.pointer.oid: f.pointer.size for f in owned if not project.cache.has(f.pointer.oid or "", f.pointer.size)}
         if wanted:
