@@ -90,7 +90,7 @@ class CacheWriter(GuardedFile):
             raise
         dest = self.cache.path(oid)
         if _size_or_none(dest) == self.size:
-            self.discard()  # the same object is there already
+            self.abort()  # the same object is there already: nothing to place
             return oid, self.size
         return super().commit(dest)
 

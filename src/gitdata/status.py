@@ -256,10 +256,20 @@ UNFINISHED_CHECKOUT = (
 )
 
 
+#: an index with no entries is a 12-byte header, extensions and a hash: far below this
+_EMPTY_INDEX_MAX = 4096
+
+
 def unfinished_checkout(project: Project) -> str | None:
     """What to do when a checkout was cut off (git's filter process died mid-way, which makes
-    git abort with an empty index), or None. Costs one ``ls-files``; ``ls-tree`` only then."""
+    git abort with an empty index), or None. A sizeable index file answers at once; a small
+    one costs one ``ls-files`` (a split index keeps its entries elsewhere), ``ls-tree`` only then."""
     repo = project.repo
+    try:  # an index file this size holds entries: no git process on every status and pull
+        if os.path.getsize(os.path.join(repo.git_dir, "index")) > _EMPTY_INDEX_MAX:
+            return None
+    except OSError:
+        pass  # no index file at all: ask git
     if next(iter(repo.ls_index()), None) is not None or repo.rev_parse("HEAD") is None:
         return None
     return UNFINISHED_CHECKOUT if next(iter(repo.ls_tree("HEAD")), None) is not None else None

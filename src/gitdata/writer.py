@@ -220,10 +220,6 @@ class GuardedFile:
             os.makedirs(os.path.dirname(dest), exist_ok=True)  # first file in a fan-out folder
             self._place(dest, create_only)
 
-    def discard(self) -> None:
-        """Finish without placing anything (the content was already there)."""
-        self.abort()
-
     def abort(self) -> None:
         if self._fd is not None:
             try:
@@ -256,7 +252,6 @@ def copy_file(
 
 def write_small(path: str, data: bytes, *, mode: int | None = None, fsync: bool = False) -> None:
     """Replace the small file ``path`` (git data's state, a hook, a config) atomically."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with GuardedFile(path, "sha256") as w:
         w.write(data)
         w.commit(mode=mode, fsync=fsync)
