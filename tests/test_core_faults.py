@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
 
 from gitdata.cache import Cache
-from helpers import git, new_project, run, write
+from helpers import git, new_project, run, tmpfs, write
 
 
 @pytest.fixture
 def tiny_fs(tmp_path):
     """A 1 MiB tmpfs (root can mount one here); skipped where mounting is not allowed."""
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+    with tmpfs(tmp_path / "tiny", "1m") as mnt:
+        yield mnt
 
 
 def _objects(cache: Path) -> list[str]:

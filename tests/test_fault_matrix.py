@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import gd, git, status_short
+from helpers import gd, git, status_short, tmpfs
 
 
 def _start(cwd: Path, *args: str) -> subprocess.Popen:
@@ -154,15 +154,8 @@ def test_killed_push_moves_no_ref_and_the_next_push_completes(tmp_path):
 
 @pytest.fixture
 def small_disk(tmp_path):
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
-    try:
+    with tmpfs(tmp_path / "small", "4m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 def test_full_disk_during_a_location_stage_leaves_no_partial_file(tmp_path, small_disk):
@@ -192,15 +185,8 @@ def test_full_disk_during_a_location_stage_leaves_no_partial_file(tmp_path, smal
 
 @pytest.fixture
 def disk8(tmp_path):
-    mnt = tmp_path / "disk8"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mnt)], capture_output=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
-    try:
+    with tmpfs(tmp_path / "disk8", "8m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 def _not_materialized(root: Path) -> list[str]:

@@ -271,7 +271,8 @@ def test_storage_mount_writes_reach_the_bucket_by_unmount(tmp_path, projects, rc
     mp = p / "storages" / "lab"
     assert "mounted storage lab" in res.stdout and mounted(mp)
     pid = json.loads(gd(p, "mount", "ls", "--json").stdout)[0]["pid"]
-    assert secret not in _our_command_lines(pid) and "rclone" in _our_command_lines(pid)
+    ours = _our_command_lines(pid)
+    assert secret not in ours and "rclone" in ours
     assert secret.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes()
     assert not list((p / ".git").rglob("rclone.conf"))
     assert (mp / "raw" / "in.csv").read_bytes() == b"a,b\n1,2\n"

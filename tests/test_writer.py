@@ -12,6 +12,7 @@ import pytest
 from gitdata import writer
 from gitdata.fileio import tmp_owner
 from gitdata.hashing import oid_of_bytes
+from helpers import tmpfs
 
 
 def _leftovers(folder) -> list[str]:
@@ -111,13 +112,8 @@ def test_clone_from_copies_and_hashes_on_demand(tmp_path):
 
 @pytest.fixture
 def tiny_fs(tmp_path):
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], capture_output=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+    with tmpfs(tmp_path / "tiny", "256k") as mnt:
+        yield mnt
 
 
 def test_a_full_disk_is_one_clear_error_and_leaves_nothing(tiny_fs):
