@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gitdata import safepath
-from gitdata.bucketrepo import CorruptManifest, Manifest, check_ref_name
 from gitdata.config import ConfigError, ProjectConfig, check_tracked_options, parse_options
 from gitdata.datasets import model as ds_mod
 from gitdata.pointer import PointerError, parse
+from gitdata.remote.manifest import CorruptManifest, Manifest, check_ref_name
 from gitdata.storages import spec as storages_mod
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

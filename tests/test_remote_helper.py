@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from gitdata.bucketrepo import (
+from gitdata.remote.helper import is_bucket_url
+from gitdata.remote.manifest import (
     LOCKS,
     CorruptManifest,
     Manifest,
@@ -22,7 +23,7 @@ from gitdata.bucketrepo import (
     choose_head,
     next_manifest,
 )
-from gitdata.remote_helper import is_bucket_url, parse_porcelain, parse_push_line
+from gitdata.remote.protocol import parse_porcelain, parse_push_line
 
 # --------------------------------------------------------------------------
 # helpers
@@ -278,6 +279,40 @@ def test_bucket_project_push_clone_force_delete(tmp_path, backend):
     }  # fmt: skip
 
 
+def test_push_to_a_bare_bucket_url_sends_data_where_the_project_says(tmp_path):
+    """``git push s3data::URL main`` names no git remote: the data must still go to the
+    project's default data remote, where a clone's filter looks for it (it went to the
+    bucket prefix, and the clone kept pointers)."""
+    bucket, store = tmp_path / "bucket", tmp_path / "store"
+    url = f"s3data::file://{bucket}"
+    a = project(tmp_path / "a", data_remote=f"file://{store}")
+    git(a, "config", "gitdata.remote", "store")  # the default, per clone
+    commit_file(a, "d.bin", b"data for the project's own remote")
+    r = run("git", "push", url, "main", cwd=a)
+    assert "to data remote store" in r.stderr
+    key = obj_key(oid_of(a, "d.bin"))
+    assert (store / key).read_bytes() == b"data for the project's own remote"
+    assert not (bucket / "objects").exists()
+    b = tmp_path / "b"
+    git(tmp_path, "clone", "-q", url, str(b))
+    git(b, "config", "gitdata.remote.store.url", f"file://{store}")
+    git(b, "data", "pull")
+    assert (b / "d.bin").read_bytes() == b"data for the project's own remote"
+
+
+def test_push_to_a_bare_bucket_url_without_a_data_remote_keeps_data_in_the_bucket(tmp_path):
+    bucket = tmp_path / "bucket"
+    url = f"s3data::file://{bucket}"
+    a = project(tmp_path / "a")
+    commit_file(a, "d.bin", b"data in the bucket")
+    r = run("git", "push", url, "main", cwd=a)
+    assert f"to the bucket (file://{bucket})" in r.stderr
+    assert (bucket / obj_key(oid_of(a, "d.bin"))).read_bytes() == b"data in the bucket"
+    b = tmp_path / "b"
+    git(tmp_path, "clone", "-q", url, str(b))
+    assert (b / "d.bin").read_bytes() == b"data in the bucket"
+
+
 def test_clone_endpoint_from_environment(tmp_path, moto_server, moto_bucket, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -303,8 +338,8 @@ def test_clone_without_endpoint_says_how(tmp_path):
 
 
 def _bucket(url: str, repo_path: Path, options: dict | None = None, **kw):
-    from gitdata.bucketrepo import BucketRepo
     from gitdata.git.repo import Repo
+    from gitdata.remote.bucket import BucketRepo
     from gitdata.storage import Storage
 
     repo = Repo(str(repo_path), str(repo_path / ".git"), str(repo_path / ".git"))
@@ -334,7 +369,7 @@ class _Barrier:
 def test_concurrent_pushes_exactly_one_wins(tmp_path, kind, request, monkeypatch):
     from concurrent.futures import ThreadPoolExecutor
 
-    from gitdata.bucketrepo import PushSpec
+    from gitdata.remote.manifest import PushSpec
 
     if kind == "moto-conditional":
         srv = request.getfixturevalue("moto_server")
@@ -408,7 +443,7 @@ def test_concurrent_git_pushes_through_helper(tmp_path, moto_server, moto_bucket
 def test_stale_lock_detected_and_cleared(tmp_path):
     import time
 
-    from gitdata.bucketrepo import PushSpec, RemoteLocked
+    from gitdata.remote.manifest import PushSpec, RemoteLocked
 
     store = tmp_path / "bucket"
     url = store.as_uri()

@@ -109,14 +109,15 @@ class Project:
                 out[name] = config_mod.RemoteConfig(name=name, url=url)
         return out
 
-    def data_remote_for(self, git_remote: str) -> str | None:
-        """The data remote that pushes to git remote ``git_remote`` upload to.
+    def data_remote_for(self, git_remote: str | None) -> str | None:
+        """The data remote that pushes to git remote ``git_remote`` upload to
+        (``None``: a push to a URL, which names no git remote).
 
         Per clone ``remote.<git_remote>.gitdataRemote`` first, then the
         default data remote (per-clone ``gitdata.remote`` or ``.gitdata``
         ``[data] remote``); ``None`` when neither is set.
         """
-        name = self.repo.config_get(f"remote.{git_remote}.gitdataRemote")
+        name = self.repo.config_get(f"remote.{git_remote}.gitdataRemote") if git_remote else None
         if name:
             return self.remote_name(name)
         chosen = self.repo.config_get("gitdata.remote") or self.config.default_remote

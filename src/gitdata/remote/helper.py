@@ -8,7 +8,7 @@ Two kinds of URL (see docs/remote-helper.md):
   objects of the pushed commits go to the data remote; a failed upload stops
   the push.
 * ``s3data::s3://bucket/prefix`` (``gs://``, ``file://`` to a non-repository):
-  the repository itself lives in the bucket (:mod:`gitdata.bucketrepo`).
+  the repository itself lives in the bucket (:mod:`gitdata.remote.bucket`).
 
 Run by hand, the same program offers maintenance commands for bucket-hosted
 remotes: ``git remote-s3data compact|unlock|log REMOTE``.
@@ -19,21 +19,18 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
-from .bucketrepo import BucketRepo, PushSpec
-from .errors import GitDataError
-from .git.repo import NotARepository, Repo, git_process
-from .project import Project
-from .storage import StorageError
+from ..errors import GitDataError
+from ..git.repo import Repo, git_process
+from ..project import Project
+from ..storage import StorageError
+from .bucket import BucketRepo
+from .manifest import PushSpec
+from .protocol import BUCKET_SCHEMES, Options, RefSpec, parse_porcelain, parse_push_line
 
 if TYPE_CHECKING:
     import subprocess
-
-#: URL schemes whose URLs name a bucket (the repository lives in storage).
-BUCKET_SCHEMES = ("s3", "s3a", "gs", "gcs", "memory", "az", "abfs")
-SUBCOMMANDS = ("compact", "unlock", "log")
 
 
 class HelperError(GitDataError):
@@ -42,39 +39,6 @@ class HelperError(GitDataError):
 
 # --------------------------------------------------------------------------
 # Pure parsing
-
-
-@dataclass(frozen=True)
-class RefSpec:
-    src: str  # "" = delete
-    dst: str
-    force: bool
-
-
-def parse_push_line(line: str) -> RefSpec:
-    spec = line.split(" ", 1)[1]
-    force = spec.startswith("+")
-    src, _, dst = spec.lstrip("+").partition(":")
-    return RefSpec(src=src, dst=dst, force=force)
-
-
-def parse_porcelain(out: str) -> dict[str, str | None]:
-    """``git push --porcelain`` output -> ``dst -> None (ok) | reason``."""
-    res: dict[str, str | None] = {}
-    for line in out.splitlines():
-        parts = line.split("\t")
-        if len(parts) < 3 or len(parts[0]) != 1:
-            continue
-        flag, refs, summary = parts[0], parts[1], parts[2]
-        dst = refs.rpartition(":")[2]
-        if flag == "!":
-            reason = summary
-            if summary.endswith(")") and "(" in summary:
-                reason = summary[summary.rindex("(") + 1 : -1]
-            res[dst] = reason or "rejected"
-        else:
-            res[dst] = None
-    return res
 
 
 def is_bucket_url(url: str) -> bool:
@@ -93,8 +57,8 @@ def _looks_like_git_repo(path: str) -> bool:
 
 
 def parse_options(lines: Sequence[str]) -> dict[str, Any]:
-    from .config import check_not_secret
-    from .config import parse_options as parse
+    from ..config import check_not_secret
+    from ..config import parse_options as parse
 
     opts = parse(list(lines))
     for k, v in opts.items():
@@ -126,16 +90,6 @@ def local_project() -> Project:
     return Project(Repo(root=root, git_dir=git_dir, common_dir=common))
 
 
-@dataclass
-class Options:
-    dry_run: bool = False
-    atomic: bool = False
-    verbosity: int = 1
-    progress: bool = False
-    push_options: list[str] = field(default_factory=list)
-    cas: list[str] = field(default_factory=list)
-
-
 # --------------------------------------------------------------------------
 # Remotes
 
@@ -161,10 +115,12 @@ class Remote:
         raise NotImplementedError
 
     # -- data ---------------------------------------------------------------
-    def upload_data(self, include: list[str], exclude: list[str], *, default_store: Any = None) -> None:
+    def upload_data(
+        self, include: list[str], exclude: list[str], *, default_store: Any = None
+    ) -> None:
         """Upload the data objects of ``include`` not reachable from ``exclude``."""
-        from .push import push_objects
-        from .scan import scan_history
+        from ..push import push_objects
+        from ..scan import scan_history
 
         repo = self.project.repo
         excl = list(exclude)
@@ -173,7 +129,10 @@ class Remote:
         scan = scan_history(repo, include, excl)
         if not scan.found and not scan.malformed:
             return
-        data_remote = self.project.data_remote_for(self.name) if self.named else None
+        # A push to a bare URL (``git push s3data::s3://b/p main``) names no git
+        # remote, so no per-remote mapping applies; the project's default data
+        # remote still does, as it does for the clone that reads the data back.
+        data_remote = self.project.data_remote_for(self.name if self.named else None)
         store = None
         if data_remote is None:
             if default_store is not None:
@@ -183,16 +142,19 @@ class Remote:
             else:
                 data_remote = self.project.remote_name(None)  # raises with how to add one
         try:
-            report = push_objects(self.project, scan, remote=data_remote, store=store, progress=False)
+            report = push_objects(
+                self.project, scan, remote=data_remote, store=store, progress=False
+            )
         except StorageError as err:  # before any upload: the data remote is unusable
             paths = sorted({f.path for f in scan.found if f.pointer.oid})
             shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
-            label = data_remote or (store.name if store is not None else None) or "-"
+            label = data_remote or (store.storage.display if store is not None else "-")
             raise HelperError(
                 f"could not upload the data of {shown} to data remote {label!r}: {err}"
             ) from err
         if report.uploaded:
-            self.log(f"git data: uploaded {len(report.uploaded)} object(s) to data remote {report.remote}")
+            where = f"data remote {data_remote}" if data_remote else f"the bucket ({self.url})"
+            self.log(f"git data: uploaded {len(report.uploaded)} object(s) to {where}")
 
 
 class GitUrlRemote(Remote):
@@ -269,13 +231,15 @@ class GitUrlRemote(Remote):
 
 
 class BucketRemote(Remote):
-    """The repository lives in a bucket (:class:`gitdata.bucketrepo.BucketRepo`)."""
+    """The repository lives in a bucket (:class:`gitdata.remote.bucket.BucketRepo`)."""
 
     def __init__(self, project: Project, name: str, url: str, log: Callable[[str], None]) -> None:
         super().__init__(project, name, url, log)
         self.options = storage_options(project.repo, name if self.named else None)
         # options from the user's own git config (s3data.option): any option is allowed
-        storage = project.open_storage(url, dict(self.options), name=name if self.named else None, tracked=False)
+        storage = project.open_storage(
+            url, dict(self.options), name=name if self.named else None, tracked=False
+        )
         hint = f"git remote-s3data unlock {name if self.named else url}"
         locking = project.setting("s3data.locking")
         self.bucket = BucketRepo(
@@ -303,7 +267,7 @@ class BucketRemote(Remote):
         failed: list[str] = []
 
         def upload(include: list[str], exclude: list[str]) -> None:
-            from .storage import ObjectStore
+            from ..storage import ObjectStore
 
             same = ObjectStore(self.bucket.storage, jobs=self.project.jobs)
             try:
@@ -435,183 +399,6 @@ class Helper:
         return "ok"
 
 
-def _log(msg: str) -> None:
+def log(msg: str) -> None:
+    """A line for the user: git shows the helper's stderr."""
     print(msg, file=sys.stderr, flush=True)
-
-
-def _non_interactive() -> None:
-    try:
-        from .credentials import Session, use_session  # type: ignore[attr-defined]
-    except ImportError:
-        return
-    use_session(Session(interactive=False))  # stdin is git's protocol pipe
-
-
-def main(argv: list[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and (argv[0] in SUBCOMMANDS or argv[0] in ("-h", "--help")) and "GIT_DIR" not in os.environ:
-        _maintenance_cli().main(args=argv, prog_name="git remote-s3data")
-        return
-    if not argv or len(argv) > 2:
-        print(
-            "usage: git-remote-s3data <remote> [<url>] (git runs this for s3data:: URLs)\n"
-            "       git remote-s3data compact|unlock|log REMOTE  (see --help)",
-            file=sys.stderr,
-        )
-        raise SystemExit(2)
-    name = argv[0]
-    url = argv[1] if len(argv) == 2 else argv[0]
-    _non_interactive()
-    try:
-        project = local_project()
-        remote = open_remote(project, name, url, _log)
-        stdin = os.fdopen(sys.stdin.fileno(), "r", closefd=False)
-        Helper(remote, stdin, sys.stdout).serve()
-    except (GitDataError, NotARepository) as err:
-        _log(f"fatal: s3data: {err}{_endpoint_hint(err, name, url)}")
-        raise SystemExit(128) from None
-    except BrokenPipeError:
-        raise SystemExit(1) from None
-
-
-def _endpoint_hint(err: BaseException, name: str, url: str) -> str:
-    """For an unreachable s3:// bucket with no endpoint set anywhere: how to give one."""
-    from .storage.errors import StorageUnreachable
-
-    bucket_url = url[len("s3data::") :] if url.startswith("s3data::") else url
-    if not isinstance(err, StorageUnreachable) or not bucket_url.startswith("s3://"):
-        return ""
-    if os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3"):
-        return ""
-    try:
-        options = storage_options(local_project().repo, None if name == url else name)
-    except (GitDataError, NotARepository):
-        options = {}
-    if "endpoint_url" in options:
-        return ""
-    remote = "origin" if name == url else name
-    return (
-        f"; no endpoint is set for this bucket, so AWS S3 was asked: for another S3 service give it "
-        f"with `git clone -c remote.{remote}.s3dataOption=endpoint_url=URL s3data::{bucket_url}` "
-        f"(in a clone: `git config remote.{remote}.s3dataOption endpoint_url=URL`), or once for "
-        f"every bucket: `git config --global s3data.option endpoint_url=URL`"
-    )
-
-
-# --------------------------------------------------------------------------
-# Maintenance commands (run by hand: `git remote-s3data compact origin`)
-
-
-def _bucket_for(target: str) -> tuple[Project, BucketRemote]:
-    project = local_project()
-    name, url = target, target
-    if "://" not in target and not target.startswith("s3data::"):
-        url = project.repo.config_get(f"remote.{target}.url") or ""
-        if not url:
-            raise HelperError(f"no git remote named {target!r}; give its name or its s3data:: URL")
-    else:
-        name = url
-    if url.startswith("s3data::"):
-        url = url[len("s3data::") :]
-    if not is_bucket_url(url):
-        raise HelperError(f"{target} is not a bucket-hosted remote (its URL is {url})")
-    return project, BucketRemote(project, name, url, _log)
-
-
-def _maintenance_cli() -> Any:
-    import json
-    import time as _time
-
-    import click
-
-    def emit(obj: Any) -> None:
-        click.echo(json.dumps(obj, indent=2, sort_keys=True))
-
-    def run(fn: Callable[[], None]) -> None:
-        try:
-            fn()
-        except GitDataError as err:
-            click.echo(f"error: {err}", err=True)
-            raise SystemExit(err.exit_code) from None
-
-    @click.group(help="Maintenance of bucket-hosted s3data:: remotes (git runs the helper itself).")
-    def cli() -> None:
-        pass
-
-    @cli.command("log")
-    @click.argument("remote")
-    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-    def log_cmd(remote: str, as_json: bool) -> None:
-        """Every recorded push to REMOTE: refs created, updated, forced, deleted."""
-
-        def go() -> None:
-            _p, br = _bucket_for(remote)
-            hist = br.bucket.history()
-            if as_json:
-                emit([
-                    {"seq": m.seq, "time": m.time, "by": m.by, "compacted": m.compacted,
-                     "updates": [u.__dict__ for u in m.updates], "packs": len(m.packs)}
-                    for m in hist
-                ])  # fmt: skip
-                return
-            for m in hist:
-                when = _time.strftime("%Y-%m-%d %H:%M:%S", _time.localtime(m.time))
-                if m.compacted:
-                    click.echo(f"#{m.seq} {when} {m.by}: compacted to {len(m.packs)} pack(s)")
-                for u in m.updates:
-                    if u.new is None:
-                        what = f"deleted (was {u.old[:12] if u.old else '?'})"
-                    elif u.old is None:
-                        what = f"created at {u.new[:12]}"
-                    else:
-                        what = f"{u.old[:12]}..{u.new[:12]}" + (" (forced)" if u.forced else "")
-                    click.echo(f"#{m.seq} {when} {m.by}: {u.ref} {what}")
-
-        run(go)
-
-    @cli.command("unlock")
-    @click.argument("remote")
-    @click.option("--force", is_flag=True, help="Also clear locks that are not stale yet.")
-    @click.option("--dry-run", is_flag=True, help="Only show the locks.")
-    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-    def unlock_cmd(remote: str, force: bool, dry_run: bool, as_json: bool) -> None:
-        """Clear stale locks a crashed push left on REMOTE (lock-based backends)."""
-
-        def go() -> None:
-            _p, br = _bucket_for(remote)
-            if dry_run:
-                locks = br.bucket.locks()
-            else:
-                locks = br.bucket.clear_locks(stale_only=not force)
-            rows = [{"key": lk.key, "age_seconds": round(lk.age, 1), "holder": lk.holder} for lk in locks]
-            if as_json:
-                emit({"cleared": [] if dry_run else rows, "locks": rows if dry_run else []})
-                return
-            verb = "lock" if dry_run else "cleared"
-            for r in rows:
-                click.echo(f"{verb} {r['key']} ({r['age_seconds']:.0f} s old, {r['holder']})")
-            if not rows:
-                click.echo("no locks" if dry_run or force else "no stale locks")
-
-        run(go)
-
-    @cli.command("compact")
-    @click.argument("remote")
-    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-    def compact_cmd(remote: str, as_json: bool) -> None:
-        """Replace REMOTE's packs by one (run in a clone; fetches what it lacks)."""
-
-        def go() -> None:
-            _p, br = _bucket_for(remote)
-            rep = br.bucket.compact()
-            if as_json:
-                emit(rep.__dict__)
-                return
-            click.echo(
-                f"compacted {rep.packs_before} pack(s) into {rep.packs_after}; "
-                f"deleted {len(rep.deleted)} (state #{rep.seq})"
-            )
-
-        run(go)
-
-    return cli
