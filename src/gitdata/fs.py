@@ -448,9 +448,10 @@ class Reader:
             if storage.local_root is not None and not kwargs:
                 return open(storage.path(key), "rb")  # noqa: SIM115 - the reader closes it
             kwargs = dict(kwargs)
-            return storage.fs.open(
-                storage.versioned_path(key, kwargs), "rb", block_size=self.block_size, cache_type="readahead", **kwargs
-            )
+            path = storage.versioned_path(key, kwargs)
+            if path != storage.path(key) or (storage.version_kwarg or "") in kwargs:
+                storage.forget_listing(key)
+            return storage.fs.open(path, "rb", block_size=self.block_size, cache_type="readahead", **kwargs)
         except Exception as err:  # noqa: BLE001 - translated once, here
             raise translate(err, f"open {key}", storage.display, storage.name) from err
 

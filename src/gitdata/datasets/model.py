@@ -19,8 +19,8 @@ from ..pointer import MAX_SIZE, Pointer, PointerError, is_pointer_like, parse
 from ..project import Project
 from ..scan import Found, scan_index
 from ..storage import Storage, StorageError, normalize_url
-from ..storage.backends import adapter_for_protocol
 from ..storage.errors import AccessDenied, ObjectNotFound, StorageUnreachable, userinfo_problem
+from ..storage.fsspec import adapter_for_protocol
 
 DEFAULT_ROOT = "data"
 
@@ -293,7 +293,7 @@ def open_source(project: Project, ds: Dataset, url: str, *, versioned: bool = Tr
     listing.
     """
     opts = ds.options
-    option = adapter_for_protocol(normalize_url(url).split("://", 1)[0]).versions_option
+    option = adapter_for_protocol(normalize_url(url).split("://", 1)[0]).capabilities.versions_option
     if versioned and option and option not in opts:
         return project.open_storage(url, {**opts, option: True}, name=ds.name)
     return project.open_storage(url, opts, name=ds.name)

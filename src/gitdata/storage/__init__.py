@@ -1,6 +1,10 @@
-"""Storage over fsspec: one class, thin backend adapters, translated errors."""
+"""Storage: one interface (:mod:`.base`), a local folder through ``os``
+(:mod:`.local`), everything else through fsspec (:mod:`.fsspec`) with thin
+per-backend adapters (:mod:`.backends`), and errors translated once
+(:mod:`.errors`). ``Storage(url, options)`` returns the implementation that
+serves the URL."""
 
-from .core import Storage, normalize_url, open_filesystem
+from .base import TMP_PREFIX, Capabilities, Storage, normalize_url
 from .errors import (
     AccessDenied,
     BackendMissing,
@@ -13,13 +17,19 @@ from .errors import (
     redact_url,
 )
 from .fingerprint import Fingerprint
+from .fsspec import FsspecStorage, open_filesystem
+from .local import LocalStorage
 from .objects import ObjectStore, key_to_oid, oid_to_key
 
 __all__ = [
+    "TMP_PREFIX",
     "AccessDenied",
     "BackendMissing",
+    "Capabilities",
     "DiskFull",
     "Fingerprint",
+    "FsspecStorage",
+    "LocalStorage",
     "ObjectNotFound",
     "ObjectStore",
     "PreconditionFailed",

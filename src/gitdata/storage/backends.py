@@ -7,18 +7,13 @@ upload completes; a plain filesystem needs a temporary name and a rename.
 
 from __future__ import annotations
 
-import errno
 import os
-import shutil
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any
 
-from ..fileio import write_new
 from ..retry import RetryPolicy
-
-#: Name prefix of an upload in progress on a filesystem backend; listings skip it.
-TMP_PREFIX = ".gitdata-tmp-"
+from .base import Capabilities
+from .folder import LOCAL, publish_file
 
 
 @dataclass(frozen=True)
@@ -34,23 +29,10 @@ class IncompleteUpload:
 class Adapter:
     """Default: the backend publishes objects atomically (object stores)."""
 
+    #: what this backend can do (:class:`gitdata.storage.base.Capabilities`)
+    capabilities = Capabilities()
     #: ``put_file(..., mode="create")`` is understood (conditional PUT).
     create_only_kwarg = False
-    #: Transfers are CPU- and syscall-bound (a local or mounted folder), not
-    #: latency-bound: more threads than cores only add contention.
-    cpu_bound = False
-    #: ``create_only`` is atomic here (if the server honours it): of two
-    #: concurrent creates exactly one succeeds. Otherwise it is check-then-put.
-    atomic_create = False
-    #: ``put_file(..., IfMatch=etag)`` is understood, for files below this size
-    #: (larger ones go as multipart uploads, whose first call takes no IfMatch).
-    if_match_below = 0
-    #: the ``open`` keyword that names one version of an object (None: no versions)
-    version_kwarg: str | None = None
-    #: the constructor option that makes listings and ``info`` report version ids
-    versions_option: str | None = None
-    #: ``open(size=N)`` is understood: a size just listed spares a HEAD
-    open_takes_size = False
 
     def transport_options(self, options: dict[str, Any], policy: RetryPolicy) -> dict[str, Any]:
         """``options`` for the filesystem's constructor, with the SDK's own
@@ -77,7 +59,7 @@ class Adapter:
             return
         if create_only and fs.exists(rpath):
             raise FileExistsError(rpath)
-        if if_match and os.path.getsize(lpath) < self.if_match_below:
+        if if_match and os.path.getsize(lpath) < self.capabilities.if_match_below:
             fs.put_file(lpath, rpath, IfMatch=if_match)
             return
         fs.put_file(lpath, rpath)
@@ -91,12 +73,13 @@ class S3Adapter(Adapter):
     the gap between the two requests.
     """
 
-    version_kwarg = "version_id"
-    versions_option = "version_aware"
-    open_takes_size = True
-
-    atomic_create = True  # If-None-Match: *
-    if_match_below = 64 << 20  # s3fs uploads in one PUT below 100 MiB by default
+    capabilities = Capabilities(
+        atomic_create=True,  # If-None-Match: *
+        if_match_below=64 << 20,  # s3fs uploads in one PUT below 100 MiB by default
+        version_kwarg="version_id",
+        versions_option="version_aware",
+        open_takes_size=True,
+    )
 
     def transport_options(self, options: dict[str, Any], policy: RetryPolicy) -> dict[str, Any]:
         # s3fs retries a call `retries` times (1.7**i * 0.1 s apart), and
@@ -148,92 +131,23 @@ class S3Adapter(Adapter):
 
 class GcsAdapter(Adapter):
     create_only_kwarg = True  # gcsfs sends ifGenerationMatch=0
-    atomic_create = True
-    version_kwarg = "generation"  # read as path#G (Storage.versioned_path)
-    versions_option = "version_aware"  # listings and info report generations
+    capabilities = Capabilities(
+        atomic_create=True,
+        version_kwarg="generation",  # read as path#G (Storage.versioned_path)
+        versions_option="version_aware",  # listings and info report generations
+    )
 
 
 class LocalAdapter(Adapter):
-    """Write beside the target under a temporary name, then rename into place."""
+    """fsspec's local filesystem (a ``file://`` storage opened with options):
+    published as :mod:`.folder` publishes, under a temporary name, then renamed."""
 
-    atomic_create = True  # link(2) fails if the target exists
-    cpu_bound = True
+    capabilities = LOCAL
 
     def put_file(
         self, fs: Any, lpath: str, rpath: str, create_only: bool, if_match: str | None = None
     ) -> None:
-        def fill(tmp: str) -> None:
-            try:
-                _copy(lpath, tmp)
-            except FileNotFoundError:
-                if not os.path.exists(lpath):
-                    raise  # the source is missing, not the target folder
-                os.makedirs(os.path.dirname(rpath), exist_ok=True)  # first object in this folder
-                _copy(lpath, tmp)
-
-        _publish(rpath, fill, create_only)
-
-    def put_bytes(self, rpath: str, data: bytes) -> None:
-        def fill(tmp: str) -> None:
-            try:
-                write_new(tmp, data)
-            except FileNotFoundError:
-                os.makedirs(os.path.dirname(rpath), exist_ok=True)  # first object in this folder
-                write_new(tmp, data)
-
-        _publish(rpath, fill, False)
-
-
-def _publish(rpath: str, fill: Callable[[str], None], create_only: bool) -> None:
-    """``fill`` a temporary name beside ``rpath``, then move it there (``create_only``:
-    only if nothing is there yet); nothing is left under the temporary name."""
-    tmp = os.path.join(os.path.dirname(rpath), f"{TMP_PREFIX}{os.urandom(16).hex()}")
-    try:
-        fill(tmp)
-        if create_only:
-            os.link(tmp, rpath)  # FileExistsError if someone was first
-            os.unlink(tmp)
-        else:
-            os.replace(tmp, rpath)
-    except BaseException:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-#: Files up to this size are copied with one read and one write.
-_SMALL_COPY = 1 << 20
-
-
-def _copy(src: str, dst: str) -> None:
-    """Copy ``src`` to ``dst``, which must not exist yet: one read and one write
-    for a small file (10,000 objects are 10,000 of these), ``sendfile`` for the
-    rest, so memory stays flat."""
-    with open(src, "rb") as fi:
-        size = os.fstat(fi.fileno()).st_size
-        if size > _SMALL_COPY:
-            with open(dst, "xb") as fo:
-                _sendfile_all(fi, fo, size)
-            return
-        data = fi.read()
-    write_new(dst, data)
-
-
-def _sendfile_all(fi: BinaryIO, fo: BinaryIO, size: int) -> None:
-    offset = 0
-    try:
-        while offset < size:
-            sent = os.sendfile(fo.fileno(), fi.fileno(), offset, min(size - offset, 1 << 30))
-            if sent == 0:
-                break
-            offset += sent
-    except OSError as err:
-        if offset or err.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-            raise
-        shutil.copyfileobj(fi, fo, 4 << 20)  # no sendfile between these filesystems
-        offset = fo.tell()
-    if offset != size:
-        raise OSError(errno.EIO, f"copy came out short: {offset} of {size} bytes")
+        publish_file(lpath, rpath, create_only)
 
 
 LOCAL_ADAPTER = LocalAdapter()

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ..pointer import HASH_HEX_LENGTHS
-from .core import Storage
+from .base import Storage
 
 if TYPE_CHECKING:
     from ..cache import Cache

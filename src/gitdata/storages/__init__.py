@@ -14,6 +14,7 @@ The names below are the package's API (docs/api.md); submodules import each
 other directly, never through this file.
 """
 
+from ..storage import TMP_PREFIX
 from .engine import (
     NotStaged,
     Prepared,
@@ -28,7 +29,7 @@ from .engine import (
     utc_stamp,
 )
 from .listing import list_remote, remote_md5, scan_local
-from .manifest import TMP_PREFIX, Manifest, manifest_for
+from .manifest import Manifest, manifest_for
 from .spec import (
     DEFAULT_ROOT,
     MODES,

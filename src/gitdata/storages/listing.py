@@ -17,7 +17,7 @@ from ..storage.fingerprint import is_plain_md5_etag
 
 if TYPE_CHECKING:
     pass
-from .manifest import TMP_PREFIX
+from ..storage import TMP_PREFIX
 
 
 def scan_local(

@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from ..project import Project
 
 
-TMP_PREFIX = ".gitdata-tmp-"
 
 
 def _fp_to_json(fp: Fingerprint) -> str:

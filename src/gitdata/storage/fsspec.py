@@ -1,0 +1,197 @@
+"""A storage over an fsspec filesystem: S3, GCS, memory, and any other protocol.
+
+Per-vendor differences are the adapters of :mod:`.backends`; vendor errors
+are translated here, once, also mid-stream (:meth:`Storage.open_read`).
+Every request is retried under the storage's policy unless a caller already
+retries the whole (:func:`gitdata.retry.active`).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any, BinaryIO, TypeVar
+
+from ..retry import RetryPolicy
+from ..retry import active as retry_active
+from .backends import Adapter, IncompleteUpload, adapter_for, adapter_for_protocol
+from .base import Capabilities, Storage, normalize_url
+from .errors import BackendMissing, UnsupportedURL, redact_url, translate
+from .fingerprint import Fingerprint, from_info
+
+
+def open_filesystem(
+    url: str, options: Mapping[str, Any] | None = None, retry: RetryPolicy | None = None
+) -> tuple[Any, str]:
+    """The fsspec filesystem and root path for ``url``; no instance caching.
+
+    The SDK's own retries are capped (see :meth:`Adapter.transport_options`):
+    callers retry with ``retry``'s policy instead."""
+    import fsspec
+    from fsspec.registry import known_implementations
+
+    url = normalize_url(url)
+    protocol = url.split("://", 1)[0]
+    try:
+        cls = fsspec.get_filesystem_class(protocol)
+    except ImportError as err:
+        hint = known_implementations.get(protocol, {}).get("err") or str(err)
+        raise BackendMissing(
+            f"cannot open {redact_url(url)}: {hint} (for example: pip install 'gitdata[{protocol}]')"
+        ) from err
+    except ValueError as err:
+        known = ", ".join(sorted(p + "://" for p in ("file", "s3", "gs", "memory", "http", "https")))
+        raise UnsupportedURL(
+            f"unsupported storage URL {redact_url(url)}: unknown scheme {protocol!r}; "
+            f"use one of {known} or another fsspec protocol"
+        ) from err
+    adapter = adapter_for_protocol(protocol)
+    opts = adapter.transport_options(dict(options or {}), retry or RetryPolicy())
+    opts.setdefault("skip_instance_cache", True)
+    try:
+        fs = cls(**opts)
+    except Exception as err:  # noqa: BLE001 - vendor constructors raise anything
+        raise translate(err, "open the storage", redact_url(url)) from err
+    adapter.configure(fs, dict(options or {}))
+    root = cls._strip_protocol(url).rstrip("/")
+    return fs, root
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _retried(method: F) -> F:
+    """One request, retried under the storage's policy unless a caller
+    already retries the whole (:func:`gitdata.retry.active`)."""
+
+    @functools.wraps(method)
+    def wrapper(self: FsspecStorage, *args: Any, **kwargs: Any) -> Any:
+        if retry_active():
+            return method(self, *args, **kwargs)
+        return self.retrier.call(lambda: method(self, *args, **kwargs))
+
+    return wrapper  # type: ignore[return-value]
+
+
+class FsspecStorage(Storage):
+    priority = 0  # serves whatever no more specific implementation takes
+
+    @classmethod
+    def serves(cls, url: str, options: Mapping[str, Any] | None, fs: Any) -> bool:
+        return True
+
+    def __init__(
+        self,
+        url: str,
+        options: Mapping[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        fs: Any = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        super().__init__(url, options, name=name, retry=retry)
+        if fs is None:
+            fs, root = open_filesystem(self.url, self.options, self.retry)
+        else:
+            root = type(fs)._strip_protocol(self.url).rstrip("/")
+        self._fs = fs
+        self.root = root
+        self._adapter: Adapter = adapter_for(fs)
+
+    @property
+    def fs(self) -> Any:
+        return self._fs
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._adapter.capabilities
+
+    def forget_listing(self, key: str) -> None:
+        """Drop what the filesystem remembers of ``key``'s folder listing.
+
+        Opening an older version after a listing of its folder needs it:
+        gcsfs answers ``info(path#generation)`` from the cached listing, which
+        holds only the live generation, and so fails as not found."""
+        invalidate = getattr(self.fs, "invalidate_cache", None)
+        if invalidate is not None:
+            invalidate(self.path(key))
+
+    @_retried
+    def info(self, key: str) -> Fingerprint:
+        try:
+            self.fs.invalidate_cache(self.path(key))
+            return from_info(self.fs.info(self.path(key)))
+        except Exception as err:
+            raise self._err(err, f"look up {key}") from err
+
+    @_retried
+    def exists(self, key: str) -> bool:
+        try:
+            return bool(self.fs.exists(self.path(key)))
+        except Exception as err:
+            raise self._err(err, f"check {key}") from err
+
+    @_retried
+    def _find(self, prefix: str) -> dict[str, Any]:
+        try:
+            return dict(self.fs.find(self.path(prefix), detail=True, withdirs=False))
+        except FileNotFoundError:
+            return {}
+        except Exception as err:
+            raise self._err(err, f"list {prefix or '/'}") from err
+
+    @_retried
+    def cat(self, key: str) -> bytes:
+        try:
+            return bytes(self.fs.cat_file(self.path(key)))
+        except Exception as err:
+            raise self._err(err, f"download {key}") from err
+
+    @_retried
+    def _open(self, key: str, kwargs: dict[str, Any]) -> BinaryIO:
+        try:
+            kwargs = dict(kwargs)
+            path = self.versioned_path(key, kwargs)
+            if path != self.path(key) or self.version_kwarg in kwargs:
+                self.forget_listing(key)
+            return self.fs.open(path, "rb", **kwargs)
+        except Exception as err:
+            raise self._err(err, f"download {key}") from err
+
+    @_retried
+    def put_file(
+        self, local_path: str, key: str, *, create_only: bool = False, if_match: str | None = None
+    ) -> None:
+        try:
+            self._adapter.put_file(self.fs, local_path, self.path(key), create_only, if_match)
+        except Exception as err:
+            raise self._err(err, f"upload {key}") from err
+
+    @_retried
+    def put_bytes(self, data: bytes, key: str) -> None:
+        try:
+            self.fs.pipe_file(self.path(key), data)
+        except Exception as err:
+            raise self._err(err, f"upload {key}") from err
+
+    @_retried
+    def incomplete_uploads(self) -> list[tuple[str, IncompleteUpload]]:
+        try:
+            found = self._adapter.incomplete_uploads(self.fs, self.root)
+        except Exception as err:
+            raise self._err(err, "list incomplete uploads") from err
+        return [(self.rel(u.path), u) for u in found]
+
+    @_retried
+    def abort_upload(self, upload: IncompleteUpload) -> None:
+        try:
+            self._adapter.abort_upload(self.fs, upload)
+        except Exception as err:
+            raise self._err(err, f"abort the incomplete upload of {self.rel(upload.path)}") from err
+
+    @_retried
+    def delete(self, key: str) -> None:
+        try:
+            self.fs.rm_file(self.path(key))
+        except Exception as err:
+            raise self._err(err, f"delete {key}") from err
