@@ -71,3 +71,19 @@ def test_fetch_checkout_pull_json(tmp_path, daemon_repo):
     assert list(report["failed"]) == ["data/b.csv"]
     err = proc.stderr.decode()
     assert "error: 1 file(s) could not be fetched" in err and "Traceback" not in err
+
+
+def test_one_error_format_for_usage_errors_and_our_own(tmp_path):
+    """Every error is one `error: ...` line (click's `Error:` never shows), with its exit code."""
+    for args, code, says in [
+        (("data", "nosuch"), 2, "error: No such command 'nosuch'. (see `git data --help`)"),
+        (("data", "dataset", "add"), 2, "error: Missing argument 'NAME'. (see `git data dataset add --help`)"),
+        (("data", "status", "--no-such-flag"), 2, "error: No such option '--no-such-flag'."),
+        (("data", "status"), 1, "error: "),  # not a repository: our own error
+        (("remote-s3data", "log"), 2, "error: Missing argument 'REMOTE'."),
+    ]:
+        proc = run("git", *args, cwd=tmp_path, check=False)
+        err = proc.stderr.decode()
+        assert proc.returncode == code, (args, proc.returncode, err)
+        assert says in err, (args, err)
+        assert "Error:" not in err and "Traceback" not in err, (args, err)

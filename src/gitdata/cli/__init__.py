@@ -84,20 +84,58 @@ def _fast_filter_process() -> None:
 
 def _fast_pre_commit() -> None:
     """``git data hook pre-commit`` without click (git runs it for every commit)."""
+    from ..hooks import pre_commit_hook
     from ..project import Project
-    from ..scan import pre_commit
 
-    pre_commit(Project.open().repo, lambda line: print(line, file=sys.stderr))
+    pre_commit_hook(Project.open(), _say)
 
 
 def _fast_pre_push(remote_name: str, url: str | None) -> None:
     """``git data hook pre-push`` without click: git runs it on every push."""
+    from ..hooks import pre_push_hook
     from ..project import Project
-    from ..push import pre_push
 
-    report = pre_push(Project.open(), remote_name, url, sys.stdin.read(), say=lambda m: print(m, file=sys.stderr))
-    if report is not None and report.uploaded:
-        print(f"git data: uploaded {len(report.uploaded)} object(s) to {report.remote}", file=sys.stderr)
+    pre_push_hook(Project.open(), remote_name, url, sys.stdin.read(), _say)
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def run_click(group: Any, args: list[str] | None, prog_name: str) -> None:
+    """Run a click group with git data's one error format, then exit.
+
+    Every error is one ``error: …`` line (a usage error after the usage
+    line, with where to read more), never click's ``Error:``; exit codes are
+    click's (2 for usage) or the error's own.
+    """
+    import click
+
+    from ..errors import GitDataError
+
+    try:
+        group.main(args=args, prog_name=prog_name, standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.UsageError as err:
+        ctx = err.ctx
+        if ctx is not None:
+            click.echo(ctx.get_usage(), err=True)
+        more = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        click.echo(f"error: {err.format_message()}{more}", err=True)
+        sys.exit(err.exit_code)
+    except click.ClickException as err:
+        click.echo(f"error: {err.format_message()}", err=True)
+        sys.exit(err.exit_code)
+    except GitDataError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(141)
+    sys.exit(0)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -109,28 +147,10 @@ def main(argv: list[str] | None = None) -> None:
     if args[:2] == ["hook", "pre-push"] and len(args) in (3, 4) and not args[2].startswith("-"):
         _run_fast(lambda: _fast_pre_push(args[2], args[3] if len(args) == 4 else None))
 
-    import click
-
     from ..credentials import Session, use_session
-    from ..errors import GitDataError
 
     cli = __getattr__("cli")
     # Credentials may be asked for only when a person is at the terminal;
     # under git (filter process, remote helper, hooks) stdin is a pipe.
     use_session(Session(interactive=sys.stdin.isatty()))
-    try:
-        cli.main(args=argv, prog_name="git data", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        sys.exit(130)
-    except click.ClickException as err:
-        err.show()
-        sys.exit(err.exit_code)
-    except GitDataError as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(err.exit_code)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except BrokenPipeError:
-        sys.exit(141)
-    sys.exit(0)
+    run_click(cli, argv, "git data")

@@ -1,4 +1,7 @@
-"""Commands git runs for us: the filter process, hooks, the merge driver."""
+"""Commands git runs for us: the filter process, hooks, the merge driver.
+
+Thin: the bodies are :mod:`gitdata.hooks`, shared with the click-free fast
+path in :func:`gitdata.cli.main`."""
 
 from __future__ import annotations
 
@@ -28,26 +31,22 @@ def hook() -> None:
 @click.argument("url", required=False)
 def hook_pre_push(remote_name: str, url: str | None) -> None:
     """Upload data objects of the pushed commits before git moves any ref."""
-    from ..push import pre_push
+    from ..hooks import pre_push_hook
 
-    report = pre_push(open_project(), remote_name, url, sys.stdin.read(), say=lambda m: click.echo(m, err=True))
-    if report is not None and report.uploaded:
-        click.echo(f"git data: uploaded {len(report.uploaded)} object(s) to {report.remote}", err=True)
+    pre_push_hook(open_project(), remote_name, url, sys.stdin.read(), _say)
 
 
 @hook.command("pre-commit")
 def hook_pre_commit() -> None:
     """Refuse raw data at tracked paths, malformed pointers, and staged files
     over gitdata.maxBlobSize that are not pointers."""
-    from ..scan import pre_commit
+    from ..hooks import pre_commit_hook
 
-    pre_commit(open_project().repo, lambda line: click.echo(line, err=True))
+    pre_commit_hook(open_project(), _say)
 
 
-@hook.command("post-checkout", hidden=True)
-@click.argument("args", nargs=-1)
-def hook_post_checkout(args: tuple[str, ...]) -> None:
-    """Reserved for staging mount/reference datasets after a checkout."""
+def _say(line: str) -> None:
+    click.echo(line, err=True)
 
 
 @cli.command("merge-driver")
@@ -57,22 +56,7 @@ def hook_post_checkout(args: tuple[str, ...]) -> None:
 @click.argument("path", required=False, default="")
 def merge_driver(base: str, ours: str, theirs: str, path: str) -> None:
     """Three-way merge of pointer files (git runs this; data is never merged)."""
-    def read(p):
-        with open(p, "rb") as f:
-            return f.read()
+    from ..hooks import merge_driver as merge
 
-    o, a, b = read(base), read(ours), read(theirs)
-    if a == b or o == b:
-        return
-    if o == a:
-        with open(ours, "wb") as f:
-            f.write(b)
-        return
-    click.echo(
-        f"git data: both sides changed {path or 'a data file'}; keep one with "
-        f"`git checkout --ours {path}` or `git checkout --theirs {path}`, then `git add` it",
-        err=True,
-    )
-    raise SystemExit(1)
-
-
+    if merge(base, ours, theirs, path, _say):
+        raise SystemExit(1)

@@ -26,10 +26,10 @@ def main(argv: list[str] | None = None) -> None:
         and (argv[0] in SUBCOMMANDS or argv[0] in ("-h", "--help"))
         and "GIT_DIR" not in os.environ
     ):
+        from ..cli import run_click
         from ..cli.s3data_cmds import maintenance_cli
 
-        maintenance_cli().main(args=argv, prog_name="git remote-s3data")
-        return
+        run_click(maintenance_cli(), argv, "git remote-s3data")
     if not argv or len(argv) > 2:
         print(
             "usage: git-remote-s3data <remote> [<url>] (git runs this for s3data:: URLs)\n"

@@ -1,0 +1,77 @@
+"""Three-way merge of pointer files: the decision, pure (no I/O).
+
+git runs ``git data merge-driver %O %A %B %P`` when both sides of a merge
+touched a tracked path (``.gitattributes``: ``merge=s3data``). Data is never
+merged; a pointer names one whole version, so the question is only which
+side's version the merged commit keeps:
+
+============================  =========================================
+base / ours / theirs           merged
+============================  =========================================
+ours == theirs                 ours (both made the same change)
+base == theirs                 ours (only ours changed)
+base == ours                   theirs (only theirs changed)
+ours, theirs same content      ours (the same version recorded twice:
+                               same oid, or same source and fingerprint)
+anything else                  conflict: the user chooses a side
+============================  =========================================
+
+"Same content" compares parsed pointers, so two clones that recorded one
+version with different optional fields (a newer writer's extra key) do not
+conflict. Anything that does not parse as a pointer is compared as bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from .pointer import Pointer, PointerError, is_pointer_like, parse
+
+Outcome = Literal["ours", "theirs", "conflict"]
+
+#: pointer keys that say which version of a registered source this is
+_VERSION_KEYS = ("source", "version-id", "etag", "md5")
+
+
+@dataclass(frozen=True)
+class Merge:
+    outcome: Outcome
+    #: why, for the message shown on a conflict
+    reason: str = ""
+
+
+def _pointer(data: bytes) -> Pointer | None:
+    if not is_pointer_like(data):
+        return None
+    try:
+        return parse(data)
+    except PointerError:
+        return None
+
+
+def same_version(a: bytes, b: bytes) -> bool:
+    """Whether two pointer texts name the same version of a file."""
+    if a == b:
+        return True
+    pa, pb = _pointer(a), _pointer(b)
+    if pa is None or pb is None or pa.size != pb.size:
+        return False
+    if pa.oid is not None or pb.oid is not None:
+        return pa.oid == pb.oid
+    ea, eb = dict(pa.extra), dict(pb.extra)
+    named = [k for k in _VERSION_KEYS if k in ea or k in eb]
+    return bool(named) and "source" in ea and all(ea.get(k) == eb.get(k) for k in named)
+
+
+def merge_pointers(base: bytes, ours: bytes, theirs: bytes) -> Merge:
+    """Which side the merge keeps (see the module's table)."""
+    if ours == theirs or base == theirs:
+        return Merge("ours")
+    if base == ours:
+        return Merge("theirs")
+    if same_version(ours, theirs):
+        return Merge("ours")
+    if _pointer(ours) is None or _pointer(theirs) is None:
+        return Merge("conflict", "one side is not a valid pointer")
+    return Merge("conflict", "both sides recorded a different version")
