@@ -203,3 +203,55 @@ def test_processes_are_started_only_where_that_is_the_job():
     assert not stray, f"processes started outside {sorted(SUBPROCESS_ALLOWED)}: {stray} (use gitdata.git.repo)"
     unused = sorted(set(SUBPROCESS_ALLOWED) - set(offenders))
     assert not unused, f"SUBPROCESS_ALLOWED lists modules that start no process: {unused}"
+
+
+#: Where the process environment may be read: entry points, and the modules
+#: whose job is the environment (the credential chain's providers, the
+#: processes we start). Everything else takes values as arguments.
+ENVIRON_ALLOWED = {
+    "credentials.py": "the provider chain reads AWS_*/GOOGLE_* as the SDKs do",
+    "filters.py": "the filter process's entry (GIT_DATA_SKIP_SMUDGE, the expected-index file)",
+    "refresh.py": "hands the expected-index file to git's filter in the child's environment",
+    "remote/entry.py": "git-remote-s3data's entry point",
+    "remote/helper.py": "git passes GIT_DIR to the remote helper",
+    "mount/dataset.py": "the mount process's environment (credentials for rclone)",
+    "mount/service.py": "the service's entry point",
+    "provenance/runner.py": "`git data run` passes the environment to the recorded command",
+}
+#: Where text may be printed directly: entry points that run without click.
+PRINT_ALLOWED = {
+    "credentials.py": "the terminal prompt (stderr)",
+    "filters.py": "the filter process logs to stderr (git shows it)",
+    "mount/serve.py": "the mount process's entry point",
+    "remote/entry.py": "git-remote-s3data's entry point",
+    "remote/helper.py": "the remote helper's log lines (stderr)",
+}
+
+
+def _uses(path: Path) -> tuple[bool, bool]:
+    tree = ast.parse(path.read_text())
+    environ = printed = False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr == "environ" and isinstance(node.value, ast.Name) and node.value.id == "os":
+            environ = True
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
+            printed = True
+    return environ, printed
+
+
+def test_environment_and_print_only_in_named_entry_points():
+    env_offenders, print_offenders = [], []
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC).as_posix()
+        if rel.startswith("cli/"):
+            continue  # the command line is the entry point
+        environ, printed = _uses(path)
+        if environ and rel not in ENVIRON_ALLOWED:
+            env_offenders.append(rel)
+        if printed and rel not in PRINT_ALLOWED:
+            print_offenders.append(rel)
+    assert not env_offenders, f"os.environ outside the named entry points (take it as an argument): {env_offenders}"
+    assert not print_offenders, f"print() outside the named entry points (take a `say` callback): {print_offenders}"
+    for which, table in ((0, ENVIRON_ALLOWED), (1, PRINT_ALLOWED)):
+        stale = [rel for rel in table if not (SRC / rel).exists() or not _uses(SRC / rel)[which]]
+        assert not stale, f"allow-list names files that no longer need it: {stale}"

@@ -69,7 +69,7 @@ def scan_history(repo: Repo, include: Sequence[str], exclude: Sequence[str] = ()
     args = [*include]
     if exclude:
         args += ["--not", *exclude]
-    pairs = [(path, sha) for sha, path in repo.rev_list_objects(args)]
+    pairs = [(path, sha) for sha, path in repo.rev_list_objects(args, blob_limit=MAX_SIZE)]
     return _scan_blobs(repo, pairs)
 
 

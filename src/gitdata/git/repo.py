@@ -39,6 +39,29 @@ def run_git(
     return proc.stdout
 
 
+def stream_git(args: Sequence[str], cwd: str | None = None) -> Iterator[bytes]:
+    """git's stdout line by line, as git writes it: for output that grows with
+    history (``rev-list --objects``), which is never held whole. A failure
+    raises :class:`GitError` once the output ends."""
+    import tempfile
+
+    with tempfile.TemporaryFile() as errors:  # a pipe could fill and stall git
+        try:
+            proc = subprocess.Popen(["git", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=errors)
+        except FileNotFoundError as err:
+            raise GitError("git is not installed or not on PATH") from err
+        assert proc.stdout is not None
+        try:
+            yield from proc.stdout
+        finally:
+            proc.stdout.close()
+            code = proc.wait()
+        if code != 0:
+            errors.seek(0)
+            msg = errors.read().decode(errors="replace").strip()
+            raise GitError(f"git {' '.join(args[:3])} failed: {msg}")
+
+
 def git_process(args: Sequence[str], cwd: str | None = None, *, capture: bool = True) -> subprocess.CompletedProcess:
     """Run git and hand back the whole result (text), for callers that read its status and
     stderr themselves; ``capture=False`` lets git's output through (a remote helper's)."""
@@ -183,11 +206,13 @@ class Repo:
             if stage == "0" and mode != "120000" and mode != "160000":
                 yield path.decode("utf-8", "surrogateescape"), sha
 
-    def rev_list_objects(self, args: Sequence[str]) -> Iterator[tuple[str, str]]:
-        """``(sha, path)`` from ``git rev-list --objects ARGS`` (blobs and trees)."""
-        out = run_git(["rev-list", "--objects", *args], cwd=self.root)
-        for line in out.decode("utf-8", "surrogateescape").splitlines():
-            sha, _, path = line.partition(" ")
+    def rev_list_objects(self, args: Sequence[str], *, blob_limit: int | None = None) -> Iterator[tuple[str, str]]:
+        """``(sha, path)`` from ``git rev-list --objects ARGS`` (blobs and trees),
+        streamed; ``blob_limit``: leave out blobs of that size or more (git's
+        ``--filter=blob:limit``, so only pointer-sized blobs come back)."""
+        opts = ["--objects"] + ([f"--filter=blob:limit={blob_limit}"] if blob_limit is not None else [])
+        for raw in stream_git(["rev-list", *opts, *args], cwd=self.root):
+            sha, _, path = raw.rstrip(b"\n").decode("utf-8", "surrogateescape").partition(" ")
             if path:
                 yield sha, path
 
