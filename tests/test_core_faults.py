@@ -86,6 +86,34 @@ def test_disk_full_during_checkout_leaves_pointer(tmp_path, tiny_fs):
     assert len(_objects(tiny_fs / "cache")) == 1 and os.listdir(tiny_fs / "cache" / "tmp") == []
 
 
+def test_pull_on_a_nearly_full_disk_gets_every_file_that_fits(tmp_path, tiny_fs):
+    """One object too big for the cache's disk, downloaded beside small ones that
+    fit: the big one fails with the reason, every small one arrives (a small
+    download that hit the full disk while the big one's temporary file held the
+    space is tried again once it is gone)."""
+    store = tmp_path / "store"
+    proj = new_project(tmp_path / "p", str(store))
+    write(proj / "data" / "big.bin", os.urandom(4_000_000))  # mean size over 1 MiB: two download threads
+    for i in range(2):
+        write(proj / "data" / f"s{i:02d}.bin", bytes([65 + i]) * 2000)
+    git(proj, "add", "-A")
+    git(proj, "commit", "-qm", "data")
+    origin = tmp_path / "o.git"
+    git(tmp_path, "init", "-q", "--bare", str(origin))
+    git(proj, "push", "-q", str(origin), "HEAD:refs/heads/main")
+    clone = tmp_path / "c"
+    git(tmp_path, "clone", "-q", str(origin), str(clone), env={"GIT_DATA_SKIP_SMUDGE": "1"})
+    git(clone, "config", "gitdata.cacheDir", str(tiny_fs / "cache"))
+    git(clone, "config", "gitdata.cacheLocalRemote", "true")
+    git(clone, "config", "gitdata.jobs", "4")
+    r = run("git", "data", "pull", cwd=clone, check=False)
+    assert r.returncode != 0 and "no space left" in r.stderr.decode()
+    assert (clone / "data" / "big.bin").read_bytes().startswith(b"version gitdata/1\n")
+    for i in range(2):
+        assert (clone / "data" / f"s{i:02d}.bin").read_bytes() == bytes([65 + i]) * 2000, i
+    assert os.listdir(tiny_fs / "cache" / "tmp") == []
+
+
 def test_data_remote_stopped_then_back(tmp_path, rclone_server_factory):
     server = rclone_server_factory()
     bucket = "b" + uuid.uuid4().hex[:8]

@@ -237,9 +237,9 @@ class Cache:
                 self.packs.append(oid, data)
             except OSError as err:
                 if err.errno == errno.ENOSPC:
-                    raise CacheWriteFailed(
-                        f"no space left writing to the cache at {self.root}; {FULL_DISK_HINT}"
-                    ) from err
+                    full = CacheWriteFailed(f"no space left writing to the cache at {self.root}; {FULL_DISK_HINT}")
+                    full.no_space = True
+                    raise full from err
                 raise
         return oid, len(data)
 

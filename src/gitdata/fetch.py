@@ -133,15 +133,30 @@ def download_many(
 ) -> Outcome[str, str]:
     """Fetch many objects in parallel; ``wanted`` maps oid to size."""
     todo = {oid: size for oid, size in wanted.items() if not cache.has(oid, size)}
-    return run_parallel(
+    workers = store.storage.workers(jobs, mean_size=sum(v or 0 for v in todo.values()) / max(1, len(todo)))
+    outcome = run_parallel(
         todo,
         lambda oid: download_object(store, cache, oid, todo[oid]),
-        jobs=store.storage.workers(jobs, mean_size=sum(v or 0 for v in todo.values()) / max(1, len(todo))),
+        jobs=workers,
         label="Downloading",
         weight=lambda oid: todo[oid] or 0,
         retry=store.retrier,
         progress=progress,
     )
+    full = [oid for oid, err in outcome.failed.items() if getattr(err, "no_space", False)]
+    if full and workers > 1:
+        # The disk filled while others were writing too: a large object's
+        # temporary file (removed when it failed) may have taken the space a
+        # small one needs. Each gets one more try, one at a time, smallest first.
+        again = run_parallel(
+            sorted(full, key=lambda oid: todo[oid] or 0),
+            lambda oid: download_object(store, cache, oid, todo[oid]),
+            jobs=1, label="Downloading", retry=store.retrier, progress=False,
+        )  # fmt: skip
+        for oid, path in again.done.items():
+            outcome.failed.pop(oid, None)
+            outcome.done[oid] = path
+    return outcome
 
 
 @dataclass

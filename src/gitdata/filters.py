@@ -20,6 +20,7 @@ from .pointer import MAX_SIZE, Pointer, PointerError, is_pointer_like, parse
 from .project import Project
 from .refresh import EXPECT_ENV, read_expected, refresh_index
 from .storage import normalize_url, oid_to_key
+from .writer import WriteFailed
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
@@ -64,6 +65,9 @@ class FilterHandler:
         self._ready: list[str] = []  # delayed paths whose download finished, not yet reported
         self._reported: set[str] = set()
         self._ready_cond = threading.Condition()
+        self._inflight = 0  # downloads writing into the cache now
+        self._inflight_cond = threading.Condition()
+        self._space_retry = threading.Lock()  # retries after a full disk run one at a time
         self.failures: list[str] = []
         self._clean_buf: bytearray | None = None
         self._dataset_stores: dict[str, tuple[object, GitDataError | None]] = {}
@@ -235,9 +239,35 @@ class FilterHandler:
                 elif local is not None:
                     fut = self._pool.submit(verify_file, local, pointer.oid, describe(store))
                 else:
-                    fut = self._pool.submit(fetch_object, store, self.project.cache, pointer.oid, pointer.size)
+                    fut = self._pool.submit(self._fetch, store, pointer.oid, pointer.size)
                 self._downloads[pointer.oid] = fut
             return fut
+
+    def _fetch(self, store: object, oid: str, size: int | None) -> str:
+        """One download into the cache. On a full disk while other downloads
+        were writing, it is tried once more after they have settled (a large
+        object's temporary file, removed when it failed, had taken the space a
+        small one needed); such second tries run one at a time."""
+        with self._inflight_cond:
+            self._inflight += 1
+        try:
+            return fetch_object(store, self.project.cache, oid, size)  # type: ignore[arg-type]
+        except WriteFailed as err:
+            if not err.no_space:
+                raise
+            with self._inflight_cond:
+                if self._inflight == 1:
+                    raise  # nothing else is writing: the disk is simply full
+                self._inflight -= 1  # not writing while it waits
+                self._inflight_cond.notify_all()
+                self._inflight_cond.wait_for(lambda: self._inflight == 0)
+                self._inflight += 1
+            with self._space_retry:
+                return fetch_object(store, self.project.cache, oid, size)  # type: ignore[arg-type]
+        finally:
+            with self._inflight_cond:
+                self._inflight -= 1
+                self._inflight_cond.notify_all()
 
     _no_remote_error: GitDataError | None = None
     _store_cache: object = None

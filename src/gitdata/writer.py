@@ -50,6 +50,9 @@ ANY = object()
 class WriteFailed(GitDataError):
     """A guarded write could not be completed; nothing was left behind."""
 
+    #: the disk was full (the same write may succeed once space is freed)
+    no_space = False
+
 
 class TargetChanged(WriteFailed):
     """The target changed while git data was writing beside it: it is kept."""
@@ -69,7 +72,9 @@ def signature(full: str) -> tuple[int, int, int] | None:
 
 
 def _no_space(failed: type[WriteFailed], dest: str, hint: str | None) -> WriteFailed:
-    return failed(f"no space left writing {dest}; {hint or 'free some space and run the command again'}")
+    err = failed(f"no space left writing {dest}; {hint or 'free some space and run the command again'}")
+    err.no_space = True
+    return err
 
 
 class GuardedFile:
