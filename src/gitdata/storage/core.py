@@ -126,8 +126,11 @@ class Storage:
         name: str | None = None,
         fs: Any = None,
         retry: RetryPolicy | None = None,
+        part_size: int | None = None,
     ) -> None:
         self.url = normalize_url(url)
+        #: multipart part size for large uploads (``gitdata.partSize``; None: the SDK's default)
+        self.part_size = part_size
         self.name = name
         self.options = dict(options or {})
         #: how transfers against this storage are retried (:mod:`gitdata.retry`)
@@ -278,10 +281,12 @@ class Storage:
         return self.path(key) + (f"#{gen}" if gen is not None else "")
 
     @contextmanager
-    def open_read(self, key: str, **kwargs: Any) -> Iterator[BinaryIO]:
+    def open_read(self, key: str, *, whole: bool = False, **kwargs: Any) -> Iterator[BinaryIO]:
         """The object as a file; opening it is retried, reads are the caller's
-        to retry (as a whole: :func:`gitdata.fetch.fetch_object`)."""
-        f = self._open(key, kwargs)
+        to retry (as a whole: :func:`gitdata.fetch.fetch_object`). ``whole``:
+        the caller reads it from start to end, in one request where the
+        backend allows it (``Adapter.open_whole``)."""
+        f = self._open(key, kwargs, whole)
         try:
             yield f
         except GitDataError:
@@ -300,11 +305,13 @@ class Storage:
                 pass
 
     @_retried
-    def _open(self, key: str, kwargs: dict[str, Any]) -> BinaryIO:
+    def _open(self, key: str, kwargs: dict[str, Any], whole: bool = False) -> BinaryIO:
         try:
             if self.local_root is not None and not kwargs:
                 return open(self.path(key), "rb")  # noqa: SIM115 - the caller closes it
             kwargs = dict(kwargs)
+            if whole:
+                return self._adapter.open_whole(self.fs, self.versioned_path(key, kwargs), kwargs)
             return self.fs.open(self.versioned_path(key, kwargs), "rb", **kwargs)
         except Exception as err:
             raise self._err(err, f"download {key}") from err
@@ -321,7 +328,7 @@ class Storage:
         """
         try:
             fs = self._fs if self.local_root is not None else self.fs  # LocalAdapter needs none
-            self._adapter.put_file(fs, local_path, self.path(key), create_only, if_match)
+            self._adapter.put_file(fs, local_path, self.path(key), create_only, if_match, part_size=self.part_size)
         except Exception as err:
             raise self._err(err, f"upload {key}") from err
 
