@@ -55,6 +55,7 @@ from common import (  # noqa: E402
     setup_home,
     tool_version,
 )
+
 from servers import RcloneS3Server, rclone_binary  # noqa: E402
 
 OPS = ("push", "clone")
@@ -158,6 +159,7 @@ class DvcS3(S3Tool):
         run(
             f"dvc init -q && dvc remote add -d store s3://{bucket}/dvc && "
             f"dvc remote modify store endpointurl {self.server.endpoint} && "
+            "dvc remote modify store read_timeout 600 && "  # see docs/benchmarks.md: rclone hashes per request
             f"dvc add -q {sc.dvc_target} && git add -A && git commit -q -m data",
             cwd=src, env=env, log=log,
         )

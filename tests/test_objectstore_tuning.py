@@ -92,11 +92,11 @@ def test_a_part_size_under_5m_is_refused_with_the_fix(tmp_path, value):
     root = new_project(tmp_path / "p")
     git(root, "config", "gitdata.partSize", value)
     with pytest.raises(BadSetting, match=r"at least 5m.*git config gitdata.partSize"):
-        Project.open(str(root)).part_size
+        _ = Project.open(str(root)).part_size
 
 
 def test_a_part_size_that_does_not_parse_is_refused(tmp_path):
     root = new_project(tmp_path / "p")
     git(root, "config", "gitdata.partSize", "big")
     with pytest.raises(BadSetting, match="gitdata.partSize"):
-        Project.open(str(root)).part_size
+        _ = Project.open(str(root)).part_size
