@@ -189,6 +189,16 @@ def _parts(part_size: int | None) -> dict[str, int]:
     return {"chunksize": max(5 << 20, part_size), "max_concurrency": PART_JOBS}
 
 
+async def _read_upto(body: Any, size: int) -> bytes:
+    out = bytearray()
+    while size < 0 or len(out) < size:  # a network read may return less than asked
+        chunk = await body.read((1 << 20) if size < 0 else size - len(out))
+        if not chunk:
+            break
+        out += chunk
+    return bytes(out)
+
+
 class _S3Body(io.RawIOBase):
     """A GET's body as a blocking file: each ``read`` waits for the next bytes."""
 
@@ -200,28 +210,17 @@ class _S3Body(io.RawIOBase):
         return True
 
     def readinto(self, b: Any) -> int:
-        from fsspec.asyn import sync
-
-        data = sync(self._fs.loop, self._body.read, len(b))
+        data = self.read(len(b))
         n = len(data)
         b[:n] = data
         return n
 
-    def read(self, size: int = -1) -> bytes:
+    def read(self, size: int | None = -1) -> bytes:
+        """Up to ``size`` bytes (all that is left for -1): one hand-over to
+        the event loop per call, however many network reads it takes."""
         from fsspec.asyn import sync
 
-        if size is None or size < 0:
-            chunks = []
-            while chunk := sync(self._fs.loop, self._body.read, 1 << 20):
-                chunks.append(chunk)
-            return b"".join(chunks)
-        out = bytearray()
-        while len(out) < size:  # a network read may return less than asked
-            chunk = sync(self._fs.loop, self._body.read, size - len(out))
-            if not chunk:
-                break
-            out += chunk
-        return bytes(out)
+        return sync(self._fs.loop, _read_upto, self._body, -1 if size is None else size)  # type: ignore[no-any-return]
 
     def close(self) -> None:
         if not self.closed:
