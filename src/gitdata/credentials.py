@@ -148,6 +148,12 @@ class Provider:
     def complete(self, secret: Secret) -> bool:
         raise NotImplementedError
 
+    def portable(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Options that carry the credentials this process found in its own
+        environment or profile, for another machine that lacks them (a Dask
+        worker): none by default."""
+        return {}
+
 
 class S3Provider(Provider):
     scheme = "s3"
@@ -192,6 +198,24 @@ class S3Provider(Provider):
     def to_options(self, secret: Secret) -> dict[str, Any]:
         return {"key": secret.key, "secret": secret.secret}
 
+    def portable(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        if self.has_explicit(options):
+            return {}
+        try:
+            import botocore.session
+            from botocore.exceptions import BotoCoreError
+
+            creds = botocore.session.Session().get_credentials()
+            frozen = creds.get_frozen_credentials() if creds is not None else None
+        except (ImportError, BotoCoreError):
+            return {}
+        if frozen is None or not frozen.access_key:
+            return {}
+        out = {"key": frozen.access_key, "secret": frozen.secret_key}
+        if frozen.token:
+            out["token"] = frozen.token
+        return out
+
     def complete(self, secret: Secret) -> bool:
         return bool(secret.key and secret.secret)
 
@@ -227,6 +251,13 @@ class GcsProvider(Provider):
 
 
 PROVIDERS: dict[str, Provider] = {"s3": S3Provider(), "s3a": S3Provider(), "gs": GcsProvider(), "gcs": GcsProvider()}
+
+
+def portable_options(url: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` plus the ambient credentials of this process (environment,
+    profile) for ``url``'s provider, so that another machine can use them."""
+    provider = provider_for(url)
+    return {**options, **(provider.portable(options) if provider is not None else {})}
 
 
 def provider_for(url: str) -> Provider | None:

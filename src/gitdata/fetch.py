@@ -67,14 +67,14 @@ def download_object(store: ObjectStore, cache: Cache, oid: str, size: int | None
     where = describe(store)
     try:
         if size is not None and size <= SMALL_OBJECT:
-            with store.storage.open_read(key) as f:
+            with store.storage.open_read(key, whole=True) as f:
                 data = f.read(size + 1)  # never more than the pointer says, plus one to notice
             if len(data) > size:
                 check_size(len(data), size, oid, where)  # the pointer lies: refused, not retried
             _check_length(len(data), size, oid, where)  # short: the transfer broke off (retried)
             cache.put_bytes(data, algo, expected_oid=oid)
         else:
-            with store.storage.open_read(key) as f, cache.writer(algo) as w:
+            with store.storage.open_read(key, whole=True) as f, cache.writer(algo) as w:
                 while True:
                     chunk = f.read(STREAM_CHUNK)
                     if not chunk:

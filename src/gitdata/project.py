@@ -62,6 +62,17 @@ class Project:
         return State(self.repo.data_dir)
 
     @cached_property
+    def part_size(self) -> int:
+        """Multipart part size of large uploads (``gitdata.partSize``)."""
+        size = self.setting("gitdata.partSize")
+        if size < (5 << 20):
+            raise settings.BadSetting(
+                "gitdata.partSize must be at least 5m (S3's smallest part); fix it with "
+                "`git config gitdata.partSize 16m`"
+            )
+        return int(size)
+
+    @cached_property
     def jobs(self) -> int:
         return max(1, self.setting("gitdata.jobs"))
 
@@ -170,7 +181,7 @@ class Project:
                 url, {k: v for k, v in options.items() if k not in own}, f"{config_mod.FILENAME} ({name or url})", name
             )
         opts = resolve_options(self, name, url, options)
-        return Storage(url, opts, name=name, retry=self.retry_policy)
+        return Storage(url, opts, name=name, retry=self.retry_policy, part_size=self.part_size)
 
     def object_store(self, name: str | None = None) -> ObjectStore:
         return ObjectStore(self.storage(name), jobs=self.jobs)

@@ -60,6 +60,10 @@ SETTINGS: tuple[Setting, ...] = (
             "parallel transfers to and from network storage (S3, GCS, ...). A local folder is CPU- and "
             "syscall-bound instead: objects under 1 MiB on average are copied in one thread, larger ones "
             "on at most one thread per core (and at most `gitdata.jobs`)"),
+    Setting("gitdata.partSize", "int", 16 * _MIB,
+            "large uploads to S3 go as multipart uploads of parts this size (at least 5m), 4 parts in "
+            "flight per file (memory: 4 x this per file being uploaded). Downloads of whole objects are "
+            "one streamed request each, whatever their size"),
     Setting("gitdata.smudgeMax", "int", 32 * _MIB,
             "objects larger than this (bytes) are written to the work tree by git data itself, "
             "streaming, not through git's smudge output (which git buffers whole in memory)"),

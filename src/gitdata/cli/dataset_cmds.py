@@ -346,3 +346,59 @@ def dataset_unstage(name: str, as_json: bool) -> None:
     click.echo(f"{name}: {len(report.freed)} file(s) unstaged, {human_size(report.bytes)} freed")
     for path, why in sorted(report.kept.items()):
         click.echo(f"kept {os.path.relpath(path) if os.path.isabs(path) else path}: {why}")
+
+
+# -- dataset verify ------------------------------------------------------------------
+
+
+@dataset.command("verify")
+@click.argument("name")
+@click.option("-I", "--include", multiple=True, metavar="GLOB", help="Only files matching GLOB (relative to the dataset folder; repeatable).")
+@click.option("-j", "--jobs", type=int, help="Parallel reads per storage (default: gitdata.jobs or 8).")
+@click.option("--dask", "dask_address", metavar="SCHEDULER_ADDRESS",
+              help="Hash on an existing Dask cluster (tcp://HOST:8786); needs pip install 'gitdata[dask]'.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def dataset_verify(name, include, jobs, dask_address, as_json) -> None:
+    """Hash dataset NAME's registered sources and record their oids.
+
+    Reads every registered file (its recorded version where the storage
+    keeps versions, never more than its recorded size), hashes it while it
+    streams and records the oid in its pointer as `source-oid`, in the
+    index, ready to commit. `git data status --remote` then compares by
+    content where a server's ETags are not content hashes. A source whose
+    fingerprint changed since registration is reported, not recorded. With
+    --dask, the reading runs on the cluster's workers, straight from the
+    bucket; the pointers are written here once every result is back.
+    """
+    from ..datasets import verify as verify_mod
+
+    project = open_project()
+    trust.notice_once(project, lambda m: click.echo(m, err=True))
+    if jobs is not None and jobs < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--jobs")
+    run, where = None, "local"
+    if dask_address:
+        from ..datasets.verify_dask import runner
+
+        run, where = runner(dask_address), "dask"
+    report = verify_mod.verify(project, name, include, jobs=jobs, run=run, where=where)
+    if as_json:
+        emit_json(report.as_dict())
+    else:
+        click.echo(
+            f"{name}: {len(report.recorded)} oid(s) recorded, {len(report.unchanged)} already recorded "
+            f"({human_size(report.bytes)} read), {len(report.changed)} changed, {len(report.failed)} failed"
+        )
+        for path, why in sorted(report.changed.items()):
+            click.echo(f"changed {path}: {why}")
+        for path, why in sorted(report.kept.items()):
+            click.echo(f"kept {path}: {why}")
+        if report.recorded:
+            click.echo("commit the pointers to share them: git commit -m 'verify " + name + "'")
+    for path, why in sorted(report.failed.items()):
+        click.echo(f"error: {path}: {why}", err=True)
+    if report.failed or report.changed:
+        raise GitDataError(
+            f"{len(report.failed) + len(report.changed)} file(s) of {name} were not verified "
+            "(see above); the others are recorded"
+        )

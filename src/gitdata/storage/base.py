@@ -107,8 +107,11 @@ class Storage:
         name: str | None = None,
         fs: Any = None,
         retry: RetryPolicy | None = None,
+        part_size: int | None = None,
     ) -> None:
         self.url = normalize_url(url)
+        #: multipart part size for large uploads (``gitdata.partSize``; None: the SDK's default)
+        self.part_size = part_size
         self.name = name
         self.options = dict(options or {})
         #: how transfers against this storage are retried (:mod:`gitdata.retry`)
@@ -220,12 +223,13 @@ class Storage:
         return self.path(key) + (f"#{gen}" if gen is not None else "")
 
     @contextmanager
-    def open_read(self, key: str, **kwargs: Any) -> Iterator[BinaryIO]:
+    def open_read(self, key: str, *, whole: bool = False, **kwargs: Any) -> Iterator[BinaryIO]:
         """The object as a file; opening it is retried, reads are the caller's
         to retry (as a whole: :func:`gitdata.fetch.fetch_object`). Errors of
         the read itself (a transfer that broke off mid-stream) are translated
-        like any other."""
-        f = self._open(key, kwargs)
+        like any other. ``whole``: the caller reads it from start to end, in
+        one request where the backend allows it (``Adapter.open_whole``)."""
+        f = self._open(key, kwargs, whole)
         try:
             yield f
         except GitDataError:
@@ -243,7 +247,7 @@ class Storage:
             except Exception:  # noqa: BLE001 - closing a failed read must not mask the error
                 pass
 
-    def _open(self, key: str, kwargs: dict[str, Any]) -> BinaryIO:
+    def _open(self, key: str, kwargs: dict[str, Any], whole: bool = False) -> BinaryIO:
         raise NotImplementedError
 
     def put_file(

@@ -88,8 +88,9 @@ class FsspecStorage(Storage):
         name: str | None = None,
         fs: Any = None,
         retry: RetryPolicy | None = None,
+        part_size: int | None = None,
     ) -> None:
-        super().__init__(url, options, name=name, retry=retry)
+        super().__init__(url, options, name=name, retry=retry, part_size=part_size)
         if fs is None:
             fs, root = open_filesystem(self.url, self.options, self.retry)
         else:
@@ -148,12 +149,14 @@ class FsspecStorage(Storage):
             raise self._err(err, f"download {key}") from err
 
     @_retried
-    def _open(self, key: str, kwargs: dict[str, Any]) -> BinaryIO:
+    def _open(self, key: str, kwargs: dict[str, Any], whole: bool = False) -> BinaryIO:
         try:
             kwargs = dict(kwargs)
             path = self.versioned_path(key, kwargs)
             if path != self.path(key) or self.version_kwarg in kwargs:
                 self.forget_listing(key)
+            if whole:
+                return self._adapter.open_whole(self.fs, path, kwargs)
             return self.fs.open(path, "rb", **kwargs)
         except Exception as err:
             raise self._err(err, f"download {key}") from err
@@ -163,7 +166,7 @@ class FsspecStorage(Storage):
         self, local_path: str, key: str, *, create_only: bool = False, if_match: str | None = None
     ) -> None:
         try:
-            self._adapter.put_file(self.fs, local_path, self.path(key), create_only, if_match)
+            self._adapter.put_file(self.fs, local_path, self.path(key), create_only, if_match, part_size=self.part_size)
         except Exception as err:
             raise self._err(err, f"upload {key}") from err
 

@@ -72,7 +72,7 @@ class LocalStorage(Storage):
         except Exception as err:
             raise self._err(err, f"download {key}") from err
 
-    def _open(self, key: str, kwargs: dict[str, Any]) -> BinaryIO:
+    def _open(self, key: str, kwargs: dict[str, Any], whole: bool = False) -> BinaryIO:
         try:
             if not kwargs:
                 return open(self.path(key), "rb")  # noqa: SIM115 - the caller closes it
