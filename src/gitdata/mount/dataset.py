@@ -95,6 +95,8 @@ def mount(project: Project, name: str, environ: Mapping[str, str] | None = None)
     try:
         st = _by_service(project, name, folder, service, environ) if service else runner.start(
             project, KIND, name, folder, argv)
+        if not service:
+            runner.raise_read_ahead(folder)  # root only; the service does it for its mounts
     except BaseException:
         _restore(project, ds, found)
         modes.set_mode(project, name, None)
