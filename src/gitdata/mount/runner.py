@@ -290,6 +290,22 @@ def launch(argv: Sequence[str], mountpoint: str, logfile: str, *, what: str, tim
     return proc.pid
 
 
+def run_as(argv: Sequence[str], uid: int, gid: int, env: Mapping[str, str], timeout: float) -> subprocess.CompletedProcess:
+    """Run ``argv`` to its end as ``uid``/``gid`` (groups dropped first), output captured: the
+    project's side of ``mount-declared``, which root must not run itself."""
+
+    def become() -> None:
+        os.setgroups([])
+        os.setgid(gid)
+        os.setuid(uid)
+
+    try:
+        return subprocess.run(list(argv), env=dict(env), cwd="/", stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=timeout, preexec_fn=become)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise MountError(f"{argv[0]} did not finish within {timeout:g} s") from None
+
+
 def _tail(logfile: str, lines: int = 3) -> str:
     try:
         with open(logfile, encoding="utf-8", errors="replace") as f:
