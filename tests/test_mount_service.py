@@ -590,3 +590,37 @@ def test_a_mount_point_swapped_for_a_symlink_after_the_check_is_not_followed(tmp
         for m in _gitdata_mounts_under(tmp_path):
             subprocess.run(["fusermount3", "-u", "-z", m], capture_output=True)
             subprocess.run(["umount", "-l", m], capture_output=True)
+
+
+def test_registered_dataset_through_the_service_reads_recorded_bytes_and_eio_after_a_change(
+        base, users, service_factory, rclone_server, rclone_bucket):  # fmt: skip
+    """A dataset registered from `rclone serve s3` (no versions), mounted through the service: the
+    view (run as the caller, the session's credentials in its environment) reads the recorded
+    bytes; once the source is overwritten (same size), that file gives EIO, never the new bytes."""
+    svc = service_factory("--view-python", str(_client_bin(base) / "python"))
+    alice = users()
+    alice.env = {"GITDATA_MOUNT_SERVICE": str(svc.sock), **rclone_server.env}
+    served = rclone_server.bucket_path(rclone_bucket)
+    (served / "raw" / "sub").mkdir(parents=True)
+    (served / "raw" / "sub" / "obs.csv").write_bytes(b"site,1\n")
+    (served / "raw" / "top.csv").write_bytes(b"top,2\n")
+    rclone_server.flush_dir_cache()
+    p = alice.home.parent / "proj"
+    p.mkdir()
+    os.chown(p, alice.uid, alice.gid)
+    alice.run(p, "git", "init", "-q")
+    alice.gd(p, "install")
+    alice.gd(p, "dataset", "create", "field", "-o", f"endpoint_url={rclone_server.endpoint}")
+    alice.gd(p, "dataset", "add", "field", f"s3://{rclone_bucket}/raw")
+    alice.run(p, "git", "commit", "-qm", "register")
+    alice.gd(p, "dataset", "stage", "field", "--mount")
+    assert alice.run(p, "cat", "data/field/sub/obs.csv").stdout == "site,1\n"
+    assert alice.run(p, "cat", "data/field/top.csv").stdout == "top,2\n"
+    (served / "raw" / "sub" / "obs.csv").write_bytes(b"site,9\n")  # same size, other bytes
+    rclone_server.flush_dir_cache()
+    got = alice.run(p, "python", "-c", "open('data/field/sub/obs.csv','rb').read()", ok=False)
+    assert got.returncode != 0 and "Input/output error" in got.stderr, got.stdout
+    assert alice.run(p, "cat", "data/field/top.csv").stdout == "top,2\n"  # only that file
+    assert rclone_server.env["AWS_SECRET_ACCESS_KEY"] not in _our_ps()
+    alice.gd(p, "unmount", "field")
+    assert alice.run(p, "git", "status", "--porcelain").stdout == ""

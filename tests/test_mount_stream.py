@@ -181,3 +181,27 @@ def test_a_source_changed_inside_the_listings_lifetime_gives_no_bytes(tmp_path, 
             f.read()
     assert "changed since it was recorded" not in str(err.value)  # the listing did not see it
     assert "sub/a.csv" in str(err.value)
+
+
+def test_many_open_files_read_in_turn_hold_a_bounded_number_of_connections(moto_server, moto_bucket, monkeypatch):
+    """botocore pools 10 connections: 16 files opened at once and read in turn must neither wait for
+    one nor hold more than the budget; each evicted stream reopens where it was."""
+    from gitdata.storage.stream import StreamBudget
+
+    s3 = _fs(moto_server, monkeypatch)
+    datas = {i: os.urandom(300_000) for i in range(16)}
+    for i, d in datas.items():
+        s3.pipe_file(f"{moto_bucket}/f{i}.bin", d)
+    budget = StreamBudget(limit=4)
+    files = {i: StreamFile(stream_opener(s3, f"{moto_bucket}/f{i}.bin", {}), budget).start()  # type: ignore[arg-type]
+             for i in datas}  # fmt: skip
+    assert len(budget) == 4
+    got = {i: b"" for i in datas}
+    while any(len(got[i]) < len(datas[i]) for i in datas):
+        for i, f in files.items():
+            got[i] += f.read(50_000)
+            assert len(budget) <= 4
+    assert got == datas
+    for f in files.values():
+        f.close()
+    assert len(budget) == 0

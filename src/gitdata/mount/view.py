@@ -35,7 +35,7 @@ from ..project import Project
 from ..storage import Storage
 from ..storage.errors import translate
 from ..storage.fingerprint import Fingerprint
-from ..storage.stream import StreamFile, stream_opener
+from ..storage.stream import StreamBudget, StreamFile, stream_opener
 from . import tree as tree_mod
 
 log = logging.getLogger("gitdata.mount")
@@ -63,6 +63,7 @@ class MountReader(Reader):
         super().__init__(*args, **kwargs)
         self._listings: dict[tuple[int, str], tuple[float, dict[str, Fingerprint]]] = {}
         self._listing_lock = threading.Lock()
+        self._streams = StreamBudget()  # open files hold at most this many connections
 
     def staged_path(self, tf: TrackedFile) -> str | None:
         return None
@@ -86,7 +87,7 @@ class MountReader(Reader):
             opener = stream_opener(storage.fs, storage.versioned_path(key, kw), kw)
             if opener is None:
                 return super()._open_storage(storage, key, kwargs)
-            return StreamFile(opener).start()
+            return StreamFile(opener, self._streams).start()
         except GitDataError:
             raise
         except Exception as err:  # noqa: BLE001 - translated once, here

@@ -11,6 +11,8 @@ object's size.
 from __future__ import annotations
 
 import io
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +29,43 @@ def stream_opener(fs: Any, path: str, kwargs: dict[str, Any]) -> Opener | None:
     return lambda start: adapter.open_stream(fs, path, start, dict(kwargs))
 
 
+class StreamBudget:
+    """At most ``limit`` streams hold a connection at once (an SDK's pool is small: botocore
+    keeps 10); opening one more closes the least recently used idle one, which reopens where it
+    was at its next read. Without it, a program that opens many files and reads them in turn
+    would wait for a pooled connection that an idle open file holds."""
+
+    def __init__(self, limit: int = 8) -> None:
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._live: OrderedDict[int, StreamFile] = OrderedDict()
+
+    def opened(self, f: StreamFile) -> None:
+        with self._lock:
+            self._live[id(f)] = f
+            self._live.move_to_end(id(f))
+            over = len(self._live) - self.limit
+            others = [v for v in self._live.values() if v is not f]
+        for victim in others:  # oldest first; one that is being read right now is skipped
+            if over <= 0:
+                break
+            if victim.release_if_idle():
+                over -= 1
+
+    def used(self, f: StreamFile) -> None:
+        with self._lock:
+            if id(f) in self._live:
+                self._live.move_to_end(id(f))
+
+    def dropped(self, f: StreamFile) -> None:
+        with self._lock:
+            self._live.pop(id(f), None)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._live)
+
+
 class StreamFile(io.RawIOBase):
     """Reads ``opener(pos)``'s stream while reads are sequential; a seek reopens lazily.
 
@@ -35,9 +74,11 @@ class StreamFile(io.RawIOBase):
     reached; an error on a fresh stream is the caller's.
     """
 
-    def __init__(self, opener: Opener) -> None:
+    def __init__(self, opener: Opener, budget: StreamBudget | None = None) -> None:
         super().__init__()
         self._opener = opener
+        self._budget = budget
+        self._lock = threading.Lock()  # one read at a time; a budget closes only an idle stream
         self._pos = 0
         self._body: Any = None
         self._body_pos = 0
@@ -64,44 +105,61 @@ class StreamFile(io.RawIOBase):
 
     def start(self) -> StreamFile:
         """Send the first request now (a missing object or version fails at open, not at a read)."""
-        if self._body is None:
-            self._body = self._opener(self._pos)
-            self._body_pos = self._pos
-            self._fresh = True
+        with self._lock:
+            if self._body is None:
+                self._open()
         return self
 
-    def _drop(self) -> None:
+    def _open(self) -> None:  # holds _lock
+        self._body = self._opener(self._pos)
+        self._body_pos = self._pos
+        self._fresh = True
+        if self._budget is not None:
+            self._budget.opened(self)
+
+    def _drop(self) -> None:  # holds _lock (or closing)
         body, self._body = self._body, None
         if body is not None:
+            if self._budget is not None:
+                self._budget.dropped(self)
             body.close()
+
+    def release_if_idle(self) -> bool:
+        """Close the stream unless a read is under way (the next read reopens it here)."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            self._drop()
+            return True
+        finally:
+            self._lock.release()
 
     def read(self, n: int = -1) -> bytes:
         if n is None or n < 0:
             n = 1 << 62
         if n == 0:
             return b""
-        if self._body is not None and self._body_pos != self._pos:
-            self._drop()
-        if self._body is None:
-            self._body = self._opener(self._pos)
-            self._body_pos = self._pos
-            self._fresh = True
-        try:
-            data = self._body.read(n)
-        except Exception:
-            if self._fresh:
+        with self._lock:
+            if self._body is not None and self._body_pos != self._pos:
                 self._drop()
-                raise
-            self._drop()  # went stale while the reader paused: once more from here
-            self._body = self._opener(self._pos)
+            if self._body is None:
+                self._open()
+            elif self._budget is not None:
+                self._budget.used(self)
+            try:
+                data = self._body.read(n)
+            except Exception:
+                if self._fresh:
+                    self._drop()
+                    raise
+                self._drop()  # went stale while the reader paused: once more from here
+                self._open()
+                data = self._body.read(n)
+            if data:
+                self._fresh = False
+            self._pos += len(data)
             self._body_pos = self._pos
-            self._fresh = True
-            data = self._body.read(n)
-        if data:
-            self._fresh = False
-        self._pos += len(data)
-        self._body_pos = self._pos
-        return data
+            return data
 
     def readinto(self, b: Any) -> int:
         data = self.read(len(b))
@@ -111,6 +169,7 @@ class StreamFile(io.RawIOBase):
     def close(self) -> None:
         if not self.closed:
             try:
-                self._drop()
+                with self._lock:
+                    self._drop()
             finally:
                 super().close()
