@@ -136,6 +136,9 @@ def main() -> None:
         proj.mkdir()
         _run(proj, env, "git", "init", "-q")
         _run(proj, env, "git", "data", "install")
+        # rclone serve s3 hashes a whole object for each HEAD (its ETag): for 1 GiB on a loaded
+        # machine that took over the default 30 s of retries (EIO at the first open)
+        _run(proj, env, "git", "config", "gitdata.retryMaxTime", "300")
         for name in ("raw", "small"):
             _run(proj, env, "git", "data", "dataset", "create", name, "-o", f"endpoint_url={srv.endpoint}")
             _run(proj, env, "git", "data", "dataset", "add", name, f"s3://{bucket}/{name}")

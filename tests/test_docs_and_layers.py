@@ -216,6 +216,7 @@ ENVIRON_ALLOWED = {
     "remote/helper.py": "git passes GIT_DIR to the remote helper",
     "mount/dataset.py": "the mount process's environment (credentials for rclone)",
     "mount/service.py": "the service's entry point",
+    "mount/declared.py": "mount-declared's entry point, and the owner's child's minimal environment",
     "provenance/runner.py": "`git data run` passes the environment to the recorded command",
 }
 #: Where text may be printed directly: entry points that run without click.

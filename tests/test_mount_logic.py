@@ -166,3 +166,18 @@ def test_service_request_carries_only_what_rclone_needs():
                    "credentials": {"key": "AK", "secret": "SK"}}  # fmt: skip
     env_only = service_request("lab", "/p", "/p/s", "s3://b", {}, {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"})
     assert env_only["credentials"] == {"key": "a", "secret": "b"}
+
+
+def test_mount_device_is_read_from_mountinfo_with_escapes_and_the_last_mount_winning():
+    from gitdata.mount.runner import mount_device
+
+    info = (
+        "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+        "40 22 0:39 / /tmp/p/data/raw rw,nosuid,nodev shared:2 - fuse.gitdata gitdata:raw rw\n"
+        "41 22 0:40 / /tmp/with\\040space\\134x rw - fuse.gitdata gitdata:s rw\n"
+        "42 40 0:44 / /tmp/p/data/raw rw - fuse.gitdata gitdata:raw rw\n"
+        "short line\n"
+    )
+    assert mount_device(info, "/tmp/p/data/raw") == "0:44"
+    assert mount_device(info, "/tmp/with space\\x") == "0:40"
+    assert mount_device(info, "/tmp/p/data") is None

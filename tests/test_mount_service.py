@@ -406,7 +406,7 @@ def test_openapi_document_is_what_the_service_serves(base, service_factory):
 
 def test_no_dynamic_refuses_sessions_and_mount_declared_mounts(base, users, service_factory, rclone_server,
                                                               rclone_bucket):  # fmt: skip
-    svc = service_factory("--no-dynamic")
+    svc = service_factory("--no-dynamic", "--view-python", str(_client_bin(base) / "python"))
     alice = users()
     alice.env = {"GITDATA_MOUNT_SERVICE": str(svc.sock), "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"}
     served = rclone_server.bucket_path(rclone_bucket)
@@ -418,19 +418,41 @@ def test_no_dynamic_refuses_sessions_and_mount_declared_mounts(base, users, serv
     assert res.returncode == 1
     assert res.stderr.strip().splitlines() == [f"error: the mount service refused to mount storage 'lab': {NO_DYNAMIC}"]
     assert not (p / "storages" / "lab").exists() or not os.listdir(p / "storages" / "lab")
-    # what the session's start runs, as root, with the operator's credentials in its environment
-    env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}", **rclone_server.env,
-           "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "safe.directory", "GIT_CONFIG_VALUE_0": str(p)}  # fmt: skip
-    proc = subprocess.run(["git", "data", "mount-service", "mount-declared", str(p), "--socket", str(svc.sock)],
-                          capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL)  # fmt: skip
+    # a dataset declared with mode = mount too: alice's own files, pushed to a local data remote
+    alice.gd(p, "remote", "add", "origin", (alice.home.parent / "remote").as_uri())
+    alice.gd(p, "track", "data/own/**")
+    alice.gd(p, "dataset", "create", "own")
+    alice.run(p, "git", "config", "-f", ".gitdata", "dataset.own.mode", "mount")
+    alice.run(p, "sh", "-c", "mkdir -p data/own && printf 'own bytes\\n' > data/own/a.txt")
+    alice.run(p, "git", "add", "-A")
+    alice.run(p, "git", "commit", "-qm", "own")
+    alice.gd(p, "push")
+    alice.gd(p, "dataset", "unstage", "own")
+    # what the session's start runs, as root, with the operator's credentials in its environment; no
+    # safe.directory: root runs no git in alice's project (a child process as alice does)
+    env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}", **rclone_server.env}
+    trace = base / "git-trace"
+    env.update(GIT_TRACE=str(trace))  # every git that runs writes here: as whom is checked below
+    proc = subprocess.run([f"{VENV_BIN}/git-data", "mount-service", "mount-declared", str(p), "--socket",
+                           str(svc.sock), "--python", str(_client_bin(base) / "python")],
+                          capture_output=True, text=True, env=env, timeout=180, stdin=subprocess.DEVNULL)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == f"mounted storage lab at {p / 'storages' / 'lab'}"
+    assert sorted(proc.stdout.strip().splitlines()) == [f"mounted dataset own at {p / 'data' / 'own'}",
+                                                        f"mounted storage lab at {p / 'storages' / 'lab'}"]
+    assert not trace.exists() or trace.stat().st_size == 0, trace.read_text()  # no git ran as root
     assert alice.run(p, "cat", "storages/lab/in.csv").stdout == "declared\n"
+    assert alice.run(p, "cat", "data/own/a.txt").stdout == "own bytes\n"
+    assert alice.run(p, "git", "status", "--porcelain").stdout == ""
     rows = json.loads(alice.gd(p, "mount", "ls", "--json").stdout)
-    assert [(r["name"], r["state"]) for r in rows] == [("lab", "healthy")]
+    assert sorted((r["name"], r["state"]) for r in rows) == [("lab", "healthy"), ("own", "healthy")]
+    for e in json.loads((svc.state / "mounts.json").read_text()):  # both for alice
+        assert e["uid"] == alice.uid
+    assert os.stat(p / ".git" / "gitdata" / "mounts").st_uid == alice.uid  # state written as alice
     assert rclone_server.env["AWS_SECRET_ACCESS_KEY"] not in _our_ps()
     alice.gd(p, "unmount", "lab")  # the session may unmount what was mounted for it
     assert subprocess.run(["mountpoint", "-q", str(p / "storages" / "lab")]).returncode != 0
+    alice.gd(p, "unmount", "own")
+    assert (p / "data" / "own" / "a.txt").read_bytes().startswith(b"version gitdata/1")
 
 
 def test_service_killed_midway(base, users, service_factory, rclone_server, rclone_bucket):
@@ -510,3 +532,95 @@ def test_dataset_mount_through_the_service(base, users, service_factory):
     assert (mp / "a.txt").read_bytes().startswith(b"version gitdata/1")
     assert alice.run(p, "git", "status", "--porcelain").stdout == ""
     assert json.loads((svc.state / "mounts.json").read_text()) == []
+
+
+def _gitdata_mounts_under(path: Path) -> list[str]:
+    out = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        mp = line.split(" ")[4]
+        if mp.startswith(str(path)):
+            out.append(mp)
+    return out
+
+
+@pytest.mark.parametrize("kind", ["dataset", "storage"])
+def test_a_mount_point_swapped_for_a_symlink_after_the_check_is_not_followed(tmp_path, kind, rclone_server,
+                                                                             rclone_bucket):  # fmt: skip
+    """The caller owns the folder, so it can rename it and put a symlink in its place between
+    the service's check and the mount. The service mounts through the descriptor it checked and
+    then confirms where the mount went: nothing may end up at the symlink's target (outside the
+    allowed root) nor anywhere else. The window is hit deterministically by a subclass that swaps
+    the folder in the one method called between check and mount (``Service._checked``)."""
+    import sys
+
+    from gitdata.mount import service as svc
+    from gitdata.mount.protocol import ApiError, parse_mount
+    from servers import rclone_binary
+
+    _fuse_or_skip()
+    allowed = tmp_path / "allowed"
+    project = allowed / "proj"
+    mp = project / "data" / "x"
+    mp.mkdir(parents=True)
+    outside = tmp_path / "outside"
+    target = outside / "target"
+    target.mkdir(parents=True)
+    moved = outside / "moved"
+
+    class Swapping(svc.Service):
+        def _checked(self, req, mp_path, dirfd):
+            os.rename(mp, moved)
+            os.symlink(target, mp)
+
+    service = Swapping(allow_roots=[str(allowed)], state_dir=str(tmp_path / "state"), rclone=str(rclone_binary()),
+                       python=sys.executable, timeout=20)  # fmt: skip
+    body = {"kind": kind, "name": "x", "project": str(project), "mountpoint": str(mp)}
+    if kind == "storage":
+        body.update(url=f"s3://{rclone_bucket}", options={"endpoint_url": rclone_server.endpoint},
+                    credentials={"key": rclone_server.key, "secret": rclone_server.secret})
+    try:
+        with pytest.raises(ApiError) as err:
+            service.mount(parse_mount(json.dumps(body).encode()), 0, 0)
+        assert err.value.status in (409, 502), err.value.reason
+        assert "moved or replaced" in err.value.reason or kind == "storage", err.value.reason
+        assert _gitdata_mounts_under(tmp_path) == []  # not at the target, not where the folder went
+        assert os.listdir(target) == [] and os.listdir(moved) == []
+        assert service.mounts == {}
+    finally:
+        for m in _gitdata_mounts_under(tmp_path):
+            subprocess.run(["fusermount3", "-u", "-z", m], capture_output=True)
+            subprocess.run(["umount", "-l", m], capture_output=True)
+
+
+def test_registered_dataset_through_the_service_reads_recorded_bytes_and_eio_after_a_change(
+        base, users, service_factory, rclone_server, rclone_bucket):  # fmt: skip
+    """A dataset registered from `rclone serve s3` (no versions), mounted through the service: the
+    view (run as the caller, the session's credentials in its environment) reads the recorded
+    bytes; once the source is overwritten (same size), that file gives EIO, never the new bytes."""
+    svc = service_factory("--view-python", str(_client_bin(base) / "python"))
+    alice = users()
+    alice.env = {"GITDATA_MOUNT_SERVICE": str(svc.sock), **rclone_server.env}
+    served = rclone_server.bucket_path(rclone_bucket)
+    (served / "raw" / "sub").mkdir(parents=True)
+    (served / "raw" / "sub" / "obs.csv").write_bytes(b"site,1\n")
+    (served / "raw" / "top.csv").write_bytes(b"top,2\n")
+    rclone_server.flush_dir_cache()
+    p = alice.home.parent / "proj"
+    p.mkdir()
+    os.chown(p, alice.uid, alice.gid)
+    alice.run(p, "git", "init", "-q")
+    alice.gd(p, "install")
+    alice.gd(p, "dataset", "create", "field", "-o", f"endpoint_url={rclone_server.endpoint}")
+    alice.gd(p, "dataset", "add", "field", f"s3://{rclone_bucket}/raw")
+    alice.run(p, "git", "commit", "-qm", "register")
+    alice.gd(p, "dataset", "stage", "field", "--mount")
+    assert alice.run(p, "cat", "data/field/sub/obs.csv").stdout == "site,1\n"
+    assert alice.run(p, "cat", "data/field/top.csv").stdout == "top,2\n"
+    (served / "raw" / "sub" / "obs.csv").write_bytes(b"site,9\n")  # same size, other bytes
+    rclone_server.flush_dir_cache()
+    got = alice.run(p, "python", "-c", "open('data/field/sub/obs.csv','rb').read()", ok=False)
+    assert got.returncode != 0 and "Input/output error" in got.stderr, got.stdout
+    assert alice.run(p, "cat", "data/field/top.csv").stdout == "top,2\n"  # only that file
+    assert rclone_server.env["AWS_SECRET_ACCESS_KEY"] not in _our_ps()
+    alice.gd(p, "unmount", "field")
+    assert alice.run(p, "git", "status", "--porcelain").stdout == ""

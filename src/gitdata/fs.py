@@ -433,6 +433,8 @@ class Reader:
                 return _Reader(self._open_storage(storage, key, {}), tf.path, current.size, None, p.source)
             if storage.open_takes_size:
                 kwargs = {"size": current.size}  # the fingerprint was just asked for: no second HEAD
+            if recorded.etag:  # a reader that can send it makes the server refuse other bytes
+                kwargs["if_match"] = recorded.etag
         raw = self._open_storage(storage, key, kwargs)
         return _Reader(raw, tf.path, p.size, None, p.source + (f" (version {version})" if pinned else ""), fill)
 
@@ -444,6 +446,9 @@ class Reader:
             return None
 
     def _open_storage(self, storage: Storage, key: str, kwargs: dict[str, Any]) -> BinaryIO:
+        """``kwargs``: the version keyword, ``size`` (spares a HEAD) and ``if_match`` (the
+        recorded ETag: fsspec's files cannot send it, a mount's streams do)."""
+        kwargs = {k: v for k, v in kwargs.items() if k != "if_match"}
         try:
             if storage.local_root is not None and not kwargs:
                 return open(storage.path(key), "rb")  # noqa: SIM115 - the reader closes it

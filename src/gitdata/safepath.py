@@ -155,6 +155,31 @@ def checked_dir(
     return here
 
 
+def open_dir(root: str, rel: str, *, what: str = "path") -> int:
+    """An open descriptor of the folder ``root/rel``, reached one component at a time without
+    following links (as :func:`checked_dir`, nothing created): what a check then looks at
+    stays the folder it checked, whatever is renamed or swapped by path meanwhile.
+    The caller closes it."""
+    parts = [p for p in rel.split("/") if p] if rel else []
+    if parts:
+        check_relpath("/".join(parts), what)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        for i, part in enumerate(parts):
+            try:
+                nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except OSError as err:
+                if err.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
+                    raise _link_error(root, "/".join(parts[: i + 1]), what) from err
+                raise
+            os.close(fd)
+            fd = nfd
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def checked_target(
     root: str,
     rel: str,

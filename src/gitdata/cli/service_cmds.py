@@ -58,20 +58,23 @@ def serve(socket_path: str, roots: tuple[str, ...], no_dynamic: bool, max_mounts
 @click.argument("project_dir")
 @click.option("--socket", "socket_path", metavar="PATH",
               help="The service's socket (default: GITDATA_MOUNT_SERVICE).")
+@click.option("--python", "python", metavar="PATH",
+              help="The Python that runs the project's side as its owner (default: this one; the owner must be able to run it).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def mount_declared(project_dir: str, socket_path: str | None, as_json: bool) -> None:
-    """Mount every storage that .gitdata declares with mode = mount (what a session's start runs).
+def mount_declared(project_dir: str, socket_path: str | None, python: str | None, as_json: bool) -> None:
+    """Mount every storage and dataset that .gitdata declares with mode = mount (what a session's start runs).
 
     Run as root (the init container or the sidecar): the mounts belong to
-    the owner of PROJECT_DIR, also when the service has --no-dynamic.
-    Reports each storage: mounted, or why not.
+    the owner of PROJECT_DIR, also when the service has --no-dynamic. The
+    project's git work runs as that owner, never as root; the credentials
+    come from this command's environment. Reports each mount, or why not.
     """
     from ..mount import declared
 
     sock = socket_path or os.environ.get("GITDATA_MOUNT_SERVICE")
     if not sock:
         raise click.UsageError("give --socket PATH or set GITDATA_MOUNT_SERVICE")
-    rows = declared.mount_declared(os.path.abspath(project_dir), sock, dict(os.environ))
+    rows = declared.mount_declared(os.path.abspath(project_dir), sock, dict(os.environ), python=python)
     if as_json:
         emit_json(rows)
     else:

@@ -49,7 +49,8 @@ def _check_python_side() -> None:
         ) from err
 
 
-def mount(project: Project, name: str, environ: Mapping[str, str] | None = None) -> runner.MountState:
+def mount(project: Project, name: str, environ: Mapping[str, str] | None = None, *,
+          check_credentials: bool = True) -> runner.MountState:  # fmt: skip
     """Mount dataset ``name`` at its folder (the caller holds the dataset's clone lock).
 
     With ``GITDATA_MOUNT_SERVICE`` in ``environ`` (default: this process's) the mount service
@@ -62,7 +63,7 @@ def mount(project: Project, name: str, environ: Mapping[str, str] | None = None)
         runner.check_fuse(project, f"dataset {name!r}")
         _check_python_side()
     sparse.check(project)
-    for src in ds.sources:  # credentials now, here (a prompt is possible only here), not at the first read
+    for src in ds.sources if check_credentials else ():  # credentials now (a prompt is possible only here)
         ds_mod.open_source(project, ds, src.url, versioned=False)
     old = runner.get(project, KIND, name)
     if old is not None:  # remount: a stale one is cleaned, a healthy one shows the index anew
@@ -95,6 +96,8 @@ def mount(project: Project, name: str, environ: Mapping[str, str] | None = None)
     try:
         st = _by_service(project, name, folder, service, environ) if service else runner.start(
             project, KIND, name, folder, argv)
+        if not service:
+            runner.raise_read_ahead(folder)  # root only; the service does it for its mounts
     except BaseException:
         _restore(project, ds, found)
         modes.set_mode(project, name, None)

@@ -85,13 +85,18 @@ def remote_for(url: str, options: Mapping[str, Any]) -> tuple[str, dict[str, str
     return f"{REMOTE}:{parts.netloc}{parts.path}".rstrip("/"), env
 
 
-def mount(project: Project, name: str, environ: Mapping[str, str]) -> runner.MountState:
-    """Mount storage ``name`` at its project path; ``environ``: the caller's environment (the CLI's)."""
+def mount(project: Project, name: str, environ: Mapping[str, str], *, resolve: bool = True) -> runner.MountState:
+    """Mount storage ``name`` at its project path; ``environ``: the caller's environment (the CLI's).
+
+    ``resolve=False``: no credential look-up here (``mount-declared``: the operator's
+    credentials are added to the request on its way to the service).
+    """
     from .. import credentials
 
     spec = storages_mod.get(project, name)
     service = environ.get("GITDATA_MOUNT_SERVICE")
-    resolved = credentials.resolve_options(project, name, spec.url, dict(spec.options))
+    resolved = credentials.resolve_options(project, name, spec.url, dict(spec.options)) if resolve else dict(
+        spec.options)
     if service:
         remote_path, env, rclone = "", {}, ""
         remote_for(spec.url, resolved)  # refuses what cannot be mounted, before asking anyone

@@ -145,6 +145,32 @@ class Service:
             raise ApiError(403, f"{what} {path} is not yours")
         return real
 
+    def opened_folder(self, path: str, uid: int, what: str) -> tuple[str, int]:
+        """As :meth:`checked_folder`, and an open descriptor of that very folder (the caller closes it).
+
+        The mount goes through the descriptor (``/proc/PID/fd/N``), so a folder swapped for a
+        symlink after the check is never followed; :func:`_landed` then confirms where it went.
+        """
+        for root in self.roots:
+            if path == root or path.startswith(root.rstrip("/") + "/"):
+                rel = path[len(root) :].strip("/")
+                break
+        else:
+            raise ApiError(403, f"{what} {path} is outside the allowed roots of this service")
+        try:
+            fd = safepath.open_dir(root, rel, what=what)
+        except safepath.UnsafePath as err:
+            raise ApiError(403, f"{what} {path}: {err}") from None
+        except FileNotFoundError:
+            raise ApiError(400, f"{what} {path} does not exist") from None
+        except NotADirectoryError:
+            raise ApiError(400, f"{what} {path} is not a folder") from None
+        st = os.fstat(fd)
+        if uid != 0 and st.st_uid != uid:
+            os.close(fd)
+            raise ApiError(403, f"{what} {path} is not yours")
+        return os.path.join(root, rel) if rel else root, fd
+
     def own(self, uid: int) -> list[Entry]:
         return [e for e in self.mounts.values() if e.uid == uid]
 
@@ -167,16 +193,24 @@ class Service:
             if any(e.mountpoint == req.mountpoint for e in self.mounts.values()):
                 raise ApiError(409, f"{req.mountpoint} is mounted already")
         self.checked_folder(req.project, uid, "project")
-        mp = self.checked_folder(req.mountpoint, uid, "mountpoint")
-        if runner.is_mountpoint(mp):
-            raise ApiError(409, f"{req.mountpoint} is a mount point already")
-        if os.listdir(mp):
-            raise ApiError(409, f"{req.mountpoint} is not empty")
-        if req.kind == "dataset":
-            return self._mount_dataset(req, mp, uid, gid)
-        return self._mount_storage(req, mp, uid, gid)
+        mp, dirfd = self.opened_folder(req.mountpoint, uid, "mountpoint")
+        try:
+            if runner.is_mountpoint(_fd_path(dirfd)):
+                raise ApiError(409, f"{req.mountpoint} is a mount point already")
+            if os.listdir(dirfd):
+                raise ApiError(409, f"{req.mountpoint} is not empty")
+            self._checked(req, mp, dirfd)
+            if req.kind == "dataset":
+                return self._mount_dataset(req, mp, dirfd, uid, gid)
+            return self._mount_storage(req, mp, dirfd, uid, gid)
+        finally:
+            os.close(dirfd)
 
-    def _mount_dataset(self, req: MountRequest, mp: str, uid: int, gid: int) -> Entry:
+    def _checked(self, req: MountRequest, mp: str, dirfd: int) -> None:
+        """Called between the checks of the mount point and the mount (nothing to do here; a
+        test's subclass swaps the folder for a symlink in this window)."""
+
+    def _mount_dataset(self, req: MountRequest, mp: str, dirfd: int, uid: int, gid: int) -> Entry:
         """Mount FUSE here (root), then serve it from a view process running as the caller.
 
         The view runs git on the caller's repository, which root must never do (a repository's
@@ -194,11 +228,16 @@ class Service:
         logfile = os.path.join(self.state_dir, "logs", f"{mid}.log")
         os.makedirs(os.path.dirname(logfile), exist_ok=True)
         fd = os.open("/dev/fuse", os.O_RDWR)
-        try:
-            _fuse_mount(fd, mp, f"gitdata:{req.name}", uid, gid)
+        devname = f"gitdata-{mid}:{req.name}"
+        try:  # through the descriptor of the folder checked: a swapped path is never followed
+            _fuse_mount(fd, _fd_path(dirfd), devname, uid, gid)
         except OSError as err:
             os.close(fd)
             raise ApiError(502, f"cannot mount {req.mountpoint}: {err.strerror}") from None
+        if not _landed(devname, mp):  # the folder was moved away before the mount: undo it there
+            os.close(fd)
+            _umount(_fd_path(dirfd), lazy=True)
+            raise ApiError(409, f"{req.mountpoint} was moved or replaced while being mounted; nothing was mounted")
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "LANG": "C.UTF-8",
                "AWS_EC2_METADATA_DISABLED": "true"}  # fmt: skip
         if req.credentials:
@@ -231,6 +270,7 @@ class Service:
             proc.kill()
             _umount(mp, lazy=True)
             raise ApiError(502, f"the view of dataset {req.name!r} did not answer: {runner._tail(logfile)}")
+        runner.raise_read_ahead(mp)
         entry = Entry(id=mid, uid=uid, kind=req.kind, name=req.name, project=req.project, mountpoint=mp,
                       pid=proc.pid, started=time.time(), log=logfile, url=None)  # fmt: skip
         with self.lock:
@@ -239,7 +279,7 @@ class Service:
         log.info("mounted %s for uid %d: %s", req.public(), uid, mid)
         return entry
 
-    def _mount_storage(self, req: MountRequest, mp: str, uid: int, gid: int) -> Entry:
+    def _mount_storage(self, req: MountRequest, mp: str, dirfd: int, uid: int, gid: int) -> Entry:
         opts: dict[str, Any] = dict(req.options)
         if req.credentials:
             opts.update(req.credentials)
@@ -252,7 +292,12 @@ class Service:
         mid = secrets.token_hex(8)
         logfile = os.path.join(self.state_dir, "logs", f"{mid}.log")
         cache = os.path.join(self.state_dir, "cache", mid)
-        argv = [self.rclone, "mount", remote, mp, "--allow-other", "--default-permissions",
+        devname = f"gitdata-{mid}"
+        # By path: rclone's fusermount3 fails on a /proc/PID/fd/N mount point ("Transport endpoint
+        # is not connected", measured here). A folder swapped meanwhile is found by the mount's
+        # unique device name and unmounted before this returns (_unmount_strays).
+        argv = [self.rclone, "mount", remote, mp, "--devname", devname,
+                "--allow-other", "--default-permissions",
                 "--uid", str(uid), "--gid", str(gid), "--umask", "077",
                 "--vfs-cache-mode", "writes", "--vfs-write-back", "0s", "--cache-dir", cache,
                 "--dir-cache-time", "5s", "--log-level", "INFO", "--config", os.devnull]  # fmt: skip
@@ -261,7 +306,11 @@ class Service:
             pid = runner.launch(argv, mp, logfile, what=f"storage {req.name!r}", timeout=self.timeout,
                                 fusermount=self.fusermount, env=full_env)  # fmt: skip
         except MountError as err:
+            _unmount_strays(self.fusermount, devname, mp)
             raise ApiError(502, str(err)) from None
+        if _unmount_strays(self.fusermount, devname, mp):
+            runner._end(pid, wait=30.0)
+            raise ApiError(409, f"{req.mountpoint} was moved or replaced while being mounted; nothing was mounted")
         entry = Entry(id=mid, uid=uid, kind=req.kind, name=req.name, project=req.project, mountpoint=mp,
                       pid=pid, started=time.time(), log=logfile, url=req.url)  # fmt: skip
         with self.lock:
@@ -293,6 +342,41 @@ class Service:
             self._save()
         log.info("unmounted %s (%s %s) for uid %d", mid, entry.kind, entry.name, uid)
         return entry
+
+
+def _fd_path(fd: int) -> str:
+    """A path that names the folder open as ``fd`` for this process and its children."""
+    return f"/proc/{os.getpid()}/fd/{fd}"
+
+
+def _mounts_of(devname: str) -> list[str]:
+    """The mount points of the mounts whose source is ``devname`` (/proc/self/mountinfo)."""
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+        lines = f.read().splitlines()
+    out = []
+    for line in lines:
+        left, sep, right = line.partition(" - ")
+        fields, tail = left.split(" "), right.split(" ")
+        if sep and len(fields) >= 5 and len(tail) >= 2 and tail[1] == devname:
+            out.append(runner.unescape_mountinfo(fields[4]))
+    return out
+
+
+def _landed(devname: str, mountpoint: str) -> bool:
+    """The mount named ``devname`` is at ``mountpoint`` and nowhere else."""
+    return _mounts_of(devname) == [mountpoint]
+
+
+def _unmount_strays(fusermount: str, devname: str, mountpoint: str) -> bool:
+    """Unmount every mount named ``devname`` that is not at ``mountpoint``; whether there was one."""
+    strays = [m for m in _mounts_of(devname) if m != mountpoint]
+    for m in strays:
+        log.error("a mount meant for %s appeared at %s (the folder was moved or replaced); unmounting it",
+                  mountpoint, m)  # fmt: skip
+        runner._fusermount(fusermount, m, lazy=True)
+        if m in _mounts_of(devname):
+            _umount(m, lazy=True)
+    return bool(strays)
 
 
 def _libc() -> Any:

@@ -14,6 +14,7 @@ from typing import Any, BinaryIO
 
 from ..retry import RetryPolicy
 from .base import Capabilities
+from .errors import PreconditionFailed
 from .folder import LOCAL, publish_file
 
 
@@ -56,6 +57,13 @@ class Adapter:
         """The object read from start to end (a download into the cache or a
         hash): as ``fs.open`` here; one request where the backend allows it."""
         return fs.open(rpath, "rb", **kwargs)  # type: ignore[no-any-return]
+
+    def open_stream(self, fs: Any, path: str, start: int, kwargs: dict[str, Any]) -> Any | None:
+        """One streaming GET of ``path`` from ``start`` to its end (an object with ``read(n)``
+        and ``close()``), or None where the backend has no streaming read (callers then read
+        ranges). ``kwargs``: the version keyword (``version_id``) and ``if_match`` (an ETag
+        the object must still have: the server refuses the GET otherwise)."""
+        return None
 
     def put_file(
         self, fs: Any, lpath: str, rpath: str, create_only: bool, if_match: str | None = None,
@@ -134,15 +142,35 @@ class S3Adapter(Adapter):
         kw = dict(kwargs)
         kw.pop("size", None)
         version = kw.pop("version_id", None)
-        bucket, key, path_version = fs.split_path(rpath)
-        params: dict[str, Any] = {"Bucket": bucket, "Key": key, **fs.req_kw}
-        if version or path_version:
-            params["VersionId"] = version or path_version
         if kw:  # something this path does not know: the general one
             return super().open_whole(fs, rpath, kwargs)
+        return self.open_stream(fs, rpath, 0, {"version_id": version} if version else {})
+
+    def open_stream(self, fs: Any, path: str, start: int, kwargs: dict[str, Any]) -> _S3Body:
+        """``GetObject`` with ``Range: bytes=START-``, its body read as it arrives.
+
+        Measured against ``rclone serve s3`` (docs/benchmarks.md): a 256 MiB object read this way
+        ran at 50-100 MB/s, in 16 MiB range requests (s3fs's readahead) at 10-12 MB/s: each
+        request costs the server about a second there, and a round trip anywhere.
+        """
         from fsspec.asyn import sync
 
-        resp = sync(fs.loop, fs._call_s3, "get_object", **params)
+        bucket, key, path_version = fs.split_path(path)
+        req: dict[str, Any] = {"Bucket": bucket, "Key": key, **fs.req_kw}
+        if start:  # from 0 no Range: an empty object has no byte 0 to start at (416)
+            req["Range"] = f"bytes={start}-"
+        version = kwargs.get("version_id") or path_version
+        if version:
+            req["VersionId"] = version
+        if kwargs.get("if_match"):
+            req["IfMatch"] = kwargs["if_match"]
+        resp = sync(fs.loop, fs._call_s3, "get_object", **req)
+        got = resp.get("ETag")
+        if kwargs.get("if_match") and got and got != kwargs["if_match"]:  # a server that ignores If-Match
+            resp["Body"].close()
+            raise PreconditionFailed(
+                f"{path} changed: its ETag is {got} now, {kwargs['if_match']} was recorded"
+            )
         return _S3Body(fs, resp["Body"])
 
     def put_file(
