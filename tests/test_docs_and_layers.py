@@ -224,6 +224,7 @@ PRINT_ALLOWED = {
     "credentials.py": "the terminal prompt (stderr)",
     "filters.py": "the filter process logs to stderr (git shows it)",
     "mount/serve.py": "the mount process's entry point",
+    "mount/declared.py": "the owner's child process reports to the service on stdout",
     "remote/entry.py": "git-remote-s3data's entry point",
     "remote/helper.py": "the remote helper's log lines (stderr)",
 }
