@@ -11,6 +11,9 @@ request to ``upstream`` (moto's S3), except:
 - ``cut_every=N``: every N-th GET with a body of more than 1 KiB announces
   its full length but sends only half of it, then closes the connection (a
   transfer that breaks off).
+- ``fail_paths``: a PUT whose path contains one of these strings is
+  answered ``503`` (a target that fails for some objects only); the set may
+  be changed while the proxy runs.
 
 Threads and ``http.server`` only; no mocks: the client and the upstream are
 real.
@@ -40,6 +43,7 @@ class FlakyProxy:
         self.fail_every = fail_every
         self.die_after = die_after
         self.cut_every = cut_every
+        self.fail_paths: set[str] = set()
         self.requests = 0
         self.failed = 0
         self.gets = 0
@@ -98,6 +102,7 @@ class FlakyProxy:
                     n = proxy.requests
                     die = proxy.die_after is not None and n > proxy.die_after
                     fail = bool(proxy.fail_every) and n % proxy.fail_every == 0
+                    fail = fail or (self.command == "PUT" and any(p in self.path for p in proxy.fail_paths))
                     if fail:
                         proxy.failed += 1
                 if die or proxy.stopped.is_set():

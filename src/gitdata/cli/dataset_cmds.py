@@ -187,6 +187,47 @@ def dataset_edit(name, title, description, creators, keywords, storage, as_json)
         click.echo(f"updated dataset {name}")
 
 
+@dataset.command("copy")
+@click.argument("name")
+@click.option("--to-storage", "url", required=True, metavar="URL",
+              help="The bucket or prefix to copy to (s3://, gs://, file://, a folder).")
+@click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="A non-secret storage option for URL, e.g. endpoint_url=http://127.0.0.1:9000 "
+              "(repeatable); recorded for the dataset in place of the origin's.")
+@click.option("-j", "--jobs", type=int, help="Parallel copies (default: gitdata.jobs or 8).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def dataset_copy(name, url, options, jobs, as_json) -> None:
+    """Copy every object of dataset NAME to URL, then read it from there.
+
+    Registered files go to URL/PATH (PATH: the file's path in the dataset
+    folder), the project's own files to URL/.gitdata/objects/. Inside the
+    service where origin and URL share an endpoint (S3 CopyObject), streamed
+    otherwise; in parallel; each object checked against the recorded size
+    and md5 or oid. Only when every object is there do the pointers and
+    .gitdata name URL, with the origin kept as provenance (origin-* keys);
+    commit them. Run again after a failure: objects already copied are not
+    copied again. Nothing is downloaded into the project.
+    """
+    from ..datasets import copy as copy_mod
+
+    project = open_project()
+    report = copy_mod.copy(project, name, url, options=options, jobs=jobs)
+    if as_json:
+        emit_json(report.as_dict())
+    else:
+        click.echo(
+            f"{name}: {len(report.copied)} file(s) copied ({human_size(report.bytes)}) to {report.target}: "
+            f"{report.server_side} inside the service, {report.streamed} streamed; "
+            f"{len(report.already)} already there"
+        )
+    if report.failed:
+        for path, reason in sorted(report.failed.items()):
+            click.echo(f"error: {path}: {reason}", err=True)
+        raise GitDataError(copy_mod.describe_failure(report))
+    if not as_json:
+        click.echo(f"the pointers and .gitdata now name {report.target}; commit them with `git commit`")
+
+
 @dataset.command("rm")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")

@@ -10,7 +10,8 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -51,6 +52,30 @@ class Adapter:
     versions_option: str | None = None
     #: ``open(size=N)`` is understood: a size just listed spares a HEAD
     open_takes_size = False
+    #: objects up to this size can be copied inside the service, their bytes
+    #: never passing through this process (0: no server-side copy)
+    server_copy_max = 0
+
+    def server_copy(self, fs: Any, src_path: str, dst_path: str, version_id: str | None) -> None:
+        """Copy ``src_path`` (that version, if given) to ``dst_path`` inside the service."""
+        raise NotImplementedError
+
+    @contextmanager
+    def open_write(self, fs: Any, rpath: str) -> Iterator[BinaryIO]:
+        """A file to stream an object into: it appears at ``rpath`` only when
+        the block ends without an error (an object store publishes on close;
+        on an error the upload is discarded, never completed)."""
+        f = fs.open(rpath, "wb")
+        try:
+            yield f
+        except BaseException:
+            try:
+                f.discard()  # s3fs aborts the multipart upload; gcsfs cancels the resumable one
+            except Exception:  # noqa: BLE001 - the server may be gone: the upload then never completes
+                pass
+            f.closed = True  # close() would otherwise publish what was written so far
+            raise
+        f.close()
 
     def transport_options(self, options: dict[str, Any], policy: RetryPolicy) -> dict[str, Any]:
         """``options`` for the filesystem's constructor, with the SDK's own
@@ -97,6 +122,16 @@ class S3Adapter(Adapter):
 
     atomic_create = True  # If-None-Match: *
     if_match_below = 64 << 20  # s3fs uploads in one PUT below 100 MiB by default
+    server_copy_max = 5 << 30  # one CopyObject takes up to 5 GiB
+
+    def server_copy(self, fs: Any, src_path: str, dst_path: str, version_id: str | None) -> None:
+        src_bucket, _, src_key = src_path.partition("/")
+        dst_bucket, _, dst_key = dst_path.partition("/")
+        source: dict[str, str] = {"Bucket": src_bucket, "Key": src_key}
+        if version_id:
+            source["VersionId"] = version_id
+        fs.call_s3("copy_object", Bucket=dst_bucket, Key=dst_key, CopySource=source)
+        fs.invalidate_cache(dst_path)
 
     def transport_options(self, options: dict[str, Any], policy: RetryPolicy) -> dict[str, Any]:
         # s3fs retries a call `retries` times (1.7**i * 0.1 s apart), and
@@ -172,6 +207,18 @@ class LocalAdapter(Adapter):
                 _copy(lpath, tmp)
 
         _publish(rpath, fill, create_only)
+
+    @contextmanager
+    def open_write(self, fs: Any, rpath: str) -> Iterator[BinaryIO]:
+        os.makedirs(os.path.dirname(rpath), exist_ok=True)
+        tmp = os.path.join(os.path.dirname(rpath), f"{TMP_PREFIX}{os.urandom(16).hex()}")
+        try:
+            with open(tmp, "xb") as f:
+                yield f
+            os.replace(tmp, rpath)
+        finally:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
 
     def put_bytes(self, rpath: str, data: bytes) -> None:
         def fill(tmp: str) -> None:

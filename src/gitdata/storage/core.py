@@ -16,7 +16,7 @@ from ..errors import GitDataError
 from ..retry import Retrier, RetryPolicy
 from ..retry import active as retry_active
 from .backends import LOCAL_ADAPTER, TMP_PREFIX, IncompleteUpload, adapter_for, adapter_for_protocol
-from .errors import BackendMissing, UnsupportedURL, redact_url, translate
+from .errors import AccessDenied, BackendMissing, UnsupportedURL, redact_url, translate
 from .fingerprint import Fingerprint, from_info
 
 
@@ -363,3 +363,57 @@ class Storage:
             self.fs.rm_file(self.path(key))
         except Exception as err:
             raise self._err(err, f"delete {key}") from err
+
+    def copy_from(
+        self,
+        source: Storage,
+        src_key: str,
+        key: str,
+        *,
+        version_id: str | None = None,
+        size: int | None = None,
+        check: Callable[[bytes | None], None] | None = None,
+    ) -> str:
+        """Copy ``source``'s object ``src_key`` (that version, if given) to ``key`` here.
+
+        Inside the service when both storages are on the same endpoint of a
+        backend that can (S3 ``CopyObject``) and the object is not larger
+        than it allows: returns ``"server"``, no byte passed through this
+        process (a refusal of the server-side copy, e.g. credentials that
+        may not read the source, falls back to streaming). Otherwise
+        streamed: returns ``"stream"``, read and written in chunks (memory
+        stays flat), ``check`` called with every chunk and then with
+        ``None``; whatever it raises aborts the write, and the object never
+        appears under ``key``. Not retried here: callers retry the whole.
+        """
+        same_service = (
+            self._adapter is source._adapter
+            and self._adapter.server_copy_max > 0
+            and self.local_root is None
+            and source.local_root is None
+            and self.options.get("endpoint_url") == source.options.get("endpoint_url")
+        )
+        if same_service and size is not None and size <= self._adapter.server_copy_max:
+            try:
+                self._adapter.server_copy(self.fs, source.path(src_key), self.path(key), version_id)
+                return "server"
+            except Exception as err:  # noqa: BLE001 - vendor errors, translated below
+                mine = self._err(err, f"copy {source.display}/{src_key} to {key}")
+                if not isinstance(mine, AccessDenied):
+                    raise mine from err
+        kwargs = {source.version_kwarg: version_id} if version_id and source.version_kwarg else {}
+        fs = self._fs if self.local_root is not None else self.fs
+        try:
+            with source.open_read(src_key, **kwargs) as src, self._adapter.open_write(fs, self.path(key)) as dst:
+                while chunk := src.read(4 << 20):
+                    if check is not None:
+                        check(chunk)
+                    dst.write(chunk)
+                if check is not None:
+                    check(None)
+        except GitDataError:
+            raise
+        except Exception as err:
+            raise self._err(err, f"upload {key}") from err
+        return "stream"
+
