@@ -14,6 +14,8 @@ request to ``upstream`` (moto's S3), except:
 - ``fail_paths``: a PUT whose path contains one of these strings is
   answered ``503`` (a target that fails for some objects only); the set may
   be changed while the proxy runs.
+- ``deny_paths``: a GET or HEAD whose path contains one of these strings is
+  answered ``403 AccessDenied`` (a public bucket whose objects are not).
 
 Threads and ``http.server`` only; no mocks: the client and the upstream are
 real.
@@ -33,6 +35,11 @@ _BUSY = (
     b"<Message>Please reduce your request rate.</Message></Error>"
 )
 
+_DENIED = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+    b"<Message>Access Denied</Message></Error>"
+)
+
 
 class FlakyProxy:
     def __init__(
@@ -44,6 +51,7 @@ class FlakyProxy:
         self.die_after = die_after
         self.cut_every = cut_every
         self.fail_paths: set[str] = set()
+        self.deny_paths: set[str] = set()
         self.requests = 0
         self.failed = 0
         self.gets = 0
@@ -109,6 +117,14 @@ class FlakyProxy:
                     threading.Thread(target=proxy.stop, daemon=True).start()
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if self.command in ("GET", "HEAD") and any(p in self.path for p in proxy.deny_paths):
+                    self.send_response(403)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(_DENIED)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(_DENIED)
                     return
                 if fail:
                     self.send_response(503)

@@ -166,11 +166,17 @@ def dataset_ls(as_json: bool) -> None:
 @click.option("--creator", "creators", multiple=True, help="Replace the creators (repeatable).")
 @click.option("--keyword", "keywords", multiple=True, help="Replace the keywords (repeatable).")
 @click.option("--storage", metavar="URL", help="New storage URL for the dataset's own files.")
+@click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="Replace the dataset's non-secret storage options, e.g. anon=true (repeatable; "
+              "-o '' removes them all).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def dataset_edit(name, title, description, creators, keywords, storage, as_json) -> None:
-    """Change a dataset's metadata."""
+def dataset_edit(name, title, description, creators, keywords, storage, options, as_json) -> None:
+    """Change a dataset's metadata or storage options."""
     project = open_project()
     changes: dict[str, str | list[str] | None] = {}
+    if options:
+        lines = [o for o in options if o]
+        changes["option"] = lines or None
     for key, value in (("title", title), ("description", description), ("storage", storage)):
         if value is not None:
             changes[key] = value or None
@@ -179,7 +185,9 @@ def dataset_edit(name, title, description, creators, keywords, storage, as_json)
     if keywords:
         changes["keyword"] = list(keywords)
     if not changes:
-        raise click.UsageError("nothing to change; give --title, --description, --creator, --keyword or --storage")
+        raise click.UsageError(
+            "nothing to change; give --title, --description, --creator, --keyword, --storage or -o"
+        )
     ds = ds_mod.edit(project, name, changes)
     if as_json:
         emit_json(_describe(project, ds))

@@ -240,8 +240,14 @@ def create(
 
 
 def edit(project: Project, name: str, changes: dict[str, str | list[str] | None]) -> Dataset:
-    """Change metadata; ``None`` removes a key, a list replaces all values."""
+    """Change metadata; ``None`` removes a key, a list replaces all values.
+
+    ``option`` lines are checked as :func:`create` checks them (no secrets)
+    before anything is written."""
     ds = get(project, name)
+    if isinstance(changes.get("option"), list):
+        for key, value in config_mod.parse_options(list(changes["option"] or [])).items():
+            config_mod.check_not_secret(key, str(value))
     cfg = config_mod.ConfigFile(project.repo)
     for key, value in changes.items():
         full = f"{ds.section}.{key}"

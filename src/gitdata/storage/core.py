@@ -16,7 +16,14 @@ from ..errors import GitDataError
 from ..retry import Retrier, RetryPolicy
 from ..retry import active as retry_active
 from .backends import LOCAL_ADAPTER, TMP_PREFIX, IncompleteUpload, adapter_for, adapter_for_protocol
-from .errors import AccessDenied, BackendMissing, UnsupportedURL, redact_url, translate
+from .errors import (
+    AccessDenied,
+    BackendMissing,
+    UnsupportedURL,
+    from_service,
+    redact_url,
+    translate,
+)
 from .fingerprint import Fingerprint, from_info
 
 
@@ -208,7 +215,7 @@ class Storage:
         return path[len(prefix) :] if path.startswith(prefix) else path
 
     def _err(self, err: BaseException, what: str) -> Exception:
-        return translate(err, what, self.display, self.name)
+        return translate(err, what, self.display, self.name, anonymous=str(self.options.get("anon")).lower() == "true")
 
     # -- operations --------------------------------------------------------
     @_retried
@@ -290,7 +297,7 @@ class Storage:
             # errors of the read itself (a transfer that broke off) are ours
             # to translate; anything else raised in the caller's block is not
             mine = self._err(err, f"download {key}")
-            if type(err) is OSError or isinstance(err, ConnectionError | TimeoutError) or mine.transient:
+            if type(err) is OSError or isinstance(err, ConnectionError | TimeoutError) or mine.transient or from_service(err):
                 raise mine from err
             raise
         finally:
