@@ -11,6 +11,11 @@ request to ``upstream`` (moto's S3), except:
 - ``cut_every=N``: every N-th GET with a body of more than 1 KiB announces
   its full length but sends only half of it, then closes the connection (a
   transfer that breaks off).
+- ``fail_paths``: a PUT whose path contains one of these strings is
+  answered ``503`` (a target that fails for some objects only); the set may
+  be changed while the proxy runs.
+- ``deny_paths``: a GET or HEAD whose path contains one of these strings is
+  answered ``403 AccessDenied`` (a public bucket whose objects are not).
 
 Threads and ``http.server`` only; no mocks: the client and the upstream are
 real.
@@ -30,6 +35,11 @@ _BUSY = (
     b"<Message>Please reduce your request rate.</Message></Error>"
 )
 
+_DENIED = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+    b"<Message>Access Denied</Message></Error>"
+)
+
 
 class FlakyProxy:
     def __init__(
@@ -40,6 +50,8 @@ class FlakyProxy:
         self.fail_every = fail_every
         self.die_after = die_after
         self.cut_every = cut_every
+        self.fail_paths: set[str] = set()
+        self.deny_paths: set[str] = set()
         self.requests = 0
         self.failed = 0
         self.gets = 0
@@ -98,12 +110,21 @@ class FlakyProxy:
                     n = proxy.requests
                     die = proxy.die_after is not None and n > proxy.die_after
                     fail = bool(proxy.fail_every) and n % proxy.fail_every == 0
+                    fail = fail or (self.command == "PUT" and any(p in self.path for p in proxy.fail_paths))
                     if fail:
                         proxy.failed += 1
                 if die or proxy.stopped.is_set():
                     threading.Thread(target=proxy.stop, daemon=True).start()
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if self.command in ("GET", "HEAD") and any(p in self.path for p in proxy.deny_paths):
+                    self.send_response(403)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(_DENIED)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(_DENIED)
                     return
                 if fail:
                     self.send_response(503)

@@ -7,6 +7,7 @@ import contextvars
 import io
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -302,6 +303,8 @@ def test_prompt_on_a_terminal_then_stored(hermetic_git_env, sh, server, bucket, 
     child.sendline(server.secret)
     child.expect(r"Store credentials\? \(y/N\)")
     child.sendline("y")
+    child.expect(r"Use these for every bucket at .*\? \(y/N\)")
+    child.sendline("")  # no: for this bucket only
     child.expect(pexpect.EOF)
     child.close()
     transcript = child.before.decode()
@@ -488,3 +491,51 @@ def test_set_on_a_terminal_hides_the_secret(hermetic_git_env, server, bucket, tm
     assert "(verified)" in transcript and server.secret not in transcript
     host = server.endpoint.split("//", 1)[1]
     assert cred.CredentialsFile().get(f"s3://{host}/{bucket}").secret == server.secret
+
+
+def test_one_key_pair_for_every_bucket_at_an_endpoint(hermetic_git_env, sh, server, tmp_path):
+    """After the first prompt: "use these for every bucket at ENDPOINT?"; a bucket's own pair still wins."""
+    b1, b2 = server.make_bucket(f"one-{os.getpid()}"), server.make_bucket(f"two-{os.getpid()}")
+    p1 = make_project(tmp_path / "p1", sh, {"origin": (f"s3://{b1}/proj", server.endpoint)})
+    p2 = make_project(tmp_path / "p2", sh, {"origin": (f"s3://{b2}/proj", server.endpoint)})
+    gitdata = str(Path(sys.executable).parent / "git-data")
+    child = pexpect.spawn(gitdata, ["push"], cwd=str(p1), env=dict(os.environ), timeout=30)
+    child.expect("Access key")
+    child.sendline(server.key)
+    child.expect("Secret key")
+    child.sendline(server.secret)
+    child.expect(r"Store credentials\? \(y/N\)")
+    child.sendline("y")
+    child.expect(rf"Use these for every bucket at {re.escape(server.endpoint)}\? \(y/N\)")
+    child.sendline("y")
+    child.expect(pexpect.EOF)
+    child.close()
+    transcript = child.before.decode()
+    assert child.exitstatus == 0, transcript
+    assert f"every bucket at {server.endpoint} stored in {creds_file(hermetic_git_env)}" in transcript
+    assert server.secret not in transcript
+    assert len(objects_in(server, b1)) == 1
+    host = server.endpoint.split("//", 1)[1]
+    assert cred.CredentialsFile().get(f"s3://{host}/*").secret == server.secret
+    assert cred.CredentialsFile().get(f"s3://{host}/{b1}") is None
+
+    # the second bucket on that endpoint: no prompt (no terminal here), the endpoint's pair is used
+    out = sh.gd(p2, "push").stdout.decode()
+    assert "1 object(s) uploaded" in out and len(objects_in(server, b2)) == 1
+    rows = json.loads(sh.gd(p2, "credentials", "ls", "--json").stdout)
+    [row] = [r for r in rows if r["storage"] == "origin" and not r["target"].endswith("/*")]
+    assert row["source"] == "file"
+    assert any(r["target"] == f"s3://{server.endpoint.split('//', 1)[1]}/*" for r in rows), rows
+
+    # a pair stored for one bucket wins there: a wrong one for b2 is refused, b1 keeps working
+    sh.gd(p2, "credentials", "set", "origin", "--stdin", "--no-verify", input=secret_stdin(server.key, "wrong"))
+    (p2 / "c.bin").write_bytes(b"more")
+    sh("git", "add", "c.bin", cwd=p2)
+    sh("git", "commit", "-qm", "c", cwd=p2)
+    proc = sh.gd(p2, "push", ok=False)
+    assert proc.returncode == 3 and "access denied" in proc.stderr.decode()
+    (p1 / "c.bin").write_bytes(b"more")
+    sh("git", "add", "c.bin", cwd=p1)
+    sh("git", "commit", "-qm", "c", cwd=p1)
+    assert "1 object(s) uploaded" in sh.gd(p1, "push").stdout.decode()
+

@@ -122,21 +122,45 @@ def test_probe_skips_different_sizes_and_one_sided_changes():
     assert sp.paths_to_probe({}, {P: L_SAME}, {}) == []
 
 
-def test_an_unresolved_conflict_blocks_every_other_action():
-    base = {"a": BASE, "b": BASE}
-    local = {"a": L_CHANGED, "b": L_CHANGED, "c": L_SAME}
-    remote = {"a": FP_CHANGED, "b": FP_BASE}
+def test_an_unresolved_conflict_holds_back_its_folder_only():
+    base = {"a": BASE, "b": BASE, "sub/d": BASE}
+    local = {"a": L_CHANGED, "b": L_CHANGED, "c": L_SAME, "sub/d": L_CHANGED, "sub/e": L_SAME}
+    remote = {"a": FP_CHANGED, "b": FP_BASE, "sub/d": FP_BASE}
     p = sp.plan(base, local, remote)
-    assert p.blocked and p.actions == []
-    assert [c.path for c in p.conflicts] == ["a"]
+    assert p.blocked and [c.path for c in p.conflicts] == ["a"]
+    # the conflict's folder (the root's own files) waits; the sub-folder is synced
+    assert {(a.path, a.kind) for a in p.actions} == {("sub/d", sp.UPLOAD), ("sub/e", sp.UPLOAD)}
+    assert p.held == [("b", ""), ("c", "")]
     resolved = sp.plan(base, local, remote, prefer="remote")
     assert {(a.path, a.kind, a.keep) for a in resolved.actions} == {
         ("a", sp.DOWNLOAD, "local"),
         ("b", sp.UPLOAD, None),
         ("c", sp.UPLOAD, None),
+        ("sub/d", sp.UPLOAD, None),
+        ("sub/e", sp.UPLOAD, None),
     }
-    assert resolved.resolved and not resolved.blocked
+    assert resolved.resolved and not resolved.blocked and resolved.held == []
     assert sp.plan(base, local, remote, prefer="local").actions[0].keep == "remote"
+
+
+def test_prefer_paths_resolve_the_chosen_conflicts_only():
+    base = {"r/x": BASE, "r/y": BASE, "s/z": BASE}
+    local = {"r/x": L_CHANGED, "r/y": L_CHANGED, "s/z": L_CHANGED, "t/new": L_SAME}
+    remote = {"r/x": FP_CHANGED, "r/y": FP_CHANGED, "s/z": FP_CHANGED}
+    p = sp.plan(base, local, remote, prefer="local", prefer_paths=["r/x", "s"])
+    assert [c.path for c in p.conflicts] == ["r/y"]  # not chosen: still a conflict
+    assert dict(p.resolved).keys() == {"r/x", "s/z"}
+    # the chosen r/x goes ahead although r/y holds its folder; s/ and t/ go ahead
+    assert {(a.path, a.kind, a.keep) for a in p.actions} == {
+        ("r/x", sp.UPLOAD, "remote"), ("s/z", sp.UPLOAD, "remote"), ("t/new", sp.UPLOAD, None),
+    }  # fmt: skip
+    assert p.held == []
+    local["r/w"] = L_SAME  # a new file in r/: it waits with its folder
+    assert sp.plan(base, local, remote, prefer="local", prefer_paths=["r/x"]).held == [("r/w", "r")]
+    everything = sp.plan(base, local, remote, prefer="local", prefer_paths=[""])
+    assert not everything.conflicts and len(everything.actions) == 5  # r/w added above
+    with pytest.raises(ValueError, match="prefer_paths needs prefer"):
+        sp.plan(base, local, remote, prefer_paths=["r"])
 
 
 def test_same_inputs_same_plan():

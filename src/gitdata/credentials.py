@@ -91,6 +91,11 @@ class Target:
         return f"{self.scheme}://{self.host}/{self.bucket}"
 
     @property
+    def endpoint_ident(self) -> str:
+        """The credentials-file section for every bucket at this endpoint."""
+        return f"{self.scheme}://{self.host}/{ENDPOINT_WIDE}"
+
+    @property
     def label(self) -> str:
         where = f"bucket {self.bucket} at {self.endpoint}"
         return f"storage {self.name!r} ({where})" if self.name else where
@@ -98,6 +103,10 @@ class Target:
     @property
     def set_command(self) -> str:
         return f"git data credentials set {self.name or self.ident}"
+
+
+#: The bucket name of a credentials-file entry that holds for every bucket at its endpoint.
+ENDPOINT_WIDE = "*"
 
 
 @dataclass(frozen=True)
@@ -564,6 +573,9 @@ def find_source(
     secret = cfile.get(target.ident)
     if secret is not None and provider.complete(secret):
         return Resolution(target, "file", cfile.path, secret)
+    secret = cfile.get(target.endpoint_ident)  # one pair for every bucket there; a bucket's own wins
+    if secret is not None and provider.complete(secret):
+        return Resolution(target, "file", f"{cfile.path} (every bucket at {target.endpoint})", secret)
     return Resolution(target, "missing")
 
 
@@ -606,14 +618,16 @@ def _resolve(project: Project, url: str, target: Target, options: dict[str, Any]
             return added
     if res.source == "file":
         assert res.secret is not None
+        secret_ident = target.ident if cfile.get(target.ident) is not None else target.endpoint_ident
         added = provider.to_options(res.secret)
         try:
             probe(url, {**options, **added}, target.name)
         except AccessDenied as err:
             if not session.interactive:
+                where = "" if secret_ident == target.ident else f" for every bucket at {target.endpoint}"
                 raise AccessDenied(
-                    f"access denied for {target.label}: the credentials stored in {cfile.path} "
-                    f"were refused; run `{target.set_command}` to replace them"
+                    f"access denied for {target.label}: the credentials stored in {cfile.path}{where} "
+                    f"were refused; run `{target.set_command}` to store a pair for this bucket"
                 ) from err
             session.say(f"git data: the stored credentials for {target.label} were refused.")
         except StorageError:
@@ -665,8 +679,19 @@ def _prompt(url: str, target: Target, options: dict[str, Any], session: Session,
     except EOFError:
         answer = ""
     if answer in ("y", "yes"):
-        cfile.set(target.ident, secret, target.name)
-        session.say(f"git data: credentials for {target.label} stored in {cfile.path} (mode 0600)")
+        try:
+            wide = session.ask(f"Use these for every bucket at {target.endpoint}? (y/N) ", False).strip().lower()
+        except EOFError:
+            wide = ""
+        if wide in ("y", "yes"):
+            cfile.set(target.endpoint_ident, secret, target.name)
+            session.say(
+                f"git data: credentials for every bucket at {target.endpoint} stored in {cfile.path} "
+                f"(mode 0600); a pair stored for one bucket (`git data credentials set URL`) still wins there"
+            )
+        else:
+            cfile.set(target.ident, secret, target.name)
+            session.say(f"git data: credentials for {target.label} stored in {cfile.path} (mode 0600)")
     else:
         session.say("git data: credentials not stored; they are used for this command only")
     return added

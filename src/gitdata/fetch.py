@@ -12,7 +12,7 @@ from .errors import GitDataError
 from .hashing import oid_of_file
 from .pointer import MAX_SIZE, Pointer, PointerError, is_pointer_like, parse
 from .storage import ObjectNotFound, ObjectStore, StorageError, oid_to_key
-from .transfer import Outcome, run_parallel
+from .transfer import Outcome, report_bytes, run_parallel
 
 #: Objects up to this size are fetched with one request and hashed in memory.
 SMALL_OBJECT = 8 << 20
@@ -83,6 +83,7 @@ def download_object(store: ObjectStore, cache: Cache, oid: str, size: int | None
                         w.abort()
                         check_size(w.size + len(chunk), size, oid, where)
                     w.write(chunk)
+                    report_bytes(len(chunk))
                 _check_length(w.size, size, oid, where)
                 w.commit(expected_oid=oid)
     except ObjectNotFound as err:

@@ -203,6 +203,8 @@ class FilterHandler:
         cache = self.project.cache
         if cache.has(pointer.oid, pointer.size):  # size-checked (packed: hash-checked too)
             return self._from_cache(path, pointer)
+        if not self.project.fetch_filter.wants(path):
+            return SmudgeResult(data=blob)  # gitdata.fetchExclude / fetchInclude: stays a pointer
         owned = self._owner(path) is not None  # a dataset with its own storage
         local = None if owned else self._local_object(pointer.oid)
         if local is not None and pointer.size is not None and os.path.getsize(local) != pointer.size:

@@ -60,7 +60,8 @@ def not_materialized(project: Project, scan: ScanResult | None = None) -> dict[s
     What a failed or killed checkout leaves (git wrote the pointer; the
     content never arrived); ``git data pull`` completes them. Files of
     datasets are left out: a dataset's files are pointers on purpose until
-    it is staged (``git data status`` shows them per dataset).
+    it is staged (``git data status`` shows them per dataset), and so are
+    files ``gitdata.fetchInclude``/``fetchExclude`` leave out.
     """
     from .datasets import load_all
     from .fetch import read_worktree_pointer
@@ -72,9 +73,10 @@ def not_materialized(project: Project, scan: ScanResult | None = None) -> dict[s
     except GitDataError:
         datasets = []
     out = {}
+    wanted = project.fetch_filter.wants
     for f in scan.found:
-        if f.pointer.oid is None or any(d.contains(f.path) for d in datasets):
-            continue
+        if f.pointer.oid is None or any(d.contains(f.path) for d in datasets) or not wanted(f.path):
+            continue  # (a file gitdata.fetchExclude leaves out is a pointer on purpose too)
         try:
             wt = read_worktree_pointer(project.root, f.path)
         except PointerError:

@@ -10,6 +10,7 @@ from . import config as config_mod
 from . import settings
 from .cache import Cache
 from .errors import GitDataError
+from .fetchfilter import FetchFilter
 from .git.repo import Repo
 from .retry import RetryPolicy
 from .state import State
@@ -86,6 +87,11 @@ class Project:
         filesystem into the cache too (``gitdata.cacheLocalRemote``, default
         false: such a remote is read directly)."""
         return self.setting("gitdata.cacheLocalRemote")
+
+    @cached_property
+    def fetch_filter(self) -> FetchFilter:
+        """Which files are fetched (``gitdata.fetchInclude`` / ``gitdata.fetchExclude``)."""
+        return FetchFilter.from_settings(self.setting("gitdata.fetchInclude"), self.setting("gitdata.fetchExclude"))
 
     @cached_property
     def retry_policy(self) -> RetryPolicy:

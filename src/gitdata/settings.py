@@ -88,6 +88,14 @@ SETTINGS: tuple[Setting, ...] = (
             "of a killed process) is removed by the next command that writes to the cache, and by "
             "`git data prune`; and an incomplete multipart upload on the data remote is aborted by "
             "`git data prune --remote`. Longer than the longest plausible transfer"),
+    Setting("gitdata.fetchInclude", "string", None,
+            "comma-separated git-style path patterns (as git-lfs's `lfs.fetchinclude`): only "
+            "matching files are fetched at clone and checkout (the smudge filter), by `git data "
+            "fetch` and `git data pull`; the others stay pointers. See docs/commands.md, "
+            "\"Partial data\""),
+    Setting("gitdata.fetchExclude", "string", None,
+            "comma-separated git-style path patterns of files that are not fetched (they stay "
+            "pointers); wins over `gitdata.fetchInclude`"),
     Setting("gitdata.remote", "string", None,
             "per-clone override of the default data remote", default_doc="`.gitdata` `data.remote`"),
     Setting("gitdata.remote.<name>.url", "string", None,

@@ -23,9 +23,15 @@ deleted    changed    conflict; any ``--prefer`` restores the change
 changed    deleted    conflict; any ``--prefer`` restores the change
 =========  =========  =================================================
 
-A deletion never wins against a change. A conflict without ``--prefer``
-blocks the whole plan: nothing at all is changed. With ``--prefer`` the
-losing side is saved first (``keep``), so no version is lost.
+A deletion never wins against a change. A conflict that ``--prefer`` does
+not resolve holds back its **folder**: no action on a file in the same
+folder as the conflict (its own files, not its sub-folders) is carried out,
+so files written together (a run's outputs) never reach the other side half
+updated; files in every other folder are synced. ``--prefer`` resolves every
+conflict, or with ``prefer_paths`` only those at or under the given paths
+(which then go ahead even where another conflict holds their folder: the
+user decided about them); the losing side is saved first (``keep``), so no
+version is lost.
 
 Whether two sides hold the same bytes cannot always be told from metadata;
 :func:`paths_to_probe` names the paths whose content must be compared and the
@@ -104,8 +110,10 @@ class Plan:
     conflicts: list[Conflict] = field(default_factory=list)
     #: ``(path, reason)`` of changes not carried out (deletions without --delete)
     pending: list[tuple[str, str]] = field(default_factory=list)
-    #: conflicts left unresolved: ``actions`` is empty and nothing is changed
+    #: conflicts left unresolved: the actions on the files of their folders are held back
     blocked: bool = False
+    #: ``(path, folder)`` of actions held back by a conflict in their folder
+    held: list[tuple[str, str]] = field(default_factory=list)
     unchanged: int = 0
     #: ``(path, resolution)`` of conflicts that ``--prefer`` resolved
     resolved: list[tuple[str, str]] = field(default_factory=list)
@@ -208,14 +216,20 @@ def plan(
     equal: Mapping[str, bool] | None = None,
     prefer: str | None = None,
     delete: bool = False,
+    prefer_paths: Iterable[str] | None = None,
 ) -> Plan:
     """Decide what a sync does. The same function serves ``--dry-run`` and a real run.
 
     ``equal`` answers :func:`paths_to_probe` (missing answers count as
-    "different"). ``prefer`` is ``None``, ``"local"`` or ``"remote"``.
+    "different"). ``prefer`` is ``None``, ``"local"`` or ``"remote"``;
+    ``prefer_paths`` (files or folders) limits it to the conflicts there.
     """
     if prefer not in (None, "local", "remote"):
         raise ValueError(f"prefer must be 'local' or 'remote', not {prefer!r}")
+    if prefer_paths is not None and prefer is None:
+        raise ValueError("prefer_paths needs prefer")
+    chosen = None if prefer_paths is None else tuple(p.strip("/") for p in prefer_paths)
+    all_prefer = prefer
     equal = equal or {}
     out = Plan()
     actions: list[Action] = []
@@ -223,6 +237,7 @@ def plan(
     for path in paths:
         b, lo, ro = base.get(path), local.get(path), remote.get(path)
         ls, rs = local_state(b, lo), remote_state(b, ro)
+        prefer = all_prefer if chosen is None or _under(path, chosen) else None
         cell = _cell(ls, rs)
         if ls == SAME and rs == SAME:
             out.unchanged += 1
@@ -273,12 +288,20 @@ def plan(
                 out.resolved.append((path, "restored remotely: a deletion never wins against a change"))
         else:  # pragma: no cover - every reachable cell is handled above
             raise AssertionError(f"unhandled sync cell {cell} for {path}")
-    if out.conflicts:
-        out.blocked = True
-        out.actions = []
-    else:
-        out.actions = actions
+    out.blocked = bool(out.conflicts)
+    held = {_folder(c.path) for c in out.conflicts}
+    named = {p for p, _ in out.resolved} if chosen is not None else set()  # the user decided these
+    out.actions = [a for a in actions if _folder(a.path) not in held or a.path in named]
+    out.held = [(a.path, _folder(a.path)) for a in actions if _folder(a.path) in held and a.path not in named]
     return out
+
+
+def _folder(path: str) -> str:
+    return path.rsplit("/", 1)[0] if "/" in path else ""
+
+
+def _under(path: str, chosen: tuple[str, ...]) -> bool:
+    return any(p == "" or path == p or path.startswith(p + "/") for p in chosen)
 
 
 def conflict_name(path: str, stamp: str) -> str:

@@ -123,12 +123,15 @@ def _select(paths_pointers, include: tuple[str, ...], exclude: tuple[str, ...]):
         yield f
 
 
-def _fetch(project, refs, include, exclude, remote):
+def _fetch(project, refs, include, exclude, remote, explicit: bool = False):
+    """``explicit``: the command line chose the files (paths or globs), so
+    ``gitdata.fetchInclude``/``fetchExclude`` do not apply."""
     found = []
     for ref in refs or ["HEAD"]:
         found += scan_tree(project.repo, ref).found
     found += scan_index(project.repo).found
-    chosen = [f for f in _select(found, include, exclude) if f.pointer.oid]
+    wanted = project.fetch_filter.wants if not (include or exclude or explicit) else (lambda _p: True)
+    chosen = [f for f in _select(found, include, exclude) if f.pointer.oid and wanted(f.path)]
     if all(project.cache.has(f.pointer.oid, f.pointer.size) for f in chosen):
         return 0, {}  # before any storage is opened (a dataset's may ask for credentials)
     from ..datasets import split_by_storage
@@ -156,7 +159,12 @@ def _fetch(project, refs, include, exclude, remote):
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable summary: {downloaded, failed}.")
 def fetch(refs: tuple[str, ...], remote: str | None, include: tuple[str, ...], exclude: tuple[str, ...],
           as_json: bool) -> None:  # fmt: skip
-    """Download the data objects REFS (default HEAD) need into the cache."""
+    """Download the data objects REFS (default HEAD) need into the cache.
+
+    Files that gitdata.fetchInclude / gitdata.fetchExclude leave out are
+    not downloaded, unless --include or --exclude is given (they replace
+    those settings for this run).
+    """
     project = open_project()
     n, failed = _fetch(project, refs, include, exclude, remote)
     if as_json:
@@ -173,12 +181,15 @@ def _report_failures(failed: dict[str, str]) -> None:
         raise GitDataError(f"{len(failed)} file(s) could not be fetched")
 
 
-def _checkout(project, paths: tuple[str, ...]) -> tuple[int, dict[str, str]]:
+def _checkout(project, paths: tuple[str, ...], *, filtered: bool = False) -> tuple[int, dict[str, str]]:
+    """``filtered``: leave out what ``gitdata.fetchInclude``/``fetchExclude`` leave out
+    (``pull`` without PATHS; files not fetched are not checked out either)."""
     scan = scan_index(project.repo)
     remove_stale_tmp(project, scan)  # left by a killed checkout
     files = []
+    wanted = project.fetch_filter.wants if filtered and not paths else (lambda _p: True)
     for f in scan.found:
-        if f.pointer.oid is None:
+        if f.pointer.oid is None or not wanted(f.path):
             continue
         if paths and not any(f.path == p or f.path.startswith(p.rstrip("/") + "/") or fnmatch.fnmatch(f.path, p) for p in paths):
             continue
@@ -222,15 +233,20 @@ def checkout(paths: tuple[str, ...], as_json: bool) -> None:
 @click.option("-r", "--remote", help="Data remote to fetch from (default: the default one).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable summary: {downloaded, checked_out, failed}.")
 def pull(paths: tuple[str, ...], remote: str | None, as_json: bool) -> None:
-    """Fetch the objects HEAD needs and check them out (fetch + checkout)."""
+    """Fetch the objects HEAD needs and check them out (fetch + checkout).
+
+    Without PATHS, files that gitdata.fetchInclude / gitdata.fetchExclude
+    leave out stay pointers; PATHS (files, folders or globs) are fetched
+    whatever those say.
+    """
     project = open_project()
     ensure_filter(project)
     unfinished = status_mod.unfinished_checkout(project)
     if unfinished:
         raise GitDataError(unfinished)
     include = tuple(p if any(c in p for c in "*?[") else p.rstrip("/") + "*" for p in paths)
-    n, failed = _fetch(project, (), include, (), remote)
-    m, failed2 = _checkout(project, paths)
+    n, failed = _fetch(project, (), include, (), remote, explicit=bool(paths))
+    m, failed2 = _checkout(project, paths, filtered=True)
     failed = {**failed2, **failed}  # a fetch error explains a checkout miss
     if as_json:
         emit_json({"downloaded": n, "checked_out": m, "failed": failed})

@@ -166,11 +166,17 @@ def dataset_ls(as_json: bool) -> None:
 @click.option("--creator", "creators", multiple=True, help="Replace the creators (repeatable).")
 @click.option("--keyword", "keywords", multiple=True, help="Replace the keywords (repeatable).")
 @click.option("--storage", metavar="URL", help="New storage URL for the dataset's own files.")
+@click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="Replace the dataset's non-secret storage options, e.g. anon=true (repeatable; "
+              "-o '' removes them all).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def dataset_edit(name, title, description, creators, keywords, storage, as_json) -> None:
-    """Change a dataset's metadata."""
+def dataset_edit(name, title, description, creators, keywords, storage, options, as_json) -> None:
+    """Change a dataset's metadata or storage options."""
     project = open_project()
     changes: dict[str, str | list[str] | None] = {}
+    if options:
+        lines = [o for o in options if o]
+        changes["option"] = lines or None
     for key, value in (("title", title), ("description", description), ("storage", storage)):
         if value is not None:
             changes[key] = value or None
@@ -179,12 +185,55 @@ def dataset_edit(name, title, description, creators, keywords, storage, as_json)
     if keywords:
         changes["keyword"] = list(keywords)
     if not changes:
-        raise click.UsageError("nothing to change; give --title, --description, --creator, --keyword or --storage")
+        raise click.UsageError(
+            "nothing to change; give --title, --description, --creator, --keyword, --storage or -o"
+        )
     ds = ds_mod.edit(project, name, changes)
     if as_json:
         emit_json(_describe(project, ds))
     else:
         click.echo(f"updated dataset {name}")
+
+
+@dataset.command("copy")
+@click.argument("name")
+@click.option("--to-storage", "url", required=True, metavar="URL",
+              help="The bucket or prefix to copy to (s3://, gs://, file://, a folder).")
+@click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="A non-secret storage option for URL, e.g. endpoint_url=http://127.0.0.1:9000 "
+              "(repeatable); recorded for the dataset in place of the origin's.")
+@click.option("-j", "--jobs", type=int, help="Parallel copies (default: gitdata.jobs or 8).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def dataset_copy(name, url, options, jobs, as_json) -> None:
+    """Copy every object of dataset NAME to URL, then read it from there.
+
+    Registered files go to URL/PATH (PATH: the file's path in the dataset
+    folder), the project's own files to URL/.gitdata/objects/. Inside the
+    service where origin and URL share an endpoint (S3 CopyObject), streamed
+    otherwise; in parallel; each object checked against the recorded size
+    and md5 or oid. Only when every object is there do the pointers and
+    .gitdata name URL, with the origin kept as provenance (origin-* keys);
+    commit them. Run again after a failure: objects already copied are not
+    copied again. Nothing is downloaded into the project.
+    """
+    from ..datasets import copy as copy_mod
+
+    project = open_project()
+    report = copy_mod.copy(project, name, url, options=options, jobs=jobs)
+    if as_json:
+        emit_json(report.as_dict())
+    else:
+        click.echo(
+            f"{name}: {len(report.copied)} file(s) copied ({human_size(report.bytes)}) to {report.target}: "
+            f"{report.server_side} inside the service, {report.streamed} streamed; "
+            f"{len(report.already)} already there"
+        )
+    if report.failed:
+        for path, reason in sorted(report.failed.items()):
+            click.echo(f"error: {path}: {reason}", err=True)
+        raise GitDataError(copy_mod.describe_failure(report))
+    if not as_json:
+        click.echo(f"the pointers and .gitdata now name {report.target}; commit them with `git commit`")
 
 
 @dataset.command("rm")

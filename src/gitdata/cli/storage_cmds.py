@@ -161,10 +161,12 @@ def _print_plan(res: storages_mod.SyncResult, dry_run: bool) -> None:
         summary += f", {len(res.failed) + len(res.races)} failed"
     click.echo(f"{name}: {summary}" + (" (dry run: nothing changed)" if dry_run else ""))
     if plan.blocked:
+        folders = sorted({f or "." for _p, f in plan.held} | {(c.path.rsplit("/", 1)[0] if "/" in c.path else ".") for c in plan.conflicts})
+        what = "nothing was changed" if not plan.actions else "everything else was synced"
         click.echo(
-            f"{name}: nothing was changed because of {len(plan.conflicts)} conflict(s); "
-            f"resolve with `git data storage sync {name} --prefer local` or `--prefer remote` "
-            "(the other version is kept)",
+            f"{name}: {len(plan.conflicts)} conflict(s) held back the files of their folder(s) "
+            f"({', '.join(folders)}); {what}; resolve with `git data storage sync {name} --prefer local` "
+            f"or `--prefer remote` (the other version is kept), optionally followed by the PATHS to resolve",
             err=True,
         )
 
@@ -305,7 +307,7 @@ def _refuse_mounted(project, names: tuple[str, ...]) -> None:
 
 
 @storage.command("sync")
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, metavar="[NAMES]... | NAME --prefer SIDE PATH...")
 @click.option("-n", "--dry-run", is_flag=True, help="Print the plan a real run would carry out; change nothing.")
 @click.option("--prefer", type=click.Choice(["local", "remote"]), help="Resolve conflicts; the other version is kept.")
 @click.option("--delete", is_flag=True, help="Propagate deletions (only of files the other side did not change).")
@@ -317,13 +319,18 @@ def storage_sync(
     """Two-way sync of staged storages NAMES (default: every staged one).
 
     Changed on one side only: copied to the other. Changed on both: a
-    conflict; nothing at all is changed and the command exits 1, unless
-    --prefer says which side wins (the losing version is kept as
-    NAME.conflict-TIME, or as the remote's previous version id in a
-    versioned bucket).
+    conflict; the files of its folder are not changed (files in other
+    folders are synced) and the command exits 1, unless --prefer says which
+    side wins (the losing version is kept as NAME.conflict-TIME, or as the
+    remote's previous version id in a versioned bucket). With --prefer,
+    `NAME PATH...` resolves only the conflicts at or under PATHs (as typed:
+    relative to the current folder); other conflicts stay.
     """
     project = open_project()
     trust.notice_once(project, lambda m: click.echo(m, err=True))
+    prefer_paths = None
+    if prefer and len(names) > 1:
+        names, prefer_paths = names[:1], _storage_relpaths(project, names[0], names[1:])
     if not names:
         names = tuple(
             n for n, s in storages_mod.load_all(project).items()
@@ -333,9 +340,31 @@ def storage_sync(
             raise click.UsageError("no storage is staged in this clone; stage one with `git data storage stage NAME`")
     _refuse_mounted(project, names)
     results = [
-        storages_mod.sync(project, n, prefer=prefer, delete=delete, jobs=jobs, dry_run=dry_run) for n in names
+        storages_mod.sync(
+            project, n, prefer=prefer, delete=delete, jobs=jobs, dry_run=dry_run, prefer_paths=prefer_paths
+        )
+        for n in names
     ]
     _finish(results, dry_run, as_json)
+
+
+def _storage_relpaths(project, name: str, paths: tuple[str, ...]) -> list[str]:
+    """PATHS as typed (relative to the current folder) as paths inside storage NAME's folder."""
+    spec = storages_mod.get(project, name)
+    root = os.path.realpath(os.path.join(project.root, spec.to))
+    out = []
+    for p in paths:
+        full = os.path.realpath(os.path.abspath(p))
+        rel = os.path.relpath(full, root).replace(os.sep, "/")
+        if rel == ".":
+            rel = ""
+        elif rel == ".." or rel.startswith("../"):
+            raise click.UsageError(
+                f"{p} is not in storage {name!r}'s folder {spec.to}/ (with --prefer, the arguments are "
+                "NAME PATH...: one storage, then paths inside its folder)"
+            )
+        out.append(rel)
+    return out
 
 
 @storage.command("unstage")

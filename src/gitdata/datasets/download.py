@@ -12,6 +12,7 @@ from ..hashing import CHUNK
 from ..pointer import Pointer
 from ..project import Project
 from ..storage import Storage
+from ..transfer import report_bytes
 from . import model as ds_mod
 from .modes import RemoteChanged, StageError, _expected_md5
 
@@ -51,6 +52,7 @@ def _stream(storage: Storage, key: str, pointer: Pointer, sink: writer.GuardedFi
         while chunk := f.read(CHUNK * 4):
             _check_bound(storage, key, pointer, sink.size + len(chunk), sink.abort)
             sink.write(chunk)
+            report_bytes(len(chunk))
             if md5 is not None:
                 md5.update(chunk)
     _check(storage, key, pointer, sink.size, md5, expected, sink.abort)

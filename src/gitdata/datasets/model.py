@@ -240,8 +240,14 @@ def create(
 
 
 def edit(project: Project, name: str, changes: dict[str, str | list[str] | None]) -> Dataset:
-    """Change metadata; ``None`` removes a key, a list replaces all values."""
+    """Change metadata; ``None`` removes a key, a list replaces all values.
+
+    ``option`` lines are checked as :func:`create` checks them (no secrets)
+    before anything is written."""
     ds = get(project, name)
+    if isinstance(changes.get("option"), list):
+        for key, value in config_mod.parse_options(list(changes["option"] or [])).items():
+            config_mod.check_not_secret(key, str(value))
     cfg = config_mod.ConfigFile(project.repo)
     for key, value in changes.items():
         full = f"{ds.section}.{key}"
@@ -323,7 +329,20 @@ def list_source(project: Project, ds: Dataset, url: str) -> tuple[Storage, list[
         parent_url, _, base = storage.url.rpartition("/")
         parent = project.open_storage(parent_url, storage.options, name=ds.name, tracked=False)
         return parent, [(base, entries[0][1])], True
-    return storage, fill_sizes(storage, _drop_dir_markers(entries)), False
+    return storage, fill_sizes(storage, _drop_own_objects(ds, storage, _drop_dir_markers(entries))), False
+
+
+def _drop_own_objects(ds: Dataset, storage: Storage, entries: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """Leave out the dataset's own content-addressed objects when its ``storage`` lies under
+    the listed prefix (``dataset copy`` puts them at ``TARGET/.gitdata``): they are not
+    registered files, so neither ``status --remote`` nor ``update`` takes them for new ones."""
+    if not ds.storage:
+        return entries
+    own = normalize_url(ds.storage).rstrip("/")
+    if not own.startswith(storage.url.rstrip("/") + "/"):
+        return entries
+    prefix = own[len(storage.url.rstrip("/")) + 1 :]
+    return [(k, fp) for k, fp in entries if k != prefix and not k.startswith(prefix + "/")]
 
 
 def fill_sizes(storage: Storage, entries: list[tuple[str, Any]]) -> list[tuple[str, Any]]:

@@ -11,6 +11,7 @@ from .. import config as config_mod
 from .. import writer
 from ..pointer import Pointer, PointerError
 from ..project import Project
+from ..transfer import Progress
 from .model import (
     Dataset,
     DatasetError,
@@ -26,6 +27,9 @@ from .model import (
     within,
     write_small,
 )
+
+#: Registering fewer objects than this draws no progress bar (it is over at once).
+PROGRESS_MIN = 1000
 
 
 @dataclass
@@ -107,16 +111,21 @@ def register(
     report = AddReport(dataset=ds.name, source=storage.url if not single else f"{storage.url}/{entries[0][0]}", kind="registered")
     _check_clashes(project, ds, [p for p, _ in planned])
     changed: list[str] = []
-    for path, pointer in planned:
-        full = os.path.join(project.root, path)
-        data = pointer.encode()
-        report.total_size += pointer.size or 0
-        current = read_pointer_file(full)
-        if current is not None and current.encode() == data:
-            report.unchanged += 1
-            continue
-        write_small(full, data)
-        changed.append(path)
+    bar = Progress(f"Registering {ds.name}", len(planned) if len(planned) >= PROGRESS_MIN else 0, unit_bytes=False)
+    try:
+        for path, pointer in planned:
+            full = os.path.join(project.root, path)
+            data = pointer.encode()
+            report.total_size += pointer.size or 0
+            bar.advance(1)
+            current = read_pointer_file(full)
+            if current is not None and current.encode() == data:
+                report.unchanged += 1
+                continue
+            write_small(full, data)
+            changed.append(path)
+    finally:
+        bar.close()
     report.files = [p for p, _ in planned]
     src = Source(url=report.source, to=to)
     if src not in ds.sources:

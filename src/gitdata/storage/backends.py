@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from ..retry import RetryPolicy
 from .base import Capabilities
 from .errors import PreconditionFailed
-from .folder import LOCAL, publish_file
+from .folder import LOCAL, publish_file, write_object
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,28 @@ class Adapter:
     capabilities = Capabilities()
     #: ``put_file(..., mode="create")`` is understood (conditional PUT).
     create_only_kwarg = False
+
+    def server_copy(self, fs: Any, src_path: str, dst_path: str, version_id: str | None) -> None:
+        """Copy ``src_path`` (that version, if given) to ``dst_path`` inside the
+        service (where ``capabilities.server_copy_max`` says it can)."""
+        raise NotImplementedError
+
+    @contextmanager
+    def open_write(self, fs: Any, rpath: str) -> Iterator[BinaryIO]:
+        """A file to stream an object into: it appears at ``rpath`` only when
+        the block ends without an error (an object store publishes on close;
+        on an error the upload is discarded, never completed)."""
+        f = fs.open(rpath, "wb")
+        try:
+            yield f
+        except BaseException:
+            try:
+                f.discard()  # s3fs aborts the multipart upload; gcsfs cancels the resumable one
+            except Exception:  # noqa: BLE001 - the server may be gone: the upload then never completes
+                pass
+            f.closed = True  # close() would otherwise publish what was written so far
+            raise
+        f.close()
 
     def transport_options(self, options: dict[str, Any], policy: RetryPolicy) -> dict[str, Any]:
         """``options`` for the filesystem's constructor, with the SDK's own
@@ -94,7 +118,17 @@ class S3Adapter(Adapter):
         version_kwarg="version_id",
         versions_option="version_aware",
         open_takes_size=True,
+        server_copy_max=5 << 30,  # one CopyObject takes up to 5 GiB
     )
+
+    def server_copy(self, fs: Any, src_path: str, dst_path: str, version_id: str | None) -> None:
+        src_bucket, _, src_key = src_path.partition("/")
+        dst_bucket, _, dst_key = dst_path.partition("/")
+        source: dict[str, str] = {"Bucket": src_bucket, "Key": src_key}
+        if version_id:
+            source["VersionId"] = version_id
+        fs.call_s3("copy_object", Bucket=dst_bucket, Key=dst_key, CopySource=source)
+        fs.invalidate_cache(dst_path)
 
     def transport_options(self, options: dict[str, Any], policy: RetryPolicy) -> dict[str, Any]:
         # s3fs retries a call `retries` times (1.7**i * 0.1 s apart), and
@@ -261,6 +295,11 @@ class LocalAdapter(Adapter):
         part_size: int | None = None,
     ) -> None:
         publish_file(lpath, rpath, create_only)
+
+    @contextmanager
+    def open_write(self, fs: Any, rpath: str) -> Iterator[BinaryIO]:
+        with write_object(rpath) as f:
+            yield f
 
 
 LOCAL_ADAPTER = LocalAdapter()

@@ -12,14 +12,14 @@ probed (:mod:`.backends`). Every vendor error is translated, once, into
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO, ClassVar
 
 from ..errors import GitDataError
 from ..retry import Retrier, RetryPolicy
-from .errors import redact_url, translate
+from .errors import from_service, redact_url, translate
 from .fingerprint import Fingerprint, from_info
 
 #: Name prefix of an upload in progress on a filesystem backend; listings skip it.
@@ -61,6 +61,9 @@ class Capabilities:
     #: transfers are CPU- and syscall-bound (a local or mounted folder), not
     #: latency-bound: more threads than cores only add contention
     cpu_bound: bool = False
+    #: objects up to this size can be copied inside the service, their bytes
+    #: never passing through this process (0: no server-side copy)
+    server_copy_max: int = 0
 
 
 class Storage:
@@ -185,7 +188,8 @@ class Storage:
         """Drop any listing of ``key``'s folder the backend remembers (none here)."""
 
     def _err(self, err: BaseException, what: str) -> Exception:
-        return translate(err, what, self.display, self.name)
+        anonymous = str(self.options.get("anon")).lower() == "true"
+        return translate(err, what, self.display, self.name, anonymous=anonymous)
 
     # -- operations ------------------------------------------------------------
     def info(self, key: str) -> Fingerprint:
@@ -238,7 +242,12 @@ class Storage:
             # errors of the read itself are ours to translate; anything else
             # raised in the caller's block is not
             mine = self._err(err, f"download {key}")
-            if type(err) is OSError or isinstance(err, ConnectionError | TimeoutError) or mine.transient:
+            if (
+                type(err) is OSError
+                or isinstance(err, ConnectionError | TimeoutError)
+                or mine.transient
+                or from_service(err)
+            ):
                 raise mine from err
             raise
         finally:
@@ -275,4 +284,53 @@ class Storage:
 
     def delete(self, key: str) -> None:
         raise NotImplementedError
+
+    def open_write(self, key: str) -> Any:
+        """A context manager giving a file to stream an object into; the object
+        appears under ``key`` only when the block ends without an error."""
+        raise NotImplementedError
+
+    def _server_copy(self, source: Storage, src_key: str, key: str, version_id: str | None, size: int | None) -> bool:
+        """Copy inside the service if this backend can for these two storages;
+        False to stream instead."""
+        return False
+
+    def copy_from(
+        self,
+        source: Storage,
+        src_key: str,
+        key: str,
+        *,
+        version_id: str | None = None,
+        size: int | None = None,
+        check: Callable[[bytes | None], None] | None = None,
+    ) -> str:
+        """Copy ``source``'s object ``src_key`` (that version, if given) to ``key`` here.
+
+        Inside the service when both storages are on the same endpoint of a
+        backend that can (S3 ``CopyObject``) and the object is not larger
+        than it allows: returns ``"server"``, no byte passed through this
+        process (a refusal of the server-side copy, e.g. credentials that
+        may not read the source, falls back to streaming). Otherwise
+        streamed: returns ``"stream"``, read and written in chunks (memory
+        stays flat), ``check`` called with every chunk and then with
+        ``None``; whatever it raises aborts the write, and the object never
+        appears under ``key``. Not retried here: callers retry the whole.
+        """
+        if self._server_copy(source, src_key, key, version_id, size):
+            return "server"
+        kwargs = {source.version_kwarg: version_id} if version_id and source.version_kwarg else {}
+        try:
+            with source.open_read(src_key, **kwargs) as src, self.open_write(key) as dst:
+                while chunk := src.read(4 << 20):
+                    if check is not None:
+                        check(chunk)
+                    dst.write(chunk)
+                if check is not None:
+                    check(None)
+        except GitDataError:
+            raise
+        except Exception as err:
+            raise self._err(err, f"upload {key}") from err
+        return "stream"
 

@@ -118,7 +118,22 @@ def _error_code(err: BaseException) -> str | None:
     return None
 
 
-def translate(err: BaseException, what: str, where: str, storage_name: str | None = None) -> StorageError:
+def from_service(err: BaseException) -> bool:
+    """Whether ``err`` (or what caused it) is a service's answer: it carries a
+    service error code (s3fs raises ``PermissionError`` from a botocore 403)."""
+    e: BaseException | None = err
+    for _ in range(8):
+        if e is None:
+            return False
+        if _error_code(e):
+            return True
+        e = e.__cause__
+    return False
+
+
+def translate(
+    err: BaseException, what: str, where: str, storage_name: str | None = None, anonymous: bool = False
+) -> StorageError:
     """Map an exception raised by fsspec or a vendor SDK to a :class:`StorageError`.
 
     ``what`` says what was being done ("upload data/x.bin"), ``where`` is the
@@ -135,6 +150,13 @@ def translate(err: BaseException, what: str, where: str, storage_name: str | Non
         e = e.__cause__ or e.__context__
     names = {cls.__name__ for x in chain for cls in type(x).__mro__}
     codes = {c for x in chain if (c := _error_code(x))}
+    if (isinstance(err, PermissionError) or codes & _DENIED_CODES) and anonymous:
+        return AccessDenied(
+            f"access denied for {label} while trying to {what}: it was read anonymously (anon=true), "
+            "and the bucket does not let anyone read that; ask its owner for access, then remove "
+            "anon=true and store credentials with "
+            f"`git data credentials set {storage_name or 'URL'}`"
+        )
     if isinstance(err, PermissionError) or codes & _DENIED_CODES:
         fix = (
             f"run `git data credentials set {storage_name}`"

@@ -10,7 +10,8 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import BinaryIO
 
 from ..fileio import write_new
@@ -33,6 +34,21 @@ def publish_file(lpath: str, rpath: str, create_only: bool) -> None:
             _copy(lpath, tmp)
 
     _publish(rpath, fill, create_only)
+
+
+@contextmanager
+def write_object(rpath: str) -> Iterator[BinaryIO]:
+    """A file to stream an object into; it appears at ``rpath`` only when the
+    block ends without an error (nothing is left under the temporary name)."""
+    os.makedirs(os.path.dirname(rpath), exist_ok=True)
+    tmp = os.path.join(os.path.dirname(rpath), f"{TMP_PREFIX}{os.urandom(16).hex()}")
+    try:
+        with open(tmp, "xb") as f:
+            yield f
+        os.replace(tmp, rpath)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
 
 
 def publish_bytes(rpath: str, data: bytes) -> None:

@@ -16,7 +16,7 @@ from ..retry import RetryPolicy
 from ..retry import active as retry_active
 from .backends import Adapter, IncompleteUpload, adapter_for, adapter_for_protocol
 from .base import Capabilities, Storage, normalize_url
-from .errors import BackendMissing, UnsupportedURL, redact_url, translate
+from .errors import AccessDenied, BackendMissing, UnsupportedURL, redact_url, translate
 from .fingerprint import Fingerprint, from_info
 
 
@@ -198,3 +198,25 @@ class FsspecStorage(Storage):
             self.fs.rm_file(self.path(key))
         except Exception as err:
             raise self._err(err, f"delete {key}") from err
+
+    def open_write(self, key: str) -> Any:
+        return self._adapter.open_write(self.fs, self.path(key))
+
+    def _server_copy(self, source: Storage, src_key: str, key: str, version_id: str | None, size: int | None) -> bool:
+        limit = self.capabilities.server_copy_max
+        same_service = (
+            isinstance(source, FsspecStorage)
+            and type(source._adapter) is type(self._adapter)
+            and limit > 0
+            and self.options.get("endpoint_url") == source.options.get("endpoint_url")
+        )
+        if not same_service or size is None or size > limit:
+            return False
+        try:
+            self._adapter.server_copy(self.fs, source.path(src_key), self.path(key), version_id)
+            return True
+        except Exception as err:  # noqa: BLE001 - vendor errors, translated below
+            mine = self._err(err, f"copy {source.display}/{src_key} to {key}")
+            if not isinstance(mine, AccessDenied):
+                raise mine from err
+            return False  # these credentials may not read the source there: stream it

@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 
 from .base import Capabilities, Storage, local_root_of
 from .fingerprint import Fingerprint, from_info
-from .folder import LOCAL, publish_bytes, publish_file
+from .folder import LOCAL, publish_bytes, publish_file, write_object
 
 
 class LocalStorage(Storage):
@@ -94,6 +94,9 @@ class LocalStorage(Storage):
             publish_bytes(self.path(key), data)
         except Exception as err:
             raise self._err(err, f"upload {key}") from err
+
+    def open_write(self, key: str) -> Any:
+        return write_object(self.path(key))
 
     def delete(self, key: str) -> None:
         try:

@@ -114,6 +114,7 @@ def prepare(
     delete: bool = False,
     jobs: int | None = None,
     scope: sp.Scope | None = None,
+    prefer_paths: list[str] | None = None,
 ) -> Prepared:
     """Compare base, local tree and one remote listing; decide. Changes nothing.
 
@@ -152,7 +153,7 @@ def prepare(
     jobs = jobs or project.jobs
     probe = sp.paths_to_probe(base, local, remote)
     equal = _probe(storage, root, probe, local, remote, project.algorithm, jobs) if probe else {}
-    plan = sp.plan(base, local, remote, equal=equal, prefer=prefer, delete=delete)
+    plan = sp.plan(base, local, remote, equal=equal, prefer=prefer, delete=delete, prefer_paths=prefer_paths)
     return Prepared(project, spec, storage, manifest, root, scope, base, local, remote, plan, prefer, delete, refused)
 
 
@@ -345,8 +346,6 @@ def execute(
     """Carry out ``prep.plan``; the base manifest records every step that succeeded."""
     result = SyncResult(prep)
     plan = prep.plan
-    if plan.blocked:
-        return result
     updates: dict[str, sp.BaseEntry | None] = {}
     for a in plan.actions:
         if a.kind == sp.ADOPT:
@@ -405,9 +404,10 @@ def sync(
     jobs: int | None = None,
     dry_run: bool = False,
     progress: bool | None = None,
+    prefer_paths: list[str] | None = None,
 ) -> SyncResult:
     if dry_run:
-        return SyncResult(prepare(project, name, prefer=prefer, delete=delete, jobs=jobs))
+        return SyncResult(prepare(project, name, prefer=prefer, delete=delete, jobs=jobs, prefer_paths=prefer_paths))
     with clone_lock(project.repo.data_dir, f"storage-{name}", f"storage sync {name}"):
-        prep = prepare(project, name, prefer=prefer, delete=delete, jobs=jobs)
+        prep = prepare(project, name, prefer=prefer, delete=delete, jobs=jobs, prefer_paths=prefer_paths)
         return execute(prep, jobs=jobs, progress=progress)

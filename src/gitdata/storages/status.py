@@ -73,6 +73,7 @@ def plan_json(prep: Prepared) -> dict[str, Any]:
         "storage": prep.spec.name,
         "url": prep.storage.display,
         "blocked": plan.blocked,
+        "held": [{"path": p, "folder": f} for p, f in plan.held],
         "actions": [
             {"action": a.kind, "path": a.path, "reason": a.reason, "keep": a.keep}
             for a in plan.actions

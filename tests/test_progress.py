@@ -1,0 +1,92 @@
+"""Progress bars: by bytes while a large object streams, by count when registering; only on a terminal.
+
+In-process: a run's bar advances with each chunk an item streams (before
+the item finishes), never past the item's size, and ends exact. On a real
+pty (pexpect): `git data dataset stage` draws its bar; without a terminal
+nothing is drawn.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pexpect
+
+from gitdata.transfer import Progress, report_bytes, run_parallel
+
+
+def test_the_bar_advances_by_bytes_while_an_item_streams():
+    from rich.console import Console
+
+    seen: list[int] = []
+    bars: list[Progress] = []
+    import gitdata.transfer as transfer_mod
+
+    real = transfer_mod.Progress
+
+    def keep(*a, **kw):  # the real bar, drawn to a terminal-like buffer, kept to look at
+        bar = real(*a, console=Console(file=io.StringIO(), force_terminal=True), **kw)
+        bars.append(bar)
+        return bar
+
+    transfer_mod.Progress = keep
+    try:
+        def stream(item: str) -> str:
+            for _ in range(4):
+                report_bytes(1 << 20)
+                seen.append(bars[0].completed)  # what the bar shows while the item is still running
+            report_bytes(5 << 20)  # more than the item weighs: capped
+            return item
+
+        out = run_parallel(["big", "small"], stream, jobs=1, weight=lambda i: (6 << 20) if i == "big" else 10,
+                           label="Downloading", progress=True)
+    finally:
+        transfer_mod.Progress = real
+    assert out.ok
+    assert seen[:4] == [1 << 20, 2 << 20, 3 << 20, 4 << 20]  # steady, not one jump at the end
+    assert bars[0].completed == (6 << 20) + 10  # exact at the end: each item capped at its size
+
+
+def test_report_bytes_outside_a_run_is_harmless():
+    report_bytes(123)
+    bar = Progress("x", 10, unit_bytes=False, enabled=False)
+    bar.advance(3)
+    assert bar.completed == 3
+    bar.close()
+
+
+def _dataset(tmp_path: Path) -> Path:
+    from gitdata.install import install
+
+    src = tmp_path / "src"
+    src.mkdir()
+    with open(src / "big.bin", "wb") as f:
+        f.truncate(48 << 20)
+    root = tmp_path / "p"
+    root.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    install("global", None)
+    subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "i"], cwd=root, check=True)
+    subprocess.run(["git", "data", "dataset", "create", "ds"], cwd=root, check=True, capture_output=True)
+    subprocess.run(["git", "data", "dataset", "add", "ds", src.as_uri()], cwd=root, check=True, capture_output=True)
+    return root
+
+
+def test_stage_draws_a_bar_on_a_terminal_only(tmp_path):
+    root = _dataset(tmp_path)
+    gitdata = str(Path(sys.executable).parent / "git-data")
+    child = pexpect.spawn(gitdata, ["dataset", "stage", "ds", "--location", str(tmp_path / "loc")],
+                          cwd=str(root), env=dict(os.environ), timeout=60)
+    child.expect(pexpect.EOF)
+    child.close()
+    transcript = child.before.decode(errors="replace")
+    assert child.exitstatus == 0, transcript
+    assert "Staging ds" in transcript and "MB" in transcript  # the bar, in bytes
+    subprocess.run([gitdata, "dataset", "unstage", "ds"], cwd=root, check=True, capture_output=True)
+    proc = subprocess.run([gitdata, "dataset", "stage", "ds", "--location", str(tmp_path / "loc")],
+                          cwd=root, capture_output=True)
+    assert proc.returncode == 0 and b"Staging" not in proc.stderr and b"\x1b[" not in proc.stderr
