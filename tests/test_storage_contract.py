@@ -160,6 +160,34 @@ class StorageContract:
         storage.abort_upload(found[0][1])
         assert storage.incomplete_uploads() == []
 
+    def test_open_write_publishes_only_when_the_block_succeeds(self, storage):
+        with storage.open_write("w/ok") as f:
+            f.write(b"whole")
+        assert storage.cat("w/ok") == b"whole"
+        with pytest.raises(RuntimeError):
+            with storage.open_write("w/broken") as f:
+                f.write(b"half")
+                raise RuntimeError("stop")
+        assert not storage.exists("w/broken")
+        assert [k for k, _ in storage.list("w")] == ["w/ok"]
+
+    def test_copy_from_a_storage_of_this_backend(self, storage):
+        storage.put_bytes(b"to copy", "src/k")
+        how = storage.copy_from(storage, "src/k", "dst/k", size=7)
+        assert how == ("server" if storage.capabilities.server_copy_max else "stream")
+        assert storage.cat("dst/k") == b"to copy"
+        seen = []
+
+        def refuse(chunk):
+            seen.append(chunk)
+            if chunk is None:
+                raise PreconditionFailed("the copy does not hash to the recorded oid")
+
+        with pytest.raises(PreconditionFailed):
+            storage.copy_from(storage, "src/k", "dst/refused", check=refuse)  # no size: streamed
+        assert seen == [b"to copy", None]
+        assert not storage.exists("dst/refused")
+
     def test_object_store_layout_and_missing(self, storage, tmp_path):
         store = ObjectStore(storage, jobs=4)
         oids = []

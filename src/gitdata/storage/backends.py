@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from ..retry import RetryPolicy
-from .base import Capabilities
+from .base import TMP_PREFIX, Capabilities
 from .errors import PreconditionFailed
 from .folder import LOCAL, publish_file, write_object
 
@@ -48,6 +48,20 @@ class Adapter:
         """A file to stream an object into: it appears at ``rpath`` only when
         the block ends without an error (an object store publishes on close;
         on an error the upload is discarded, never completed)."""
+        if not getattr(fs, "async_impl", False):
+            # not an object store's buffered upload (s3fs, gcsfs, ... are async
+            # and can discard one): a writer that publishes whatever it holds on
+            # close (memory://, most others), so write under a temporary name
+            # and move it into place
+            tmp = f"{rpath.rsplit('/', 1)[0]}/{TMP_PREFIX}{os.urandom(16).hex()}"
+            try:
+                with fs.open(tmp, "wb") as g:
+                    yield g
+                fs.mv(tmp, rpath)
+            finally:
+                if fs.exists(tmp):
+                    fs.rm_file(tmp)
+            return
         f = fs.open(rpath, "wb")
         try:
             yield f
