@@ -160,7 +160,7 @@ class S3Adapter(Adapter):
         from fsspec.asyn import sync
 
         resp = sync(fs.loop, fs._call_s3, "get_object", **params)
-        return _S3Body(fs, resp["Body"])
+        return _S3Body(fs, resp["Body"])  # type: ignore[return-value]  # a read-only binary file
 
     def put_file(
         self, fs: Any, lpath: str, rpath: str, create_only: bool, if_match: str | None = None,
