@@ -192,7 +192,8 @@ class S3Adapter(Adapter):
         version = kw.pop("version_id", None)
         if kw:  # something this path does not know: the general one
             return super().open_whole(fs, rpath, kwargs)
-        return self.open_stream(fs, rpath, 0, {"version_id": version} if version else {})
+        body = self.open_stream(fs, rpath, 0, {"version_id": version} if version else {})
+        return body  # type: ignore[return-value]  # a read-only binary file
 
     def open_stream(self, fs: Any, path: str, start: int, kwargs: dict[str, Any]) -> _S3Body:
         """``GetObject`` with ``Range: bytes=START-``, its body read as it arrives.
