@@ -181,3 +181,26 @@ def test_mount_device_is_read_from_mountinfo_with_escapes_and_the_last_mount_win
     assert mount_device(info, "/tmp/p/data/raw") == "0:44"
     assert mount_device(info, "/tmp/with space\\x") == "0:40"
     assert mount_device(info, "/tmp/p/data") is None
+
+
+def test_a_mount_process_still_working_after_its_unmount_is_waited_for_and_an_idle_one_ended(tmp_path):
+    """rclone uploads after `fusermount3 -u`: it must not be ended while it does I/O (1 GiB took
+    longer than the old fixed 30 s and the file was lost), but one that stalls is ended."""
+    import subprocess
+    import sys
+
+    from gitdata.mount import runner
+
+    done = tmp_path / "done"
+    busy = subprocess.Popen([sys.executable, "-c", (
+        "import time,os,sys\nend=time.time()+2.0\nf=open(os.devnull,'wb')\n"
+        "while time.time()<end:\n f.write(b'x'*65536); f.flush(); time.sleep(0.01)\n"
+        "open(sys.argv[1],'w').close()\n"), str(done)])  # fmt: skip
+    runner._end_when_idle(busy.pid, idle=0.8)  # longer than the idle limit, but never idle
+    assert done.exists()  # it finished its work: not ended while busy
+    stalled = subprocess.Popen([sys.executable, "-c", "import time,sys; time.sleep(60); open(sys.argv[1],'w')",
+                                str(tmp_path / "never")])  # fmt: skip
+    runner._end_when_idle(stalled.pid, idle=0.8)
+    assert not runner.alive(stalled.pid) and not (tmp_path / "never").exists()  # ended, idle
+    busy.wait(timeout=10)
+    stalled.wait(timeout=10)

@@ -371,8 +371,37 @@ def stop(project: Project, st: MountState, *, force: bool = False) -> None:
         return
     unmount_path(fusermount_path(project), st.mountpoint, st.name, force=force)
     if alive(st.pid):
-        _end(st.pid, wait=30.0)  # a storage mount may still be uploading: give it time
+        _end_when_idle(st.pid)  # a storage mount may still be uploading: wait while it makes progress
     drop(project, st.kind, st.name)
+
+
+#: a mount process still running after its unmount is ended once it did no I/O for this long
+IDLE_END = 30.0
+
+
+def _io_count(pid: int) -> int | None:
+    """Bytes the process read and wrote so far (``/proc/PID/io``), or None if that cannot be read."""
+    try:
+        with open(f"/proc/{pid}/io", encoding="ascii") as f:
+            return sum(int(line.split()[1]) for line in f if line.startswith(("rchar:", "wchar:")))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _end_when_idle(pid: int, idle: float = IDLE_END) -> None:
+    """Wait for ``pid`` to exit while it makes progress (rclone uploading 1 GiB after the unmount
+    took longer than any fixed wait: ending it at 30 s lost the file); after ``idle`` seconds
+    without I/O, TERM then KILL. Where the counters cannot be read: ``idle`` seconds in all."""
+    last, quiet_since = _io_count(pid), time.monotonic()
+    while alive(pid):
+        _reap(pid)
+        time.sleep(0.2)
+        now = _io_count(pid)
+        if now is not None and now != last:
+            last, quiet_since = now, time.monotonic()
+        elif time.monotonic() - quiet_since > idle:
+            _end(pid, wait=0.0)
+            return
 
 
 def unmount_path(fusermount: str, mountpoint: str, name: str, *, force: bool) -> None:

@@ -335,7 +335,7 @@ class Service:
         except MountError as err:
             raise ApiError(409, str(err)) from None
         if runner.alive(entry.pid):
-            runner._end(entry.pid, wait=30.0)
+            runner._end_when_idle(entry.pid)  # rclone may still be uploading
         shutil.rmtree(os.path.join(self.state_dir, "cache", mid), ignore_errors=True)
         with self.lock:
             self.mounts.pop(mid, None)

@@ -52,9 +52,11 @@ class MountReader(Reader):
     """A Reader that never looks at the work tree: the work tree *is* the mount
     (a stat there from inside the mount process would call back into itself).
 
-    Remote files are read through fsspec's readahead cache as elsewhere, its
-    block growing to 16 MiB (not 64 MiB: a mount has many files open, and
-    the handle above reads ahead on its own thread). Opening many registered files of one
+    Remote files are read through one streaming GET per sequential run where the
+    backend has one (S3: :mod:`gitdata.storage.stream`), at most 8 of them open
+    at once; elsewhere through fsspec's readahead cache, its block growing to 16
+    MiB (not 64 MiB: a mount has many files open, and the handle above reads
+    ahead on its own thread). Opening many registered files of one
     folder asks one listing of the folder (kept ``LISTING_TTL`` s) for their
     fingerprints instead of one HEAD each.
     """
