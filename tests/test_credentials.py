@@ -539,3 +539,28 @@ def test_one_key_pair_for_every_bucket_at_an_endpoint(hermetic_git_env, sh, serv
     sh("git", "commit", "-qm", "c", cwd=p1)
     assert "1 object(s) uploaded" in sh.gd(p1, "push").stdout.decode()
 
+
+
+def test_a_bucket_hosted_git_remote_gets_credentials_by_its_name(hermetic_git_env, sh, server, bucket, tmp_path):
+    """The remote helper's hint (`git data credentials set origin`) names a command that works:
+    a git remote kept in a bucket is a storage name for `credentials set`."""
+    p = tmp_path / "p"
+    p.mkdir()
+    sh("git", "init", "-q", cwd=p)
+    sh.gd(p, "install", "--local")
+    sh.gd(p, "track", "*.bin")
+    (p / "a.bin").write_bytes(b"bucket-hosted data " * 10)
+    sh("git", "add", ".", cwd=p)
+    sh("git", "commit", "-qm", "data", cwd=p)
+    sh("git", "remote", "add", "origin", f"s3data::s3://{bucket}/hosted", cwd=p)
+    sh("git", "config", "remote.origin.s3dataOption", f"endpoint_url={server.endpoint}", cwd=p)
+    proc = sh("git", "push", "origin", "HEAD:refs/heads/main", cwd=p, ok=False)
+    err = proc.stderr.decode()
+    assert proc.returncode != 0
+    hint = re.search(r"git data credentials set (\S+?)`", err)
+    assert hint and hint.group(1) == "origin", err
+    sh.gd(p, "credentials", "set", "origin", "--stdin", input=secret_stdin(server.key, server.secret))
+    sh("git", "push", "-q", "origin", "HEAD:refs/heads/main", cwd=p)
+    assert any(k.startswith("hosted/git/manifests/") for k in objects_in(server, bucket))
+    for blob in sh.seen:
+        assert server.secret.encode() not in blob

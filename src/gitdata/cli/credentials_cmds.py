@@ -41,6 +41,9 @@ def _locate(arg: str, option_pairs: tuple[str, ...]) -> tuple[str | None, str, d
             f"that defines storage {arg!r}, or give the storage URL (s3://bucket -o endpoint_url=...)"
         )
     storages = {s.name: s for s in cred.project_storages(project)}
+    if arg not in storages and (bucket := _bucket_remote(project, arg)) is not None:
+        url, options = bucket
+        return arg, url, {**options, **config_mod.parse_options(list(option_pairs))}, project
     if arg not in storages:
         known = ", ".join(sorted(storages)) or "none"
         raise GitDataError(
@@ -50,6 +53,18 @@ def _locate(arg: str, option_pairs: tuple[str, ...]) -> tuple[str | None, str, d
     s = storages[arg]
     options = {**s.options, **config_mod.parse_options(list(option_pairs))}
     return s.name, s.url, options, project
+
+
+def _bucket_remote(project: Project, name: str) -> tuple[str, dict[str, Any]] | None:
+    """A git remote kept in a bucket (``s3data::s3://...``): its bucket URL and
+    options, so that the hint the remote helper prints (``git data credentials
+    set origin``) is a command that works."""
+    from ..remote.helper import is_bucket_url, storage_options
+
+    url = project.repo.config_get(f"remote.{name}.url") or ""
+    if not url.startswith("s3data::") or not is_bucket_url(url[len("s3data::") :]):
+        return None
+    return url[len("s3data::") :], storage_options(project.repo, name)
 
 
 def _target(name: str | None, url: str, options: dict[str, Any]) -> cred.Target:
