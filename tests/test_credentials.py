@@ -564,3 +564,41 @@ def test_a_bucket_hosted_git_remote_gets_credentials_by_its_name(hermetic_git_en
     assert any(k.startswith("hosted/git/manifests/") for k in objects_in(server, bucket))
     for blob in sh.seen:
         assert server.secret.encode() not in blob
+
+
+def test_status_remote_reports_each_remote_and_goes_on_past_one_without_credentials(
+    hermetic_git_env, sh, server, bucket, tmp_path
+):
+    """A dataset whose server refuses us does not stop `status --remote`: the
+    dataset beside it is still compared, the refused one's line says why it was
+    not, and the command exits 1 (scripts see it)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.csv").write_text("a\n")
+    lab = server.bucket_path(bucket) / "lab"
+    lab.mkdir(parents=True)
+    (lab / "x.csv").write_text("x\n")
+    p = tmp_path / "p"
+    p.mkdir()
+    sh("git", "init", "-q", cwd=p)
+    sh.gd(p, "install", "--local")
+    sh.gd(p, "dataset", "add", "local", src.as_uri(), "--create")
+    sh.gd(p, "credentials", "set", f"s3://{bucket}", "-o", f"endpoint_url={server.endpoint}", "--stdin",
+          input=secret_stdin(server.key, server.secret))
+    sh.gd(p, "dataset", "add", "lab", f"s3://{bucket}/lab", "--create", "-o", f"endpoint_url={server.endpoint}")
+    creds_file(hermetic_git_env).unlink()  # a colleague without credentials for lab
+    (src / "a.csv").write_text("a changed\n")
+    proc = sh.gd_proc(p, "status", "--remote", ok=False)
+    out, err = proc.stdout.decode(), proc.stderr.decode()
+    assert proc.returncode == 1, (out, err)
+    assert "dataset local" in out and "1 changed on remote" in out  # the other remote was still asked
+    assert "error: datasets lab: not compared with its remote" in err
+    assert "git data credentials set lab" in err
+    assert "Traceback" not in err
+    proc = sh.gd_proc(p, "status", "--remote", "--json", ok=False)
+    lab_rows = [r for r in json.loads(proc.stdout) if r["name"] == "lab"]
+    assert [r["remote"] for r in lab_rows] == ["not checked"] and "credentials" in lab_rows[0]["detail"]
+    proc = sh.gd_proc(p, "update", "lab", ok=False)  # update cannot go on without the remote
+    assert proc.returncode != 0 and "git data credentials set lab" in proc.stderr.decode()
+    for blob in sh.seen:
+        assert server.secret.encode() not in blob

@@ -34,6 +34,7 @@ from .statusrows import (  # noqa: F401 - the row model, re-exported for status'
     STAGED,
     STALE,
     UNCHANGED,
+    UNCHECKED,
     UNREADABLE,
     StatusOptions,
     StatusRow,
@@ -108,7 +109,14 @@ def dataset_rows(project: Project, options: StatusOptions) -> list[StatusRow]:
             by_path[f.path] = row
             rows.append(row)
         if options.remote:
-            rows += _remote_rows(project, ds, found, by_path)
+            try:
+                rows += _remote_rows(project, ds, found, by_path)
+            except GitDataError as err:  # this dataset's remote: the others are still asked
+                for row in by_path.values():
+                    if row.remote is None:
+                        row.remote, row.detail = UNCHECKED, str(err)
+                if not by_path:
+                    rows.append(StatusRow("datasets", ds.name, "", None, UNCHECKED, str(err)))
     return rows
 
 
@@ -313,6 +321,9 @@ def update(project: Project, name: str, paths: tuple[str, ...] = (), *, new: boo
     found = ds_mod.files(project, ds)
     by_path = {f.path: f for f in found}
     rows = {r.path: r for r in dataset_rows(project, StatusOptions(names=(name,), remote=True))}
+    unchecked = next((r for r in rows.values() if r.remote == UNCHECKED), None)
+    if unchecked is not None:  # status goes on without this remote; update cannot
+        raise GitDataError(f"dataset {name}: {unchecked.detail}")
     report = UpdateReport(dataset=name)
 
     def wanted(path: str) -> bool:

@@ -27,6 +27,7 @@ CHANGED = "changed"
 DELETED = "deleted"
 NEW = "new"
 REFUSED = "refused"  # a registered source outside the dataset's sources: never read
+UNCHECKED = "not checked"  # the remote could not be asked (no credentials, unreachable): detail says why
 # run states (section "runs", gitdata.provenance)
 STALE = "stale"
 UNREADABLE = "unreadable"
@@ -56,7 +57,7 @@ class StatusRow:
     def notable(self) -> bool:
         """Worth showing in the short listing."""
         return self.local in (MODIFIED, NOT_PUSHED, MISSING, NOT_MATERIALIZED, STALE, UNREADABLE) or self.remote in (
-            CHANGED, DELETED, NEW, REFUSED, STALE
+            CHANGED, DELETED, NEW, REFUSED, STALE, UNCHECKED
         )
 
 

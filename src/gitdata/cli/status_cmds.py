@@ -38,7 +38,10 @@ def status(names: tuple[str, ...], remote: bool, verbose: bool, as_json: bool, e
     _filter_missing(project)
     rows = status_mod.collect(project, status_mod.StatusOptions(names=names, remote=remote))
     _print_status(rows, remote, verbose, as_json)
-    if exit_code and any(r.notable for r in rows):
+    unchecked = {(r.section, r.name): r.detail for r in rows if r.remote == status_mod.UNCHECKED}
+    for (section, name), why in unchecked.items():
+        click.echo(f"error: {section} {name}: not compared with its remote: {why}", err=True)
+    if unchecked or (exit_code and any(r.notable for r in rows)):
         raise SystemExit(1)
 
 

@@ -7,6 +7,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from .. import syncplan as sp
+from ..errors import GitDataError
 from ..storage import Fingerprint
 from . import spec as storages_mod
 
@@ -53,13 +54,19 @@ def status_rows(project: Project, options: Any) -> list[Any]:
     names = [n for n in specs if not options.names or n in options.names]
     local_words = {sp.CHANGED: st.MODIFIED, sp.NEW: st.NOT_PUSHED, sp.DELETED: st.MISSING}
     rows: dict[tuple[str, str], Any] = {}
-    for r in storage_status(project, names, remote=options.remote):
-        key = (r["storage"], r["path"])
-        row = rows.setdefault(key, st.StatusRow("storages", r["storage"], r["path"], None))
-        if r["side"] == "local":
-            row.local = local_words[r["state"]]
-        else:
-            row.remote = r["state"]
+    for name in names:  # one at a time: a storage that cannot be asked does not stop the others
+        try:
+            found = storage_status(project, [name], remote=options.remote)
+        except GitDataError as err:
+            rows[(name, "")] = st.StatusRow("storages", name, "", None, st.UNCHECKED, str(err))
+            continue
+        for r in found:
+            key = (r["storage"], r["path"])
+            row = rows.setdefault(key, st.StatusRow("storages", r["storage"], r["path"], None))
+            if r["side"] == "local":
+                row.local = local_words[r["state"]]
+            else:
+                row.remote = r["state"]
     return [rows[k] for k in sorted(rows)]
 
 
