@@ -40,7 +40,7 @@ from .hashing import new_hasher
 from .pointer import Pointer
 from .project import Project
 from .scan import _scan_blobs
-from .storage import ObjectNotFound, Storage, oid_to_key
+from .storage import ObjectNotFound, PreconditionFailed, Storage, oid_to_key
 from .storage.errors import translate
 from .storage.fingerprint import Fingerprint, compare
 
@@ -417,7 +417,9 @@ class Reader:
         pinned = bool(kwargs)
         if not pinned:
             recorded = Fingerprint.from_pointer_fields(p.size, dict(p.extra))
-            current = self.fingerprint_now(storage, key)
+            # a reader whose GET carries the recorded ETag (and checks the answer's)
+            # needs no look-up first: the server refuses other bytes itself
+            current = recorded if self.read_checks_etag(storage, recorded) else self.fingerprint_now(storage, key)
             if current is None:
                 if not self.allow_changed:
                     raise SourceChanged(f"{tf.path}: its source {p.source} was deleted")
@@ -435,8 +437,19 @@ class Reader:
                 kwargs = {"size": current.size}  # the fingerprint was just asked for: no second HEAD
             if recorded.etag:  # a reader that can send it makes the server refuse other bytes
                 kwargs["if_match"] = recorded.etag
-        raw = self._open_storage(storage, key, kwargs)
+        try:
+            raw = self._open_storage(storage, key, kwargs)
+        except PreconditionFailed as err:  # the GET carried the recorded ETag, and it is not that any more
+            raise SourceChanged(
+                f"{tf.path}: its source {p.source} changed since it was recorded ({err}) and "
+                f"{storage.display} keeps no versions; run `git data update` to record the new version"
+            ) from err
         return _Reader(raw, tf.path, p.size, None, p.source + (f" (version {version})" if pinned else ""), fill)
+
+    def read_checks_etag(self, storage: Storage, recorded: Fingerprint) -> bool:
+        """Whether this reader's GET of ``storage`` sends ``recorded``'s ETag and
+        refuses an answer with another one (then no look-up is made first)."""
+        return False
 
     def fingerprint_now(self, storage: Storage, key: str) -> Fingerprint | None:
         """The source object's fingerprint now (one HEAD); None if it is gone."""

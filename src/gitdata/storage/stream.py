@@ -21,11 +21,16 @@ from .backends import Adapter, adapter_for
 Opener = Callable[[int], Any]  # start offset -> an object with read(n) and close()
 
 
+def can_stream(fs: Any) -> bool:
+    """Whether ``fs``'s backend has streaming GETs (``Adapter.open_stream``)."""
+    return type(adapter_for(fs)).open_stream is not Adapter.open_stream
+
+
 def stream_opener(fs: Any, path: str, kwargs: dict[str, Any]) -> Opener | None:
     """How to open streaming GETs of ``path`` on ``fs``; None if its backend has none."""
-    adapter = adapter_for(fs)
-    if type(adapter).open_stream is Adapter.open_stream:
+    if not can_stream(fs):
         return None
+    adapter = adapter_for(fs)
     return lambda start: adapter.open_stream(fs, path, start, dict(kwargs))
 
 
