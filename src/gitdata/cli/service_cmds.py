@@ -59,7 +59,7 @@ def serve(socket_path: str, roots: tuple[str, ...], no_dynamic: bool, max_mounts
 @click.option("--socket", "socket_path", metavar="PATH",
               help="The service's socket (default: GITDATA_MOUNT_SERVICE).")
 @click.option("--python", "python", metavar="PATH",
-              help="The Python that runs the project's side as its owner (default: this one; the owner must be able to run it).")
+              help="The Python that runs the project's side as its owner (default: this one; the owner must be able to run it). A git-data beside it comes first on that side's PATH (git starts the filter from PATH).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def mount_declared(project_dir: str, socket_path: str | None, python: str | None, as_json: bool) -> None:
     """Mount every storage and dataset that .gitdata declares with mode = mount (what a session's start runs).

@@ -120,7 +120,12 @@ def _as_owner(project_dir: str, relay: str, service: str, uid: int, gid: int, py
         home = pwd.getpwuid(uid).pw_dir
     except KeyError:
         home = "/nonexistent"
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "LANG": "C.UTF-8",
+    path = os.environ.get("PATH", "/usr/bin:/bin")
+    if os.access(os.path.join(os.path.dirname(python), "git-data"), os.X_OK):
+        # git, run as the owner, starts `git-data filter-process` from PATH: the one beside the
+        # owner's Python first (the operator's may live where the owner cannot run it)
+        path = f"{os.path.dirname(python)}:{path}"
+    env = {"PATH": path, "HOME": home, "LANG": "C.UTF-8",
            "AWS_EC2_METADATA_DISABLED": "true"}  # fmt: skip  (no credentials: the relay adds them)
     if "PYTHONPATH" in os.environ:  # how the operator's Python finds git data
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]

@@ -293,21 +293,48 @@ class Service:
         logfile = os.path.join(self.state_dir, "logs", f"{mid}.log")
         cache = os.path.join(self.state_dir, "cache", mid)
         devname = f"gitdata-{mid}"
-        # By path: rclone's fusermount3 fails on a /proc/PID/fd/N mount point ("Transport endpoint
-        # is not connected", measured here). A folder swapped meanwhile is found by the mount's
-        # unique device name and unmounted before this returns (_unmount_strays).
-        argv = [self.rclone, "mount", remote, mp, "--devname", devname,
+        # rclone's fusermount3 fails on a /proc/PID/fd/N mount point ("Transport endpoint is not
+        # connected", measured here), so rclone mounts in a folder of the service's own (nobody
+        # else can put a link there) and the finished mount is moved onto the checked folder
+        # through its descriptor: a folder swapped for a symlink meanwhile is never followed.
+        # Where a move is not allowed (a shared mount propagation), by path, with every mount
+        # found again by its unique device name and undone if it landed elsewhere.
+        stage = os.path.join(self.state_dir, "stage", mid)
+        os.makedirs(stage, mode=0o700)
+        target = stage
+        argv = [self.rclone, "mount", remote, target, "--devname", devname,
                 "--allow-other", "--default-permissions",
                 "--uid", str(uid), "--gid", str(gid), "--umask", "077",
                 "--vfs-cache-mode", "writes", "--vfs-write-back", "0s", "--cache-dir", cache,
                 "--dir-cache-time", "5s", "--log-level", "INFO", "--config", os.devnull]  # fmt: skip
         full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.state_dir, **env}
         try:
-            pid = runner.launch(argv, mp, logfile, what=f"storage {req.name!r}", timeout=self.timeout,
+            pid = runner.launch(argv, target, logfile, what=f"storage {req.name!r}", timeout=self.timeout,
                                 fusermount=self.fusermount, env=full_env)  # fmt: skip
         except MountError as err:
             _unmount_strays(self.fusermount, devname, mp)
+            _remove_stage(stage)
             raise ApiError(502, str(err)) from None
+        moved = subprocess.run(["mount", "--move", stage, _fd_path(dirfd)], capture_output=True, text=True)
+        if moved.returncode != 0:
+            log.info("could not move the mount of %s onto its folder (%s); mounting it by path",
+                     req.public(), moved.stderr.strip())  # fmt: skip
+            try:
+                _umount(stage, lazy=True)
+            except OSError:
+                pass  # the rclone process's end unmounts it too
+            runner._end(pid, wait=30.0)
+            argv[argv.index(stage)] = mp
+            try:
+                pid = runner.launch(argv, mp, logfile, what=f"storage {req.name!r}", timeout=self.timeout,
+                                    fusermount=self.fusermount, env=full_env)  # fmt: skip
+            except MountError as err:
+                _unmount_strays(self.fusermount, devname, mp)
+                raise ApiError(502, str(err)) from None
+            finally:
+                _remove_stage(stage)
+        else:
+            _remove_stage(stage)
         if _unmount_strays(self.fusermount, devname, mp):
             runner._end(pid, wait=30.0)
             raise ApiError(409, f"{req.mountpoint} was moved or replaced while being mounted; nothing was mounted")
@@ -347,6 +374,14 @@ class Service:
 def _fd_path(fd: int) -> str:
     """A path that names the folder open as ``fd`` for this process and its children."""
     return f"/proc/{os.getpid()}/fd/{fd}"
+
+
+def _remove_stage(stage: str) -> None:
+    """The service's own empty folder a storage was first mounted in."""
+    try:
+        os.rmdir(stage)
+    except OSError:
+        pass  # still a mount point (a failed move): left for the next start's clean-up
 
 
 def _mounts_of(devname: str) -> list[str]:
