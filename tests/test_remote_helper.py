@@ -279,6 +279,25 @@ def test_bucket_project_push_clone_force_delete(tmp_path, backend):
     }  # fmt: skip
 
 
+def test_clone_of_many_pushes_verifies_every_pack_whatever_the_download_order(tmp_path):
+    """Each push is one pack; a later pack's trees name the .gitattributes blob of the first.
+    git's fsck of a pack reads that blob, so packs downloaded in parallel are verified and
+    installed oldest first (verified in parallel, a clone failed at random: "gitattributesMissing")."""
+    bucket = tmp_path / "bucket"
+    url = f"s3data::file://{bucket}"
+    a = project(tmp_path / "a")
+    git(a, "remote", "add", "origin", url)
+    for i in range(6):
+        commit_file(a, f"d{i}.bin", b"data %d" % i)
+        git(a, "push", "-q", "origin", "main")
+    assert len(list((bucket / "git" / "packs").glob("*.pack"))) >= 6
+    for n in range(3):
+        b = tmp_path / f"b{n}"
+        git(tmp_path, "clone", "-q", "-c", "gitdata.jobs=8", url, str(b))
+        assert (b / "d5.bin").read_bytes() == b"data 5"
+        assert git(b, "fsck", "--no-dangling").strip() == ""
+
+
 def test_push_to_a_bare_bucket_url_sends_data_where_the_project_says(tmp_path):
     """``git push s3data::URL main`` names no git remote: the data must still go to the
     project's default data remote, where a clone's filter looks for it (it went to the

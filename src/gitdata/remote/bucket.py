@@ -430,14 +430,27 @@ class BucketRepo:
         total = sum(p.size for p in need)
         self.log(f"Fetching {len(need)} pack(s), {total / 1e6:.1f} MB from {self.storage.display}")
 
-        def one(p: PackEntry) -> str:
-            return self._fetch_pack(p, pack_dir)
+        # Downloads in parallel; verification and installation one at a time, oldest pack
+        # first: git's fsck of a pack reads the .gitattributes blobs its trees name, which may
+        # be in an older pack of the same fetch (verified in parallel, that failed at random).
+        tag = uuid.uuid4().hex
+        temps = {p.name: os.path.join(pack_dir, f".tmp-s3data-{tag}-{i}.pack") for i, p in enumerate(need)}
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(need)))) as pool:
+                list(pool.map(lambda p: self._download_pack(p, temps[p.name]), need))
+            return [self._install_pack(p, temps[p.name], pack_dir) for p in need]
+        finally:
+            for tmp in temps.values():
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
 
-        with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(need)))) as pool:
-            return list(pool.map(one, need))
+    def _download_pack(self, p: PackEntry, tmp_pack: str) -> None:
+        check_pack_name(p.name)
+        with self.storage.open_read(f"{PACKS}/{p.name}.pack") as src, open(tmp_pack, "wb") as dst:
+            shutil.copyfileobj(src, dst, 4 << 20)
 
-    def _fetch_pack(self, p: PackEntry, pack_dir: str) -> str:
-        """Download one pack and verify it as git verifies fetched packs.
+    def _install_pack(self, p: PackEntry, tmp_pack: str, pack_dir: str) -> str:
+        """Verify one downloaded pack as git verifies fetched packs, then put it in place.
 
         The bucket's ``.idx`` is not trusted: ``git index-pack --fsck-objects``
         reads every object of the pack, computes its id from its content,
@@ -447,15 +460,8 @@ class BucketRepo:
         ``.idx`` exists); on any failure nothing is left behind.
         """
         check_pack_name(p.name)
-        tag = uuid.uuid4().hex
-        tmp_pack = os.path.join(pack_dir, f".tmp-s3data-{tag}.pack")
-        tmp_idx = os.path.join(pack_dir, f".tmp-s3data-{tag}.idx")
+        tmp_idx = tmp_pack[: -len(".pack")] + ".idx"
         try:
-            with (
-                self.storage.open_read(f"{PACKS}/{p.name}.pack") as src,
-                open(tmp_pack, "wb") as dst,
-            ):
-                shutil.copyfileobj(src, dst, 4 << 20)
             try:
                 # --fsck-objects: every object well formed (links to objects of other packs are
                 # checked by git itself after the fetch, as for any fetch)
