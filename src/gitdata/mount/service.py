@@ -122,14 +122,16 @@ class Service:
         os.replace(tmp, self._state_file())
 
     # -- checks -----------------------------------------------------------------------
-    def checked_folder(self, path: str, uid: int, what: str) -> str:
-        """``path`` inside an allowed root, reached without following links, owned by ``uid``."""
+    def _root_of(self, path: str, what: str) -> tuple[str, str]:
+        """The allowed root ``path`` lies in, and ``path`` relative to it."""
         for root in self.roots:
             if path == root or path.startswith(root.rstrip("/") + "/"):
-                rel = path[len(root) :].strip("/")
-                break
-        else:
-            raise ApiError(403, f"{what} {path} is outside the allowed roots of this service")
+                return root, path[len(root) :].strip("/")
+        raise ApiError(403, f"{what} {path} is outside the allowed roots of this service")
+
+    def checked_folder(self, path: str, uid: int, what: str) -> str:
+        """``path`` inside an allowed root, reached without following links, owned by ``uid``."""
+        root, rel = self._root_of(path, what)
         try:
             real = safepath.checked_dir(root, rel, create=False, what=what) if rel else root
         except safepath.UnsafePath as err:
@@ -151,12 +153,7 @@ class Service:
         The mount goes through the descriptor (``/proc/PID/fd/N``), so a folder swapped for a
         symlink after the check is never followed; :func:`_landed` then confirms where it went.
         """
-        for root in self.roots:
-            if path == root or path.startswith(root.rstrip("/") + "/"):
-                rel = path[len(root) :].strip("/")
-                break
-        else:
-            raise ApiError(403, f"{what} {path} is outside the allowed roots of this service")
+        root, rel = self._root_of(path, what)
         try:
             fd = safepath.open_dir(root, rel, what=what)
         except safepath.UnsafePath as err:

@@ -80,17 +80,8 @@ class FsspecStorage(Storage):
     def serves(cls, url: str, options: Mapping[str, Any] | None, fs: Any) -> bool:
         return True
 
-    def __init__(
-        self,
-        url: str,
-        options: Mapping[str, Any] | None = None,
-        *,
-        name: str | None = None,
-        fs: Any = None,
-        retry: RetryPolicy | None = None,
-        part_size: int | None = None,
-    ) -> None:
-        super().__init__(url, options, name=name, retry=retry, part_size=part_size)
+    def __init__(self, url: str, options: Mapping[str, Any] | None = None, *, fs: Any = None, **kwargs: Any) -> None:
+        super().__init__(url, options, **kwargs)  # name, retry, part_size: see Storage
         if fs is None:
             fs, root = open_filesystem(self.url, self.options, self.retry)
         else:
