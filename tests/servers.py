@@ -397,6 +397,13 @@ class _ProcessServer:
                 os.killpg(proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+            # SIGKILL is delivered asynchronously: on a loaded machine a
+            # child may still be running for a moment.  Wait (bounded) until
+            # the group holds only zombies, so that stop() returning means
+            # nothing of this server runs any more.
+            deadline = time.monotonic() + 10
+            while live_group_members(proc.pid) and time.monotonic() < deadline:
+                time.sleep(0.01)
         try:
             rc = proc.wait(timeout=10)
         except subprocess.TimeoutExpired:  # pragma: no cover
@@ -407,6 +414,25 @@ class _ProcessServer:
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         return f"<{type(self).__name__} 127.0.0.1:{self.port} {state}>"
+
+
+def live_group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes in a process group.
+
+    Zombies are ignored: on these VMs PID 1 does not reap orphans.
+    """
+    live = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            live.append(int(d.name))
+    return live
 
 
 def _port_conflict(log: str) -> bool:

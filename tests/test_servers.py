@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from servers import GitDaemon, ServerStartError, port_open, rclone_binary
+from servers import GitDaemon, ServerStartError, live_group_members, port_open, rclone_binary
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -39,22 +39,7 @@ def _gone(pid: int) -> bool:
 
 
 def _group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes in a process group.
-
-    Zombies are ignored: on these VMs PID 1 does not reap orphans.
-    """
-    live = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            stat = (d / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            live.append(int(d.name))
-    return live
+    return live_group_members(pgid)
 
 
 def _group_gone(pgid: int) -> bool:
