@@ -111,7 +111,7 @@ def update(dataset: str, paths: tuple[str, ...], no_new: bool, as_json: bool) ->
     work tree changes: review with `git diff`, then commit.
     """
     project = open_project()
-    report = status_mod.update(project, dataset, paths, new=not no_new)
+    report = ds_mod.update(project, dataset, paths, new=not no_new)
     if as_json:
         emit_json(report.as_dict())
     else:

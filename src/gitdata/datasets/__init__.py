@@ -9,6 +9,8 @@ The package, one module per job:
 - :mod:`.staging` ``dataset stage``: planning, and the copy, ``--location``, ``--existing`` modes
 - :mod:`.unstage` ``dataset unstage``: back to pointers, keeping every changed file
 - :mod:`.read` one tracked file's bytes without staging it (``git data cat``)
+- :mod:`.status` the datasets section of ``git data status`` (local state, sources compared)
+- :mod:`.update` ``git data update``: re-record what changed at the sources
 
 The names below are the package's API (docs/api.md); submodules import each
 other directly, never through this file.
@@ -69,16 +71,17 @@ from .read import open_file
 from .register import AddReport, add_local, is_remote, register, registered_pointer
 from .staging import stage
 from .unstage import UnstageReport, unstage, unstage_unlocked
+from .update import UpdateReport, update
 
 __all__ = [
     "DEFAULT_ROOT", "MODES", "AddReport", "ChangedMeanwhile", "Dataset", "DatasetError", "NameClash",
     "RemoteChanged", "Source", "StageError", "StageReport", "TooLarge", "UnknownDataset", "UnsafePath",
-    "UnsafeSource", "UnstageReport", "add_local", "check_folder", "check_folder_is_ours",
+    "UnsafeSource", "UnstageReport", "UpdateReport", "add_local", "check_folder", "check_folder_is_ours",
     "check_registered_size", "create", "current_mode", "default_creator", "edit", "exclude_folder",
     "files", "fill_sizes", "get", "git_add", "has_content", "is_remote", "is_versioned",
     "linked_modified_paths", "list_source", "load_all", "max_bytes", "modified_paths",
     "object_store_for", "open_file", "open_kwargs", "open_source", "read_pointer_file", "refused",
     "register", "registered_pointer", "remove", "safe_relpath", "select", "set_mode", "skip_worktree",
-    "source_roots", "split_by_storage", "split_source", "stage", "unstage", "unstage_unlocked",
+    "source_roots", "split_by_storage", "split_source", "stage", "unstage", "unstage_unlocked", "update",
     "within", "write_pointer", "write_small",
 ]  # fmt: skip

@@ -71,7 +71,49 @@ class StreamBudget:
             return len(self._live)
 
 
-class StreamFile(io.RawIOBase):
+class PositionedRaw(io.RawIOBase):
+    """A readable raw file that keeps its own position: ``seek`` only moves it, the next read acts on it.
+
+    ``_length()`` is the file's length if known (``SEEK_END`` needs it);
+    subclasses read at ``self._pos`` and advance it.
+    """
+
+    _pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def _length(self) -> int | None:
+        return None
+
+    def _no_length(self) -> str:
+        return "the length is unknown: seek from the start or the current position only"
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            pos = offset
+        elif whence == io.SEEK_CUR:
+            pos = self._pos + offset
+        elif whence == io.SEEK_END:
+            length = self._length()
+            if length is None:
+                raise OSError(self._no_length())
+            pos = length + offset
+        else:
+            raise ValueError(f"bad whence {whence}")
+        if pos < 0:
+            raise ValueError("negative seek position")
+        self._pos = pos
+        return pos
+
+
+class StreamFile(PositionedRaw):
     """Reads ``opener(pos)``'s stream while reads are sequential; a seek reopens lazily.
 
     A stream that breaks after it delivered bytes (a server closing a
@@ -89,24 +131,8 @@ class StreamFile(io.RawIOBase):
         self._body_pos = 0
         self._fresh = True
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if whence == io.SEEK_CUR:
-            offset += self._pos
-        elif whence != io.SEEK_SET:
-            raise OSError("a stream of unknown length seeks from its start or the current position only")
-        if offset < 0:
-            raise ValueError("negative seek position")
-        self._pos = offset
-        return offset
+    def _no_length(self) -> str:
+        return "a stream of unknown length seeks from its start or the current position only"
 
     def start(self) -> StreamFile:
         """Send the first request now (a missing object or version fails at open, not at a read)."""

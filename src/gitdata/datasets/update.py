@@ -1,0 +1,90 @@
+"""``git data update``: re-record what changed at a dataset's sources, never losing a local change."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from ..errors import GitDataError
+from ..pointer import PointerError
+from ..project import Project
+from ..statusrows import CHANGED, DELETED, MODIFIED, NEW, UNCHECKED, StatusOptions
+from . import model as ds_mod
+from .register import registered_pointer
+from .status import dataset_rows
+
+
+@dataclass
+class UpdateReport:
+    dataset: str
+    changed: list[str] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    #: path -> why it was left as it is (a local change update would lose)
+    kept: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+def update(
+    project: Project, name: str, paths: tuple[str, ...] = (), *, new: bool = True
+) -> UpdateReport:
+    """Re-record fingerprints of remote objects that changed; add new ones, drop deleted.
+
+    Only the work tree changes: the new pointers show in ``git diff`` (new
+    files are added with intent-to-add so they show too), ready to commit.
+    A staged copy of a changed file goes back to pointer text: stage again
+    to get the new bytes. A file changed locally (``git data status`` says
+    modified) is never replaced or deleted: it is left as it is and listed in
+    ``kept``, and so is an untracked file where a new object would go.
+    """
+    ds = ds_mod.get(project, name)
+    if os.path.islink(os.path.join(project.root, ds.path)):
+        raise GitDataError(
+            f"dataset {name!r} is staged at a location (a link); run `git data dataset unstage "
+            f"{name}` first, then update, then stage again"
+        )
+    found = ds_mod.files(project, ds)
+    by_path = {f.path: f for f in found}
+    rows = {r.path: r for r in dataset_rows(project, StatusOptions(names=(name,), remote=True))}
+    unchecked = next((r for r in rows.values() if r.remote == UNCHECKED), None)
+    if unchecked is not None:  # status goes on without this remote; update cannot
+        raise GitDataError(f"dataset {name}: {unchecked.detail}")
+    report = UpdateReport(dataset=name)
+
+    def wanted(path: str) -> bool:
+        if not paths:
+            return True
+        return any(path == p.rstrip("/") or path.startswith(p.rstrip("/") + "/") for p in paths)
+
+    for path, row in sorted(rows.items()):
+        if not wanted(path):
+            continue
+        full = os.path.join(project.root, path)
+        if row.local == MODIFIED and row.remote in (CHANGED, DELETED):
+            report.kept[path] = f"changed locally, and {row.remote} on the remote"
+            continue
+        if row.remote == NEW and new and os.path.lexists(full):
+            report.kept[path] = "new on the remote, but an untracked file is there"
+            continue
+        if row.remote == CHANGED and row.current is not None:
+            f = by_path[path]
+            fp = row.current
+            try:
+                data = registered_pointer(f.pointer.source or "", fp).encode()
+            except PointerError as err:
+                raise GitDataError(f"{path}: {err}") from err
+            ds_mod.write_small(full, data)
+            report.changed.append(path)
+        elif row.remote == DELETED:
+            if os.path.lexists(full):
+                os.unlink(full)
+            report.deleted.append(path)
+        elif row.remote == NEW and new and row.current is not None:
+            ds_mod.write_small(full, registered_pointer(row.detail, row.current).encode())
+            report.added.append(path)
+    project.state.forget_staged(report.changed + report.deleted)
+    if report.added:
+        ds_mod.git_add(project, report.added, intent_only=True, pointers=True)
+    return report
