@@ -198,8 +198,9 @@ class FilterHandler:
             )
             self.failures.append(path)
             return SmudgeResult(data=blob)
-        if pointer.oid is None:
-            return SmudgeResult(data=blob)  # registered data: staged by `git data dataset stage`
+        if pointer.oid is None or pointer.is_manifest:
+            # registered data (and a dataset's manifest of it): staged by `git data dataset stage`
+            return SmudgeResult(data=blob)
         cache = self.project.cache
         if cache.has(pointer.oid, pointer.size):  # size-checked (packed: hash-checked too)
             return self._from_cache(path, pointer)

@@ -54,9 +54,57 @@ def merge_driver(base_path: str, ours_path: str, theirs_path: str, path: str, sa
     if merged.outcome == "theirs":
         write_small(ours_path, theirs)
         return 0
+    if merged.outcome == "conflict" and path.endswith(".gitdata-manifest"):
+        done = _merge_manifests(base, ours, theirs, ours_path, path, say)
+        if done is not None:
+            return done
     shown = path or "a data file"
     say(
         f"git data: both sides changed {shown} ({merged.reason}); keep one with "
         f"`git checkout --ours {path}` or `git checkout --theirs {path}`, then `git add` it"
     )
     return 1
+
+
+def _merge_manifests(base: bytes, ours: bytes, theirs: bytes, ours_path: str, path: str, say: Say) -> int | None:
+    """Both sides changed a dataset's manifest: merge what it records, file by file.
+
+    None: these are not three manifest pointers (the plain pointer rules apply)."""
+    import os
+
+    from .datasets import manifest as mf
+    from .datasets import model as ds_model
+    from .datasets import objects
+    from .merge import merge_records
+    from .pointer import PointerError, parse
+    from .project import Project
+
+    try:
+        o, t = parse(ours), parse(theirs)
+        b = parse(base) if base.strip() else None
+    except PointerError:
+        return None
+    if not (o.is_manifest and t.is_manifest and (b is None or b.is_manifest)):
+        return None
+    project = Project.open(os.getcwd())
+    folder = path.rsplit("/", 1)[0] if "/" in path else ""
+    ds = next((d for d in ds_model.load_all(project).values() if d.path == folder), None) or ds_model.Dataset(
+        name="", path=folder
+    )
+
+    def entries(p: object) -> object:
+        return iter(()) if p is None else objects.read_manifest(project, ds, p)  # type: ignore[arg-type]
+
+    conflicts: list[str] = []
+    merged = objects.write_manifest(project, merge_records(entries(b), entries(o), entries(t), conflicts))  # type: ignore[arg-type]
+    if conflicts:
+        more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
+        say(
+            f"git data: both sides recorded {folder}/{conflicts[0]}{more} differently in the dataset's "
+            f"manifest; keep one side with `git checkout --ours {path}` or `--theirs {path}`, then `git add` it "
+            f"(`git data diff` shows what each side recorded)"
+        )
+        return 1
+    write_small(ours_path, merged.encode())
+    say(f"git data: merged the manifest {path} file by file ({mf.COUNT_KEY} {merged.get(mf.COUNT_KEY)})")
+    return 0

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from .errors import GitDataError
 from .project import Project
-from .scan import ScanResult, scan_history, scan_index, scan_tree
+from .scan import Found, ScanResult, scan_history, scan_index, scan_tree
 from .storage import ObjectStore
 
 
@@ -39,7 +39,7 @@ def ls_files(project: Project, *, check_remote: bool = True) -> list[FileRow]:
         if store is not None:
             present = oids - store.missing(oids)
     rows = []
-    for f in sorted(scan.found, key=lambda f: f.path):
+    for f in sorted(_with_manifests(project, scan.found), key=lambda f: f.path):
         oid = f.pointer.oid
         rows.append(
             FileRow(
@@ -52,6 +52,22 @@ def ls_files(project: Project, *, check_remote: bool = True) -> list[FileRow]:
             )
         )
     return rows
+
+
+def _with_manifests(project: Project, found: list[Found]) -> list[Found]:
+    """``found``, and the files each dataset manifest among them records (streamed from it)."""
+    manifests = [f for f in found if f.pointer.is_manifest]
+    if not manifests:
+        return found
+    from .datasets import load_all, objects
+
+    folders = {d.path: d for d in load_all(project).values()}
+    out = list(found)
+    for f in manifests:
+        ds = folders.get(f.path.rsplit("/", 1)[0])
+        if ds is not None:
+            out += objects.expand(project, ds, f.pointer)
+    return out
 
 
 def not_materialized(project: Project, scan: ScanResult | None = None) -> dict[str, str]:

@@ -23,8 +23,9 @@ conflict. Anything that does not parse as a pointer is compared as bytes.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from .pointer import Pointer, PointerError, is_pointer_like, parse
 
@@ -75,3 +76,36 @@ def merge_pointers(base: bytes, ours: bytes, theirs: bytes) -> Merge:
     if _pointer(ours) is None or _pointer(theirs) is None:
         return Merge("conflict", "one side is not a valid pointer")
     return Merge("conflict", "both sides recorded a different version")
+
+
+def merge_records(base: Iterable[Any], ours: Iterable[Any], theirs: Iterable[Any], conflicts: list[str]) -> Iterator[Any]:
+    """Three-way merge of three sorted streams of manifest entries (``.path``, ``.pointer``), by path.
+
+    The table above, per path (a missing entry is a deletion): one side's
+    change wins over no change, the same change on both sides is taken
+    once. A path both sides changed differently keeps ours and is appended
+    to ``conflicts``; the caller decides what a conflict means.
+    """
+    heads = [iter(base), iter(ours), iter(theirs)]
+    cur = [next(it, None) for it in heads]
+    while any(c is not None for c in cur):
+        path = min(c.path.encode() for c in cur if c is not None)
+        here = []
+        for i, c in enumerate(cur):
+            if c is not None and c.path.encode() == path:
+                here.append(c)
+                cur[i] = next(heads[i], None)
+            else:
+                here.append(None)
+        b, o, t = (None if e is None else e.pointer for e in here)
+        if o == t or b == t:
+            keep = here[1]
+        elif b == o:
+            keep = here[2]
+        elif o is not None and t is not None and same_version(o.encode(), t.encode()):
+            keep = here[1]
+        else:
+            conflicts.append(path.decode("utf-8", "surrogateescape"))
+            keep = here[1] if here[1] is not None else here[2]
+        if keep is not None:
+            yield keep

@@ -33,6 +33,10 @@ _OID_RE = re.compile(r"^(xxh128|sha256):([0-9a-f]+)$")
 _SIZE_RE = re.compile(r"^(0|[1-9][0-9]{0,18})$")
 _RESERVED = frozenset({"version", "oid", "size"})
 
+#: The key that makes a pointer a dataset manifest's (``gitdata.datasets.manifest``): its
+#: object records many registered files, and it is never checked out in its place.
+MANIFEST_KEY = "manifest"
+
 
 class PointerError(GitDataError):
     """A blob that claims to be a pointer but is not a valid one."""
@@ -87,6 +91,10 @@ class Pointer:
     @property
     def source(self) -> str | None:
         return self.get("source")
+
+    @property
+    def is_manifest(self) -> bool:
+        return self.oid is not None and self.get(MANIFEST_KEY) is not None
 
     @property
     def algorithm(self) -> str | None:

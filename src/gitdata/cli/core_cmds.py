@@ -189,7 +189,7 @@ def _checkout(project, paths: tuple[str, ...], *, filtered: bool = False) -> tup
     files = []
     wanted = project.fetch_filter.wants if filtered and not paths else (lambda _p: True)
     for f in scan.found:
-        if f.pointer.oid is None or not wanted(f.path):
+        if f.pointer.oid is None or f.pointer.is_manifest or not wanted(f.path):
             continue
         if paths and not any(f.path == p or f.path.startswith(p.rstrip("/") + "/") or fnmatch.fnmatch(f.path, p) for p in paths):
             continue
@@ -271,6 +271,33 @@ def ls_files(as_json: bool, offline: bool) -> None:
         [[r.path, (r.oid or "-")[:19], human_size(r.size), yn(r.cached), yn(r.on_remote)] for r in rows],
         ["PATH", "OID", "SIZE", "CACHED", "ON REMOTE"],
     )
+
+
+@cli.command("diff")
+@click.argument("old", required=False)
+@click.argument("new", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (each file's record before and after).")
+@click.option("--exit-code", "exit_code", is_flag=True, help="Exit 1 when anything differs, like `git diff --exit-code`.")
+def diff_cmd(old: str | None, new: str | None, as_json: bool, exit_code: bool) -> None:
+    """Show which data files differ: OLD (default HEAD) against NEW (default the index).
+
+    Datasets recorded by a manifest are compared file by file, not as one
+    changed `.gitdata-manifest`. Prints `A`, `D` or `M` and the path.
+    """
+    from ..datasets.diff import diff
+
+    project = open_project()
+    for rev in (old, new):
+        if rev is not None and project.repo.rev_parse(rev) is None:
+            raise GitDataError(f"no commit {rev!r} in this repository")
+    changes = diff(project, old or "HEAD", new)
+    if as_json:
+        emit_json([c.as_dict() for c in changes])
+    else:
+        for c in changes:
+            click.echo(f"{c.state[0].upper()}\t{c.path}")
+    if exit_code and changes:
+        raise SystemExit(1)
 
 
 @cli.command()

@@ -108,16 +108,19 @@ def update(dataset: str, paths: tuple[str, ...], no_new: bool, as_json: bool) ->
 
     Changed objects get new pointers, deleted ones lose theirs, and new
     objects under a registered prefix get one (PATHS limit it). Only the
-    work tree changes: review with `git diff`, then commit.
+    work tree changes: review with `git diff`, then commit. A dataset
+    recorded by a manifest gets a new manifest, staged at once: review it
+    with `git data diff`.
     """
     project = open_project()
     report = ds_mod.update(project, dataset, paths, new=not no_new)
     if as_json:
         emit_json(report.as_dict())
     else:
+        manifest = ds_mod.recorded_manifest(project, ds_mod.get(project, dataset)) is not None
         click.echo(
             f"{dataset}: {len(report.changed)} changed, {len(report.added)} new, "
-            f"{len(report.deleted)} deleted; review with `git diff`, then commit"
+            f"{len(report.deleted)} deleted; review with `git {'data ' if manifest else ''}diff`, then commit"
         )
     if report.kept:
         for path, why in sorted(report.kept.items()):

@@ -11,6 +11,8 @@ The package, one module per job:
 - :mod:`.read` one tracked file's bytes without staging it (``git data cat``)
 - :mod:`.status` the datasets section of ``git data status`` (local state, sources compared)
 - :mod:`.update` ``git data update``: re-record what changed at the sources
+- :mod:`.manifest` a big dataset's manifest (pure: the format), :mod:`.objects` its object (and where a dataset's objects go)
+- :mod:`.diff` ``git data diff``: data files that differ between two commits, manifests file by file
 
 The names below are the package's API (docs/api.md); submodules import each
 other directly, never through this file.
@@ -40,6 +42,7 @@ from .model import (
     object_store_for,
     open_source,
     read_pointer_file,
+    recorded_manifest,
     refused,
     remove,
     safe_relpath,
@@ -80,7 +83,7 @@ __all__ = [
     "check_registered_size", "create", "current_mode", "default_creator", "edit", "exclude_folder",
     "files", "fill_sizes", "get", "git_add", "has_content", "is_remote", "is_versioned",
     "linked_modified_paths", "list_source", "load_all", "max_bytes", "modified_paths",
-    "object_store_for", "open_file", "open_kwargs", "open_source", "read_pointer_file", "refused",
+    "object_store_for", "open_file", "open_kwargs", "open_source", "read_pointer_file", "recorded_manifest", "refused",
     "register", "registered_pointer", "remove", "safe_relpath", "select", "set_mode", "skip_worktree",
     "source_roots", "split_by_storage", "split_source", "stage", "unstage", "unstage_unlocked", "update",
     "within", "write_pointer", "write_small",

@@ -21,6 +21,8 @@ from ..scan import Found, scan_index
 from ..storage import Storage, StorageError, normalize_url
 from ..storage.errors import AccessDenied, ObjectNotFound, StorageUnreachable, userinfo_problem
 from ..storage.fsspec import adapter_for_protocol
+from . import manifest as manifest_mod
+from . import objects
 
 DEFAULT_ROOT = "data"
 
@@ -407,14 +409,47 @@ def split_source(ds: Dataset, object_url: str, path: str = "") -> tuple[str, str
 
 
 def files(project: Project, ds: Dataset) -> list[Found]:
-    """Pointers in the index under the dataset folder, by path."""
+    """The dataset's files, by path: pointers in the index under its folder, and the
+    files its manifest records (``.gitdata-manifest``, see :mod:`.manifest`) in their place."""
     scan = scan_index(project.repo)
     if scan.malformed:
         bad = {p: r for p, r in scan.malformed.items() if ds.contains(p)}
         if bad:
             path, reason = next(iter(bad.items()))
             raise PointerError(f"{path}: malformed gitdata pointer: {reason}")
-    return sorted((f for f in scan.found if ds.contains(f.path)), key=lambda f: f.path)
+    mine = [f for f in scan.found if ds.contains(f.path)]
+    manifest = objects.manifest_pointer_of(project, ds, mine)
+    if manifest is None:
+        return sorted(mine, key=lambda f: f.path)
+    listed = list(objects.expand(project, ds, manifest))
+    seen = {f.path for f in listed}
+    own = [f for f in mine if f.path != objects.manifest_path(ds) and f.path not in seen]
+    return sorted(listed + own, key=lambda f: f.path)
+
+
+def recorded_manifest(project: Project, ds: Dataset) -> Pointer | None:
+    """The dataset's manifest pointer in the index, if it is recorded by one."""
+    return manifest_files(project, [ds]).get(ds.name)
+
+
+def forget_index_entries(project: Project, paths: list[str]) -> None:
+    """Remove ``paths`` from the index (the work tree is left as it is)."""
+    if paths:
+        data = "".join(p + "\0" for p in paths).encode("utf-8", "surrogateescape")
+        run_git(["update-index", "--force-remove", "-z", "--stdin"], cwd=project.root, input=data)
+
+
+def manifest_files(project: Project, datasets: Iterable[Dataset]) -> dict[str, Pointer]:
+    """Dataset name -> its manifest pointer in the index (datasets recorded per file are left out)."""
+    wanted = {objects.manifest_path(d): d.name for d in datasets}
+    if not wanted:
+        return {}
+    out = {}
+    for f in scan_index(project.repo).found:
+        name = wanted.get(f.path)
+        if name is not None and manifest_mod.is_manifest_pointer(f.pointer):
+            out[name] = f.pointer
+    return out
 
 
 def git_add(project: Project, paths: list[str], *, intent_only: bool = False, pointers: bool = False) -> None:
@@ -493,13 +528,7 @@ def remove(project: Project, name: str) -> dict[str, object]:
     return {"dataset": name, "untracked": len(found), "pointers_removed": removed_pointers, "kept_files": kept}
 
 
-def object_store_for(project: Project, ds: Dataset):
-    """Where the dataset's own objects are pushed and fetched: its storage, or the data remote."""
-    from ..storage import ObjectStore
-
-    if ds.storage:
-        return ObjectStore(project.open_storage(ds.storage, ds.options, name=ds.name), jobs=project.jobs)
-    return project.object_store()
+object_store_for = objects.object_store_for
 
 
 def split_by_storage(project: Project, scan: Any) -> tuple[Any, list[tuple[Any, Any]]]:

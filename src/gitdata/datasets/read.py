@@ -11,6 +11,7 @@ from ..pointer import Pointer
 from ..project import Project
 from ..storage import ObjectNotFound, Storage
 from . import model as ds_mod
+from . import objects
 from .download import _check, _check_bound, check_registered_size, open_kwargs
 from .model import Dataset, object_store_for
 from .modes import modified_paths
@@ -25,6 +26,8 @@ def open_file(project: Project, path: str) -> Iterator[bytes]:
     datasets = [d for d in ds_mod.load_all(project).values() if d.contains(path)]
     ds = datasets[0] if datasets else None
     full = os.path.join(project.root, path)
+    if pointer is None and ds is not None:
+        pointer = _manifest_pointer(project, ds, path)
     if pointer is None:
         raise GitDataError(f"{path} is not a file tracked by git data (see `git data ls-files`)")
     # a staged copy that is unchanged (or any file of a linked dataset of the right size)
@@ -45,6 +48,15 @@ def open_file(project: Project, path: str) -> Iterator[bytes]:
     store = object_store_for(project, ds) if ds else project.object_store()
     download_object(store, project.cache, pointer.oid or "", pointer.size)
     return _cached_chunks(project, pointer.oid or "")
+
+
+def _manifest_pointer(project: Project, ds: Dataset, path: str) -> Pointer | None:
+    """``path``'s pointer in the dataset's manifest, if the dataset has one that records it."""
+    manifest = ds_mod.recorded_manifest(project, ds)
+    if manifest is None:
+        return None
+    rel = ds.rel(path)
+    return next((e.pointer for e in objects.read_manifest(project, ds, manifest) if e.path == rel), None)
 
 
 def _index_pointer(project: Project, path: str) -> Pointer | None:

@@ -12,6 +12,8 @@ from .. import writer
 from ..pointer import Pointer, PointerError
 from ..project import Project
 from ..transfer import Progress
+from . import manifest as mf
+from . import objects
 from .model import (
     Dataset,
     DatasetError,
@@ -19,9 +21,11 @@ from .model import (
     Source,
     UnsafePath,
     _check_url_has_no_userinfo,
+    forget_index_entries,
     git_add,
     list_source,
     read_pointer_file,
+    recorded_manifest,
     safe_relpath,
     select,
     within,
@@ -109,6 +113,12 @@ def register(
             + "; check the URL (and that the prefix has objects)"
         )
     report = AddReport(dataset=ds.name, source=storage.url if not single else f"{storage.url}/{entries[0][0]}", kind="registered")
+    limit = objects.threshold(project)
+    old = recorded_manifest(project, ds)
+    if old is not None or (limit and len(planned) > limit):
+        _register_in_manifest(project, ds, planned, old, report)
+        _record_source(project, ds, Source(url=report.source, to=to))
+        return report
     _check_clashes(project, ds, [p for p, _ in planned])
     changed: list[str] = []
     bar = Progress(f"Registering {ds.name}", len(planned) if len(planned) >= PROGRESS_MIN else 0, unit_bytes=False)
@@ -127,13 +137,46 @@ def register(
     finally:
         bar.close()
     report.files = [p for p, _ in planned]
-    src = Source(url=report.source, to=to)
+    git_add(project, changed, pointers=True)
+    _record_source(project, ds, Source(url=report.source, to=to))
+    return report
+
+
+def _record_source(project: Project, ds: Dataset, src: Source) -> None:
     if src not in ds.sources:
         config_mod.ConfigFile(project.repo).add(f"{ds.section}.source", src.encode())
         project.reload()
-    git_add(project, changed, pointers=True)
     git_add(project, [".gitdata", ".gitattributes"])
-    return report
+
+
+def _register_in_manifest(
+    project: Project, ds: Dataset, planned: list[tuple[str, Pointer]], old: Pointer | None, report: AddReport
+) -> None:
+    """Record ``planned`` in the dataset's manifest (a new one, or merged into ``old``).
+
+    Per-file pointers of the same paths leave the index and the work tree:
+    the manifest records them now.
+    """
+    new = sorted((mf.Entry(ds.rel(path), p) for path, p in planned), key=lambda e: e.path.encode())
+    before = {}
+    if old is not None:
+        wanted = {e.path for e in new}
+        before = {e.path: e.pointer for e in objects.read_manifest(project, ds, old) if e.path in wanted}
+    report.unchanged = sum(1 for e in new if before.get(e.path) == e.pointer)
+    report.total_size = sum(p.size or 0 for _path, p in planned)
+    report.files = [path for path, _p in planned]
+    stale = [path for path, _p in planned if path not in before and read_pointer_file(os.path.join(project.root, path)) is not None]
+    if old is None:
+        entries = iter(new)
+    else:
+        entries = mf.merge(objects.read_manifest(project, ds, old), new)
+    pointer = objects.write_manifest(project, entries)
+    path = objects.write_pointer_file(project, ds, pointer)
+    if stale:  # per-file pointers of these paths: the manifest records them now
+        forget_index_entries(project, stale)
+        for p in stale:
+            os.unlink(os.path.join(project.root, p))
+    git_add(project, [path], pointers=True)
 
 
 def _check_clashes(project: Project, ds: Dataset, paths: list[str]) -> None:

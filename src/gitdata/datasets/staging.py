@@ -215,6 +215,10 @@ def _stage(
     # copy
     if cur_mode in ("location", "existing"):
         unstage(project, name)
+    if ds_mod.recorded_manifest(project, ds) is not None:
+        # no pointer files to replace: written in place as --location writes, git kept out of the folder
+        return _stage_location(project, ds, os.path.join(project.root, ds.path), include, exclude, jobs, force,
+                               progress, in_place=True)  # fmt: skip
     return _stage_copy(project, ds, include, exclude, jobs, force, progress)
 
 
@@ -382,15 +386,16 @@ def _link(project: Project, ds: Dataset, found: list[Found], target: str) -> Non
 
 def _stage_location(
     project: Project, ds: Dataset, target: str, include: tuple[str, ...], exclude: tuple[str, ...],
-    jobs: int, force: bool, progress: bool | None,
+    jobs: int, force: bool, progress: bool | None, *, in_place: bool = False,
 ) -> StageReport:
-    report = StageReport(dataset=ds.name, mode="location", location=target)
+    """``in_place``: copy mode of a dataset its manifest records (``target`` is its own folder)."""
+    report = StageReport(dataset=ds.name, mode="copy" if in_place else "location", location=None if in_place else target)
     all_found = ds_mod.files(project, ds)
-    if ds_mod.within(os.path.join(project.root, ds.path), target) and not _is_link(project, ds):
+    if not in_place and ds_mod.within(os.path.join(project.root, ds.path), target) and not _is_link(project, ds):
         raise StageError(f"--location must be outside the dataset folder {ds.path}")
     if ds_mod.within(project.repo.git_dir, target):
         raise StageError("--location may not be inside the git directory")
-    linked = _is_link(project, ds)
+    linked = in_place or _is_link(project, ds)
     if not linked:
         check_folder_is_ours(project, ds, all_found)
     modified = set() if linked else modified_paths(project, ds)
@@ -485,8 +490,12 @@ def _stage_location(
             report.staged.append(f.path)
             report.bytes += f.pointer.size or 0
     _record_written(project, ds, target, written)
-    _link(project, ds, all_found, target)
-    set_mode(project, ds.name, "location", target)
+    if in_place:
+        exclude_folder(project, ds.path, True)  # the files are not git's: its manifest records them
+        set_mode(project, ds.name, "copy")
+    else:
+        _link(project, ds, all_found, target)
+        set_mode(project, ds.name, "location", target)
     report.staged.sort()
     return report
 

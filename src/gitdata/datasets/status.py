@@ -81,6 +81,18 @@ def _worktree_kind(full: str) -> str:
     return "pointer" if ds_mod.read_pointer_file(full) is not None else "content"
 
 
+def _files_under(project: Project, folder: str) -> set[str]:
+    """Project paths of the regular files under ``folder`` (one walk; links are not followed)."""
+    out = set()
+    for dirpath, _dirs, names in os.walk(folder):
+        rel = os.path.relpath(dirpath, project.root).replace(os.sep, "/")
+        for n in names:
+            full = os.path.join(dirpath, n)
+            if os.path.isfile(full) and not os.path.islink(full):
+                out.add(f"{rel}/{n}")
+    return out
+
+
 def dataset_rows(project: Project, options: StatusOptions) -> list[StatusRow]:
     all_ds = ds_mod.load_all(project)
     chosen = (
@@ -94,14 +106,22 @@ def dataset_rows(project: Project, options: StatusOptions) -> list[StatusRow]:
         mode, _loc = current_mode(project, ds.name)
         folder = os.path.join(project.root, ds.path)
         linked = os.path.islink(folder)
-        modified = (
-            linked_modified_paths(project, ds, found, mode)
-            if linked
-            else modified_paths(project, ds)
-        )
+        present: set[str] | None = None
+        if ds_mod.recorded_manifest(project, ds) is not None and not linked:
+            # no pointer files: a file there was staged (or put there); what git data wrote is known
+            present = _files_under(project, folder)
+            staged = [f for f in found if f.path in present]
+            modified = linked_modified_paths(project, ds, staged, "location") if staged else set()
+        elif linked:
+            modified = linked_modified_paths(project, ds, found, mode)
+        else:
+            modified = modified_paths(project, ds)
         by_path: dict[str, StatusRow] = {}
         for f in found:
-            kind = _worktree_kind(os.path.join(project.root, f.path))
+            if present is not None:
+                kind = "content" if f.path in present else "pointer"
+            else:
+                kind = _worktree_kind(os.path.join(project.root, f.path))
             row = StatusRow(
                 "datasets",
                 ds.name,

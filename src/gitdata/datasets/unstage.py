@@ -68,7 +68,8 @@ def unstage_unlocked(project: Project, name: str) -> UnstageReport:
     pushed = _pushed(project, ds, found)
     staged_oids = project.state.staged_oids([f.path for f in found])
     folder = os.path.join(project.root, ds.path)
-    if os.path.islink(folder):
+    in_place = ds_mod.recorded_manifest(project, ds) is not None  # staged as --location stages, in its folder
+    if in_place or os.path.islink(folder):
         target = os.path.realpath(folder)
         keep_target = mode == "existing" or not mode
         expects = {} if keep_target else expectations(project, found)
@@ -90,10 +91,11 @@ def unstage_unlocked(project: Project, name: str) -> UnstageReport:
             else:
                 report.freed.append(f.path)
                 report.bytes += size
-        os.unlink(folder)
-        for f in found:
-            write_pointer(project, f)
-        skip_worktree(project, [f.path for f in found], False)
+        if not in_place:
+            os.unlink(folder)
+            for f in found:
+                write_pointer(project, f)
+            skip_worktree(project, [f.path for f in found], False)
         if not keep_target:
             for path in report.freed:
                 try:
@@ -101,10 +103,12 @@ def unstage_unlocked(project: Project, name: str) -> UnstageReport:
                 except FileNotFoundError:
                     pass
             _prune_empty_dirs(target)
-        exclude_folder(project, ds.path, False)
+        if not (in_place and report.kept):  # a kept file of a manifest's folder stays git's business not
+            exclude_folder(project, ds.path, False)
         if loc and ds_mod.within(project.root, loc):
             exclude_folder(project, os.path.relpath(loc, project.root).replace(os.sep, "/"), False)
-        refresh_index(project, [f.path for f in found])
+        if not in_place:
+            refresh_index(project, [f.path for f in found])
     else:
         modified = modified_paths(project, ds)
         written = []

@@ -6,10 +6,12 @@ import os
 from dataclasses import dataclass, field
 
 from ..errors import GitDataError
-from ..pointer import PointerError
+from ..pointer import Pointer, PointerError
 from ..project import Project
 from ..statusrows import CHANGED, DELETED, MODIFIED, NEW, UNCHECKED, StatusOptions
+from . import manifest as mf
 from . import model as ds_mod
+from . import objects
 from .register import registered_pointer
 from .status import dataset_rows
 
@@ -58,6 +60,8 @@ def update(
             return True
         return any(path == p.rstrip("/") or path.startswith(p.rstrip("/") + "/") for p in paths)
 
+    manifest = ds_mod.recorded_manifest(project, ds)
+    recorded: dict[str, Pointer] = {}  # a manifest's new records, by path
     for path, row in sorted(rows.items()):
         if not wanted(path):
             continue
@@ -72,19 +76,49 @@ def update(
             f = by_path[path]
             fp = row.current
             try:
-                data = registered_pointer(f.pointer.source or "", fp).encode()
+                pointer = registered_pointer(f.pointer.source or "", fp)
+                data = pointer.encode()
             except PointerError as err:
                 raise GitDataError(f"{path}: {err}") from err
-            ds_mod.write_small(full, data)
+            if manifest is None:
+                ds_mod.write_small(full, data)
+            else:
+                recorded[path] = pointer
+                _drop_staged_copy(full)
             report.changed.append(path)
         elif row.remote == DELETED:
             if os.path.lexists(full):
                 os.unlink(full)
             report.deleted.append(path)
         elif row.remote == NEW and new and row.current is not None:
-            ds_mod.write_small(full, registered_pointer(row.detail, row.current).encode())
+            pointer = registered_pointer(row.detail, row.current)
+            if manifest is None:
+                ds_mod.write_small(full, pointer.encode())
+            else:
+                recorded[path] = pointer
             report.added.append(path)
     project.state.forget_staged(report.changed + report.deleted)
-    if report.added:
+    if manifest is not None:
+        if recorded or report.deleted:
+            _rewrite_manifest(project, ds, manifest, recorded, set(report.deleted))
+    elif report.added:
         ds_mod.git_add(project, report.added, intent_only=True, pointers=True)
     return report
+
+
+def _drop_staged_copy(full: str) -> None:
+    """A manifest's file staged in place, now recorded anew: back to not staged (stage again)."""
+    if os.path.isfile(full) and not os.path.islink(full):
+        os.unlink(full)
+
+
+def _rewrite_manifest(
+    project: Project, ds: ds_mod.Dataset, old: Pointer, recorded: dict[str, Pointer], deleted: set[str]
+) -> None:
+    """The dataset's manifest with ``recorded`` replacing (or adding) and ``deleted`` gone; staged in the
+    index at once (review it with `git data diff`), as the pointer of a manifest is not reviewable text."""
+    gone = {ds.rel(p) for p in deleted}
+    kept = (e for e in objects.read_manifest(project, ds, old) if e.path not in gone)
+    fresh = sorted((mf.Entry(ds.rel(p), ptr) for p, ptr in recorded.items()), key=lambda e: e.path.encode())
+    pointer = objects.write_manifest(project, mf.merge(kept, fresh))
+    ds_mod.git_add(project, [objects.write_pointer_file(project, ds, pointer)], pointers=True)

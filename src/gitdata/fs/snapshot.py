@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..datasets import manifest as mf
+from ..datasets import model as ds_model
+from ..datasets import objects
 from ..pointer import Pointer
 from ..project import Project
 from ..scan import _scan_blobs
@@ -36,6 +39,12 @@ class Snapshot:
         if paths is not None and all("\n" not in p for p in paths):
             # a few paths (gitdata.open): two git processes, not a scan of the whole index
             pairs, pointers, malformed, sizes = _few(repo, self.commit, paths)
+            missing = set(paths) - {p for p, _sha in pairs}
+            if missing:  # recorded in a dataset's manifest? (its pointer is in a folder above)
+                above = sorted({f"{d}/{mf.NAME}" for p in missing for d in _parents(p)})
+                more = _few(repo, self.commit, above)
+                pairs += more[0]
+                pointers.update(more[1])
         else:
             some = paths or ([prefix.strip("/")] if prefix and prefix.strip("/") else ())
             pairs = (
@@ -54,20 +63,44 @@ class Snapshot:
             }
         self.files: dict[str, TrackedFile] = {}
         self.dirs: dict[str, set[str]] = {"": set()}
+        wanted = set(paths) if paths is not None else None
         for path, sha in pairs:
             p = pointers.get(path)
+            if p is not None and p.is_manifest and mf.is_manifest_path(path):
+                for tf in _expand(project, path, sha, p):
+                    if wanted is None or tf.path in wanted:
+                        self._add(tf)
+                continue
             if p is not None:
                 tf = TrackedFile(path, sha, p.size, p)
             else:
                 tf = TrackedFile(path, sha, sizes.get(sha, 0), None, malformed.get(path))
-            self.files[path] = tf
-            parent = ""
-            for part in path.split("/")[:-1]:
-                child = f"{parent}/{part}" if parent else part
-                self.dirs.setdefault(parent, set()).add(child)
-                self.dirs.setdefault(child, set())
-                parent = child
-            self.dirs.setdefault(parent, set()).add(path)
+            self._add(tf)
+
+    def _add(self, tf: TrackedFile) -> None:
+        path = tf.path
+        self.files[path] = tf
+        parent = ""
+        for part in path.split("/")[:-1]:
+            child = f"{parent}/{part}" if parent else part
+            self.dirs.setdefault(parent, set()).add(child)
+            self.dirs.setdefault(child, set())
+            parent = child
+        self.dirs.setdefault(parent, set()).add(path)
+
+
+def _parents(path: str) -> list[str]:
+    parts = path.split("/")[:-1]
+    return ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
+def _expand(project: Project, path: str, blob: str, pointer: Pointer) -> list[TrackedFile]:
+    """The files a dataset's manifest (at ``path``) records; ``blob`` is the manifest pointer's."""
+    folder = path.rsplit("/", 1)[0] if "/" in path else ""
+    ds = next((d for d in ds_model.load_all(project).values() if d.path == folder), None)
+    if ds is None:  # a manifest outside any dataset .gitdata declares: nothing is known of its storage
+        ds = ds_model.Dataset(name="", path=folder)
+    return [TrackedFile(f.path, blob, f.pointer.size, f.pointer) for f in objects.expand(project, ds, pointer)]
 
 
 def _few(

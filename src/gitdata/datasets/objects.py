@@ -1,0 +1,103 @@
+"""A dataset's own objects: where they are pushed and fetched, and its manifest object (read, write).
+
+The manifest's format is :mod:`.manifest` (pure); here it is stored in the
+cache gzip-compressed (deterministic: no name, no time) and read back as a
+stream of entries, fetched from the data remote or the dataset's storage
+first if this clone does not have it yet.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from ..fetch import fetch_object
+from ..pointer import Pointer
+from ..project import Project
+from ..scan import Found
+from ..storage import ObjectStore
+from ..writer import write_small
+from . import manifest as mf
+
+#: The longest manifest line read (a hostile manifest cannot make one line fill memory).
+MAX_LINE = 64 << 10
+
+
+def object_store_for(project: Project, ds: Any) -> ObjectStore:
+    """Where the dataset's own objects are pushed and fetched: its storage, or the data remote."""
+    if ds.storage:
+        return ObjectStore(project.open_storage(ds.storage, ds.options, name=ds.name), jobs=project.jobs)
+    return project.object_store()
+
+
+def manifest_path(ds: Any) -> str:
+    return f"{ds.path}/{mf.NAME}"
+
+
+def threshold(project: Project) -> int:
+    return int(project.setting("gitdata.manifestThreshold"))
+
+
+def write_manifest(project: Project, entries: Iterable[mf.Entry]) -> Pointer:
+    """Store the manifest of ``entries`` (sorted) in the cache; its pointer (not yet written anywhere)."""
+    count = 0
+
+    def counted() -> Iterator[mf.Entry]:
+        nonlocal count
+        for e in entries:
+            count += 1
+            yield e
+
+    with project.cache.writer(project.algorithm) as w:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=w, mtime=0) as gz:  # type: ignore[arg-type]
+            buf = io.BufferedWriter(gz, 1 << 20)  # type: ignore[arg-type]
+            for line in mf.encode(counted()):
+                buf.write(line)
+            buf.flush()
+        oid, size = w.commit()
+    return mf.manifest_pointer(oid, size, count)
+
+
+def read_manifest(project: Project, ds: Any, pointer: Pointer) -> Iterator[mf.Entry]:
+    """The entries of ``pointer``'s manifest, streamed (fetched into the cache first if need be)."""
+    assert pointer.oid is not None
+    cache = project.cache
+    if not cache.has(pointer.oid, pointer.size):
+        fetch_object(object_store_for(project, ds), cache, pointer.oid, pointer.size)
+    with cache.open(pointer.oid) as raw, gzip.GzipFile(fileobj=raw, mode="rb") as gz:
+        yield from mf.parse(_lines(gz, pointer.oid))
+
+
+def _lines(f: Any, oid: str) -> Iterator[bytes]:
+    while True:
+        line = f.readline(MAX_LINE)
+        if not line:
+            return
+        if not line.endswith(b"\n"):
+            raise mf.ManifestError(f"manifest {oid}: a line longer than {MAX_LINE} bytes, or a truncated last line")
+        yield line
+
+
+def expand(project: Project, ds: Any, pointer: Pointer) -> Iterator[Found]:
+    """The files a manifest records, as index pointers would be found (paths inside the project)."""
+    for e in read_manifest(project, ds, pointer):
+        yield Found(f"{ds.path}/{e.path}", e.pointer)
+
+
+def manifest_pointer_of(project: Project, ds: Any, found: Iterable[Found]) -> Pointer | None:
+    """The dataset's manifest pointer among ``found`` (index pointers), if it has one."""
+    path = manifest_path(ds)
+    for f in found:
+        if f.path == path and mf.is_manifest_pointer(f.pointer):
+            return f.pointer
+    return None
+
+
+def write_pointer_file(project: Project, ds: Any, pointer: Pointer) -> str:
+    """Write the manifest pointer into the dataset folder; returns its path in the project."""
+    path = manifest_path(ds)
+    write_small(os.path.join(project.root, path), pointer.encode())
+    return path

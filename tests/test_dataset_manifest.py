@@ -1,0 +1,339 @@
+"""Datasets recorded by one manifest (issue 18): the format, hostile manifests, and the whole
+round trip — register, commit, push, clone, status, read, stage, update, diff, merge — at
+5,000 objects with the threshold lowered by config.
+
+The sources are a local folder and a versioned moto S3 bucket; git runs as a user runs it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from gitdata.datasets import manifest as mf
+from gitdata.merge import merge_records
+from gitdata.pointer import Pointer
+from helpers import gd, git, run
+
+# -- the format (pure) ---------------------------------------------------------------
+
+
+def _p(size: int, source: str, **extra: str) -> Pointer:
+    return Pointer.make(None, size, {"source": source, **extra})
+
+
+def _lines(*records: dict) -> list[bytes]:
+    return [json.dumps({"format": mf.FORMAT}).encode() + b"\n"] + [json.dumps(r).encode() + b"\n" for r in records]
+
+
+def test_encode_then_parse_gives_the_entries_back() -> None:
+    entries = [mf.Entry("a.csv", _p(3, "s3://b/a.csv", etag='"x"')), mf.Entry("sub/b", _p(0, "s3://b/sub/b"))]
+    lines = list(mf.encode(entries))
+    assert lines[0] == b'{"format": "gitdata-manifest/1"}\n'
+    assert json.loads(lines[1]) == {"path": "a.csv", "size": 3, "source": "s3://b/a.csv", "etag": '"x"'}
+    assert list(mf.parse(lines)) == entries
+
+
+@pytest.mark.parametrize(
+    ("records", "message"),
+    [
+        ([{"path": "../x", "size": 1, "source": "s3://b/x"}], "'..' part"),
+        ([{"path": "a/.git/hooks/post-checkout", "size": 1, "source": "s3://b/x"}], "'.git' part"),
+        ([{"path": "a/.GIT/config", "size": 1, "source": "s3://b/x"}], "'.git' part"),
+        ([{"path": "/etc/passwd", "size": 1, "source": "s3://b/x"}], "absolute"),
+        ([{"path": "a\nb", "size": 1, "source": "s3://b/x"}], "control characters"),
+        ([{"path": "a", "size": -1, "source": "s3://b/x"}], "no valid size"),
+        ([{"path": "a", "size": True, "source": "s3://b/x"}], "no valid size"),
+        ([{"path": "a", "size": 1}], "needs an oid, or a source"),
+        ([{"path": "a", "size": 1, "source": "s3://b/x", "etag": 5}], "takes a string"),
+        ([{"path": "a", "size": 1, "source": "s3://b/x", "Bad Key": "v"}], "key"),
+        ([{"path": "b", "size": 1, "source": "s3://b/b"}, {"path": "a", "size": 1, "source": "s3://b/a"}],
+         "out of order"),
+        ([{"path": "a", "size": 1, "source": "s3://b/a"}, {"path": "a", "size": 1, "source": "s3://b/a"}],
+         "out of order or repeated"),
+        ([["not", "an", "object"]], "not an object"),
+    ],
+)
+def test_a_bad_line_stops_the_read_naming_its_number(records, message) -> None:
+    with pytest.raises(mf.ManifestError, match="line [23]") as err:
+        list(mf.parse(_lines(*records)))
+    assert message in str(err.value)
+
+
+def test_a_manifest_without_the_header_is_refused() -> None:
+    with pytest.raises(mf.ManifestError, match="not a gitdata-manifest/1 manifest"):
+        list(mf.parse([b'{"path": "a", "size": 1, "source": "s3://b/a"}\n']))
+    with pytest.raises(mf.ManifestError, match="newer git data"):
+        list(mf.parse([b'{"format": "gitdata-manifest/2"}\n']))
+    with pytest.raises(mf.ManifestError, match="not JSON"):
+        list(mf.parse([*_lines(), b"{oops\n"]))
+
+
+def test_encode_refuses_unsorted_or_owned_entries() -> None:
+    with pytest.raises(mf.ManifestError, match="out of order"):
+        list(mf.encode([mf.Entry("b", _p(1, "s3://b/b")), mf.Entry("a", _p(1, "s3://b/a"))]))
+    with pytest.raises(mf.ManifestError, match="registered files only"):
+        list(mf.encode([mf.Entry("a", Pointer.make("xxh128:" + "0" * 32, 1))]))
+
+
+def test_merge_and_diff_are_sorted_merges() -> None:
+    a1, a2 = mf.Entry("a", _p(1, "s3://b/a")), mf.Entry("a", _p(2, "s3://b/a"))
+    b, c = mf.Entry("b", _p(1, "s3://b/b")), mf.Entry("c", _p(1, "s3://b/c"))
+    assert list(mf.merge([a1, c], [a2, b])) == [a2, b, c]
+    assert list(mf.diff([a1, b], [a2, c])) == [
+        ("a", a1.pointer, a2.pointer), ("b", b.pointer, None), ("c", None, c.pointer)
+    ]
+    assert list(mf.diff([a1, b], [a1, b])) == []
+
+
+def test_three_way_merge_of_records_by_path() -> None:
+    def e(path: str, size: int) -> mf.Entry:
+        return mf.Entry(path, _p(size, f"s3://b/{path}"))
+
+    base = [e("both-same", 1), e("gone-theirs", 1), e("keep", 1), e("ours-changed", 1), e("x-clash", 1)]
+    ours = [e("both-same", 2), e("gone-theirs", 1), e("keep", 1), e("new-ours", 1), e("ours-changed", 2), e("x-clash", 2)]
+    theirs = [e("both-same", 2), e("keep", 1), e("new-theirs", 1), e("ours-changed", 1), e("x-clash", 3)]
+    conflicts: list[str] = []
+    merged = list(merge_records(base, ours, theirs, conflicts))
+    assert [(m.path, m.pointer.size) for m in merged] == [
+        ("both-same", 2), ("keep", 1), ("new-ours", 1), ("new-theirs", 1), ("ours-changed", 2), ("x-clash", 2)
+    ]
+    assert conflicts == ["x-clash"]
+
+
+# -- end to end on a local source ------------------------------------------------------
+
+N = 5000
+
+
+def _source(root: Path, n: int = N) -> Path:
+    for i in range(n):
+        f = root / f"d{i // 500:02d}" / f"f{i:05d}.txt"
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(f"object {i}\n".encode())
+    return root
+
+
+def _project(path: Path, remote: Path, threshold: int = 1000) -> Path:
+    path.mkdir(parents=True)
+    git(path, "init", "-q")
+    gd(path, "install")
+    git(path, "commit", "-q", "--allow-empty", "-m", "init")
+    gd(path, "remote", "add", "store", remote.as_uri())
+    git(path, "config", "gitdata.manifestThreshold", str(threshold))
+    gd(path, "dataset", "create", "raw")
+    return path
+
+
+def _status(cwd: Path, *args: str) -> list[dict]:
+    return json.loads(gd(cwd, "status", "--json", "raw", *args))
+
+
+@pytest.fixture
+def recorded(tmp_path: Path) -> tuple[Path, Path, Path]:
+    src = _source(tmp_path / "src")
+    remote = tmp_path / "remote"
+    proj = _project(tmp_path / "proj", remote)
+    gd(proj, "dataset", "add", "raw", src.as_uri())
+    git(proj, "commit", "-q", "-m", "register")
+    return src, remote, proj
+
+
+def test_a_big_registration_is_one_manifest_not_5000_pointer_files(recorded) -> None:
+    _src, _remote, proj = recorded
+    folder = proj / "data" / "raw"
+    assert sorted(os.listdir(folder)) == [".gitdata-manifest"]  # no pointer file per object
+    assert git(proj, "ls-files", "data/raw").split() == ["data/raw/.gitdata-manifest"]
+    pointer = (folder / ".gitdata-manifest").read_text()
+    assert "manifest 1\n" in pointer and f"files {N}\n" in pointer
+    rows = _status(proj)
+    assert len(rows) == N and {r["local"] for r in rows} == {"pointer only"}
+    assert rows[0]["path"] == "data/raw/d00/f00000.txt"
+    listed = json.loads(gd(proj, "ls-files", "--json", "--offline"))
+    assert sum(1 for r in listed if r["path"].startswith("data/raw/d")) == N
+    assert git(proj, "status", "--porcelain") == ""
+
+
+def test_below_the_threshold_pointer_files_stay(tmp_path: Path) -> None:
+    src = _source(tmp_path / "src", 20)
+    proj = _project(tmp_path / "proj", tmp_path / "remote", threshold=50)
+    gd(proj, "dataset", "add", "raw", src.as_uri())
+    files = git(proj, "ls-files", "data/raw").split()
+    assert len(files) == 20 and "data/raw/.gitdata-manifest" not in files
+
+
+def test_clone_fetches_the_manifest_and_everything_reads_through_it(recorded, tmp_path: Path) -> None:
+    src, remote, proj = recorded
+    bare = tmp_path / "bare.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    git(proj, "remote", "add", "origin", str(bare))
+    git(proj, "push", "-q", "origin", "HEAD:main")
+    manifest_oid = (proj / "data/raw/.gitdata-manifest").read_text().split("oid ")[1].split()[0]
+    assert any(manifest_oid.split(":")[1] in name for _d, _s, names in os.walk(remote) for name in names)
+
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "-b", "main", str(bare), str(clone))
+    assert sorted(os.listdir(clone / "data" / "raw")) == [".gitdata-manifest"]  # left a pointer, never smudged
+    assert git(clone, "status", "--porcelain") == ""
+    rows = _status(clone, "--remote")
+    assert len(rows) == N and {r["remote"] for r in rows} == {"unchanged"}
+
+    # gitdata.open and gitdata:// read one file of it without staging anything
+    code = (
+        "import gitdata, fsspec\n"
+        "print(gitdata.open('data/raw/d03/f01777.txt').read().decode(), end='')\n"
+        "fs = fsspec.filesystem('gitdata')\n"
+        "print(len(fs.ls('data/raw/d09', detail=False)), fs.info('data/raw/d09/f04999.txt')['size'])\n"
+    )
+    out = run("python", "-c", code, cwd=clone).stdout.decode()
+    assert out == "object 1777\n500 12\n"
+    assert gd(clone, "cat", "data/raw/d00/f00042.txt") == "object 42\n"
+
+    # stage part of it: the files appear, git sees nothing new
+    gd(clone, "dataset", "stage", "raw", "--include", "d01/*")
+    assert (clone / "data/raw/d01/f00500.txt").read_bytes() == b"object 500\n"
+    assert not (clone / "data/raw/d02").exists()
+    assert git(clone, "status", "--porcelain") == ""
+    states = {r["path"]: r["local"] for r in _status(clone)}
+    assert sum(1 for s in states.values() if s == "staged") == 500
+    assert states["data/raw/d02/f01000.txt"] == "pointer only"
+
+    # a local edit is seen, and unstage keeps it
+    (clone / "data/raw/d01/f00501.txt").write_bytes(b"edited by hand\n")
+    assert {r["path"]: r["local"] for r in _status(clone)}["data/raw/d01/f00501.txt"] == "modified"
+    proc = run("git", "data", "dataset", "unstage", "raw", cwd=clone, check=False)
+    assert "f00501.txt: changed since it was staged" in proc.stdout.decode() + proc.stderr.decode()
+    assert (clone / "data/raw/d01/f00501.txt").read_bytes() == b"edited by hand\n"
+    assert not (clone / "data/raw/d01/f00500.txt").exists()
+
+
+def test_update_and_diff_work_file_by_file(recorded) -> None:
+    src, _remote, proj = recorded
+    (src / "d00/f00007.txt").write_bytes(b"changed at the source\n")
+    (src / "d04/f02000.txt").unlink()
+    (src / "d09/new.txt").write_bytes(b"new\n")
+    gd(proj, "update", "raw")
+    assert git(proj, "diff", "--cached", "--name-only") == "data/raw/.gitdata-manifest\n"  # git: one file
+    assert gd(proj, "diff").splitlines() == [  # git data: what it records
+        "M\tdata/raw/d00/f00007.txt", "D\tdata/raw/d04/f02000.txt", "A\tdata/raw/d09/new.txt"
+    ]
+    rows = _status(proj, "--remote")
+    assert len(rows) == N and {r["remote"] for r in rows} == {"unchanged"}
+    git(proj, "commit", "-q", "-m", "update")
+    assert len(gd(proj, "diff", "HEAD~1", "HEAD").splitlines()) == 3
+    assert gd(proj, "diff", "HEAD", "HEAD") == ""
+    proc = run("git", "data", "diff", "--exit-code", "HEAD~1", cwd=proj, check=False)
+    assert proc.returncode == 1
+    changes = json.loads(gd(proj, "diff", "--json", "HEAD~1"))
+    assert changes[0]["path"] == "data/raw/d00/f00007.txt" and changes[0]["after"]["size"] == 22
+
+
+def test_branches_that_register_different_objects_merge_by_path(recorded) -> None:
+    src, _remote, proj = recorded
+    git(proj, "checkout", "-q", "-b", "other")
+    (src / "d00/extra-b.txt").write_bytes(b"b\n")
+    gd(proj, "dataset", "add", "raw", src.as_uri())
+    git(proj, "commit", "-q", "-m", "b")
+    git(proj, "checkout", "-q", "-")
+    (src / "d00/extra-a.txt").write_bytes(b"a\n")
+    (src / "d00/extra-b.txt").unlink()
+    gd(proj, "dataset", "add", "raw", src.as_uri())
+    git(proj, "commit", "-q", "-m", "a")
+    git(proj, "merge", "-q", "-m", "merge", "other")
+    paths = {r["path"] for r in _status(proj)}
+    assert {"data/raw/d00/extra-a.txt", "data/raw/d00/extra-b.txt"} <= paths and len(paths) == N + 2
+
+
+def test_branches_that_record_one_file_differently_conflict(recorded) -> None:
+    src, _remote, proj = recorded
+    git(proj, "checkout", "-q", "-b", "other")
+    (src / "d00/f00001.txt").write_bytes(b"version b\n")
+    gd(proj, "update", "raw")
+    git(proj, "commit", "-q", "-m", "b")
+    git(proj, "checkout", "-q", "-")
+    (src / "d00/f00001.txt").write_bytes(b"version a, longer\n")
+    gd(proj, "update", "raw")
+    git(proj, "commit", "-q", "-m", "a")
+    proc = run("git", "merge", "-m", "merge", "other", cwd=proj, check=False)
+    assert proc.returncode != 0
+    said = proc.stdout.decode() + proc.stderr.decode()
+    assert "data/raw/d00/f00001.txt" in said and "differently in the dataset's manifest" in said
+
+
+# -- hostile manifests ----------------------------------------------------------------
+
+
+def _forge(proj: Path, remote: Path, lines: list[bytes]) -> None:
+    """Commit a manifest object of our own making (as a collaborator could), pushed to the data remote."""
+    from gitdata.hashing import oid_of_file
+
+    blob = gzip.compress(b"".join(lines), mtime=0)
+    tmp = proj.parent / "forged.gz"
+    tmp.write_bytes(blob)
+    oid, size = oid_of_file(str(tmp), "xxh128")
+    pointer = mf.manifest_pointer(oid, size, len(lines) - 1)
+    (proj / "data/raw/.gitdata-manifest").write_bytes(pointer.encode())
+    from gitdata.storage import oid_to_key
+
+    key = remote / oid_to_key(oid)
+    key.parent.mkdir(parents=True, exist_ok=True)
+    key.write_bytes(blob)
+    git(proj, "add", "data/raw/.gitdata-manifest")
+
+
+def test_a_manifest_that_names_a_path_outside_its_folder_is_refused(tmp_path: Path) -> None:
+    src = _source(tmp_path / "src", 3)
+    remote = tmp_path / "remote"
+    proj = _project(tmp_path / "proj", remote, threshold=1)
+    gd(proj, "dataset", "add", "raw", src.as_uri())
+    (src / "x").write_bytes(b"hostile")
+    _forge(proj, remote, _lines({"path": "../../.git/hooks/post-checkout", "size": 7, "source": src.as_uri() + "/x"}))
+    proc = run("git", "data", "dataset", "stage", "raw", cwd=proj, check=False)
+    assert proc.returncode == 1
+    assert "manifest line 2" in proc.stderr.decode() and "'..' part" in proc.stderr.decode()
+    assert not (proj / ".git/hooks/post-checkout").exists()
+    proc = run("git", "data", "status", "raw", cwd=proj, check=False)
+    assert proc.returncode == 1 and "manifest line 2" in proc.stderr.decode()
+
+
+def test_a_manifest_object_that_is_not_what_the_pointer_names_is_refused(recorded, tmp_path: Path) -> None:
+    _src, remote, proj = recorded
+    bare = tmp_path / "bare.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    git(proj, "push", "-q", str(bare), "HEAD:main")
+    from gitdata.storage import oid_to_key
+
+    oid = (proj / "data/raw/.gitdata-manifest").read_text().split("oid ")[1].split()[0]
+    obj = remote / oid_to_key(oid)
+    data = bytearray(obj.read_bytes())
+    data[-20] ^= 0xFF  # tampered with on the bucket
+    obj.write_bytes(bytes(data))
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "-b", "main", str(bare), str(clone))
+    proc = run("git", "data", "status", "raw", cwd=clone, check=False)
+    assert proc.returncode == 1 and f"refused object {oid}" in proc.stderr.decode()
+
+
+# -- a real object store: versions are recorded in the manifest and pinned -------------------
+
+
+def test_versions_in_the_manifest_are_read_pinned(versioned_moto_backend, tmp_path: Path) -> None:
+    be = versioned_moto_backend
+    fs = be.fs()
+    for i in range(30):
+        fs.pipe_file(be.key_path(f"k/{i:02d}.txt"), f"v1 {i}\n".encode())
+    proj = _project(tmp_path / "proj", tmp_path / "remote", threshold=10)
+    gd(proj, "dataset", "add", "raw", be.url, *[a for k, v in be.options.items() for a in ("-o", f"{k}={v}")])
+    git(proj, "commit", "-q", "-m", "register")
+    fs.pipe_file(be.key_path("k/07.txt"), b"v2 overwritten\n")
+    out = run("python", "-c", "import gitdata; print(gitdata.open('data/raw/k/07.txt').read().decode(), end='')",
+              cwd=proj).stdout.decode()
+    assert out == "v1 7\n"  # the recorded version, not what the key holds now
+    rows = {r["path"]: r["remote"] for r in _status(proj, "--remote")}
+    assert rows["data/raw/k/07.txt"] == "changed" and rows["data/raw/k/08.txt"] == "unchanged"
+    gd(proj, "dataset", "stage", "raw", "--include", "k/07.txt")
+    assert (proj / "data/raw/k/07.txt").read_bytes() == b"v1 7\n"
