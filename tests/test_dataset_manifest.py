@@ -337,3 +337,42 @@ def test_versions_in_the_manifest_are_read_pinned(versioned_moto_backend, tmp_pa
     assert rows["data/raw/k/07.txt"] == "changed" and rows["data/raw/k/08.txt"] == "unchanged"
     gd(proj, "dataset", "stage", "raw", "--include", "k/07.txt")
     assert (proj / "data/raw/k/07.txt").read_bytes() == b"v1 7\n"
+
+
+# -- verify and copy rewrite the manifest ---------------------------------------------
+
+
+def _small(tmp_path: Path, n: int = 40) -> tuple[Path, Path]:
+    src = _source(tmp_path / "src", n)
+    proj = _project(tmp_path / "proj", tmp_path / "remote", threshold=10)
+    gd(proj, "dataset", "add", "raw", src.as_uri())
+    git(proj, "commit", "-q", "-m", "register")
+    return src, proj
+
+
+def _records(proj: Path) -> dict[str, dict]:
+    return {c["path"]: c["after"] for c in json.loads(gd(proj, "diff", "--json", "HEAD"))}
+
+
+def test_verify_records_source_oids_in_the_manifest(tmp_path: Path) -> None:
+    _src, proj = _small(tmp_path)
+    report = json.loads(gd(proj, "dataset", "verify", "raw", "--json"))
+    assert len(report["recorded"]) == 40
+    after = _records(proj)
+    assert len(after) == 40 and all(r["source-oid"].startswith("xxh128:") for r in after.values())
+    assert git(proj, "ls-files", "data/raw").split() == ["data/raw/.gitdata-manifest"]
+    again = json.loads(gd(proj, "dataset", "verify", "raw", "--json"))
+    assert again["recorded"] == {} and len(again["unchanged"]) == 40
+
+
+def test_copy_points_the_manifest_at_the_copies(tmp_path: Path) -> None:
+    src, proj = _small(tmp_path)
+    mine = tmp_path / "mine"
+    gd(proj, "dataset", "copy", "raw", "--to-storage", mine.as_uri())
+    after = _records(proj)
+    assert len(after) == 40 and all(r["source"].startswith(mine.as_uri()) for r in after.values())
+    assert all(r["origin-source"].startswith(src.as_uri()) for r in after.values())
+    git(proj, "commit", "-q", "-am", "copied")
+    code = "import gitdata; print(gitdata.open('data/raw/d00/f00003.txt').read().decode(), end='')"
+    (src / "d00/f00003.txt").unlink()  # the original is gone: the copy is read
+    assert run("python", "-c", code, cwd=proj).stdout.decode() == "object 3\n"

@@ -38,6 +38,7 @@ from ..storage import ObjectStore, Storage, StorageError, normalize_url, oid_to_
 from ..storage.errors import userinfo_problem
 from ..storage.fingerprint import Fingerprint, compare, is_plain_md5_etag
 from . import model as ds_mod
+from . import objects
 from .download import check_registered_size
 from .modes import RemoteChanged, StageError, _expected_md5, current_mode
 
@@ -336,6 +337,8 @@ def _record(
     """Point the dataset at the target: new pointers for registered files, ``.gitdata``."""
     registered = [i for i in items if i.src_root is not None]
     changed = []
+    manifest = ds_mod.recorded_manifest(project, ds)
+    recorded: dict[str, Pointer] = {}
     if registered:
         moved = ds_mod.Dataset(name=ds.name, path=ds.path, option_lines=option_lines, sources=[ds_mod.Source(url)])
         now = dict(ds_mod.list_source(project, moved, url)[1])
@@ -344,9 +347,14 @@ def _record(
             if fp is None:
                 raise CopyError(f"{url}/{item.key} was copied but is not listed there; run the copy again")
             pointer = copied_pointer(item.found.pointer, f"{url}/{item.key}", fp)
+            if manifest is not None:
+                recorded[item.found.path] = pointer
+                continue
             full = os.path.join(project.root, item.found.path)
             ds_mod.write_small(full, pointer.encode())
             changed.append(item.found.path)
+    if manifest is not None and recorded:
+        changed.append(objects.rewrite_manifest(project, ds, manifest, recorded))
     cfg = config_mod.ConfigFile(project.repo)
     keys = project.config.sections("dataset").get(ds.name, {})
     items_out: dict[str, str | list[str]] = {"source": url, "storage": f"{url}/{OWN_PREFIX}"}

@@ -9,7 +9,6 @@ from ..errors import GitDataError
 from ..pointer import Pointer, PointerError
 from ..project import Project
 from ..statusrows import CHANGED, DELETED, MODIFIED, NEW, UNCHECKED, StatusOptions
-from . import manifest as mf
 from . import model as ds_mod
 from . import objects
 from .register import registered_pointer
@@ -100,7 +99,10 @@ def update(
     project.state.forget_staged(report.changed + report.deleted)
     if manifest is not None:
         if recorded or report.deleted:
-            _rewrite_manifest(project, ds, manifest, recorded, set(report.deleted))
+            # staged in the index at once (review it with `git data diff`): a manifest's
+            # pointer is not text a user can review
+            path = objects.rewrite_manifest(project, ds, manifest, recorded, report.deleted)
+            ds_mod.git_add(project, [path], pointers=True)
     elif report.added:
         ds_mod.git_add(project, report.added, intent_only=True, pointers=True)
     return report
@@ -110,15 +112,3 @@ def _drop_staged_copy(full: str) -> None:
     """A manifest's file staged in place, now recorded anew: back to not staged (stage again)."""
     if os.path.isfile(full) and not os.path.islink(full):
         os.unlink(full)
-
-
-def _rewrite_manifest(
-    project: Project, ds: ds_mod.Dataset, old: Pointer, recorded: dict[str, Pointer], deleted: set[str]
-) -> None:
-    """The dataset's manifest with ``recorded`` replacing (or adding) and ``deleted`` gone; staged in the
-    index at once (review it with `git data diff`), as the pointer of a manifest is not reviewable text."""
-    gone = {ds.rel(p) for p in deleted}
-    kept = (e for e in objects.read_manifest(project, ds, old) if e.path not in gone)
-    fresh = sorted((mf.Entry(ds.rel(p), ptr) for p, ptr in recorded.items()), key=lambda e: e.path.encode())
-    pointer = objects.write_manifest(project, mf.merge(kept, fresh))
-    ds_mod.git_add(project, [objects.write_pointer_file(project, ds, pointer)], pointers=True)

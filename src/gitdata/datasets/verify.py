@@ -42,6 +42,7 @@ from ..storage import Storage
 from ..storage.fingerprint import Fingerprint, compare
 from ..transfer import run_parallel
 from . import model as ds_mod
+from . import objects
 from .modes import _expected_md5, current_mode
 
 #: The pointer key that records the oid of a registered source's bytes.
@@ -286,6 +287,9 @@ def record(project: Project, p: Plan, results: Iterable[Result]) -> VerifyReport
     staged_new: list[tuple[str, str, bytes]] = []
     results = sorted(results, key=lambda r: r.path)
     staged = project.state.staged_records([r.path for r in results if r.oid])
+    ds = ds_mod.get(project, report.dataset)
+    manifest = ds_mod.recorded_manifest(project, ds)
+    in_manifest: dict[str, Pointer] = {}  # new records of a dataset its manifest records
     for r in results:
         if r.oid is None:
             (report.changed if r.problem == "changed" else report.failed)[r.path] = r.reason or "failed"
@@ -309,7 +313,17 @@ def record(project: Project, p: Plan, results: Iterable[Result]) -> VerifyReport
             report.failed[r.path] = f"could not record the oid: {err}"
             continue
         full = os.path.join(project.root, r.path)
-        if ds_mod.read_pointer_file(full) == old:
+        if manifest is not None and (not os.path.lexists(full) or r.path in staged):
+            if r.path in staged and staged[r.path][0] != r.oid:
+                report.kept[r.path] = (
+                    f"the staged copy is not the source's bytes ({staged[r.path][0]}, the source has "
+                    f"{r.oid}); unstage the dataset and verify again"
+                )
+                continue
+            in_manifest[r.path] = new
+            if r.path in staged:
+                staged_new.append((r.path, r.oid, data))
+        elif manifest is None and ds_mod.read_pointer_file(full) == old:
             ds_mod.write_small(full, data)
             texts.append(r.path)
         elif r.path in staged and staged[r.path][1] == old.encode() and staged[r.path][0] == r.oid:
@@ -327,6 +341,10 @@ def record(project: Project, p: Plan, results: Iterable[Result]) -> VerifyReport
         report.bytes += old.size or 0
     if staged_new:
         project.state.record_staged(staged_new)
+    if manifest is not None:
+        if in_manifest:
+            ds_mod.git_add(project, [objects.rewrite_manifest(project, ds, manifest, in_manifest)], pointers=True)
+        return report
     ds_mod.git_add(project, texts, pointers=True)
     if staged_new:
         # the index's stat data says "unchanged": only a fresh clean (which now
