@@ -376,3 +376,23 @@ def test_copy_points_the_manifest_at_the_copies(tmp_path: Path) -> None:
     code = "import gitdata; print(gitdata.open('data/raw/d00/f00003.txt').read().decode(), end='')"
     (src / "d00/f00003.txt").unlink()  # the original is gone: the copy is read
     assert run("python", "-c", code, cwd=proj).stdout.decode() == "object 3\n"
+
+
+def test_a_manifest_dataset_mounts_and_unmounts(tmp_path: Path) -> None:
+    import shutil
+
+    if not os.path.exists("/dev/fuse") or not shutil.which("fusermount3"):
+        pytest.skip("FUSE is not usable here")
+    _src, proj = _small(tmp_path)
+    gd(proj, "dataset", "stage", "raw", "--mount")
+    try:
+        folder = proj / "data/raw"
+        assert sorted(os.listdir(folder)) == ["d00"]  # the recorded files, not the manifest's pointer
+        assert len(os.listdir(folder / "d00")) == 40
+        assert (folder / "d00/f00039.txt").read_bytes() == b"object 39\n"
+        assert git(proj, "status", "--porcelain") == ""
+        assert {r["local"] for r in _status(proj)} == {"staged"}
+    finally:
+        gd(proj, "unmount", "raw")
+    assert sorted(os.listdir(proj / "data/raw")) == [".gitdata-manifest"]
+    assert git(proj, "status", "--porcelain") == ""

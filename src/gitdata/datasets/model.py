@@ -411,13 +411,7 @@ def split_source(ds: Dataset, object_url: str, path: str = "") -> tuple[str, str
 def files(project: Project, ds: Dataset) -> list[Found]:
     """The dataset's files, by path: pointers in the index under its folder, and the
     files its manifest records (``.gitdata-manifest``, see :mod:`.manifest`) in their place."""
-    scan = scan_index(project.repo)
-    if scan.malformed:
-        bad = {p: r for p, r in scan.malformed.items() if ds.contains(p)}
-        if bad:
-            path, reason = next(iter(bad.items()))
-            raise PointerError(f"{path}: malformed gitdata pointer: {reason}")
-    mine = [f for f in scan.found if ds.contains(f.path)]
+    mine = index_files(project, ds)
     manifest = objects.manifest_pointer_of(project, ds, mine)
     if manifest is None:
         return sorted(mine, key=lambda f: f.path)
@@ -425,6 +419,17 @@ def files(project: Project, ds: Dataset) -> list[Found]:
     seen = {f.path for f in listed}
     own = [f for f in mine if f.path != objects.manifest_path(ds) and f.path not in seen]
     return sorted(listed + own, key=lambda f: f.path)
+
+
+def index_files(project: Project, ds: Dataset) -> list[Found]:
+    """The pointers in git's index under the dataset folder (a manifest's pointer, not its files)."""
+    scan = scan_index(project.repo)
+    if scan.malformed:
+        bad = {p: r for p, r in scan.malformed.items() if ds.contains(p)}
+        if bad:
+            path, reason = next(iter(bad.items()))
+            raise PointerError(f"{path}: malformed gitdata pointer: {reason}")
+    return sorted((f for f in scan.found if ds.contains(f.path)), key=lambda f: f.path)
 
 
 def recorded_manifest(project: Project, ds: Dataset) -> Pointer | None:

@@ -72,7 +72,7 @@ def mount(project: Project, name: str, environ: Mapping[str, str] | None = None,
     if cur_mode in ("location", "existing") or (cur_mode != "mount" and modes.has_content(project, ds)):
         # `dataset stage --mount` unstages first (gitdata.datasets.staging), keeping changed files
         raise MountError(f"dataset {name!r} is staged ({cur_mode or 'copy'}); unstage it first")
-    found = ds_mod.files(project, ds)
+    found = ds_mod.index_files(project, ds)  # git's entries: a manifest's pointer, not its files
     parent = ds.path.rpartition("/")[0]
     safepath.checked_dir(project.root, parent, what=f"dataset {name!r}")  # no foreign link on the way
     folder = os.path.join(project.root, ds.path)
@@ -166,6 +166,6 @@ def unmount(project: Project, name: str, *, force: bool = False) -> bool:
     if st is not None:
         runner.stop(project, st, force=force)
     ds = ds_mod.get(project, name)
-    _restore(project, ds, ds_mod.files(project, ds))
+    _restore(project, ds, ds_mod.index_files(project, ds))
     modes.set_mode(project, name, None)
     return True
