@@ -42,7 +42,7 @@ class PointerError(GitDataError):
     """A blob that claims to be a pointer but is not a valid one."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Pointer:
     """The per-file facts a pointer records.
 

@@ -9,7 +9,7 @@ from .git.repo import Repo
 from .pointer import MAGIC, MAX_SIZE, Pointer, PointerError, parse
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Found:
     path: str
     pointer: Pointer

@@ -39,7 +39,7 @@ class StatusOptions:
     remote: bool = False  # compare with the remotes (listings only)
 
 
-@dataclass
+@dataclass(slots=True)
 class StatusRow:
     section: str  # "datasets", ...
     name: str  # the dataset (or storage) the file belongs to
@@ -51,7 +51,7 @@ class StatusRow:
     current: Fingerprint | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, object]:
-        return {k: v for k, v in self.__dict__.items() if k != "current"}
+        return {k: getattr(self, k) for k in _ROW_FIELDS}
 
     @property
     def notable(self) -> bool:
@@ -61,3 +61,4 @@ class StatusRow:
         )
 
 
+_ROW_FIELDS = tuple(f for f in StatusRow.__dataclass_fields__ if f != "current")

@@ -25,11 +25,12 @@ from a clone or a bucket: untrusted input).
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from ..errors import GitDataError
-from ..pointer import MANIFEST_KEY, Pointer, PointerError
+from ..pointer import MANIFEST_KEY, MAX_SIZE, VERSION_LINE, Pointer, PointerError
 from ..safepath import UnsafePath, check_relpath
 
 #: The pointer file's name inside the dataset folder.
@@ -40,6 +41,10 @@ FORMAT = "gitdata-manifest/1"
 KEY = MANIFEST_KEY
 #: The pointer key with the number of files the manifest records (shown without reading it).
 COUNT_KEY = "files"
+
+
+_POINTER_HEAD = VERSION_LINE + b"\n"
+_decode = json.JSONDecoder().decode
 
 
 class ManifestError(GitDataError):
@@ -95,8 +100,9 @@ def parse(lines: Iterable[bytes]) -> Iterator[Entry]:
             f"not a {FORMAT} manifest (first line {first[:80]!r}); a newer git data may have written it"
         )
     last = b""
+    folders: set[str] = set()  # folders whose path was checked already (lines come sorted: few)
     for n, line in enumerate(it, start=2):
-        entry = _entry(line, n)
+        entry = _entry(line, n, folders)
         key = entry.path.encode()
         if key <= last:
             raise ManifestError(f"manifest line {n}: {entry.path!r} is out of order or repeated")
@@ -104,10 +110,10 @@ def parse(lines: Iterable[bytes]) -> Iterator[Entry]:
         yield entry
 
 
-def _entry(line: bytes, n: int) -> Entry:
+def _entry(line: bytes, n: int, folders: set[str]) -> Entry:
     try:
-        record = json.loads(line)
-    except ValueError as err:
+        record = _decode(line.decode("utf-8"))
+    except ValueError as err:  # (UnicodeDecodeError is one)
         raise ManifestError(f"manifest line {n}: not JSON ({err})") from err
     if not isinstance(record, dict):
         raise ManifestError(f"manifest line {n}: not an object")
@@ -116,15 +122,27 @@ def _entry(line: bytes, n: int) -> Entry:
         raise ManifestError(f"manifest line {n}: no path")
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise ManifestError(f"manifest line {n}: {path!r} has no valid size")
+    folder, _, name = path.rpartition("/")
     try:
-        check_relpath(path, "manifest path")
+        if folder and folder not in folders:
+            check_relpath(folder, "manifest path")
+            folders.add(folder)
+        check_relpath(name, "manifest path")
     except UnsafePath as err:
-        raise ManifestError(f"manifest line {n}: {err}") from err
-    if any(not isinstance(v, str) for v in record.values()):
-        raise ManifestError(f"manifest line {n}: {path!r}: every key but path and size takes a string")
+        raise ManifestError(f"manifest line {n}: {path!r}: {err}") from err
+    if path == NAME:
+        raise ManifestError(f"manifest line {n}: {path!r} is the manifest's own pointer file")
+    extra = {}
+    length = len(_POINTER_HEAD) + len(str(size)) + 6
+    for k, v in record.items():
+        if not isinstance(v, str):
+            raise ManifestError(f"manifest line {n}: {path!r}: every key but path and size takes a string")
+        extra[sys.intern(k)] = v  # a million lines share a handful of keys
+        length += len(k) + len(v.encode("utf-8", "surrogateescape")) + 2
+    if length >= MAX_SIZE:
+        raise ManifestError(f"manifest line {n}: {path!r}: its pointer would be over {MAX_SIZE} bytes")
     try:
-        pointer = Pointer.make(None, size, record)
-        pointer.encode()
+        pointer = Pointer.make(None, size, extra)
     except PointerError as err:
         raise ManifestError(f"manifest line {n}: {path!r}: {err}") from err
     return Entry(path, pointer)
