@@ -166,6 +166,23 @@ def test_below_the_threshold_pointer_files_stay(tmp_path: Path) -> None:
     assert len(files) == 20 and "data/raw/.gitdata-manifest" not in files
 
 
+def test_crossing_the_threshold_moves_pointer_files_into_the_manifest(tmp_path: Path) -> None:
+    src = _source(tmp_path / "src", 20)
+    proj = _project(tmp_path / "proj", tmp_path / "remote", threshold=30)
+    gd(proj, "dataset", "add", "raw", src.as_uri())
+    git(proj, "commit", "-q", "-m", "20 pointer files")
+    assert len(git(proj, "ls-files", "data/raw").split()) == 20
+    for i in range(20, 40):  # 20 more (the first 20 untouched)
+        (src / f"d00/f{i:05d}.txt").write_bytes(f"object {i}\n".encode())
+    gd(proj, "dataset", "add", "raw", src.as_uri())
+    assert git(proj, "ls-files", "data/raw").split() == ["data/raw/.gitdata-manifest"]
+    assert sorted(os.listdir(proj / "data/raw")) == [".gitdata-manifest"]
+    assert len(_status(proj)) == 40
+    added = gd(proj, "diff").splitlines()  # the 20 that moved are not changes
+    assert len(added) == 20 and all(line.startswith("A\t") for line in added)
+    assert "A\tdata/raw/d00/f00020.txt" in added and "A\tdata/raw/d00/f00019.txt" not in added
+
+
 def test_clone_fetches_the_manifest_and_everything_reads_through_it(recorded, tmp_path: Path) -> None:
     src, remote, proj = recorded
     bare = tmp_path / "bare.git"

@@ -23,6 +23,7 @@ from .model import (
     _check_url_has_no_userinfo,
     forget_index_entries,
     git_add,
+    index_files,
     list_source,
     read_pointer_file,
     recorded_manifest,
@@ -165,7 +166,8 @@ def _register_in_manifest(
     report.unchanged = sum(1 for e in new if before.get(e.path) == e.pointer)
     report.total_size = sum(p.size or 0 for _path, p in planned)
     report.files = [path for path, _p in planned]
-    stale = [path for path, _p in planned if path not in before and read_pointer_file(os.path.join(project.root, path)) is not None]
+    own = {f.path for f in index_files(project, ds)}  # per-file pointers beside (or before) the manifest
+    stale = [path for path, _p in planned if path in own]
     if old is None:
         entries = iter(new)
     else:
@@ -174,8 +176,14 @@ def _register_in_manifest(
     path = objects.write_pointer_file(project, ds, pointer)
     if stale:  # per-file pointers of these paths: the manifest records them now
         forget_index_entries(project, stale)
+        folder = os.path.join(project.root, ds.path)
         for p in stale:
-            os.unlink(os.path.join(project.root, p))
+            full = os.path.join(project.root, p)
+            os.unlink(full)
+            parent = os.path.dirname(full)
+            while parent != folder and parent.startswith(folder + os.sep) and not os.listdir(parent):
+                os.rmdir(parent)
+                parent = os.path.dirname(parent)
     git_add(project, [path], pointers=True)
 
 
