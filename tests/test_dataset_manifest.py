@@ -413,3 +413,16 @@ def test_a_manifest_dataset_mounts_and_unmounts(tmp_path: Path) -> None:
         gd(proj, "unmount", "raw")
     assert sorted(os.listdir(proj / "data/raw")) == [".gitdata-manifest"]
     assert git(proj, "status", "--porcelain") == ""
+
+
+def test_a_line_longer_than_the_limit_is_refused_before_it_fills_memory() -> None:
+    import io
+
+    from gitdata.datasets import objects
+
+    huge = b'{"path": "a", "size": 1, "source": "' + b"x" * (objects.MAX_LINE * 4) + b'"}\n'
+    with gzip.GzipFile(fileobj=io.BytesIO(gzip.compress(b"".join(_lines()) + huge)), mode="rb") as gz:
+        lines = objects._lines(gz, "xxh128:" + "0" * 32)
+        assert next(lines).startswith(b'{"format"')
+        with pytest.raises(mf.ManifestError, match="longer than 65536 bytes"):
+            next(lines)
