@@ -426,3 +426,20 @@ def test_a_line_longer_than_the_limit_is_refused_before_it_fills_memory() -> Non
         assert next(lines).startswith(b'{"format"')
         with pytest.raises(mf.ManifestError, match="longer than 65536 bytes"):
             next(lines)
+
+
+def test_a_listing_of_several_pages_is_streamed_in_order(versioned_moto_backend) -> None:
+    """1,200 keys: two ListObjectVersions pages, read one page at a time (nothing kept in
+    s3fs's listing cache), in key order, each the latest version."""
+    from gitdata.storage import Storage
+
+    be = versioned_moto_backend
+    fs = be.fs()
+    fs.pipe({be.key_path(f"p/{i:04d}"): b"x" for i in range(1200)})
+    fs.pipe_file(be.key_path("p/0007"), b"second version")
+    storage = Storage(be.url, {**be.options, "version_aware": True})
+    listed = list(storage.list("p"))
+    assert [k for k, _fp in listed] == [f"p/{i:04d}" for i in range(1200)]
+    assert dict(listed)["p/0007"].size == len(b"second version")
+    assert all(fp.version_id for _k, fp in listed)
+    assert not storage.fs.dircache  # streamed, not cached whole

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -42,6 +42,13 @@ class Adapter:
         """Copy ``src_path`` (that version, if given) to ``dst_path`` inside the
         service (where ``capabilities.server_copy_max`` says it can)."""
         raise NotImplementedError
+
+    def list_pages(self, fs: Any, path: str) -> Iterator[Callable[[], list[dict[str, Any]]]] | None:
+        """A streamed listing of every object under ``path``, sorted by path: a
+        callable per page (the caller retries each) giving info dicts with
+        ``name`` and the fields :func:`gitdata.storage.fingerprint.from_info`
+        reads. None: this backend has none (``fs.find`` lists it whole)."""
+        return None
 
     @contextmanager
     def open_write(self, fs: Any, rpath: str) -> Iterator[BinaryIO]:
@@ -134,6 +141,40 @@ class S3Adapter(Adapter):
         open_takes_size=True,
         server_copy_max=5 << 30,  # one CopyObject takes up to 5 GiB
     )
+
+    def list_pages(self, fs: Any, path: str) -> Iterator[Callable[[], list[dict[str, Any]]]] | None:
+        # ListObjectsV2 (ListObjectVersions, the latest of each, on a version-aware
+        # filesystem) page by page: a million keys never sit in memory at once, nor in
+        # s3fs's listing cache, as fs.find(detail=True) keeps them. S3 sorts keys by
+        # their UTF-8 bytes.
+        bucket, _, key = path.strip("/").partition("/")
+        versions = bool(getattr(fs, "version_aware", False))
+        method = "list_object_versions" if versions else "list_objects_v2"
+        kw: dict[str, Any] = {"Bucket": bucket, "Prefix": key + "/" if key else ""}
+        state: dict[str, Any] = {"done": False}
+
+        def page() -> list[dict[str, Any]]:
+            out = fs.call_s3(method, **kw)
+            items = []
+            for c in out.get("Versions" if versions else "Contents", []):
+                if versions and not c.get("IsLatest"):
+                    continue
+                items.append({"name": f"{bucket}/{c['Key']}", "size": c.get("Size", 0), "ETag": c.get("ETag"),
+                              "LastModified": c.get("LastModified"), "VersionId": c.get("VersionId")})  # fmt: skip
+            if not out.get("IsTruncated"):
+                state["done"] = True
+            elif versions:
+                kw["KeyMarker"] = out.get("NextKeyMarker", "")
+                kw["VersionIdMarker"] = out.get("NextVersionIdMarker", "")
+            else:
+                kw["ContinuationToken"] = out["NextContinuationToken"]
+            return items
+
+        def pages() -> Iterator[Callable[[], list[dict[str, Any]]]]:
+            while not state["done"]:
+                yield page
+
+        return pages()
 
     def server_copy(self, fs: Any, src_path: str, dst_path: str, version_id: str | None) -> None:
         src_bucket, _, src_key = src_path.partition("/")

@@ -9,13 +9,13 @@ retries the whole (:func:`gitdata.retry.active`).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, BinaryIO, TypeVar
 
 from ..retry import RetryPolicy
 from ..retry import active as retry_active
 from .backends import Adapter, IncompleteUpload, adapter_for, adapter_for_protocol
-from .base import Capabilities, Storage, normalize_url
+from .base import TMP_PREFIX, Capabilities, Storage, normalize_url
 from .errors import AccessDenied, BackendMissing, UnsupportedURL, redact_url, translate
 from .fingerprint import Fingerprint, from_info
 
@@ -122,6 +122,26 @@ class FsspecStorage(Storage):
             return bool(self.fs.exists(self.path(key)))
         except Exception as err:
             raise self._err(err, f"check {key}") from err
+
+    def list(self, prefix: str = "") -> Iterator[tuple[str, Fingerprint]]:
+        pages = self._adapter.list_pages(self.fs, self.path(prefix))
+        if pages is None:
+            yield from super().list(prefix)
+            return
+        listed = False
+        for page in pages:
+            try:
+                items = page() if retry_active() else self.retrier.call(page)
+            except Exception as err:
+                raise self._err(err, f"list {prefix or '/'}") from err
+            for info in items:
+                path = info["name"]
+                listed = True
+                if path.rsplit("/", 1)[-1].startswith(TMP_PREFIX) or path.endswith("/"):
+                    continue
+                yield self.rel(path), from_info(info)
+        if not listed:  # nothing under it as a folder: the URL may name one object
+            yield from super().list(prefix)
 
     @_retried
     def _find(self, prefix: str) -> dict[str, Any]:
