@@ -17,7 +17,7 @@ from ..errors import GitDataError
 from ..git.repo import run_git
 from ..pointer import MAX_SIZE, Pointer, PointerError, is_pointer_like, parse
 from ..project import Project
-from ..scan import Found, scan_index
+from ..scan import Found, _scan_blobs, scan_index
 from ..storage import Storage, StorageError, normalize_url
 from ..storage.errors import AccessDenied, ObjectNotFound, StorageUnreachable, userinfo_problem
 from ..storage.fsspec import adapter_for_protocol
@@ -450,7 +450,8 @@ def manifest_files(project: Project, datasets: Iterable[Dataset]) -> dict[str, P
     if not wanted:
         return {}
     out = {}
-    for f in scan_index(project.repo).found:
+    # only these paths (one small git call), not a scan of the whole index: asked on every status
+    for f in _scan_blobs(project.repo, project.repo.ls_index(sorted(wanted))).found:
         name = wanted.get(f.path)
         if name is not None and manifest_mod.is_manifest_pointer(f.pointer):
             out[name] = f.pointer
