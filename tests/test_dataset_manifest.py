@@ -166,6 +166,24 @@ def test_below_the_threshold_pointer_files_stay(tmp_path: Path) -> None:
     assert len(files) == 20 and "data/raw/.gitdata-manifest" not in files
 
 
+def test_a_manifest_needs_somewhere_to_be_pushed(tmp_path: Path) -> None:
+    src = _source(tmp_path / "src", 20)
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    git(proj, "init", "-q")
+    gd(proj, "install")
+    git(proj, "config", "gitdata.manifestThreshold", "10")
+    gd(proj, "dataset", "create", "raw")
+    proc = run("git", "data", "dataset", "add", "raw", src.as_uri(), cwd=proj, check=False)
+    assert proc.returncode == 1
+    said = proc.stderr.decode()
+    assert "nowhere to push it" in said and "git data remote add" in said and "manifestThreshold 0" in said
+    assert not (proj / "data/raw").exists() or not os.listdir(proj / "data/raw")
+    git(proj, "config", "gitdata.manifestThreshold", "0")  # the way out it names
+    gd(proj, "dataset", "add", "raw", src.as_uri())
+    assert len(git(proj, "ls-files", "data/raw").split()) == 20
+
+
 def test_crossing_the_threshold_moves_pointer_files_into_the_manifest(tmp_path: Path) -> None:
     src = _source(tmp_path / "src", 20)
     proj = _project(tmp_path / "proj", tmp_path / "remote", threshold=30)

@@ -158,6 +158,14 @@ def _register_in_manifest(
     Per-file pointers of the same paths leave the index and the work tree:
     the manifest records them now.
     """
+    if not ds.storage and not project.remotes:
+        raise DatasetError(
+            f"dataset {ds.name}: {len(planned)} files are more than gitdata.manifestThreshold "
+            f"({objects.threshold(project)}), so they are recorded in one manifest, which is pushed like "
+            "data, and this project has nowhere to push it; add a data remote (`git data remote add NAME "
+            "URL`), or keep a pointer file per object (`git config gitdata.manifestThreshold 0`); "
+            "nothing was written"
+        )
     new = sorted((mf.Entry(ds.rel(path), p) for path, p in planned), key=lambda e: e.path.encode())
     before = {}
     if old is not None:
