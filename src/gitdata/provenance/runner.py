@@ -362,7 +362,7 @@ def _update_inputs(project: Project, rec: model.Record, changed: Iterable[str], 
             if not (ds.contains(path) or path == ds.path or ds.path.startswith(path + "/")):
                 continue
             sub = () if path == ds.path or ds.path.startswith(path + "/") else (path,)
-            report = status_mod.update(project, ds.name, sub)
+            report = ds_mod.update(project, ds.name, sub)
             if report.kept:
                 p, why = sorted(report.kept.items())[0]
                 raise RunError(f"{p}: {why}; commit or discard your change, then rerun {rec.name}")
