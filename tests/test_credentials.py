@@ -19,6 +19,7 @@ import pexpect
 import pytest
 
 from gitdata import credentials as cred
+from gitdata.credentials.gitcred import _git_env
 from gitdata.storage.errors import AccessDenied
 
 GOOD_KEY = "AKIDGOODKEY4242"
@@ -167,7 +168,7 @@ def test_secret_repr_hides_secret():
 
 
 def test_git_child_env_has_no_cloud_secret_and_never_prompts():
-    env = cred._git_env({"AWS_SECRET_ACCESS_KEY": "x", "AWS_SESSION_TOKEN": "y", "PATH": "/bin", "GIT_ASKPASS": "/bin/ask"})
+    env = _git_env({"AWS_SECRET_ACCESS_KEY": "x", "AWS_SESSION_TOKEN": "y", "PATH": "/bin", "GIT_ASKPASS": "/bin/ask"})
     assert "AWS_SECRET_ACCESS_KEY" not in env and "AWS_SESSION_TOKEN" not in env
     assert env["GIT_TERMINAL_PROMPT"] == "0" and env["GIT_ASKPASS"] == "" and env["PATH"] == "/bin"
 

@@ -209,7 +209,10 @@ def test_processes_are_started_only_where_that_is_the_job():
 #: whose job is the environment (the credential chain's providers, the
 #: processes we start). Everything else takes values as arguments.
 ENVIRON_ALLOWED = {
-    "credentials.py": "the provider chain reads AWS_*/GOOGLE_* as the SDKs do",
+    "credentials/target.py": "the provider chain reads AWS_*/GOOGLE_* as the SDKs do",
+    "credentials/gitcred.py": "the environment of `git credential`, without cloud secrets",
+    "credentials/store.py": "XDG_CONFIG_HOME, where the credentials file lives",
+    "credentials/resolve.py": "the provider chain's defaults (the process's own credentials)",
     "filters.py": "the filter process's entry (GIT_DATA_SKIP_SMUDGE, the expected-index file)",
     "refresh.py": "hands the expected-index file to git's filter in the child's environment",
     "remote/entry.py": "git-remote-s3data's entry point",
@@ -221,7 +224,7 @@ ENVIRON_ALLOWED = {
 }
 #: Where text may be printed directly: entry points that run without click.
 PRINT_ALLOWED = {
-    "credentials.py": "the terminal prompt (stderr)",
+    "credentials/session.py": "the terminal prompt (stderr)",
     "filters.py": "the filter process logs to stderr (git shows it)",
     "mount/serve.py": "the mount process's entry point",
     "mount/declared.py": "the owner's child process reports to the service on stdout",
