@@ -82,6 +82,12 @@ def test_click_only_in_the_cli():
     assert not offenders, f"click imported outside the CLI: {offenders}"
 
 
+def test_progress_is_drawn_only_in_the_cli():
+    offenders = [path.relative_to(SRC).as_posix() for path in SRC.rglob("*.py")
+                 if not path.relative_to(SRC).as_posix().startswith("cli/") and "rich" in _imports(path)]
+    assert not offenders, f"rich imported outside the CLI (report through gitdata.progress): {offenders}"
+
+
 def test_hook_files_match_what_install_writes():
     from gitdata.install import HOOKS
 
