@@ -141,12 +141,13 @@ def test_no_import_cycles_between_gitdata_modules():
 
 
 def test_feature_packages_export_what_docs_api_md_names():
+    import gitdata.credentials
     import gitdata.datasets
     import gitdata.remote
     import gitdata.storages
 
     api = (ROOT / "docs" / "api.md").read_text()
-    for pkg in (gitdata.datasets, gitdata.storages, gitdata.remote):
+    for pkg in (gitdata.datasets, gitdata.storages, gitdata.remote, gitdata.credentials):
         assert pkg.__all__, pkg.__name__
         missing = [n for n in pkg.__all__ if not hasattr(pkg, n)]
         assert not missing, f"{pkg.__name__}.__all__ names what it lacks: {missing}"
@@ -155,7 +156,8 @@ def test_feature_packages_export_what_docs_api_md_names():
         named = re.findall(r"`(\w+)`", row.split("|")[2])
         assert named and set(named) - {"model", "register", "modes", "download", "staging", "unstage", "read",
                                        "spec", "manifest", "listing", "engine", "status", "__all__",
-                                       "protocol", "bucket", "helper", "entry"} <= set(pkg.__all__), (
+                                       "protocol", "bucket", "helper", "entry",
+                                       "target", "gitcred", "store", "session", "resolve"} <= set(pkg.__all__), (
             f"docs/api.md names {pkg.__name__} functions it does not export")  # fmt: skip
 
 
