@@ -35,7 +35,9 @@ class Renderer(Protocol):
     (``enabled=None``: the renderer decides, e.g. by whether its output is a
     terminal)."""
 
-    def __call__(self, label: str, total: int, *, unit_bytes: bool, enabled: bool | None) -> Bar | None: ...
+    def __call__(
+        self, label: str, total: int, *, unit_bytes: bool, enabled: bool | None
+    ) -> Bar | None: ...
 
 
 _renderer: Renderer | None = None
@@ -54,7 +56,9 @@ class Progress:
 
     ``completed`` counts what was advanced (also when nothing is drawn)."""
 
-    def __init__(self, label: str, total: int, *, unit_bytes: bool, enabled: bool | None = None) -> None:
+    def __init__(
+        self, label: str, total: int, *, unit_bytes: bool, enabled: bool | None = None
+    ) -> None:
         self.completed = 0
         self._lock = threading.Lock()
         renderer = _renderer

@@ -25,7 +25,9 @@ class _RichBar:
         self._bar.stop()
 
 
-def rich_bar(label: str, total: int, *, unit_bytes: bool, enabled: bool | None, console: Any = None) -> Bar | None:
+def rich_bar(
+    label: str, total: int, *, unit_bytes: bool, enabled: bool | None, console: Any = None
+) -> Bar | None:
     """A byte or item bar on stderr (``console``: elsewhere), shown only when
     stderr is a terminal unless ``enabled`` says otherwise."""
     if enabled is None:

@@ -37,7 +37,6 @@ class CredentialsMissing(AccessDenied):
     """No source has credentials for a storage and nobody can be asked."""
 
 
-
 def _clone_overrides(project: Project, name: str | None, options: dict[str, Any]) -> dict[str, Any]:
     if not name:
         return options
@@ -212,7 +211,6 @@ def _prompt(url: str, target: Target, options: dict[str, Any], session: Session,
     else:
         session.say("git data: credentials not stored; they are used for this command only")
     return added
-
 
 
 # --------------------------------------------------------------------------

@@ -21,7 +21,6 @@ class InsecureCredentialsFile(CredentialsError):
     pass
 
 
-
 def credentials_path(environ: Mapping[str, str] | None = None) -> str:
     return os.path.join(_config_home(os.environ if environ is None else environ), "gitdata", "credentials")
 

@@ -23,7 +23,6 @@ class CredentialsError(GitDataError):
     pass
 
 
-
 @dataclass(frozen=True)
 class Target:
     """The place credentials are for: ``scheme://host/bucket`` (no secrets)."""
