@@ -26,6 +26,7 @@ if _TESTS_DIR not in sys.path:
     sys.path.insert(0, _TESTS_DIR)
 
 import servers  # noqa: E402
+from helpers import use_server_env  # noqa: E402
 from servers import (  # noqa: E402
     FakeGcsServer,
     GitDaemon,
@@ -397,8 +398,7 @@ def _make_backend(
         )  # fmt: skip
     else:  # pragma: no cover
         raise ValueError(kind)
-    for k, v in be.env.items():
-        monkeypatch.setenv(k, v)
+    use_server_env(monkeypatch, be)
     return be
 
 

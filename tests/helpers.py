@@ -51,6 +51,47 @@ def new_project(path: Path, remote_url: str | None = None, options: dict | None 
     return path
 
 
+def registered_project(path: Path, url: str, endpoint: str) -> Path:
+    """A fresh repository (branch main) with git data installed and dataset
+    ``field`` registered from ``url`` (an S3 prefix at ``endpoint``), committed."""
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    gd(path, "install", input=b"")
+    gd(path, "dataset", "create", "field", "-o", f"endpoint_url={endpoint}", input=b"")
+    gd(path, "dataset", "add", "field", url, input=b"")  # stdin not a terminal: never a prompt
+    git(path, "commit", "-qm", "register")
+    return path
+
+
+def use_server_env(monkeypatch, server) -> None:
+    """Put a test server's credentials (its ``env``: the AWS key pair) into
+    this test's environment; undone when the test ends."""
+    for k, v in server.env.items():
+        monkeypatch.setenv(k, v)
+
+
+def prompted(cwd, args: list[str], answers: list[tuple[str, str]], timeout: float = 30) -> tuple[int, str]:
+    """Run ``git-data ARGS`` on a pseudo-terminal, answering each prompt (a
+    regular expression) in turn; ``(exit status, transcript)``."""
+    import sys
+
+    import pexpect
+
+    gitdata = str(Path(sys.executable).parent / "git-data")
+    child = pexpect.spawn(gitdata, list(args), cwd=str(cwd), env=dict(os.environ), timeout=timeout)
+    for prompt, answer in answers:
+        child.expect(prompt)
+        child.sendline(answer)
+    child.expect(pexpect.EOF)
+    child.close()
+    return child.exitstatus, child.before.decode()
+
+
+def key_pair(server, secret: str | None = None) -> list[tuple[str, str]]:
+    """The answers to git data's credential prompt: the server's key, then ``secret`` (its own by default)."""
+    return [("Access key", server.key), ("Secret key", server.secret if secret is None else secret)]
+
+
 def write(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)

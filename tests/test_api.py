@@ -18,6 +18,7 @@ import pytest
 import gitdata
 import gitdata.api
 from gitdata.fs import CorruptData, GitDataFileSystem, ReadOnlyFileSystem, SourceChanged
+from helpers import registered_project, use_server_env
 
 
 def git(cwd, *args: str) -> str:
@@ -166,25 +167,13 @@ def test_pandas_and_pyarrow_read_through_gitdata(tmp_path, monkeypatch):
 # registered files: pinned versions, or SourceChanged
 
 
-def _registered_project(tmp_path: Path, url: str, endpoint: str) -> Path:
-    p = tmp_path / "reg"
-    p.mkdir()
-    git(p, "init", "-q", "-b", "main")
-    gd(p, "install")
-    gd(p, "dataset", "create", "field", "-o", f"endpoint_url={endpoint}")
-    gd(p, "dataset", "add", "field", url)
-    git(p, "commit", "-qm", "register")
-    return p
-
-
 def test_registered_file_pinned_to_its_version_on_moto(tmp_path, moto_server, versioned_moto_bucket, monkeypatch):
-    for k, v in moto_server.env.items():
-        monkeypatch.setenv(k, v)
+    use_server_env(monkeypatch, moto_server)
     import s3fs
 
     s3 = s3fs.S3FileSystem(endpoint_url=moto_server.endpoint, skip_instance_cache=True)
     s3.pipe_file(f"{versioned_moto_bucket}/raw/obs.csv", b"site,value\nA,1\n")
-    p = _registered_project(tmp_path, f"s3://{versioned_moto_bucket}/raw", moto_server.endpoint)
+    p = registered_project(tmp_path / "reg", f"s3://{versioned_moto_bucket}/raw", moto_server.endpoint)
     s3.pipe_file(f"{versioned_moto_bucket}/raw/obs.csv", b"site,value\nA,999\nB,5\n")  # overwritten
     with gitdata.open("data/field/obs.csv", repo=str(p)) as f:
         assert f.read() == b"site,value\nA,1\n"  # the recorded version
@@ -198,13 +187,12 @@ def test_registered_file_pinned_to_its_version_on_moto(tmp_path, moto_server, ve
 
 
 def test_registered_file_changed_without_versions_raises(tmp_path, rclone_server, rclone_bucket, monkeypatch):
-    for k, v in rclone_server.env.items():
-        monkeypatch.setenv(k, v)
+    use_server_env(monkeypatch, rclone_server)
     served = rclone_server.bucket_path(rclone_bucket)
     (served / "raw").mkdir(parents=True)
     (served / "raw" / "obs.csv").write_bytes(b"site,value\nA,1\n")
     rclone_server.flush_dir_cache()
-    p = _registered_project(tmp_path, f"s3://{rclone_bucket}/raw", rclone_server.endpoint)
+    p = registered_project(tmp_path / "reg", f"s3://{rclone_bucket}/raw", rclone_server.endpoint)
     with gitdata.open("data/field/obs.csv", repo=str(p)) as f:
         assert f.read() == b"site,value\nA,1\n"
     (served / "raw" / "obs.csv").write_bytes(b"site,value\nA,2,changed\n")
@@ -216,14 +204,13 @@ def test_registered_file_changed_without_versions_raises(tmp_path, rclone_server
 
 
 def test_range_read_transfers_only_what_it_needs(tmp_path, moto_server, moto_bucket, monkeypatch):
-    for k, v in moto_server.env.items():
-        monkeypatch.setenv(k, v)
+    use_server_env(monkeypatch, moto_server)
     import s3fs
 
     s3 = s3fs.S3FileSystem(endpoint_url=moto_server.endpoint, skip_instance_cache=True)
     big = os.urandom(64 << 20)
     s3.pipe_file(f"{moto_bucket}/raw/big.bin", big)
-    p = _registered_project(tmp_path, f"s3://{moto_bucket}/raw", moto_server.endpoint)
+    p = registered_project(tmp_path / "reg", f"s3://{moto_bucket}/raw", moto_server.endpoint)
     moto_server.reset_counts()
     with gitdata.open("data/field/big.bin", repo=str(p)) as f:
         f.seek(40 << 20)
@@ -233,13 +220,12 @@ def test_range_read_transfers_only_what_it_needs(tmp_path, moto_server, moto_buc
 
 
 def test_dataset_api_and_status(tmp_path, rclone_server, rclone_bucket, monkeypatch):
-    for k, v in rclone_server.env.items():
-        monkeypatch.setenv(k, v)
+    use_server_env(monkeypatch, rclone_server)
     served = rclone_server.bucket_path(rclone_bucket)
     (served / "raw").mkdir(parents=True)
     (served / "raw" / "a.csv").write_bytes(b"a\n")
     rclone_server.flush_dir_cache()
-    p = _registered_project(tmp_path, f"s3://{rclone_bucket}/raw", rclone_server.endpoint)
+    p = registered_project(tmp_path / "reg", f"s3://{rclone_bucket}/raw", rclone_server.endpoint)
     ds = gitdata.Dataset("field", repo=str(p))
     assert ds.path == "data/field" and ds.sources == [f"s3://{rclone_bucket}/raw"]
     files = ds.files()
@@ -331,12 +317,11 @@ def test_missing_credentials_raise_at_once_with_the_hint(tmp_path, moto_server, 
 
     import s3fs
 
-    for k, v in moto_server.env.items():
-        monkeypatch.setenv(k, v)
+    use_server_env(monkeypatch, moto_server)
     s3fs.S3FileSystem(endpoint_url=moto_server.endpoint, skip_instance_cache=True).pipe_file(
         f"{moto_bucket}/raw/a.csv", b"a\n"
     )
-    p = _registered_project(tmp_path, f"s3://{moto_bucket}/raw", moto_server.endpoint)
+    p = registered_project(tmp_path / "reg", f"s3://{moto_bucket}/raw", moto_server.endpoint)
     for k in moto_server.env:
         monkeypatch.delenv(k)
     t = time.monotonic()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from helpers import git, new_project, run
+from helpers import git, new_project, run, use_server_env
 
 
 def _env(srv):
@@ -10,8 +10,7 @@ def _env(srv):
 
 
 def test_remote_add_refuses_a_missing_bucket(tmp_path, moto_server, moto_bucket, monkeypatch):
-    for k, v in moto_server.env.items():
-        monkeypatch.setenv(k, v)
+    use_server_env(monkeypatch, moto_server)
     proj = new_project(tmp_path / "proj")
     ep = f"endpoint_url={moto_server.endpoint}"
     proc = run("git", "data", "remote", "add", "lab", "s3://no-such-bucket-x/p", "-o", ep, cwd=proj, check=False)
@@ -28,8 +27,7 @@ def test_remote_add_refuses_a_missing_bucket(tmp_path, moto_server, moto_bucket,
 
 
 def test_storage_add_refuses_a_missing_bucket(tmp_path, moto_server, moto_bucket, monkeypatch):
-    for k, v in moto_server.env.items():
-        monkeypatch.setenv(k, v)
+    use_server_env(monkeypatch, moto_server)
     proj = new_project(tmp_path / "proj")
     ep = f"endpoint_url={moto_server.endpoint}"
     proc = run("git", "data", "storage", "add", "res", "s3://no-such-bucket-y/r", "-o", ep, cwd=proj, check=False)

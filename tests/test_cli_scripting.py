@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from helpers import gd, git, new_project, run, write
+from helpers import gd, git, new_project, run, use_server_env, write
 
 
 def _data_project(tmp_path, daemon_repo):
@@ -38,8 +38,7 @@ def test_status_exit_code_for_files_outside_datasets(tmp_path, daemon_repo):
 
 
 def test_status_remote_exit_code_sees_a_changed_bucket(tmp_path, moto_server, moto_bucket, monkeypatch):
-    for k, v in moto_server.env.items():
-        monkeypatch.setenv(k, v)
+    use_server_env(monkeypatch, moto_server)
     client = moto_server.client()
     client.put_object(Bucket=moto_bucket, Key="raw/x.txt", Body=b"one")
     proj = new_project(tmp_path / "proj")

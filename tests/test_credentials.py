@@ -15,13 +15,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pexpect
 import pytest
 
 from gitdata import credentials as cred
+from gitdata.credentials.gitcred import _git_env
 from gitdata.storage.errors import AccessDenied
+from helpers import key_pair, prompted, use_server_env
 
 GOOD_KEY = "AKIDGOODKEY4242"
+#: The prompt that offers to store credentials typed at the terminal.
+STORE = r"Store credentials\? \(y/N\)"
 
 
 def run(*args: str, cwd=None, input: bytes | None = None, timeout: float = 60, env=None):
@@ -167,7 +170,7 @@ def test_secret_repr_hides_secret():
 
 
 def test_git_child_env_has_no_cloud_secret_and_never_prompts():
-    env = cred._git_env({"AWS_SECRET_ACCESS_KEY": "x", "AWS_SESSION_TOKEN": "y", "PATH": "/bin", "GIT_ASKPASS": "/bin/ask"})
+    env = _git_env({"AWS_SECRET_ACCESS_KEY": "x", "AWS_SESSION_TOKEN": "y", "PATH": "/bin", "GIT_ASKPASS": "/bin/ask"})
     assert "AWS_SECRET_ACCESS_KEY" not in env and "AWS_SESSION_TOKEN" not in env
     assert env["GIT_TERMINAL_PROMPT"] == "0" and env["GIT_ASKPASS"] == "" and env["PATH"] == "/bin"
 
@@ -259,34 +262,17 @@ def test_wrong_key_is_refused_clearly_and_nothing_is_written(hermetic_git_env, s
 def test_prompt_on_a_terminal_then_stored(hermetic_git_env, sh, server, bucket, tmp_path):
     home = hermetic_git_env
     p = make_project(tmp_path / "p", sh, {"origin": (f"s3://{bucket}/proj", server.endpoint)})
-    gitdata = str(Path(sys.executable).parent / "git-data")
 
     # 1. a wrong secret typed at the prompt: refused, nothing stored, nothing written
-    child = pexpect.spawn(gitdata, ["push"], cwd=str(p), env=dict(os.environ), timeout=30)
-    child.expect("Access key")
-    child.sendline(server.key)
-    child.expect("Secret key")
-    child.sendline("typed-wrong-secret")
-    child.expect(pexpect.EOF)
-    child.close()
-    transcript = child.before.decode()
-    assert child.exitstatus == 3
+    status, transcript = prompted(p, ["push"], key_pair(server, "typed-wrong-secret"))
+    assert status == 3
     assert "access denied" in transcript and "nothing was" in transcript
     assert "typed-wrong-secret" not in transcript
     assert not creds_file(home).exists() and objects_in(server, bucket) == []
 
     # 2. the right pair, not stored: the command works, nothing is kept
-    child = pexpect.spawn(gitdata, ["push"], cwd=str(p), env=dict(os.environ), timeout=30)
-    child.expect("Access key")
-    child.sendline(server.key)
-    child.expect("Secret key")
-    child.sendline(server.secret)
-    child.expect(r"Store credentials\? \(y/N\)")
-    child.sendline("")
-    child.expect(pexpect.EOF)
-    child.close()
-    transcript = child.before.decode()
-    assert child.exitstatus == 0, transcript
+    status, transcript = prompted(p, ["push"], [*key_pair(server), (STORE, "")])
+    assert status == 0, transcript
     assert "not stored" in transcript and "uploaded" in transcript
     assert server.secret not in transcript
     assert not creds_file(home).exists()
@@ -296,19 +282,10 @@ def test_prompt_on_a_terminal_then_stored(hermetic_git_env, sh, server, bucket, 
     (p / "b.bin").write_bytes(b"more")
     sh("git", "add", "b.bin", cwd=p)
     sh("git", "commit", "-qm", "b", cwd=p)
-    child = pexpect.spawn(gitdata, ["push"], cwd=str(p), env=dict(os.environ), timeout=30)
-    child.expect("Access key")
-    child.sendline(server.key)
-    child.expect("Secret key")
-    child.sendline(server.secret)
-    child.expect(r"Store credentials\? \(y/N\)")
-    child.sendline("y")
-    child.expect(r"Use these for every bucket at .*\? \(y/N\)")
-    child.sendline("")  # no: for this bucket only
-    child.expect(pexpect.EOF)
-    child.close()
-    transcript = child.before.decode()
-    assert child.exitstatus == 0, transcript
+    status, transcript = prompted(
+        p, ["push"], [*key_pair(server), (STORE, "y"), (r"Use these for every bucket at .*\? \(y/N\)", "")]
+    )  # no: for this bucket only
+    assert status == 0, transcript
     assert f"stored in {creds_file(home)}" in transcript
     assert server.secret not in transcript
     assert stat.S_IMODE(creds_file(home).stat().st_mode) == 0o600
@@ -438,8 +415,7 @@ def test_provider_chain_comes_first(hermetic_git_env, sh, server, bucket, tmp_pa
     env = {"AWS_ACCESS_KEY_ID": server.key, "AWS_SECRET_ACCESS_KEY": server.secret}
     sh.gd(p, "push", env=env)
     assert len(objects_in(server, bucket)) == 1
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", server.key)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", server.secret)
+    use_server_env(monkeypatch, server)
     rows = json.loads(sh.gd(p, "credentials", "ls", "--json").stdout)
     assert rows[0]["source"] == "provider" and rows[0]["key"] == ""
 
@@ -475,19 +451,11 @@ def test_gcs_token_file_resolution(hermetic_git_env, sh, tmp_path, monkeypatch):
 
 
 def test_set_on_a_terminal_hides_the_secret(hermetic_git_env, server, bucket, tmp_path):
-    gitdata = str(Path(sys.executable).parent / "git-data")
-    child = pexpect.spawn(
-        gitdata, ["credentials", "set", f"s3://{bucket}", "-o", f"endpoint_url={server.endpoint}"],
-        cwd=str(tmp_path), env=dict(os.environ), timeout=30,
+    status, transcript = prompted(
+        tmp_path, ["credentials", "set", f"s3://{bucket}", "-o", f"endpoint_url={server.endpoint}"],
+        [("Access key", server.key), (r"Secret key \(hidden\)", server.secret)],
     )  # fmt: skip
-    child.expect("Access key")
-    child.sendline(server.key)
-    child.expect(r"Secret key \(hidden\)")
-    child.sendline(server.secret)
-    child.expect(pexpect.EOF)
-    child.close()
-    transcript = child.before.decode()
-    assert child.exitstatus == 0, transcript
+    assert status == 0, transcript
     assert "(verified)" in transcript and server.secret not in transcript
     host = server.endpoint.split("//", 1)[1]
     assert cred.CredentialsFile().get(f"s3://{host}/{bucket}").secret == server.secret
@@ -498,20 +466,9 @@ def test_one_key_pair_for_every_bucket_at_an_endpoint(hermetic_git_env, sh, serv
     b1, b2 = server.make_bucket(f"one-{os.getpid()}"), server.make_bucket(f"two-{os.getpid()}")
     p1 = make_project(tmp_path / "p1", sh, {"origin": (f"s3://{b1}/proj", server.endpoint)})
     p2 = make_project(tmp_path / "p2", sh, {"origin": (f"s3://{b2}/proj", server.endpoint)})
-    gitdata = str(Path(sys.executable).parent / "git-data")
-    child = pexpect.spawn(gitdata, ["push"], cwd=str(p1), env=dict(os.environ), timeout=30)
-    child.expect("Access key")
-    child.sendline(server.key)
-    child.expect("Secret key")
-    child.sendline(server.secret)
-    child.expect(r"Store credentials\? \(y/N\)")
-    child.sendline("y")
-    child.expect(rf"Use these for every bucket at {re.escape(server.endpoint)}\? \(y/N\)")
-    child.sendline("y")
-    child.expect(pexpect.EOF)
-    child.close()
-    transcript = child.before.decode()
-    assert child.exitstatus == 0, transcript
+    every = rf"Use these for every bucket at {re.escape(server.endpoint)}\? \(y/N\)"
+    status, transcript = prompted(p1, ["push"], [*key_pair(server), (STORE, "y"), (every, "y")])
+    assert status == 0, transcript
     assert f"every bucket at {server.endpoint} stored in {creds_file(hermetic_git_env)}" in transcript
     assert server.secret not in transcript
     assert len(objects_in(server, b1)) == 1

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import use_server_env
 from servers import unique_name
 
 OBJECTS = {
@@ -251,8 +252,7 @@ def test_a_changed_origin_object_is_refused_for_that_file(rclone_server_factory,
 
 
 def test_copy_inside_one_service_moves_no_body_through_the_client(moto_server, tmp_path, monkeypatch):
-    for k, v in moto_server.env.items():
-        monkeypatch.setenv(k, v)
+    use_server_env(monkeypatch, moto_server)
     src, dst = unique_name("open"), unique_name("mine")
     moto_server.make_bucket(src, versioned=True)
     moto_server.make_bucket(dst)

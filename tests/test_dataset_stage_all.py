@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 
-from helpers import gd, git, new_project, run
+from helpers import gd, git, new_project, run, use_server_env
 
 
 def _project(tmp_path, moto_server, bucket, monkeypatch):
-    for k, v in moto_server.env.items():
-        monkeypatch.setenv(k, v)
+    use_server_env(monkeypatch, moto_server)
     client = moto_server.client()
     client.put_object(Bucket=bucket, Key="raw/a.txt", Body=b"raw a")
     client.put_object(Bucket=bucket, Key="raw/b.txt", Body=b"raw b")

@@ -15,7 +15,7 @@ from gitdata.datasets.verify import SOURCE_OID, Item, Sealed, Share
 from gitdata.datasets.verify_dask import split
 from gitdata.pointer import parse
 from gitdata.retry import RetryPolicy
-from helpers import gd, git, new_project, run, write
+from helpers import gd, git, new_project, run, use_server_env, write
 
 OBJECTS = {f"raw/d{i % 3}/f{i:02d}.bin": os.urandom(1000 + i) for i in range(12)}
 
@@ -27,8 +27,7 @@ def _oid(data: bytes) -> str:
 @pytest.fixture
 def creds(monkeypatch):
     def use(server):
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", server.key)
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", server.secret)
+        use_server_env(monkeypatch, server)
     return use
 
 

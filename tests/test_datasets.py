@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import use_server_env
+
 OBJECTS = {
     "a.txt": b"alpha\n",
     "b.txt": b"bravo bravo\n",
@@ -204,8 +206,7 @@ def _seed_moto(moto_server, bucket: str, objects: dict[str, bytes]) -> None:
 
 
 def test_register_2000_objects_without_download(moto_server, moto_bucket, monkeypatch, tmp_path):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", moto_server.key)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", moto_server.secret)
+    use_server_env(monkeypatch, moto_server)
     keys = [f"big/part{i % 40}/obj-{i:05d}.dat" for i in range(2000)]
     _seed_moto(moto_server, moto_bucket, {k: k.encode() for k in keys})
     moto_server.reset_counts()

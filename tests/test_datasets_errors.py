@@ -13,6 +13,7 @@ from gitdata import datasets as ds_mod
 from gitdata import datasets as stage_mod
 from gitdata.project import Project
 from gitdata.storage import BackendMissing, UnsupportedURL
+from helpers import use_server_env
 
 
 def run(cwd, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -80,8 +81,7 @@ def test_unsupported_scheme_names_scheme_or_package(root):
 
 
 def test_path_traversal_key_is_refused_and_nothing_written(moto_server, moto_bucket, monkeypatch, root, tmp_path):
-    for k, v in moto_server.env.items():
-        monkeypatch.setenv(k, v)
+    use_server_env(monkeypatch, moto_server)
     client = moto_server.client()
     client.put_object(Bucket=moto_bucket, Key="pre/ok.txt", Body=b"fine")
     client.put_object(Bucket=moto_bucket, Key="pre/sub/../../../evil.txt", Body=b"evil")

@@ -82,6 +82,12 @@ def test_click_only_in_the_cli():
     assert not offenders, f"click imported outside the CLI: {offenders}"
 
 
+def test_progress_is_drawn_only_in_the_cli():
+    offenders = [path.relative_to(SRC).as_posix() for path in SRC.rglob("*.py")
+                 if not path.relative_to(SRC).as_posix().startswith("cli/") and "rich" in _imports(path)]
+    assert not offenders, f"rich imported outside the CLI (report through gitdata.progress): {offenders}"
+
+
 def test_hook_files_match_what_install_writes():
     from gitdata.install import HOOKS
 
@@ -135,12 +141,13 @@ def test_no_import_cycles_between_gitdata_modules():
 
 
 def test_feature_packages_export_what_docs_api_md_names():
+    import gitdata.credentials
     import gitdata.datasets
     import gitdata.remote
     import gitdata.storages
 
     api = (ROOT / "docs" / "api.md").read_text()
-    for pkg in (gitdata.datasets, gitdata.storages, gitdata.remote):
+    for pkg in (gitdata.datasets, gitdata.storages, gitdata.remote, gitdata.credentials):
         assert pkg.__all__, pkg.__name__
         missing = [n for n in pkg.__all__ if not hasattr(pkg, n)]
         assert not missing, f"{pkg.__name__}.__all__ names what it lacks: {missing}"
@@ -149,7 +156,8 @@ def test_feature_packages_export_what_docs_api_md_names():
         named = re.findall(r"`(\w+)`", row.split("|")[2])
         assert named and set(named) - {"model", "register", "modes", "download", "staging", "unstage", "read",
                                        "spec", "manifest", "listing", "engine", "status", "__all__",
-                                       "protocol", "bucket", "helper", "entry"} <= set(pkg.__all__), (
+                                       "protocol", "bucket", "helper", "entry",
+                                       "target", "gitcred", "store", "session", "resolve"} <= set(pkg.__all__), (
             f"docs/api.md names {pkg.__name__} functions it does not export")  # fmt: skip
 
 
@@ -209,7 +217,10 @@ def test_processes_are_started_only_where_that_is_the_job():
 #: whose job is the environment (the credential chain's providers, the
 #: processes we start). Everything else takes values as arguments.
 ENVIRON_ALLOWED = {
-    "credentials.py": "the provider chain reads AWS_*/GOOGLE_* as the SDKs do",
+    "credentials/target.py": "the provider chain reads AWS_*/GOOGLE_* as the SDKs do",
+    "credentials/gitcred.py": "the environment of `git credential`, without cloud secrets",
+    "credentials/store.py": "XDG_CONFIG_HOME, where the credentials file lives",
+    "credentials/resolve.py": "the provider chain's defaults (the process's own credentials)",
     "filters.py": "the filter process's entry (GIT_DATA_SKIP_SMUDGE, the expected-index file)",
     "refresh.py": "hands the expected-index file to git's filter in the child's environment",
     "remote/entry.py": "git-remote-s3data's entry point",
@@ -221,7 +232,7 @@ ENVIRON_ALLOWED = {
 }
 #: Where text may be printed directly: entry points that run without click.
 PRINT_ALLOWED = {
-    "credentials.py": "the terminal prompt (stderr)",
+    "credentials/session.py": "the terminal prompt (stderr)",
     "filters.py": "the filter process logs to stderr (git shows it)",
     "mount/serve.py": "the mount process's entry point",
     "mount/declared.py": "the owner's child process reports to the service on stdout",

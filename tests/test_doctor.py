@@ -6,7 +6,7 @@ import json
 import time
 
 from gitdata.doctor import git_version
-from helpers import gd, git, new_project, run
+from helpers import gd, git, new_project, run, use_server_env
 
 
 def doctor(cwd, *args, env=None):
@@ -43,8 +43,7 @@ def test_all_good_with_a_reachable_bucket_and_stored_credentials(tmp_path, rclon
 
 
 def test_missing_bucket_fails_and_says_how_to_fix(tmp_path, moto_server, moto_bucket, monkeypatch):
-    for k, v in moto_server.env.items():
-        monkeypatch.setenv(k, v)
+    use_server_env(monkeypatch, moto_server)
     proj = new_project(tmp_path / "proj", f"s3://{moto_bucket}/p", {"endpoint_url": moto_server.endpoint})
     gd(proj, "storage", "add", "results", "s3://no-such-bucket-here/results", "-o", f"endpoint_url={moto_server.endpoint}", "--no-check")
     code, out, err = doctor(proj)

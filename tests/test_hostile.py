@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from gitdata.pointer import Pointer
+from helpers import use_server_env
 
 
 def run(*args, cwd=None, check=True, env=None) -> subprocess.CompletedProcess:
@@ -180,8 +181,7 @@ def _put_raw(moto_server, bucket: str, key: str, data: bytes) -> None:
 
 def test_bucket_keys_that_climb_out_are_skipped_and_named(tmp_path, victim_dirs, moto_server, moto_bucket, monkeypatch):
     sentinel, _home, unchanged = victim_dirs
-    for k, v in moto_server.env.items():
-        monkeypatch.setenv(k, v)
+    use_server_env(monkeypatch, moto_server)
     evil = [
         "lab/p/../../.git/hooks/post-checkout",
         "lab/" + "../" * 12 + str(sentinel).lstrip("/") + "/owned.txt",
@@ -209,8 +209,7 @@ def test_rclone_bucket_with_a_git_folder_is_not_staged_into_git(
     tmp_path, victim_dirs, rclone_server, rclone_bucket, monkeypatch
 ):
     _sentinel, _home, unchanged = victim_dirs
-    for k, v in rclone_server.env.items():
-        monkeypatch.setenv(k, v)
+    use_server_env(monkeypatch, rclone_server)
     served = rclone_server.bucket_path(rclone_bucket)
     (served / "lab" / "nested" / ".git").mkdir(parents=True)
     (served / "lab" / "nested" / ".git" / "config").write_text("[core]\n\tfsmonitor = touch /tmp/owned\n")
@@ -232,8 +231,7 @@ def test_rclone_bucket_with_a_git_folder_is_not_staged_into_git(
 
 def test_tracked_option_off_the_allow_list_is_refused(tmp_path, victim_dirs, moto_server, moto_bucket, monkeypatch):
     _sentinel, _home, unchanged = victim_dirs
-    for k, v in moto_server.env.items():
-        monkeypatch.setenv(k, v)
+    use_server_env(monkeypatch, moto_server)
     _put_raw(moto_server, moto_bucket, "lab/f.txt", b"x")
     a = attacker_repo(tmp_path, f'[storage "lab"]\n\turl = s3://{moto_bucket}/lab\n'
                                 f'\toption = endpoint_url={moto_server.endpoint}\n'
@@ -523,8 +521,7 @@ def test_link_in_a_shared_folder_bucket_is_not_followed(tmp_path, victim_dirs):
 def test_a_key_longer_than_a_file_name_can_be_is_refused_before_anything_is_written(
     tmp_path, moto_server, moto_bucket, monkeypatch
 ):
-    for k, v in moto_server.env.items():
-        monkeypatch.setenv(k, v)
+    use_server_env(monkeypatch, moto_server)
     long_key = "raw/" + "n" * 300 + ".csv"
     _put_raw(moto_server, moto_bucket, long_key, b"x")
     _put_raw(moto_server, moto_bucket, "raw/ok.csv", b"ok")

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from gitdata.pointer import parse
+from helpers import registered_project, use_server_env
 
 
 def _fuse_or_skip() -> None:
@@ -64,15 +65,8 @@ def projects():
 
 
 def _registered(tmp_path: Path, projects: list, url: str, endpoint: str, name: str = "reg") -> Path:
-    p = tmp_path / name
-    p.mkdir()
-    projects.append(p)
-    git(p, "init", "-q", "-b", "main")
-    gd(p, "install")
-    gd(p, "dataset", "create", "field", "-o", f"endpoint_url={endpoint}")
-    gd(p, "dataset", "add", "field", url)
-    git(p, "commit", "-qm", "register")
-    return p
+    projects.append(tmp_path / name)  # unmounted at the end, whatever happens
+    return registered_project(tmp_path / name, url, endpoint)
 
 
 def _pointers(p: Path, folder: str) -> dict[str, int]:
@@ -103,8 +97,7 @@ def _walk(root: Path) -> dict[str, int]:
 
 def test_dataset_mount_reads_recorded_versions_after_overwrite(tmp_path, projects, moto_server,
                                                                versioned_moto_bucket, monkeypatch):  # fmt: skip
-    for k, v in moto_server.env.items():
-        monkeypatch.setenv(k, v)
+    use_server_env(monkeypatch, moto_server)
     import s3fs
 
     s3 = s3fs.S3FileSystem(endpoint_url=moto_server.endpoint, skip_instance_cache=True)
@@ -147,8 +140,7 @@ def test_dataset_mount_reads_recorded_versions_after_overwrite(tmp_path, project
 
 def test_kill_9_gives_a_stale_mount_that_unmount_cleans(tmp_path, projects, moto_server,
                                                        versioned_moto_bucket, monkeypatch):  # fmt: skip
-    for k, v in moto_server.env.items():
-        monkeypatch.setenv(k, v)
+    use_server_env(monkeypatch, moto_server)
     import s3fs
 
     s3 = s3fs.S3FileSystem(endpoint_url=moto_server.endpoint, skip_instance_cache=True)
@@ -199,8 +191,7 @@ def test_kill_9_gives_a_stale_mount_that_unmount_cleans(tmp_path, projects, moto
 
 def test_fuse_unavailable_is_one_clear_line_and_leaves_nothing(tmp_path, projects, moto_server,
                                                                versioned_moto_bucket, monkeypatch):  # fmt: skip
-    for k, v in moto_server.env.items():
-        monkeypatch.setenv(k, v)
+    use_server_env(monkeypatch, moto_server)
     import s3fs
 
     s3 = s3fs.S3FileSystem(endpoint_url=moto_server.endpoint, skip_instance_cache=True)
@@ -318,8 +309,7 @@ def test_storage_mount_of_an_unsupported_url_is_refused(tmp_path, projects):
 
 def test_changed_unversioned_source_gives_eio_for_that_file_only(tmp_path, projects, rclone_server,
                                                                  rclone_bucket, monkeypatch):  # fmt: skip
-    for k, v in rclone_server.env.items():
-        monkeypatch.setenv(k, v)
+    use_server_env(monkeypatch, rclone_server)
     served = rclone_server.bucket_path(rclone_bucket)
     (served / "raw").mkdir(parents=True)
     (served / "raw" / "a.csv").write_bytes(b"x,1\n")
@@ -343,8 +333,7 @@ def test_changed_unversioned_source_gives_eio_for_that_file_only(tmp_path, proje
 def test_two_mounts_own_objects_and_many_files(tmp_path, projects, rclone_server, rclone_bucket, monkeypatch):
     """A dataset of the project's own files (read by oid from the data remote) and a registered
     one of 1,000 files, mounted at once; os.walk + stat of the mount matches the pointers."""
-    for k, v in rclone_server.env.items():
-        monkeypatch.setenv(k, v)
+    use_server_env(monkeypatch, rclone_server)
     served = rclone_server.bucket_path(rclone_bucket)
     n = 1000
     for i in range(n):
@@ -388,8 +377,7 @@ def test_two_mounts_own_objects_and_many_files(tmp_path, projects, rclone_server
 
 def test_missing_credentials_without_a_terminal_is_a_clear_error(tmp_path, projects, rclone_server,
                                                                  rclone_bucket, monkeypatch):  # fmt: skip
-    for k, v in rclone_server.env.items():
-        monkeypatch.setenv(k, v)
+    use_server_env(monkeypatch, rclone_server)
     served = rclone_server.bucket_path(rclone_bucket)
     (served / "raw").mkdir(parents=True)
     (served / "raw" / "a.csv").write_bytes(b"x\n")
@@ -523,8 +511,7 @@ def test_sync_and_status_are_right_after_mount_mode(tmp_path, projects, rclone_s
     """copy -> mount (write there) -> unmount -> copy: the base is the new download, so `storage
     sync` finds nothing to do and no conflict, and `status` is clean; local changes not synced
     refuse the mount and are kept."""
-    for k, v in rclone_server.env.items():
-        monkeypatch.setenv(k, v)
+    use_server_env(monkeypatch, rclone_server)
     served = rclone_server.bucket_path(rclone_bucket)
     (served / "lab").mkdir(parents=True)
     (served / "lab" / "in.csv").write_bytes(b"a\n")
@@ -571,8 +558,7 @@ def test_sync_and_status_are_right_after_mount_mode(tmp_path, projects, rclone_s
 
 def test_unstage_and_rm_while_mounted_unmount_and_delete_nothing(tmp_path, projects, rclone_server,
                                                                 rclone_bucket, monkeypatch):  # fmt: skip
-    for k, v in rclone_server.env.items():
-        monkeypatch.setenv(k, v)
+    use_server_env(monkeypatch, rclone_server)
     served = rclone_server.bucket_path(rclone_bucket)
     (served / "lab").mkdir(parents=True)
     (served / "lab" / "keep.csv").write_bytes(b"keep\n")

@@ -11,11 +11,11 @@ import pytest
 import s3fs
 
 from gitdata.storage.stream import StreamFile, stream_opener
+from helpers import registered_project, use_server_env
 
 
 def _fs(moto_server, monkeypatch):
-    for k, v in moto_server.env.items():
-        monkeypatch.setenv(k, v)
+    use_server_env(monkeypatch, moto_server)
     return s3fs.S3FileSystem(endpoint_url=moto_server.endpoint, skip_instance_cache=True)
 
 
@@ -136,23 +136,6 @@ def test_an_empty_object_streams_as_empty(moto_server, moto_bucket, monkeypatch)
         assert f.read(4096) == b""
 
 
-def _registered_project(tmp_path, url: str, endpoint: str):
-    import subprocess
-
-    p = tmp_path / "reg"
-    p.mkdir()
-
-    def run(*args: str) -> None:
-        subprocess.run(list(args), cwd=p, check=True, capture_output=True, stdin=subprocess.DEVNULL, timeout=120)
-
-    run("git", "init", "-q", "-b", "main")
-    run("git", "data", "install")
-    run("git", "data", "dataset", "create", "field", "-o", f"endpoint_url={endpoint}")
-    run("git", "data", "dataset", "add", "field", url)
-    run("git", "commit", "-qm", "register")
-    return p
-
-
 @pytest.mark.parametrize("server", ["moto", "rclone"])
 def test_a_source_changed_inside_the_listings_lifetime_gives_no_bytes(tmp_path, request, server, monkeypatch):
     """A source overwritten (same size) must give no bytes even while a listing of its folder
@@ -168,7 +151,7 @@ def test_a_source_changed_inside_the_listings_lifetime_gives_no_bytes(tmp_path, 
     s3.pipe_file(f"{bucket}/raw/sub/a.csv", b"x,1\n")  # in a folder: checked against its listing
     if server == "rclone":
         srv.flush_dir_cache()
-    p = _registered_project(tmp_path, f"s3://{bucket}/raw", srv.endpoint)
+    p = registered_project(tmp_path / "reg", f"s3://{bucket}/raw", srv.endpoint)
     monkeypatch.setattr(view, "LISTING_TTL", 3600.0)  # the window, held open for the test
     reader = view.MountReader(Project.open(str(p)), None, prefix="data/field")
     with reader.open("data/field/sub/a.csv") as f:

@@ -10,7 +10,7 @@ import pytest
 from gitdata.project import Project
 from gitdata.settings import BadSetting
 from gitdata.storage import Storage
-from helpers import gd, git, new_project, write
+from helpers import gd, git, new_project, use_server_env, write
 
 
 def _storage(server, bucket: str, **kw) -> Storage:
@@ -67,8 +67,7 @@ def test_upload_uses_the_part_size(moto_server, moto_bucket, tmp_path):
 
 
 def test_push_and_clone_through_s3_with_a_small_part_size(rclone_server, rclone_bucket, tmp_path, monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", rclone_server.key)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", rclone_server.secret)
+    use_server_env(monkeypatch, rclone_server)
     bare = tmp_path / "bare.git"
     git(tmp_path, "init", "-q", "--bare", str(bare))
     src = new_project(tmp_path / "src")

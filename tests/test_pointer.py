@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gitdata.pointer import MAX_SIZE, Pointer, PointerError, is_pointer_like, parse
+from gitdata.pointer import MAX_SIZE, Pointer, PointerError, is_pointer_like, parse, parse_or_none
 
 OID = "xxh128:" + "0123456789abcdef" * 2
 SHA = "sha256:" + "ab" * 32
@@ -65,6 +65,12 @@ def test_invalid_pointers_are_rejected_with_a_reason(name):
     with pytest.raises(PointerError) as info:
         parse(INVALID[name])
     assert str(info.value)
+
+
+def test_parse_or_none_is_parse_for_valid_pointers_and_none_for_anything_else():
+    assert [parse_or_none(d) for d in VALID] == [parse(d) for d in VALID]
+    assert all(parse_or_none(INVALID[name]) is None for name in INVALID)
+    assert parse_or_none(b"hello world\n") is None and parse_or_none(b"") is None
 
 
 def test_non_pointer_is_not_pointer_like():

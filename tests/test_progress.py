@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pexpect
 
+from gitdata.progress import use_renderer
 from gitdata.transfer import Progress, report_bytes, run_parallel
 
 
@@ -25,15 +26,20 @@ def test_the_bar_advances_by_bytes_while_an_item_streams():
     seen: list[int] = []
     bars: list[Progress] = []
     import gitdata.transfer as transfer_mod
+    from gitdata.cli.progress import rich_bar
 
     real = transfer_mod.Progress
 
-    def keep(*a, **kw):  # the real bar, drawn to a terminal-like buffer, kept to look at
-        bar = real(*a, console=Console(file=io.StringIO(), force_terminal=True), **kw)
+    def keep(*a, **kw):  # the real bar, kept to look at
+        bar = real(*a, **kw)
         bars.append(bar)
         return bar
 
+    def draw(*a, **kw):  # the CLI's renderer, drawing to a terminal-like buffer
+        return rich_bar(*a, console=Console(file=io.StringIO(), force_terminal=True), **kw)
+
     transfer_mod.Progress = keep
+    previous = use_renderer(draw)
     try:
         def stream(item: str) -> str:
             for _ in range(4):
@@ -46,6 +52,7 @@ def test_the_bar_advances_by_bytes_while_an_item_streams():
                            label="Downloading", progress=True)
     finally:
         transfer_mod.Progress = real
+        use_renderer(previous)
     assert out.ok
     assert seen[:4] == [1 << 20, 2 << 20, 3 << 20, 4 << 20]  # steady, not one jump at the end
     assert bars[0].completed == (6 << 20) + 10  # exact at the end: each item capped at its size

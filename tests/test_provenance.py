@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import git, new_project, run, write
+from helpers import git, new_project, run, use_server_env, write
 
 PY = sys.executable
 
@@ -56,8 +56,7 @@ def runs_status(root: Path, *args: str) -> dict[str, dict]:
 @pytest.fixture
 def pipeline(moto_server, versioned_moto_bucket, monkeypatch, tmp_path):
     """Two registered datasets (raw: reference mode; params: copy mode), two recorded runs."""
-    for k, v in moto_server.env.items():
-        monkeypatch.setenv(k, v)
+    use_server_env(monkeypatch, moto_server)
     bucket = versioned_moto_bucket
     client = moto_server.client()
     client.put_object(Bucket=bucket, Key="raw/a.csv", Body=b"a,1\n")
@@ -365,8 +364,7 @@ def test_run_refuses_bad_outputs_and_credentials(local_project, monkeypatch):
 
 
 def test_url_inputs_are_listed_not_downloaded(moto_server, versioned_moto_bucket, monkeypatch, tmp_path):
-    for k, v in moto_server.env.items():
-        monkeypatch.setenv(k, v)
+    use_server_env(monkeypatch, moto_server)
     bucket = versioned_moto_bucket
     client = moto_server.client()
     client.put_object(Bucket=bucket, Key="lab/c.csv", Body=b"c,3\n")

@@ -24,6 +24,7 @@ from gitdata.remote.manifest import (
     next_manifest,
 )
 from gitdata.remote.protocol import parse_porcelain, parse_push_line
+from helpers import use_server_env
 
 # --------------------------------------------------------------------------
 # helpers
@@ -393,8 +394,7 @@ def test_concurrent_pushes_exactly_one_wins(tmp_path, kind, request, monkeypatch
     if kind == "moto-conditional":
         srv = request.getfixturevalue("moto_server")
         bucket = request.getfixturevalue("moto_bucket")
-        for k, v in srv.env.items():
-            monkeypatch.setenv(k, v)
+        use_server_env(monkeypatch, srv)
         url, opts, conditional = f"s3://{bucket}/race", {"endpoint_url": srv.endpoint}, None
     else:
         url, opts, conditional = (tmp_path / "bucket").as_uri(), {}, False
@@ -431,8 +431,7 @@ def test_concurrent_pushes_exactly_one_wins(tmp_path, kind, request, monkeypatch
 
 
 def test_concurrent_git_pushes_through_helper(tmp_path, moto_server, moto_bucket, monkeypatch):
-    for k, v in moto_server.env.items():
-        monkeypatch.setenv(k, v)
+    use_server_env(monkeypatch, moto_server)
     url = f"s3data::s3://{moto_bucket}/proj"
     seed = project(tmp_path / "seed")
     git(seed, "remote", "add", "origin", url)
@@ -498,8 +497,7 @@ def test_stale_lock_detected_and_cleared(tmp_path):
 
 def test_bucket_push_data_failure_moves_no_ref(tmp_path, moto_server, moto_bucket, monkeypatch):
     """Some data objects upload, one fails mid-way: the manifest stays as it was."""
-    for k, v in moto_server.env.items():
-        monkeypatch.setenv(k, v)
+    use_server_env(monkeypatch, moto_server)
     store = tmp_path / "store"
     a = project(tmp_path / "a", str(store))
     url = f"s3data::s3://{moto_bucket}/proj"
@@ -526,8 +524,7 @@ def test_bucket_push_data_failure_moves_no_ref(tmp_path, moto_server, moto_bucke
 
 
 def test_clone_500_commits_then_push_one_is_o1(tmp_path, moto_server, moto_bucket, monkeypatch):
-    for k, v in moto_server.env.items():
-        monkeypatch.setenv(k, v)
+    use_server_env(monkeypatch, moto_server)
     a = project(tmp_path / "a")
     # 500 commits, quickly, with fast-import
     lines = []

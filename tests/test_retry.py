@@ -20,7 +20,7 @@ from gitdata.storage.errors import (
     translate,
 )
 from gitdata.transfer import run_parallel
-from helpers import gd, git, new_project, run, status_short, write
+from helpers import gd, git, new_project, run, status_short, use_server_env, write
 
 # -- the policy, with a fake clock -------------------------------------------------
 
@@ -148,8 +148,7 @@ def test_translate_marks_transient_by_type_and_code():
 
 
 def test_s3_storage_caps_the_sdk_retries(moto_server, moto_bucket, monkeypatch):
-    for k, v in moto_server.env.items():
-        monkeypatch.setenv(k, v)
+    use_server_env(monkeypatch, moto_server)
     st = Storage(f"s3://{moto_bucket}/p", {"endpoint_url": moto_server.endpoint}, retry=RetryPolicy(max_time=6))
     assert st.fs.retries == 1
     cfg = st.fs.config_kwargs
@@ -164,8 +163,7 @@ def test_s3_storage_caps_the_sdk_retries(moto_server, moto_bucket, monkeypatch):
 
 
 def _project_on(tmp_path, proxy, bucket, moto_server, monkeypatch, n=24):
-    for k, v in moto_server.env.items():
-        monkeypatch.setenv(k, v)
+    use_server_env(monkeypatch, moto_server)
     proj = new_project(tmp_path / "p", f"s3://{bucket}/proj", {"endpoint_url": proxy.url})
     rng = random.Random(11)
     files = {f"data/f{i}.bin": rng.randbytes(1000 + 997 * i) for i in range(n)}
@@ -297,8 +295,7 @@ def test_a_short_download_is_a_transient_error_and_nothing_is_cached(tmp_path):
 
 def test_prune_remote_aborts_incomplete_multipart_uploads(tmp_path, moto_server, moto_bucket, monkeypatch):
     """A push killed during a multipart upload leaves it open on the bucket."""
-    for k, v in moto_server.env.items():
-        monkeypatch.setenv(k, v)
+    use_server_env(monkeypatch, moto_server)
     proj = new_project(tmp_path / "p", f"s3://{moto_bucket}/proj", {"endpoint_url": moto_server.endpoint})
     s3 = moto_server.client()
     key = "proj/objects/ab/cd/abcd" + "0" * 28
@@ -327,8 +324,7 @@ def test_retries_do_not_stack(moto_server, moto_bucket, monkeypatch):
     """Against a server that answers 503 to everything, N attempts are N
     requests: the SDKs make one attempt each, a storage call inside a retried
     transfer is not retried again, and one on its own is retried by itself."""
-    for k, v in moto_server.env.items():
-        monkeypatch.setenv(k, v)
+    use_server_env(monkeypatch, moto_server)
     proxy = FlakyProxy(moto_server.endpoint, fail_every=1).start()
     try:
         policy = RetryPolicy(attempts=3, base_delay=0.01)

@@ -16,6 +16,7 @@ from gitdata import storages as storages_mod
 from gitdata import syncplan as sp
 from gitdata.project import Project
 from gitdata.storage import PreconditionFailed, Storage
+from helpers import use_server_env
 
 NAME = "lab"
 
@@ -290,8 +291,7 @@ def test_conditional_writes_on_s3(tmp_path, backend):
 def test_interrupted_sync_converges(tmp_path, rclone_server_factory, monkeypatch):
     srv = rclone_server_factory()
     srv.make_bucket("bkt")
-    for k, v in srv.env.items():
-        monkeypatch.setenv(k, v)
+    use_server_env(monkeypatch, srv)
     a = tmp_path / "a"
     a.mkdir()
     git(a, "init", "-q")

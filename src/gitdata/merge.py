@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .pointer import Pointer, PointerError, is_pointer_like, parse
+from .pointer import parse_or_none
 
 Outcome = Literal["ours", "theirs", "conflict"]
 
@@ -42,20 +42,11 @@ class Merge:
     reason: str = ""
 
 
-def _pointer(data: bytes) -> Pointer | None:
-    if not is_pointer_like(data):
-        return None
-    try:
-        return parse(data)
-    except PointerError:
-        return None
-
-
 def same_version(a: bytes, b: bytes) -> bool:
     """Whether two pointer texts name the same version of a file."""
     if a == b:
         return True
-    pa, pb = _pointer(a), _pointer(b)
+    pa, pb = parse_or_none(a), parse_or_none(b)
     if pa is None or pb is None or pa.size != pb.size:
         return False
     if pa.oid is not None or pb.oid is not None:
@@ -73,7 +64,7 @@ def merge_pointers(base: bytes, ours: bytes, theirs: bytes) -> Merge:
         return Merge("theirs")
     if same_version(ours, theirs):
         return Merge("ours")
-    if _pointer(ours) is None or _pointer(theirs) is None:
+    if parse_or_none(ours) is None or parse_or_none(theirs) is None:
         return Merge("conflict", "one side is not a valid pointer")
     return Merge("conflict", "both sides recorded a different version")
 

@@ -206,3 +206,17 @@ def parse(data: bytes) -> Pointer:
         size = int(size_text)
     pointer = Pointer(oid=oid, size=size, extra=tuple(values.items()))
     return pointer
+
+
+def parse_or_none(data: bytes) -> Pointer | None:
+    """The pointer ``data`` is, or ``None`` when the caller is to treat it as
+    content: it does not claim to be a pointer, or it claims to and is
+    invalid. For readers that only tell "a valid pointer" from "anything
+    else" (the merge driver, a work-tree file); whoever must say *why* a
+    pointer is invalid calls :func:`parse`."""
+    if not is_pointer_like(data):
+        return None
+    try:
+        return parse(data)
+    except PointerError:
+        return None

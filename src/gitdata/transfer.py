@@ -1,4 +1,5 @@
-"""Parallel transfers with retries and an optional progress bar.
+"""Parallel transfers with retries, their progress counted by :class:`Progress`
+(drawn, if at all, by the renderer the entry point installed: :mod:`gitdata.progress`).
 
 Failures are per item: a run returns what succeeded and what failed; only a
 non-:class:`GitDataError` bug escapes. Retries follow the one policy of
@@ -7,13 +8,13 @@ non-:class:`GitDataError` bug escapes. Retries follow the one policy of
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from .errors import GitDataError
+from .progress import Progress
 from .retry import Retrier, RetryPolicy
 
 T = TypeVar("T")
@@ -46,52 +47,6 @@ def report_bytes(n: int) -> None:
     counter = getattr(_item, "counter", None)
     if counter is not None:
         counter(n)
-
-
-class Progress:
-    """A byte/file progress bar on stderr, shown only when stderr is a terminal.
-
-    ``completed`` counts what was advanced (also when nothing is drawn)."""
-
-    def __init__(
-        self, label: str, total: int, *, unit_bytes: bool, enabled: bool | None = None, console: object = None
-    ) -> None:
-        if enabled is None:
-            enabled = sys.stderr.isatty()
-        self.completed = 0
-        self._lock = threading.Lock()
-        self._bar = None
-        if enabled and total > 0:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                MofNCompleteColumn,
-                TextColumn,
-                TimeRemainingColumn,
-                TransferSpeedColumn,
-            )
-            from rich.progress import Progress as RichProgress
-
-            cols = [TextColumn("{task.description}"), BarColumn()]
-            cols += [DownloadColumn(), TransferSpeedColumn()] if unit_bytes else [MofNCompleteColumn()]
-            cols.append(TimeRemainingColumn())
-            self._bar = RichProgress(*cols, console=console or Console(stderr=True), transient=True)
-            self._bar.start()
-            self._task = self._bar.add_task(label, total=total)
-
-    def advance(self, n: int) -> None:
-        if n <= 0:
-            return
-        with self._lock:
-            self.completed += n
-        if self._bar is not None:
-            self._bar.advance(self._task, n)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-            self._bar = None
 
 
 def run_parallel(

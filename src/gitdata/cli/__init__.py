@@ -142,6 +142,10 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if args == ["filter-process"]:
         _run_fast(_fast_filter_process)
+    from ..progress import use_renderer
+    from .progress import rich_bar
+
+    use_renderer(rich_bar)  # the one renderer that draws progress (gitdata.progress)
     if args == ["hook", "pre-commit"]:
         _run_fast(_fast_pre_commit)
     if args[:2] == ["hook", "pre-push"] and len(args) in (3, 4) and not args[2].startswith("-"):

@@ -15,7 +15,7 @@ from .. import install as install_mod
 from .. import safepath, trust, writer
 from ..errors import GitDataError
 from ..git.repo import run_git
-from ..pointer import MAX_SIZE, Pointer, PointerError, is_pointer_like, parse
+from ..pointer import MAX_SIZE, Pointer, PointerError, parse_or_none
 from ..project import Project
 from ..scan import Found, _scan_blobs, scan_index
 from ..storage import Storage, StorageError, normalize_url
@@ -499,12 +499,7 @@ def read_pointer_file(full: str) -> Pointer | None:
             data = f.read(MAX_SIZE)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
-    if not is_pointer_like(data):
-        return None
-    try:
-        return parse(data)
-    except PointerError:
-        return None
+    return parse_or_none(data)
 
 
 def remove(project: Project, name: str) -> dict[str, object]:
