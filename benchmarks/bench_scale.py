@@ -174,9 +174,12 @@ def write_objects(base: Path, n: int) -> int:
 
 
 def count_files(root: Path) -> tuple[int, int]:
+    """Files and bytes under ``root`` (a dataset manifest's own pointer file is not one of its files)."""
     files = size = 0
     for dirpath, _dirs, names in os.walk(root):
         for name in names:
+            if name == ".gitdata-manifest":
+                continue
             files += 1
             size += os.lstat(os.path.join(dirpath, name)).st_size
     return files, size
