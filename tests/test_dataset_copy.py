@@ -239,7 +239,7 @@ def test_a_changed_origin_object_is_refused_for_that_file(rclone_server_factory,
 
     report, proc = copy_json(root, "ds", "--to-storage", "s3://mine/copy", "-o", f"endpoint_url={mine.endpoint}", check=False)
     assert proc.returncode == 1
-    assert list(report["failed"]) == ["data/ds/b.txt"]
+    assert list(report["failed"]) == ["data/ds/b.txt"], report["failed"]
     assert "changed since it was recorded" in report["failed"]["data/ds/b.txt"]
     assert "git data update ds" in report["failed"]["data/ds/b.txt"]
     assert not (mine.bucket_path("mine") / "copy" / "b.txt").exists()  # the changed bytes were not copied
