@@ -89,7 +89,10 @@ def register(
     include, exclude = list(include), list(exclude)
     planned: list[tuple[str, Pointer]] = []
     unsafe = []
-    for key, fp in entries:
+    single_key = entries[0][0] if single and entries else ""
+    entries.reverse()  # consumed from the end: each listed fingerprint is freed once its pointer is made
+    while entries:
+        key, fp = entries.pop()
         if not select(key, include, exclude):
             continue
         try:
@@ -113,7 +116,7 @@ def register(
             f"nothing to register at {storage.display}" + (" after --include/--exclude" if include or exclude else "")
             + "; check the URL (and that the prefix has objects)"
         )
-    report = AddReport(dataset=ds.name, source=storage.url if not single else f"{storage.url}/{entries[0][0]}", kind="registered")
+    report = AddReport(dataset=ds.name, source=storage.url if not single else f"{storage.url}/{single_key}", kind="registered")
     limit = objects.threshold(project)
     old = recorded_manifest(project, ds)
     if old is not None or (limit and len(planned) > limit):
