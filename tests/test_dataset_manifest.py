@@ -194,11 +194,31 @@ def test_crossing_the_threshold_moves_pointer_files_into_the_manifest(tmp_path: 
         (src / f"d00/f{i:05d}.txt").write_bytes(f"object {i}\n".encode())
     gd(proj, "dataset", "add", "raw", src.as_uri())
     assert git(proj, "ls-files", "data/raw").split() == ["data/raw/.gitdata-manifest"]
+    [again] = json.loads(gd(proj, "dataset", "add", "raw", src.as_uri(), "--json"))  # merged into the manifest
+    assert again["files"] == 40 and again["unchanged"] == 40
     assert sorted(os.listdir(proj / "data/raw")) == [".gitdata-manifest"]
     assert len(_status(proj)) == 40
     added = gd(proj, "diff").splitlines()  # the 20 that moved are not changes
     assert len(added) == 20 and all(line.startswith("A\t") for line in added)
     assert "A\tdata/raw/d00/f00020.txt" in added and "A\tdata/raw/d00/f00019.txt" not in added
+
+
+def test_crossing_the_threshold_never_removes_a_staged_or_edited_file(tmp_path: Path) -> None:
+    src = _source(tmp_path / "src", 20)
+    proj = _project(tmp_path / "proj", tmp_path / "remote", threshold=30)
+    gd(proj, "dataset", "add", "raw", src.as_uri())
+    git(proj, "commit", "-q", "-m", "20 pointer files")
+    gd(proj, "dataset", "stage", "raw")  # copy mode: content where the pointer files were
+    (proj / "data/raw/d00/f00003.txt").write_bytes(b"edited by hand\n")
+    for i in range(20, 40):
+        (src / f"d00/f{i:05d}.txt").write_bytes(f"object {i}\n".encode())
+    proc = run("git", "data", "dataset", "add", "raw", src.as_uri(), cwd=proj, check=False)
+    assert proc.returncode == 1 and "exists with other content" in proc.stderr.decode()
+    assert "nothing was written" in proc.stderr.decode()
+    assert (proj / "data/raw/d00/f00003.txt").read_bytes() == b"edited by hand\n"
+    assert (proj / "data/raw/d00/f00004.txt").read_bytes() == b"object 4\n"
+    assert not (proj / "data/raw/.gitdata-manifest").exists()
+    assert len(git(proj, "ls-files", "data/raw").split()) == 20
 
 
 def test_clone_fetches_the_manifest_and_everything_reads_through_it(recorded, tmp_path: Path) -> None:

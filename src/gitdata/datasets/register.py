@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -169,20 +169,26 @@ def _register_in_manifest(
             "URL`), or keep a pointer file per object (`git config gitdata.manifestThreshold 0`); "
             "nothing was written"
         )
-    new = sorted((mf.Entry(ds.rel(path), p) for path, p in planned), key=lambda e: e.path.encode())
-    before = {}
-    if old is not None:
-        wanted = {e.path for e in new}
-        before = {e.path: e.pointer for e in objects.read_manifest(project, ds, old) if e.path in wanted}
-    report.unchanged = sum(1 for e in new if before.get(e.path) == e.pointer)
-    report.total_size = sum(p.size or 0 for _path, p in planned)
-    report.files = [path for path, _p in planned]
     own = {f.path for f in index_files(project, ds)}  # per-file pointers beside (or before) the manifest
     stale = [path for path, _p in planned if path in own]
+    # their work-tree files are removed below: refused (nothing written) where one holds content
+    # (a staged copy, an edit), and while the dataset is staged elsewhere
+    _check_clashes(project, ds, stale)
+    new = sorted((mf.Entry(ds.rel(path), p) for path, p in planned), key=lambda e: e.path.encode())
+    report.total_size = sum(p.size or 0 for _path, p in planned)
+    report.files = [path for path, _p in planned]
     if old is None:
-        entries = iter(new)
+        entries: Iterable[mf.Entry] = new
     else:
-        entries = mf.merge(objects.read_manifest(project, ds, old), new)
+        recording = {e.path: e.pointer for e in new}
+
+        def counted(old_entries: Iterable[mf.Entry]) -> Iterator[mf.Entry]:
+            for e in old_entries:  # the old manifest is read once: merged, and compared on the way
+                if recording.get(e.path) == e.pointer:
+                    report.unchanged += 1
+                yield e
+
+        entries = mf.merge(counted(objects.read_manifest(project, ds, old)), new)
     pointer = objects.write_manifest(project, entries)
     path = objects.write_pointer_file(project, ds, pointer)
     if stale:  # per-file pointers of these paths: the manifest records them now
