@@ -54,7 +54,7 @@ def merge_driver(base_path: str, ours_path: str, theirs_path: str, path: str, sa
     if merged.outcome == "theirs":
         write_small(ours_path, theirs)
         return 0
-    if merged.outcome == "conflict" and path.endswith(".gitdata-manifest"):
+    if merged.outcome == "conflict":
         done = _merge_manifests(base, ours, theirs, ours_path, path, say)
         if done is not None:
             return done
@@ -70,14 +70,7 @@ def _merge_manifests(base: bytes, ours: bytes, theirs: bytes, ours_path: str, pa
     """Both sides changed a dataset's manifest: merge what it records, file by file.
 
     None: these are not three manifest pointers (the plain pointer rules apply)."""
-    import os
-
-    from .datasets import manifest as mf
-    from .datasets import model as ds_model
-    from .datasets import objects
-    from .merge import merge_records
     from .pointer import PointerError, parse
-    from .project import Project
 
     try:
         o, t = parse(ours), parse(theirs)
@@ -85,12 +78,20 @@ def _merge_manifests(base: bytes, ours: bytes, theirs: bytes, ours_path: str, pa
     except PointerError:
         return None
     if not (o.is_manifest and t.is_manifest and (b is None or b.is_manifest)):
+        return None  # (checked before the datasets package is imported: a conflict of plain pointers)
+    import os
+
+    from .datasets import manifest as mf
+    from .datasets import model as ds_model
+    from .datasets import objects
+    from .merge import merge_records
+    from .project import Project
+
+    if not mf.is_manifest_path(path):
         return None
     project = Project.open(os.getcwd())
-    folder = path.rsplit("/", 1)[0] if "/" in path else ""
-    ds = next((d for d in ds_model.load_all(project).values() if d.path == folder), None) or ds_model.Dataset(
-        name="", path=folder
-    )
+    folder = mf.folder_of(path)
+    ds = ds_model.dataset_at(project, folder)
 
     def entries(p: object) -> object:
         return iter(()) if p is None else objects.read_manifest(project, ds, p)  # type: ignore[arg-type]

@@ -59,13 +59,13 @@ def _with_manifests(project: Project, found: list[Found]) -> list[Found]:
     manifests = [f for f in found if f.pointer.is_manifest]
     if not manifests:
         return found
-    from .datasets import load_all, objects
+    from .datasets import dataset_at, objects
+    from .datasets.manifest import folder_of
 
-    folders = {d.path: d for d in load_all(project).values()}
     out = list(found)
     for f in manifests:
-        ds = folders.get(f.path.rsplit("/", 1)[0])
-        if ds is not None:
+        ds = dataset_at(project, folder_of(f.path))
+        if ds.name:  # a manifest in a folder no dataset declares is listed as itself only
             out += objects.expand(project, ds, f.pointer)
     return out
 

@@ -42,7 +42,7 @@ def _side(project: Project, rev: str | None) -> tuple[dict[str, Pointer], dict[s
     files, manifests = {}, {}
     for f in found:
         if f.pointer.is_manifest and mf.is_manifest_path(f.path):
-            manifests[f.path.rsplit("/", 1)[0] if "/" in f.path else ""] = f.pointer
+            manifests[mf.folder_of(f.path)] = f.pointer
         else:
             files[f.path] = f.pointer
     return files, manifests
@@ -51,8 +51,7 @@ def _side(project: Project, rev: str | None) -> tuple[dict[str, Pointer], dict[s
 def _entries(project: Project, folder: str, pointer: Pointer | None) -> Iterator[mf.Entry]:
     if pointer is None:
         return iter(())
-    ds = next((d for d in ds_mod.load_all(project).values() if d.path == folder), None)
-    return read_manifest(project, ds or ds_mod.Dataset(name="", path=folder), pointer)
+    return read_manifest(project, ds_mod.dataset_at(project, folder), pointer)
 
 
 def diff(project: Project, old_rev: str | None, new_rev: str | None) -> list[Change]:

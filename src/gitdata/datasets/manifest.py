@@ -71,6 +71,11 @@ def is_manifest_path(path: str) -> bool:
     return path == NAME or path.endswith("/" + NAME)
 
 
+def folder_of(path: str) -> str:
+    """The dataset folder of a manifest pointer at ``path``."""
+    return path.rsplit("/", 1)[0] if "/" in path else ""
+
+
 def encode(entries: Iterable[Entry]) -> Iterator[bytes]:
     """The manifest's lines (each ending in a newline); entries must come sorted, each path once."""
     yield json.dumps({"format": FORMAT}).encode() + b"\n"

@@ -433,8 +433,20 @@ def index_files(project: Project, ds: Dataset) -> list[Found]:
 
 
 def recorded_manifest(project: Project, ds: Dataset) -> Pointer | None:
-    """The dataset's manifest pointer in the index, if it is recorded by one."""
-    return manifest_files(project, [ds]).get(ds.name)
+    """The dataset's manifest pointer in the index, if it is recorded by one.
+
+    Asks git for that one path (a small call), not a scan of the whole index: asked on every status.
+    """
+    path = objects.manifest_path(ds)
+    found = _scan_blobs(project.repo, project.repo.ls_index([path])).found
+    return next((f.pointer for f in found if f.path == path and manifest_mod.is_manifest_pointer(f.pointer)), None)
+
+
+def dataset_at(project: Project, folder: str) -> Dataset:
+    """The dataset of ``folder`` (where a manifest pointer was found): the one ``.gitdata`` declares,
+    else a bare one (``name`` empty: no sources, no storage of its own)."""
+    declared = next((d for d in load_all(project).values() if d.path == folder), None)
+    return declared or Dataset(name="", path=folder)
 
 
 def forget_index_entries(project: Project, paths: list[str]) -> None:
@@ -442,20 +454,6 @@ def forget_index_entries(project: Project, paths: list[str]) -> None:
     if paths:
         data = "".join(p + "\0" for p in paths).encode("utf-8", "surrogateescape")
         run_git(["update-index", "--force-remove", "-z", "--stdin"], cwd=project.root, input=data)
-
-
-def manifest_files(project: Project, datasets: Iterable[Dataset]) -> dict[str, Pointer]:
-    """Dataset name -> its manifest pointer in the index (datasets recorded per file are left out)."""
-    wanted = {objects.manifest_path(d): d.name for d in datasets}
-    if not wanted:
-        return {}
-    out = {}
-    # only these paths (one small git call), not a scan of the whole index: asked on every status
-    for f in _scan_blobs(project.repo, project.repo.ls_index(sorted(wanted))).found:
-        name = wanted.get(f.path)
-        if name is not None and manifest_mod.is_manifest_pointer(f.pointer):
-            out[name] = f.pointer
-    return out
 
 
 def git_add(project: Project, paths: list[str], *, intent_only: bool = False, pointers: bool = False) -> None:

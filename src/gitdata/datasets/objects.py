@@ -108,7 +108,7 @@ def rewrite_manifest(
 ) -> str:
     """Write the dataset's manifest anew: ``recorded`` (project paths) replace or join its entries,
     ``deleted`` leave it; the pointer file is written. Returns its path (for the caller to ``git add``)."""
-    gone = {p[len(ds.path) + 1 :] for p in deleted}
+    gone = {ds.rel(p) for p in deleted}
     kept = (e for e in read_manifest(project, ds, old) if e.path not in gone)
-    fresh = sorted((mf.Entry(p[len(ds.path) + 1 :], ptr) for p, ptr in recorded.items()), key=lambda e: e.path.encode())
+    fresh = sorted((mf.Entry(ds.rel(p), ptr) for p, ptr in recorded.items()), key=lambda e: e.path.encode())
     return write_pointer_file(project, ds, write_manifest(project, mf.merge(kept, fresh)))

@@ -107,10 +107,11 @@ def dataset_rows(project: Project, options: StatusOptions) -> list[StatusRow]:
         folder = os.path.join(project.root, ds.path)
         linked = os.path.islink(folder)
         present: set[str] | None = None
-        if mode == "mount" and ds_mod.recorded_manifest(project, ds) is not None:
+        by_manifest = ds_mod.recorded_manifest(project, ds) is not None
+        if mode == "mount" and by_manifest:
             present = {f.path for f in found}  # the view shows every file, read-only: nothing to walk
             modified = set()
-        elif ds_mod.recorded_manifest(project, ds) is not None and not linked:
+        elif by_manifest and not linked:
             # no pointer files: a file there was staged (or put there); what git data wrote is known
             present = _files_under(project, folder)
             staged = [f for f in found if f.path in present]

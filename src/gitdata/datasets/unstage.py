@@ -103,7 +103,7 @@ def unstage_unlocked(project: Project, name: str) -> UnstageReport:
                 except FileNotFoundError:
                     pass
             _prune_empty_dirs(target)
-        if not (in_place and report.kept):  # a kept file of a manifest's folder stays git's business not
+        if not (in_place and report.kept):  # a kept file stays out of git's sight: it is the manifest's
             exclude_folder(project, ds.path, False)
         if loc and ds_mod.within(project.root, loc):
             exclude_folder(project, os.path.relpath(loc, project.root).replace(os.sep, "/"), False)

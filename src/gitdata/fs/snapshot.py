@@ -96,10 +96,7 @@ def _parents(path: str) -> list[str]:
 
 def _expand(project: Project, path: str, blob: str, pointer: Pointer) -> list[TrackedFile]:
     """The files a dataset's manifest (at ``path``) records; ``blob`` is the manifest pointer's."""
-    folder = path.rsplit("/", 1)[0] if "/" in path else ""
-    ds = next((d for d in ds_model.load_all(project).values() if d.path == folder), None)
-    if ds is None:  # a manifest outside any dataset .gitdata declares: nothing is known of its storage
-        ds = ds_model.Dataset(name="", path=folder)
+    ds = ds_model.dataset_at(project, mf.folder_of(path))
     return [TrackedFile(f.path, blob, f.pointer.size, f.pointer) for f in objects.expand(project, ds, pointer)]
 
 
