@@ -94,7 +94,7 @@ def dataset_add(name, sources, create_it, include, exclude, to, options, as_json
         return
     for r in reports:
         verb = "registered (metadata only)" if r.kind == "registered" else "copied"
-        click.echo(f"{name}: {len(r.files)} file(s), {human_size(r.total_size)} {verb} from {r.source}")
+        click.echo(f"{name}: {r.count} file(s), {human_size(r.total_size)} {verb} from {r.source}")
     click.echo("the pointers are staged in git's index; commit them with `git commit`")
 
 

@@ -26,13 +26,14 @@ class _RichBar:
 
 
 def rich_bar(
-    label: str, total: int, *, unit_bytes: bool, enabled: bool | None, console: Any = None
+    label: str, total: int | None, *, unit_bytes: bool, enabled: bool | None, console: Any = None
 ) -> Bar | None:
     """A byte or item bar on stderr (``console``: elsewhere), shown only when
-    stderr is a terminal unless ``enabled`` says otherwise."""
+    stderr is a terminal unless ``enabled`` says otherwise; ``total`` None: a
+    count of a stream whose length is not known (registering a long listing)."""
     if enabled is None:
         enabled = sys.stderr.isatty()
-    if not enabled or total <= 0:
+    if not enabled or (total is not None and total <= 0):
         return None
     from rich.console import Console
     from rich.progress import (

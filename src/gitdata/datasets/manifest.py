@@ -76,20 +76,60 @@ def folder_of(path: str) -> str:
     return path.rsplit("/", 1)[0] if "/" in path else ""
 
 
+def header() -> bytes:
+    """The manifest's first line."""
+    return json.dumps({"format": FORMAT}).encode() + b"\n"
+
+
+def line(e: Entry) -> bytes:
+    """One entry's line (ending in a newline). Deterministic: a pointer's keys are sorted,
+    so two entries encode to the same bytes exactly when they record the same."""
+    p = e.pointer
+    if p.oid is not None or p.size is None:
+        raise ManifestError(f"{e.path}: a manifest records registered files only (size and source, no oid)")
+    record: dict[str, object] = {"path": e.path, "size": p.size}
+    record.update(p.extra)
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
 def encode(entries: Iterable[Entry]) -> Iterator[bytes]:
     """The manifest's lines (each ending in a newline); entries must come sorted, each path once."""
-    yield json.dumps({"format": FORMAT}).encode() + b"\n"
+    yield header()
     last: str | None = None
     for e in entries:
         if last is not None and e.path.encode() <= last.encode():
             raise ManifestError(f"manifest entries out of order or repeated: {last!r} then {e.path!r}")
         last = e.path
-        p = e.pointer
-        if p.oid is not None or p.size is None:
-            raise ManifestError(f"{e.path}: a manifest records registered files only (size and source, no oid)")
-        record: dict[str, object] = {"path": e.path, "size": p.size}
-        record.update(p.extra)
-        yield json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+        yield line(e)
+
+
+def keyed(entries: Iterable[Entry]) -> Iterator[tuple[bytes, bytes]]:
+    """``(path as UTF-8, line)`` per entry: the form manifests are sorted and merged in."""
+    for e in entries:
+        yield e.path.encode(), line(e)
+
+
+def merge_lines(
+    old: Iterable[tuple[bytes, bytes]], new: Iterable[tuple[bytes, bytes]], counts: dict[str, int] | None = None
+) -> Iterator[tuple[bytes, bytes]]:
+    """:func:`merge` over keyed lines (both sorted): ``new`` replaces ``old`` at the same path.
+
+    ``counts["unchanged"]`` (when given) counts the paths whose new line equals the old one.
+    """
+    a, b = iter(old), iter(new)
+    x, y = next(a, None), next(b, None)
+    while x is not None or y is not None:
+        if y is None or (x is not None and x[0] < y[0]):
+            assert x is not None
+            yield x
+            x = next(a, None)
+        else:
+            if x is not None and x[0] == y[0]:
+                if counts is not None and x[1] == y[1]:
+                    counts["unchanged"] = counts.get("unchanged", 0) + 1
+                x = next(a, None)
+            yield y
+            y = next(b, None)
 
 
 def parse(lines: Iterable[bytes]) -> Iterator[Entry]:

@@ -6,8 +6,9 @@ import datetime as _dt
 import fnmatch
 import os
 import posixpath
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain, islice
 from typing import Any
 
 from .. import config as config_mod
@@ -311,68 +312,97 @@ def is_versioned(storage: Storage) -> bool:
     return bool(storage.options.get("version_aware"))
 
 
-def list_source(project: Project, ds: Dataset, url: str) -> tuple[Storage, list[tuple[str, Any]], bool]:
-    """One listing of ``url``: ``(storage, [(key, fingerprint)], single_object)``.
+def list_source(project: Project, ds: Dataset, url: str) -> tuple[Storage, Iterator[tuple[str, Any]], str]:
+    """One listing of ``url``: ``(storage, (key, fingerprint) as listed, single_object)``.
 
-    ``single_object`` is true when ``url`` names one object rather than a
-    prefix; its key is then its base name and the storage is its parent.
+    The pairs stream as the listing's pages arrive (nothing is held for a
+    million keys). ``single_object`` is the object's base name when ``url``
+    names one object rather than a prefix (its key is then that name and the
+    storage is its parent), else "".
     """
     storage = open_source(project, ds, url)
     try:
-        entries = list(storage.list())
+        listed = storage.list()
+        head = list(islice(listed, 2))
     except (AccessDenied, StorageUnreachable, ObjectNotFound):
         raise
     except StorageError:
         if not is_versioned(storage) or "version_aware" in ds.options:
             raise
         storage = open_source(project, ds, url, versioned=False)
-        entries = list(storage.list())
-    if len(entries) == 1 and entries[0][0] == storage.root:
+        listed = storage.list()
+        head = list(islice(listed, 2))
+    if len(head) == 1 and head[0][0] == storage.root:
         parent_url, _, base = storage.url.rpartition("/")
         parent = project.open_storage(parent_url, storage.options, name=ds.name, tracked=False)
-        return parent, [(base, entries[0][1])], True
-    return storage, fill_sizes(storage, _drop_own_objects(ds, storage, _drop_dir_markers(entries))), False
+        return parent, iter([(base, head[0][1])]), base
+    entries = chain(head, listed)
+    return storage, fill_sizes(storage, _drop_own_objects(ds, storage, _drop_dir_markers(entries))), ""
 
 
-def _drop_own_objects(ds: Dataset, storage: Storage, entries: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+def _drop_own_objects(ds: Dataset, storage: Storage, entries: Iterable[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
     """Leave out the dataset's own content-addressed objects when its ``storage`` lies under
     the listed prefix (``dataset copy`` puts them at ``TARGET/.gitdata``): they are not
     registered files, so neither ``status --remote`` nor ``update`` takes them for new ones."""
-    if not ds.storage:
-        return entries
-    own = normalize_url(ds.storage).rstrip("/")
+    own = normalize_url(ds.storage).rstrip("/") if ds.storage else ""
     if not own.startswith(storage.url.rstrip("/") + "/"):
-        return entries
+        yield from entries
+        return
     prefix = own[len(storage.url.rstrip("/")) + 1 :]
-    return [(k, fp) for k, fp in entries if k != prefix and not k.startswith(prefix + "/")]
+    yield from ((k, fp) for k, fp in entries if k != prefix and not k.startswith(prefix + "/"))
 
 
-def fill_sizes(storage: Storage, entries: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+def fill_sizes(storage: Storage, entries: Iterable[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
     """Ask about entries listed with size 0 one by one.
 
     Object stores state every size in the listing (a 0 there is a real empty
     object, rare); an HTTP index page states none, and only a HEAD per file
     tells. Everything else keeps the one listing.
     """
-    out = []
     for key, fp in entries:
         if fp.size == 0:
             try:
                 fp = storage.info(key)
             except ObjectNotFound:
                 continue
-        out.append((key, fp))
-    return out
+        yield key, fp
 
 
-def _drop_dir_markers(entries: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
-    """Drop empty "folder" marker objects (``a/`` in S3) that have children."""
-    parents = set()
-    for key, _fp in entries:
-        parts = key.split("/")
-        for i in range(1, len(parts)):
-            parents.add("/".join(parts[:i]))
-    return [(k, fp) for k, fp in entries if not (fp.size == 0 and k.rstrip("/") in parents) and k and not k.endswith("/")]
+def _drop_dir_markers(entries: Iterable[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
+    """Drop empty "folder" marker objects (``a`` or ``a/`` in S3) that have children.
+
+    Streamed: an empty object is held back (with what is listed after it) only
+    until the listing shows whether anything lies under it; that needs the
+    listing sorted (``Storage.list`` sorts). Anything else passes at once.
+    """
+    held: list[tuple[str, Any]] = []  # from the first undecided empty object on, in order
+    markers: list[str] = []  # the undecided empty objects' names, in order
+
+    for key, fp in entries:
+        if not key:
+            continue
+        undecided = []
+        for name in markers:  # what this key settles
+            if key.startswith(name + "/"):  # a child: the marker is a folder's, dropped
+                held = [h for h in held if h[0] != name]
+            elif key < name + "/":  # its children could still come
+                undecided.append(name)
+            # else: past where its children would be: a real empty object, kept
+        markers = undecided
+        if held:  # what no undecided marker holds back goes on
+            cut = next(i for i, h in enumerate(held) if h[0] == markers[0]) if markers else len(held)
+            yield from held[:cut]
+            del held[:cut]
+        if key.endswith("/"):  # a folder's own marker object: it only told about the ones before it
+            continue
+        if fp.size == 0:
+            markers.append(key)
+            held.append((key, fp))
+        elif markers:
+            held.append((key, fp))
+        else:
+            yield key, fp
+    yield from held
 
 
 def source_roots(ds: Dataset) -> list[Source]:

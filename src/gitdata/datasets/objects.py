@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import struct
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -43,22 +44,81 @@ def threshold(project: Project) -> int:
 
 def write_manifest(project: Project, entries: Iterable[mf.Entry]) -> Pointer:
     """Store the manifest of ``entries`` (sorted) in the cache; its pointer (not yet written anywhere)."""
+    return write_manifest_lines(project, mf.keyed(entries))
+
+
+def write_manifest_lines(project: Project, lines: Iterable[tuple[bytes, bytes]]) -> Pointer:
+    """Store a manifest of keyed lines (:func:`.manifest.keyed`, sorted, each path once) in the cache."""
     count = 0
-
-    def counted() -> Iterator[mf.Entry]:
-        nonlocal count
-        for e in entries:
-            count += 1
-            yield e
-
+    last = b""
     with project.cache.writer(project.algorithm) as w:
         with gzip.GzipFile(filename="", mode="wb", fileobj=w, mtime=0) as gz:  # type: ignore[arg-type]
             buf = io.BufferedWriter(gz, 1 << 20)  # type: ignore[arg-type]
-            for line in mf.encode(counted()):
+            buf.write(mf.header())
+            for key, line in lines:
+                if count and key <= last:
+                    raise mf.ManifestError(
+                        f"manifest entries out of order or repeated: {last.decode(errors='replace')!r} "
+                        f"then {key.decode(errors='replace')!r}"
+                    )
+                last = key
+                count += 1
                 buf.write(line)
             buf.flush()
         oid, size = w.commit()
     return mf.manifest_pointer(oid, size, count)
+
+
+#: Entries sorted in memory at once by :func:`sorted_lines` (about 40 MB of lines).
+RUN = 100_000
+
+
+def sorted_lines(project: Project, entries: Iterable[mf.Entry], run: int | None = None) -> Iterator[tuple[bytes, bytes]]:
+    """The keyed lines of ``entries``, which may come in any order, sorted by path.
+
+    Up to ``run`` (default :data:`RUN`) entries are sorted in memory. A longer stream is cut into
+    sorted runs of ``run`` lines, each spilled to an anonymous temporary file
+    beside the cache (nothing is left behind, even after a kill), and the runs
+    are merged: memory stays flat however many entries come. A listing that
+    arrives sorted (S3 sorts keys) costs the same; one that does not (a folder
+    walk, some S3 servers) is sorted all the same.
+    """
+    import heapq
+    import tempfile
+    from itertools import islice
+
+    run = run or RUN
+    it = iter(entries)
+    chunk = sorted(mf.keyed(islice(it, run)))
+    if len(chunk) < run:
+        yield from chunk
+        return
+    os.makedirs(project.cache.tmp_dir, exist_ok=True)
+    runs = []
+    try:
+        while chunk:
+            f = tempfile.TemporaryFile(dir=project.cache.tmp_dir)
+            runs.append(f)
+            for key, line in chunk:
+                f.write(_FRAME.pack(len(key), len(line)) + key + line)
+            f.seek(0)
+            chunk = sorted(mf.keyed(islice(it, run)))
+        yield from heapq.merge(*(_read_run(f) for f in runs))
+    finally:
+        for f in runs:
+            f.close()
+
+
+_FRAME = struct.Struct(">II")
+
+
+def _read_run(f: Any) -> Iterator[tuple[bytes, bytes]]:
+    while True:
+        head = f.read(_FRAME.size)
+        if not head:
+            return
+        n, m = _FRAME.unpack(head)
+        yield f.read(n), f.read(m)
 
 
 def read_manifest(project: Project, ds: Any, pointer: Pointer) -> Iterator[mf.Entry]:

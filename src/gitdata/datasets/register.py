@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain, islice
 from typing import Any
 
 from .. import config as config_mod
@@ -42,7 +43,8 @@ class AddReport:
     dataset: str
     source: str
     kind: str  # "registered" | "copied"
-    files: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)  # the paths written (not kept for a manifest)
+    count: int = 0  # files registered or copied
     unchanged: int = 0
     total_size: int = 0
 
@@ -51,7 +53,7 @@ class AddReport:
             "dataset": self.dataset,
             "source": self.source,
             "kind": self.kind,
-            "files": len(self.files),
+            "files": self.count,
             "unchanged": self.unchanged,
             "total_size": self.total_size,
         }
@@ -82,52 +84,62 @@ def register(
     exclude: Iterable[str] = (),
     to: str = "",
 ) -> AddReport:
-    """Record pointers for every object under ``url``: one listing, no download."""
+    """Record pointers for every object under ``url``: one listing, no download.
+
+    The listing is consumed as it arrives. Up to ``gitdata.manifestThreshold``
+    objects become pointer files; past it (or into a dataset recorded by a
+    manifest already) the rest streams into the manifest, so memory does not
+    grow with the number of objects.
+    """
     _check_url_has_no_userinfo(url)
     to = _check_target(project, ds, to)
     storage, entries, single = list_source(project, ds, url)
     include, exclude = list(include), list(exclude)
-    planned: list[tuple[str, Pointer]] = []
-    unsafe = []
-    single_key = entries[0][0] if single and entries else ""
-    entries.reverse()  # consumed from the end: each listed fingerprint is freed once its pointer is made
-    while entries:
-        key, fp = entries.pop()
-        if not select(key, include, exclude):
-            continue
-        try:
-            safe_relpath(key)
-        except UnsafePath as err:
-            unsafe.append(str(err))
-            continue
-        rel = f"{to}/{key}" if to else key
-        obj_url = f"{storage.url}/{key}"
-        try:
-            pointer = registered_pointer(obj_url, fp)
-            pointer.encode()
-        except PointerError as err:
-            raise DatasetError(f"cannot record {obj_url}: {err}") from err
-        planned.append((f"{ds.path}/{rel}", pointer))
-    if unsafe:
-        more = f" (and {len(unsafe) - 1} more)" if len(unsafe) > 1 else ""
-        raise UnsafePath(f"refusing to register {storage.display}: {unsafe[0]}{more}; nothing was written")
-    if not planned:
-        raise DatasetError(
-            f"nothing to register at {storage.display}" + (" after --include/--exclude" if include or exclude else "")
-            + "; check the URL (and that the prefix has objects)"
-        )
-    report = AddReport(dataset=ds.name, source=storage.url if not single else f"{storage.url}/{single_key}", kind="registered")
+    unsafe: list[str] = []
+
+    def planned() -> Iterator[tuple[str, Pointer]]:
+        for key, fp in entries:
+            if not select(key, include, exclude):
+                continue
+            try:
+                safe_relpath(key)
+            except UnsafePath as err:
+                unsafe.append(str(err))
+                continue
+            rel = f"{to}/{key}" if to else key
+            obj_url = f"{storage.url}/{key}"
+            try:
+                pointer = registered_pointer(obj_url, fp)
+                pointer.encode()
+            except PointerError as err:
+                raise DatasetError(f"cannot record {obj_url}: {err}") from err
+            yield f"{ds.path}/{rel}", pointer
+
+    def refuse_unsafe() -> None:
+        if unsafe:
+            more = f" (and {len(unsafe) - 1} more)" if len(unsafe) > 1 else ""
+            raise UnsafePath(f"refusing to register {storage.display}: {unsafe[0]}{more}; nothing was written")
+
     limit = objects.threshold(project)
     old = recorded_manifest(project, ds)
-    if old is not None or (limit and len(planned) > limit):
-        _register_in_manifest(project, ds, planned, old, report)
+    stream = planned()
+    head = list(islice(stream, limit + 1)) if old is None and limit else []
+    by_manifest = old is not None or (limit and len(head) > limit)
+    if not by_manifest:
+        head += stream  # gitdata.manifestThreshold 0: a pointer file per object, however many
+        refuse_unsafe()
+    source = f"{storage.url}/{single}" if single else storage.url
+    report = AddReport(dataset=ds.name, source=source, kind="registered")
+    if by_manifest:
+        _register_in_manifest(project, ds, chain(head, stream), old, report, refuse_unsafe, storage.display, include or exclude)
         _record_source(project, ds, Source(url=report.source, to=to))
         return report
-    _check_clashes(project, ds, [p for p, _ in planned])
+    _nothing_check(storage.display, len(head), include or exclude)
+    _check_clashes(project, ds, [p for p, _ in head])
     changed: list[str] = []
-    bar = Progress(f"Registering {ds.name}", len(planned) if len(planned) >= PROGRESS_MIN else 0, unit_bytes=False)
+    bar = Progress(f"Registering {ds.name}", len(head) if len(head) >= PROGRESS_MIN else 0, unit_bytes=False)
     try:
-        for path, pointer in planned:
+        for path, pointer in head:
             full = os.path.join(project.root, path)
             data = pointer.encode()
             report.total_size += pointer.size or 0
@@ -140,10 +152,19 @@ def register(
             changed.append(path)
     finally:
         bar.close()
-    report.files = [p for p, _ in planned]
+    report.files = [p for p, _ in head]
+    report.count = len(head)
     git_add(project, changed, pointers=True)
     _record_source(project, ds, Source(url=report.source, to=to))
     return report
+
+
+def _nothing_check(display: str, count: int, filtered: object) -> None:
+    if not count:
+        raise DatasetError(
+            f"nothing to register at {display}" + (" after --include/--exclude" if filtered else "")
+            + "; check the URL (and that the prefix has objects)"
+        )
 
 
 def _record_source(project: Project, ds: Dataset, src: Source) -> None:
@@ -154,42 +175,58 @@ def _record_source(project: Project, ds: Dataset, src: Source) -> None:
 
 
 def _register_in_manifest(
-    project: Project, ds: Dataset, planned: list[tuple[str, Pointer]], old: Pointer | None, report: AddReport
+    project: Project,
+    ds: Dataset,
+    planned: Iterable[tuple[str, Pointer]],
+    old: Pointer | None,
+    report: AddReport,
+    refuse_unsafe: Callable[[], None],
+    display: str,
+    filtered: object,
 ) -> None:
-    """Record ``planned`` in the dataset's manifest (a new one, or merged into ``old``).
+    """Record ``planned`` (any order, streamed) in the dataset's manifest, a new one or
+    merged into ``old``.
 
-    Per-file pointers of the same paths leave the index and the work tree:
-    the manifest records them now.
+    The listing streams through a bounded sort (:func:`.objects.sorted_lines`)
+    into the manifest object in the cache; only after it is complete, checked
+    and stored does anything in the work tree change. Per-file pointers of the
+    same paths leave the index and the work tree: the manifest records them now.
     """
     if not ds.storage and not project.remotes:
         raise DatasetError(
-            f"dataset {ds.name}: {len(planned)} files are more than gitdata.manifestThreshold "
-            f"({objects.threshold(project)}), so they are recorded in one manifest, which is pushed like "
+            f"dataset {ds.name}: more than gitdata.manifestThreshold "
+            f"({objects.threshold(project)}) files are recorded in one manifest, which is pushed like "
             "data, and this project has nowhere to push it; add a data remote (`git data remote add NAME "
             "URL`), or keep a pointer file per object (`git config gitdata.manifestThreshold 0`); "
             "nothing was written"
         )
     own = {f.path for f in index_files(project, ds)}  # per-file pointers beside (or before) the manifest
-    stale = [path for path, _p in planned if path in own]
+    stale: list[str] = []
+    bar = Progress(f"Registering {ds.name}", 0, unit_bytes=False)
+
+    def counted() -> Iterator[mf.Entry]:
+        for path, p in planned:
+            if path in own:
+                stale.append(path)
+            report.count += 1
+            report.total_size += p.size or 0
+            bar.advance(1)
+            yield mf.Entry(ds.rel(path), p)
+
+    counts: dict[str, int] = {}
+    try:
+        new = objects.sorted_lines(project, counted())
+        if old is not None:  # the old manifest is read once: merged, and compared on the way
+            new = mf.merge_lines(mf.keyed(objects.read_manifest(project, ds, old)), new, counts)
+        pointer = objects.write_manifest_lines(project, new)
+    finally:
+        bar.close()
+    report.unchanged = counts.get("unchanged", 0)
+    refuse_unsafe()
+    _nothing_check(display, report.count, filtered)
     # their work-tree files are removed below: refused (nothing written) where one holds content
     # (a staged copy, an edit), and while the dataset is staged elsewhere
     _check_clashes(project, ds, stale)
-    new = sorted((mf.Entry(ds.rel(path), p) for path, p in planned), key=lambda e: e.path.encode())
-    report.total_size = sum(p.size or 0 for _path, p in planned)
-    report.files = [path for path, _p in planned]
-    if old is None:
-        entries: Iterable[mf.Entry] = new
-    else:
-        recording = {e.path: e.pointer for e in new}
-
-        def counted(old_entries: Iterable[mf.Entry]) -> Iterator[mf.Entry]:
-            for e in old_entries:  # the old manifest is read once: merged, and compared on the way
-                if recording.get(e.path) == e.pointer:
-                    report.unchanged += 1
-                yield e
-
-        entries = mf.merge(counted(objects.read_manifest(project, ds, old)), new)
-    pointer = objects.write_manifest(project, entries)
     path = objects.write_pointer_file(project, ds, pointer)
     if stale:  # per-file pointers of these paths: the manifest records them now
         forget_index_entries(project, stale)
@@ -287,5 +324,6 @@ def add_local(
         _oid, size = writer.copy_file(full, dest, algorithm=project.algorithm)
         report.total_size += size
     report.files = dests
+    report.count = len(dests)
     git_add(project, [".gitdata", ".gitattributes", *dests])
     return report

@@ -15,6 +15,7 @@ from ..pointer import Pointer
 from ..project import Project
 from ..scan import Found
 from ..statusrows import (
+    CHANGED,
     DELETED,
     LINKED,
     MISSING,
@@ -60,12 +61,14 @@ def remote_states(
     recorded: Mapping[str, Fingerprint], current: Mapping[str, Fingerprint]
 ) -> tuple[dict[str, str], list[str]]:
     """Per recorded key: unchanged / changed / deleted; and the keys that are new."""
-    states = {}
-    for key, fp in recorded.items():
-        now = current.get(key)
-        states[key] = DELETED if now is None else compare(fp, now)
+    states = {key: state_of(fp, current.get(key)) for key, fp in recorded.items()}
     new = sorted(k for k in current if k not in recorded)
     return states, new
+
+
+def state_of(recorded: Fingerprint, now: Fingerprint | None) -> str:
+    """One recorded object against what the listing says now (None: not listed)."""
+    return DELETED if now is None else compare(recorded, now)
 
 
 def recorded_fingerprint(pointer: Pointer) -> Fingerprint:
@@ -175,14 +178,15 @@ def _remote_rows(
                     current[key] = storage.info(key)
                 except ObjectNotFound:
                     pass
-        recorded = {key: recorded_fingerprint(f.pointer) for key, f in files.items()}
-        states, new = remote_states(recorded, current)
-        for key, state in states.items():
-            by_path[files[key].path].remote = state
-            by_path[files[key].path].current = current.get(key)
+        for key, f in files.items():  # each listed fingerprint leaves `current` once compared
+            now = current.pop(key, None)
+            row = by_path[f.path]
+            row.remote = state_of(recorded_fingerprint(f.pointer), now)
+            if row.remote == CHANGED:
+                row.current = now  # what `git data update` records
         if src is None:
             continue
-        for key in new:
+        for key in sorted(current):  # listed, not recorded: new
             try:
                 ds_mod.safe_relpath(key)
             except ds_mod.UnsafePath:

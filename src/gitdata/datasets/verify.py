@@ -182,15 +182,15 @@ def plan(project: Project, name: str, include: Iterable[str] = (), *, jobs: int 
     for root, entries in sorted(by_root.items()):
         try:
             storage, listed, single = ds_mod.list_source(project, ds, root)
+            current = dict(listed)
         except GitDataError as err:
             for path, _p, _k in entries:
                 report.failed[path] = str(err)
             continue
-        current = dict(listed)
         items = []
         for path, pointer, key in entries:
             if single:
-                key = listed[0][0]
+                key = single
             fp = current.get(key)
             if fp is None:
                 report.changed[path] = f"{pointer.source} is gone from the remote (deleted since registration)"
