@@ -99,3 +99,56 @@ def test_a_part_size_that_does_not_parse_is_refused(tmp_path):
     git(root, "config", "gitdata.partSize", "big")
     with pytest.raises(BadSetting, match="gitdata.partSize"):
         _ = Project.open(str(root)).part_size
+
+
+def test_staging_registered_objects_is_one_get_each_and_no_head(moto_server, moto_bucket, tmp_path, monkeypatch):
+    """dataset stage (copy mode) of registered objects: one streamed GET per object, bounded
+    and checked as it arrives; no HEAD before it (that doubled the requests for small files)."""
+    use_server_env(monkeypatch, moto_server)
+    client = moto_server.client()
+    blobs = {f"raw/f{i}.txt": f"object {i}\n".encode() * (i + 1) for i in range(6)}
+    for key, body in blobs.items():
+        client.put_object(Bucket=moto_bucket, Key=key, Body=body)
+    proj = tmp_path / "p"
+    proj.mkdir()
+    git(proj, "init", "-q")
+    gd(proj, "install")
+    gd(proj, "dataset", "create", "ds", "-o", f"endpoint_url={moto_server.endpoint}")
+    gd(proj, "dataset", "add", "ds", f"s3://{moto_bucket}/raw")
+    git(proj, "commit", "-qm", "register")
+    moto_server.reset_counts()
+    gd(proj, "dataset", "stage", "ds")
+    for key, body in blobs.items():
+        assert (proj / "data" / "ds" / key.removeprefix("raw/")).read_bytes() == body
+    api = moto_server.counts(moto_bucket, by_api=True)
+    assert api.get("GetObject") == len(blobs), api
+    assert not api.get("HeadObject"), api
+
+
+@pytest.mark.parametrize("value", [
+    "2026-12-01T21:05:13.369Z", "2026-12-01T21:05:13Z", "2026-12-01T21:05:13.369+01:00",
+    "Tue, 01 Dec 2026 21:05:12 GMT", "1700000000", "2026-12-01", "Tue, 31 Feb 2026 21:05:12 GMT",
+])
+def test_fast_timestamps_read_what_botocore_reads(value):
+    """The listing's timestamp parser gives botocore's instant for every form S3 states
+    (and hands anything else to botocore, errors included)."""
+    from botocore.utils import parse_timestamp
+
+    from gitdata.storage.backends import _iso_timestamp
+
+    try:
+        want = parse_timestamp(value)
+    except ValueError as err:
+        with pytest.raises(type(err)):
+            _iso_timestamp(value)
+        return
+    assert _iso_timestamp(value) == want
+
+
+def test_a_listing_states_the_same_fingerprints_as_s3fs_info(moto_server, moto_bucket):
+    st = _storage(moto_server, moto_bucket)
+    for i in range(3):
+        st.put_bytes(b"x" * i, f"k{i}")
+    listed = dict(st.list())
+    for key, fp in listed.items():
+        assert fp == st.info(key), key  # mtime, etag, size: as a HEAD states them

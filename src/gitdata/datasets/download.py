@@ -48,7 +48,7 @@ def _stream(storage: Storage, key: str, pointer: Pointer, sink: writer.GuardedFi
     kwargs = open_kwargs(storage, pointer.get("version-id"))
     expected = _expected_md5(pointer)
     md5 = hashlib.md5(usedforsecurity=False) if expected else None
-    with storage.open_read(key, **kwargs) as f:
+    with storage.open_read(key, whole=True, **kwargs) as f:  # one GET, no HEAD first
         while chunk := f.read(CHUNK * 4):
             _check_bound(storage, key, pointer, sink.size + len(chunk), sink.abort)
             sink.write(chunk)

@@ -8,7 +8,7 @@ download.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 from ..errors import GitDataError
 from ..pointer import Pointer
@@ -30,7 +30,7 @@ from ..statusrows import (
     StatusOptions,
     StatusRow,
 )
-from ..storage import ObjectNotFound
+from ..storage import ObjectNotFound, Storage
 from ..storage.fingerprint import Fingerprint, compare
 from . import model as ds_mod
 from .modes import current_mode, linked_modified_paths, modified_paths
@@ -149,6 +149,15 @@ def dataset_rows(project: Project, options: StatusOptions) -> list[StatusRow]:
     return rows
 
 
+def _infos(storage: Storage, keys: Iterable[str]) -> Iterator[tuple[str, Fingerprint]]:
+    """``(key, fingerprint)`` of each of ``keys`` that exists, asked one by one."""
+    for key in keys:
+        try:
+            yield key, storage.info(key)
+        except ObjectNotFound:
+            pass
+
+
 def _remote_rows(
     project: Project, ds: ds_mod.Dataset, found: list[Found], by_path: dict[str, StatusRow]
 ) -> list[StatusRow]:
@@ -168,25 +177,27 @@ def _remote_rows(
     for root, files in sorted(groups.items()):
         src = roots.get(root)
         if src is not None:
-            storage, entries, _single = ds_mod.list_source(project, ds, root)
-            current = dict(entries)
+            storage, listed, _single = ds_mod.list_source(project, ds, root)
         else:  # a single registered object: ask about it alone
             storage = ds_mod.open_source(project, ds, root)
-            current = {}
-            for key in files:
-                try:
-                    current[key] = storage.info(key)
-                except ObjectNotFound:
-                    pass
-        for key, f in files.items():  # each listed fingerprint leaves `current` once compared
-            now = current.pop(key, None)
+            listed = _infos(storage, files)
+        fresh = []
+        for key, now in listed:  # streamed: a listed fingerprint is kept only where it changed
+            f = files.get(key)
+            if f is None:
+                if src is not None:
+                    fresh.append((key, now))
+                continue
             row = by_path[f.path]
             row.remote = state_of(recorded_fingerprint(f.pointer), now)
             if row.remote == CHANGED:
                 row.current = now  # what `git data update` records
+        for f in files.values():
+            if by_path[f.path].remote is None:  # recorded, not listed
+                by_path[f.path].remote = DELETED
         if src is None:
             continue
-        for key in sorted(current):  # listed, not recorded: new
+        for key, now in sorted(fresh, key=lambda kv: kv[0]):  # listed, not recorded: new
             try:
                 ds_mod.safe_relpath(key)
             except ds_mod.UnsafePath:
@@ -195,11 +206,7 @@ def _remote_rows(
             path = f"{ds.path}/{rel}"
             if path in by_path:
                 continue  # recorded from another source, or the project's own file
-            new_rows.append(
-                StatusRow(
-                    "datasets", ds.name, path, None, NEW, f"{storage.url}/{key}", current[key]
-                )
-            )
+            new_rows.append(StatusRow("datasets", ds.name, path, None, NEW, f"{storage.url}/{key}", now))
     owned = {f.pointer.oid: f for f in found if f.pointer.oid}
     if owned:
         try:

@@ -286,8 +286,8 @@ PART_JOBS = 4
 
 def _iso_timestamp(value: Any) -> Any:
     """botocore's timestamp parser, with ISO 8601 (what S3's XML states) read by
-    ``datetime.fromisoformat``; anything else (HTTP dates in headers, epochs) goes to
-    botocore's own parser, as before."""
+    ``datetime.fromisoformat`` and HTTP dates (response headers) by the standard
+    library's parser; anything else (epochs, other forms) goes to botocore's own."""
     from botocore.utils import parse_timestamp
 
     if isinstance(value, str) and len(value) >= 20 and value[10:11] == "T":
@@ -298,6 +298,13 @@ def _iso_timestamp(value: Any) -> Any:
             parsed = None
         if parsed is not None and parsed.tzinfo is not None:
             return parsed
+    elif isinstance(value, str) and value.endswith(" GMT") and value[3:5] == ", ":  # an HTTP date (RFC 7231)
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            pass
     return parse_timestamp(value)
 
 
