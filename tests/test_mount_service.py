@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,13 +28,11 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("useradd")
                                 reason="needs root and useradd (the service runs as root)")  # fmt: skip
 
 ROOT = Path(__file__).resolve().parents[1]
-VENV_BIN = str(ROOT / ".venv" / "bin")
+VENV_BIN = str(Path(sys.executable).parent)  # the venv running the tests (a worktree may have none)
 
 
 def _system_python() -> str | None:
     """A Python of this version that other users may run (the venv's may live under /root)."""
-    import sys
-
     for cand in ("/usr/bin/python3", "/usr/local/bin/python3"):
         if os.access(cand, os.X_OK):
             out = subprocess.run([cand, "-c", "import sys;print(sys.version_info[:2])"], capture_output=True,
@@ -47,12 +46,11 @@ def _client_bin(base: Path) -> Path:
     """``git-data`` and ``python`` for the test users: the system Python on this checkout and the
     venv's packages (both readable by everyone)."""
     import site
-    import sys
 
     py = _system_python()
     if py is None:
         pytest.skip(f"no Python {sys.version_info[0]}.{sys.version_info[1]} that other users can run")
-    pkgs = [p for p in site.getsitepackages() if p.startswith(str(ROOT))]
+    pkgs = [p for p in site.getsitepackages() if p.startswith(sys.prefix)]
     path = ":".join([str(ROOT / "src"), *pkgs])
     d = base / "bin"
     d.mkdir(exist_ok=True)
@@ -551,8 +549,6 @@ def test_a_mount_point_swapped_for_a_symlink_after_the_check_is_not_followed(tmp
     then confirms where the mount went: nothing may end up at the symlink's target (outside the
     allowed root) nor anywhere else. The window is hit deterministically by a subclass that swaps
     the folder in the one method called between check and mount (``Service._checked``)."""
-    import sys
-
     from gitdata.mount import service as svc
     from gitdata.mount.protocol import ApiError, parse_mount
     from servers import rclone_binary
