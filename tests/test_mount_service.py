@@ -622,3 +622,69 @@ def test_registered_dataset_through_the_service_reads_recorded_bytes_and_eio_aft
     assert rclone_server.env["AWS_SECRET_ACCESS_KEY"] not in _our_ps()
     alice.gd(p, "unmount", "field")
     assert alice.run(p, "git", "status", "--porcelain").stdout == ""
+
+
+@pytest.mark.parametrize("when", ["before", "after_lookup"])
+def test_an_unmount_after_the_folder_above_was_swapped_for_a_symlink_unmounts_nothing_else(
+        tmp_path, when, rclone_server, rclone_bucket, monkeypatch):  # fmt: skip
+    """Root unmounts. The caller owns the folders above its mount point: it renames the one
+    above and puts a symlink there that leads to another mount (here a tmpfs outside the
+    allowed root), before the unmount or in the window between the service's look-up of its
+    mount and the unmount. Nothing but the caller's own mount may ever be unmounted: the
+    request is refused and the other mount stays; moved back, the unmount works."""
+    from gitdata.mount import service as svc
+    from gitdata.mount.protocol import ApiError, parse_mount
+    from servers import rclone_binary
+
+    _fuse_or_skip()
+    allowed = tmp_path / "allowed"
+    project = allowed / "proj"
+    mp = project / "storages" / "x"
+    mp.mkdir(parents=True)
+    outside = tmp_path / "outside"
+    victim = outside / "x"
+    victim.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "gd-victim", str(victim)], check=True)
+    service = svc.Service(allow_roots=[str(allowed)], state_dir=str(tmp_path / "state"), rclone=str(rclone_binary()),
+                          python=sys.executable, timeout=20)  # fmt: skip
+    body = {"kind": "storage", "name": "x", "project": str(project), "mountpoint": str(mp),
+            "url": f"s3://{rclone_bucket}", "options": {"endpoint_url": rclone_server.endpoint},
+            "credentials": {"key": rclone_server.key, "secret": rclone_server.secret}}  # fmt: skip
+
+    def swap() -> None:
+        os.rename(project / "storages", project / "moved")
+        os.symlink(outside, project / "storages")
+
+    def ismount(path: Path) -> bool:
+        return subprocess.run(["mountpoint", "-q", str(path)]).returncode == 0
+
+    try:
+        entry = service.mount(parse_mount(json.dumps(body).encode()), 0, 0)
+        assert ismount(mp) and ismount(victim)
+        if when == "before":
+            swap()
+        else:  # right after the service looked its mount up by device name
+            real = svc._mounts_of
+
+            def looked_up(devname: str) -> list[str]:
+                found = real(devname)
+                monkeypatch.setattr(svc, "_mounts_of", real)
+                swap()
+                return found
+
+            monkeypatch.setattr(svc, "_mounts_of", looked_up)
+        with pytest.raises(ApiError) as err:
+            service.unmount(entry.id, 0)
+        assert err.value.status == 409, err.value.reason
+        assert ("moved" if when == "before" else "link") in err.value.reason, err.value.reason
+        assert ismount(victim), "the other mount was unmounted"
+        assert ismount(project / "moved" / "x") and entry.id in service.mounts
+        os.unlink(project / "storages")
+        os.rename(project / "moved", project / "storages")
+        service.unmount(entry.id, 0)
+        assert not ismount(mp) and ismount(victim)
+        assert service.mounts == {}
+    finally:
+        for m in _gitdata_mounts_under(tmp_path):
+            subprocess.run(["fusermount3", "-u", "-z", m], capture_output=True)
+            subprocess.run(["umount", "-l", m], capture_output=True)
