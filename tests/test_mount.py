@@ -204,7 +204,8 @@ def test_fuse_unavailable_is_one_clear_line_and_leaves_nothing(tmp_path, project
     assert res.returncode == 1
     assert res.stderr.strip().splitlines() == [
         "error: cannot mount dataset 'field': /nonexistent/fusermount3 is not installed (Debian "
-        "package fuse3); stage it with --copy or --reference instead"
+        "package fuse3); stage it with --copy or --reference instead, or mount through a mount service "
+        "(GITDATA_MOUNT_SERVICE)"
     ]
     assert "Traceback" not in res.stderr
     mp = p / "data" / "field"
@@ -215,6 +216,18 @@ def test_fuse_unavailable_is_one_clear_line_and_leaves_nothing(tmp_path, project
     assert subprocess.run(["git", "config", "gitdata.dataset.field.mode"], cwd=p).returncode == 1
     assert json.loads(gd(p, "mount", "ls", "--json").stdout) == []
     assert not (p / ".git/gitdata/mounts/dataset-field.json").exists()
+    # a storage (mode = mount in .gitdata): the same, and its copy has no --copy flag to suggest
+    gd(p, "storage", "add", "lab", f"s3://{versioned_moto_bucket}/lab", "-o",
+       f"endpoint_url={moto_server.endpoint}", "--mode", "mount", "--no-check")  # fmt: skip
+    res = gd(p, "storage", "stage", "lab", ok=False)
+    assert res.returncode == 1 and res.stderr.strip().splitlines() == [
+        "error: cannot mount storage 'lab': /nonexistent/fusermount3 is not installed (Debian package fuse3); "
+        "copy it (`git data storage stage lab` without --mount) instead, or mount through a mount service "
+        "(GITDATA_MOUNT_SERVICE)"
+    ]
+    assert not (p / "storages").exists() and not mounted(p / "storages" / "lab")
+    assert json.loads(gd(p, "mount", "ls", "--json").stdout) == []
+    assert not (p / ".git/gitdata/mounts/storage-lab.json").exists()
 
 
 def _our_command_lines(mount_pid: int) -> str:
@@ -392,6 +405,16 @@ def test_missing_credentials_without_a_terminal_is_a_clear_error(tmp_path, proje
     assert not mounted(p / "data" / "field")
     assert (p / "data/field/a.csv").read_bytes().startswith(b"version gitdata/1")
     assert json.loads(gd(p, "mount", "ls", "--json").stdout) == []
+    # a storage mount: the same (rclone is never started without credentials)
+    gd(p, "storage", "add", "lab", f"s3://{rclone_bucket}/lab", "-o", f"endpoint_url={rclone_server.endpoint}",
+       "--no-check")  # fmt: skip
+    t = time.monotonic()
+    res = gd(p, "storage", "stage", "lab", "--mount", ok=False)
+    assert time.monotonic() - t < 30
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    assert res.stderr.startswith("error: no credentials for storage 'lab'") and "credentials set lab" in res.stderr
+    assert not (p / "storages").exists() and not mounted(p / "storages" / "lab")
+    assert json.loads(gd(p, "mount", "ls", "--json").stdout) == []
 
 
 def _own_project(tmp_path: Path, projects: list, name: str = "own") -> Path:
@@ -467,6 +490,46 @@ def test_dataset_mount_follows_checkout_and_switch(tmp_path, projects):
     assert (d / "b.txt").read_bytes() == v1["b.txt"]
     assert git(p, "status", "--porcelain") == ""
 
+
+
+def test_dataset_copy_with_local_edits_refuses_the_mount_and_keeps_them(tmp_path, projects):
+    """copy -> mount with a changed file and a new one in the copy: refused, naming the file,
+    nothing mounted, both kept; committed and pushed, the mount shows the edit; back to copy and
+    to reference, nothing is lost."""
+    p = _own_project(tmp_path, projects)
+    d = p / "data" / "own"
+    d.mkdir(parents=True)
+    (d / "a.txt").write_bytes(b"v1\n")
+    (d / "b.txt").write_bytes(b"untouched\n")
+    git(p, "add", "-A")
+    git(p, "commit", "-qm", "v1")
+    gd(p, "push")
+    gd(p, "dataset", "stage", "own", "--copy")
+    (d / "a.txt").write_bytes(b"edited in the copy\n")
+    (d / "new.txt").write_bytes(b"not committed\n")
+    res = gd(p, "dataset", "stage", "own", "--mount", ok=False)
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines() == [
+        "error: dataset 'own' was not mounted: data/own/a.txt is changed in the work tree (commit it, or "
+        "`git restore` it); `git data push` or commit it (or restore it), then stage with --mount again"
+    ]
+    assert not mounted(d)
+    assert (d / "a.txt").read_bytes() == b"edited in the copy\n"
+    assert (d / "new.txt").read_bytes() == b"not committed\n"
+    assert json.loads(gd(p, "mount", "ls", "--json").stdout) == []
+    git(p, "add", "-A")
+    git(p, "commit", "-qm", "v2")
+    gd(p, "push")
+    gd(p, "dataset", "stage", "own", "--mount")
+    assert mounted(d)
+    assert _walk(d) == {"a.txt": 19, "b.txt": 10, "new.txt": 14}
+    assert (d / "a.txt").read_bytes() == b"edited in the copy\n"
+    assert git(p, "status", "--porcelain") == ""
+    gd(p, "dataset", "stage", "own", "--reference")
+    assert not mounted(d) and (d / "new.txt").read_bytes().startswith(b"version gitdata/1")
+    gd(p, "dataset", "stage", "own", "--copy")
+    assert (d / "a.txt").read_bytes() == b"edited in the copy\n" and (d / "b.txt").read_bytes() == b"untouched\n"
+    assert git(p, "status", "--porcelain") == ""
 
 def test_dataset_mount_keeps_the_users_own_sparse_checkout(tmp_path, projects):
     p = _own_project(tmp_path, projects)
