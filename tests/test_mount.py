@@ -699,3 +699,45 @@ def test_ls_lR_of_many_files_matches_the_pointers(tmp_path, projects):
     assert git(p, "status", "--porcelain") == ""
     gd(p, "unmount", "many")
     assert took < 15, f"ls -lR of {n} files took {took:.1f} s"
+
+
+def test_kill_9_of_a_storage_mount_gives_a_stale_mount_that_unmount_cleans(tmp_path, projects, rclone_server,
+                                                                          rclone_bucket, monkeypatch):  # fmt: skip
+    use_server_env(monkeypatch, rclone_server)
+    served = rclone_server.bucket_path(rclone_bucket)
+    (served / "lab").mkdir(parents=True)
+    (served / "lab" / "in.csv").write_bytes(b"a\n")
+    rclone_server.flush_dir_cache()
+    p = _storage_project(tmp_path, projects, rclone_server, rclone_bucket)
+    mp = p / "storages" / "lab"
+    gd(p, "storage", "stage", "lab", "--mount")
+    assert (mp / "in.csv").read_bytes() == b"a\n"
+    os.kill(json.loads(gd(p, "mount", "ls", "--json").stdout)[0]["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while json.loads(gd(p, "mount", "ls", "--json").stdout)[0]["state"] != "stale":
+        assert time.monotonic() < deadline, "the killed storage mount is not reported stale"
+        time.sleep(0.1)
+    assert "stale" in gd(p, "mount", "ls").stdout
+    assert "storage lab is mounted but stale" in gd(p, "status").stderr
+    gd(p, "unmount", "lab")
+    assert not mounted(mp) and not runner_disconnected(mp)
+    assert json.loads(gd(p, "mount", "ls", "--json").stdout) == []
+    gd(p, "storage", "stage", "lab", "--mount")
+    assert (mp / "in.csv").read_bytes() == b"a\n"
+    # killed again: a new stage --mount cleans the stale one by itself
+    os.kill(json.loads(gd(p, "mount", "ls", "--json").stdout)[0]["pid"], signal.SIGKILL)
+    time.sleep(0.2)
+    gd(p, "storage", "stage", "lab", "--mount")
+    assert json.loads(gd(p, "mount", "ls", "--json").stdout)[0]["state"] == "healthy"
+    (mp / "after.txt").write_bytes(b"written after the kill\n")
+    gd(p, "unmount", "lab")
+    assert (served / "lab" / "after.txt").read_bytes() == b"written after the kill\n"
+    assert git(p, "status", "--porcelain") == ""
+
+
+def runner_disconnected(path: Path) -> bool:
+    try:
+        os.listdir(path)
+    except OSError as err:
+        return err.errno in (errno.ENOTCONN, errno.ECONNABORTED)
+    return False
