@@ -269,6 +269,7 @@ def test_storage_mount_through_the_service(base, users, service_factory, rclone_
     res = alice.gd(p, "storage", "stage", "lab", "--mount")
     mp = p / "storages" / "lab"
     assert "mounted storage lab" in res.stdout
+    assert secret not in res.stdout + res.stderr
     assert subprocess.run(["mountpoint", "-q", str(mp)]).returncode == 0
     rows = json.loads(alice.gd(p, "mount", "ls", "--json").stdout)
     assert [(r["name"], r["kind"], r["state"], r["service"]) for r in rows] == [
@@ -284,6 +285,7 @@ def test_storage_mount_through_the_service(base, users, service_factory, rclone_
     status, data = alice.call(svc.sock, "GET", "/v1/mounts")
     _check("/v1/mounts", "get", status, data)
     (mid,) = [m["id"] for m in data["mounts"]]
+    assert secret not in json.dumps(data)
     assert data["mounts"][0]["uid"] == alice.uid
     status, data = bob.call(svc.sock, "DELETE", f"/v1/mounts/{mid}")
     assert status == 404 and data == {"error": f"no mount {mid} of yours here"}
@@ -313,6 +315,20 @@ def test_storage_mount_through_the_service(base, users, service_factory, rclone_
     assert subprocess.run(["mountpoint", "-q", str(mp)]).returncode != 0
     assert (served / "lab" / "out" / "fig.txt").read_bytes() == b"fig"
     assert json.loads(alice.gd(p, "mount", "ls", "--json").stdout) == []
+    # the API itself (no CLI): a mount answers 201, an unmount 200, both as the document says,
+    # and neither answer carries the secret
+    body = {**body, "credentials": {"key": rclone_server.env["AWS_ACCESS_KEY_ID"], "secret": secret}}
+    status, data = alice.call(svc.sock, "POST", "/v1/mounts", body)
+    assert status == 201, data
+    _check("/v1/mounts", "post", status, data)
+    assert data["mountpoint"] == str(p / "storages" / "two") and data["uid"] == alice.uid
+    assert data["state"] == "healthy" and secret not in json.dumps(data)
+    assert alice.run(p, "cat", "storages/two/in.csv").stdout == "a,b\n"
+    status, data = alice.call(svc.sock, "DELETE", f"/v1/mounts/{data['id']}")
+    assert status == 200 and data["name"] == "two" and secret not in json.dumps(data)
+    _check("/v1/mounts/{id}", "delete", status, data)
+    assert subprocess.run(["mountpoint", "-q", str(p / "storages" / "two")]).returncode != 0
+    assert secret not in svc.log.read_text() and secret not in _our_ps()
     status, data = alice.call(svc.sock, "GET", "/v1/health")
     assert status == 200 and data["yours"] == 0
     _check("/v1/health", "get", status, data)
@@ -619,9 +635,14 @@ def test_registered_dataset_through_the_service_reads_recorded_bytes_and_eio_aft
     got = alice.run(p, "python", "-c", "open('data/field/sub/obs.csv','rb').read()", ok=False)
     assert got.returncode != 0 and "Input/output error" in got.stderr, got.stdout
     assert alice.run(p, "cat", "data/field/top.csv").stdout == "top,2\n"  # only that file
-    assert rclone_server.env["AWS_SECRET_ACCESS_KEY"] not in _our_ps()
+    secret = rclone_server.env["AWS_SECRET_ACCESS_KEY"]
+    assert secret not in _our_ps()
     alice.gd(p, "unmount", "field")
     assert alice.run(p, "git", "status", "--porcelain").stdout == ""
+    assert secret not in svc.log.read_text()  # the view's environment only: no log, no state file
+    for f in [*svc.state.rglob("*"), *(p / ".git" / "gitdata").rglob("*")]:
+        if f.is_file():
+            assert secret.encode() not in f.read_bytes(), f
 
 
 @pytest.mark.parametrize("when", ["before", "after_lookup"])
