@@ -741,3 +741,71 @@ def runner_disconnected(path: Path) -> bool:
     except OSError as err:
         return err.errno in (errno.ENOTCONN, errno.ECONNABORTED)
     return False
+
+
+def test_a_busy_mount_is_refused_and_force_detaches_it_lazily(tmp_path, projects):
+    """A file open under the mount: `unmount` refuses with one line naming --force and changes
+    nothing; `unmount --force` detaches at once (fusermount3 -u -z): the folder holds the
+    pointers again while the open file still reads its bytes, and the command returns once
+    that file is closed."""
+    p = _own_project(tmp_path, projects)
+    d = p / "data" / "own"
+    d.mkdir(parents=True)
+    (d / "a.txt").write_bytes(b"kept open\n" * 1000)
+    git(p, "add", "-A")
+    git(p, "commit", "-qm", "a")
+    gd(p, "push")
+    gd(p, "dataset", "stage", "own", "--mount")
+    f = open(d / "a.txt", "rb")
+    try:
+        assert f.read(10) == b"kept open\n"
+        res = gd(p, "unmount", "own", ok=False)
+        assert res.returncode == 1 and res.stderr.strip().splitlines() == [
+            f"error: {d} is busy (a shell or program uses files there); close them, or "
+            "`git data unmount own --force` to detach it lazily"
+        ]
+        assert mounted(d) and json.loads(gd(p, "mount", "ls", "--json").stdout)[0]["state"] == "healthy"
+        assert (d / "a.txt").read_bytes() == b"kept open\n" * 1000
+        proc = subprocess.Popen(["git", "data", "unmount", "own", "--force"], cwd=p, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        deadline = time.monotonic() + 20
+        while mounted(d):
+            assert time.monotonic() < deadline and proc.poll() is None, "not detached"
+            time.sleep(0.05)
+        assert f.read(10) == b"kept open\n"  # lazily: what is open keeps working
+    finally:
+        f.close()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out.strip() == "unmounted dataset own"
+    assert (d / "a.txt").read_bytes().startswith(b"version gitdata/1")
+    assert json.loads(gd(p, "mount", "ls", "--json").stdout) == []
+    assert git(p, "status", "--porcelain") == ""
+
+
+def test_a_mount_that_never_becomes_ready_times_out_and_leaves_nothing(tmp_path, projects, rclone_server,
+                                                                       rclone_bucket, monkeypatch):  # fmt: skip
+    """gitdata.rclone names a program that never mounts: after gitdata.mountTimeout seconds one
+    clear error, the program ended, no mount point, state or mode left."""
+    use_server_env(monkeypatch, rclone_server)
+    p = _storage_project(tmp_path, projects, rclone_server, rclone_bucket)
+    hang = tmp_path / "never-mounts"
+    hang.write_text("#!/bin/sh\nsleep 317\n")
+    hang.chmod(0o755)
+    git(p, "config", "gitdata.rclone", str(hang))
+    git(p, "config", "gitdata.mountTimeout", "2")
+    t = time.monotonic()
+    res = gd(p, "storage", "stage", "lab", "--mount", ok=False)
+    took = time.monotonic() - t
+    assert res.returncode == 1 and 2 <= took < 20, took
+    mp = p / "storages" / "lab"
+    assert res.stderr.strip().splitlines() == [
+        f"error: storage 'lab' was not mounted at {mp} within 2 s (gitdata.mountTimeout); nothing was left "
+        f"mounted; see {p / '.git/gitdata/mounts/storage-lab.log'}"
+    ]
+    assert not mp.exists() and not mounted(mp)
+    assert json.loads(gd(p, "mount", "ls", "--json").stdout) == []
+    assert not (p / ".git/gitdata/mounts/storage-lab.json").exists()
+    assert subprocess.run(["git", "config", "gitdata.storage.lab.mounted"], cwd=p).returncode == 1
+    for pattern in (str(hang), "sleep 317"):  # the program and its child: the whole group ended
+        assert subprocess.run(["pgrep", "-f", pattern], capture_output=True).returncode == 1, pattern
