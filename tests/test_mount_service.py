@@ -709,3 +709,46 @@ def test_an_unmount_after_the_folder_above_was_swapped_for_a_symlink_unmounts_no
         for m in _gitdata_mounts_under(tmp_path):
             subprocess.run(["fusermount3", "-u", "-z", m], capture_output=True)
             subprocess.run(["umount", "-l", m], capture_output=True)
+
+
+def test_registered_dataset_on_versioned_moto_through_the_service_reads_the_recorded_versions(
+        base, users, service_factory, moto_server, versioned_moto_bucket, monkeypatch):  # fmt: skip
+    """A dataset registered from a versioned bucket (moto), every object overwritten after
+    that: through the service the view (the caller's) reads the recorded versions, not the
+    bucket's current objects; the secret shows in no command line or log."""
+    import s3fs
+
+    for k, v in moto_server.env.items():
+        monkeypatch.setenv(k, v)
+    s3 = s3fs.S3FileSystem(endpoint_url=moto_server.endpoint, skip_instance_cache=True)
+    b = versioned_moto_bucket
+    recorded = {"obs.csv": b"site,value\nA,1\n", "deep/scan.bin": os.urandom(3 << 20)}
+    for key, data in recorded.items():
+        s3.pipe_file(f"{b}/raw/{key}", data)
+    svc = service_factory("--view-python", str(_client_bin(base) / "python"))
+    alice = users()
+    alice.env = {"GITDATA_MOUNT_SERVICE": str(svc.sock), **moto_server.env}
+    p = alice.home.parent / "proj"
+    p.mkdir()
+    os.chown(p, alice.uid, alice.gid)
+    alice.run(p, "git", "init", "-q")
+    alice.gd(p, "install")
+    alice.gd(p, "dataset", "create", "field", "-o", f"endpoint_url={moto_server.endpoint}")
+    alice.gd(p, "dataset", "add", "field", f"s3://{b}/raw")
+    alice.run(p, "git", "commit", "-qm", "register")
+    for key in recorded:
+        s3.pipe_file(f"{b}/raw/{key}", b"overwritten " + key.encode())
+    alice.gd(p, "dataset", "stage", "field", "--mount")
+    assert alice.run(p, "cat", "data/field/obs.csv").stdout == "site,value\nA,1\n"
+    got = alice.run(p, "python", "-c", "import sys;sys.stdout.write(open('data/field/deep/scan.bin','rb').read().hex())")
+    assert bytes.fromhex(got.stdout) == recorded["deep/scan.bin"]
+    write = alice.run(p, "sh", "-c", "echo x > data/field/new.txt", ok=False)
+    assert write.returncode != 0 and "Read-only file system" in write.stderr
+    rows = json.loads(alice.gd(p, "mount", "ls", "--json").stdout)
+    assert [(r["name"], r["state"], r["service"]) for r in rows] == [("field", "healthy", str(svc.sock))]
+    secret = moto_server.env["AWS_SECRET_ACCESS_KEY"]
+    assert secret not in _our_ps()
+    alice.gd(p, "unmount", "field")
+    assert (p / "data/field/obs.csv").read_bytes().startswith(b"version gitdata/1")
+    assert alice.run(p, "git", "status", "--porcelain").stdout == ""
+    assert secret not in svc.log.read_text()
