@@ -266,6 +266,11 @@ def test_storage_mount_through_the_service(base, users, service_factory, rclone_
     p = _project(alice, rclone_server, rclone_bucket)
     local = alice.gd(p, "storage", "stage", "lab", "--mount", ok=False, extra={"GITDATA_MOUNT_SERVICE": ""})
     assert local.returncode == 1 and "/nonexistent/fusermount3 is not installed" in local.stderr  # no local FUSE
+    if not os.stat("/dev/fuse").st_mode & 0o006:  # as here: the session user has no access to /dev/fuse
+        local = alice.run(p, "git", "-c", "gitdata.fusermount=fusermount3", "data", "storage", "stage", "lab",
+                          "--mount", ok=False, extra={"GITDATA_MOUNT_SERVICE": ""})  # fmt: skip
+        assert local.returncode == 1 and "no permission to open /dev/fuse" in local.stderr, local.stderr
+        assert "mount service (GITDATA_MOUNT_SERVICE)" in local.stderr
     res = alice.gd(p, "storage", "stage", "lab", "--mount")
     mp = p / "storages" / "lab"
     assert "mounted storage lab" in res.stdout
