@@ -757,3 +757,58 @@ def test_registered_dataset_on_versioned_moto_through_the_service_reads_the_reco
     assert (p / "data/field/obs.csv").read_bytes().startswith(b"version gitdata/1")
     assert alice.run(p, "git", "status", "--porcelain").stdout == ""
     assert secret not in svc.log.read_text()
+
+
+def test_undoing_a_stray_mount_is_not_turned_onto_another_mount(tmp_path, rclone_server, rclone_bucket,
+                                                                monkeypatch):  # fmt: skip
+    """The folder is moved away between check and mount, so the storage's mount lands where it
+    went (a stray) and the service undoes it. In the window between finding the stray and
+    unmounting it, the caller swaps a folder above the stray for a symlink leading to another
+    mount (a tmpfs): that one stays mounted; the request still answers 409."""
+    from gitdata.mount import service as svc
+    from gitdata.mount.protocol import ApiError, parse_mount
+    from servers import rclone_binary
+
+    _fuse_or_skip()
+    allowed = tmp_path / "allowed"
+    project = allowed / "proj"
+    mp = project / "data" / "x"
+    mp.mkdir(parents=True)
+    away = tmp_path / "away"
+    away.mkdir()
+    decoy = tmp_path / "decoy"
+    (decoy / "moved").mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "gd-victim", str(decoy / "moved")], check=True)
+
+    class Swapping(svc.Service):
+        def _checked(self, req, mp_path, dirfd):
+            os.rename(mp, away / "moved")  # the mount follows the descriptor there
+
+    real = svc._mounts_of
+    calls = []
+
+    def looked_up(devname: str) -> list[str]:
+        found = real(devname)
+        if any(m.startswith(str(away)) for m in found) and not calls:
+            calls.append(found)
+            os.rename(away, tmp_path / "away-real")
+            os.symlink(decoy, away)
+        return found
+
+    monkeypatch.setattr(svc, "_mounts_of", looked_up)
+    service = Swapping(allow_roots=[str(allowed)], state_dir=str(tmp_path / "state"), rclone=str(rclone_binary()),
+                       python=sys.executable, timeout=20)  # fmt: skip
+    body = {"kind": "storage", "name": "x", "project": str(project), "mountpoint": str(mp),
+            "url": f"s3://{rclone_bucket}", "options": {"endpoint_url": rclone_server.endpoint},
+            "credentials": {"key": rclone_server.key, "secret": rclone_server.secret}}  # fmt: skip
+    try:
+        with pytest.raises(ApiError) as err:
+            service.mount(parse_mount(json.dumps(body).encode()), 0, 0)
+        assert err.value.status == 409 and "moved or replaced" in err.value.reason, err.value.reason
+        assert calls, "the stray was never looked up"
+        assert subprocess.run(["mountpoint", "-q", str(decoy / "moved")]).returncode == 0, "the other mount went"
+        assert service.mounts == {}
+    finally:
+        for m in _gitdata_mounts_under(tmp_path):
+            subprocess.run(["fusermount3", "-u", "-z", m], capture_output=True)
+            subprocess.run(["umount", "-l", m], capture_output=True)

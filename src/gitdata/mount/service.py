@@ -383,7 +383,7 @@ class Service:
             raise ApiError(409, f"cannot unmount {entry.mountpoint}: {err.reason}") from None
         try:
             target = f"{_fd_path(pfd)}/{name}"
-            if _mount_id_at(pfd, name) != _mount_id_of(devname):
+            if _mount_id_at(pfd, name) not in _mount_ids_of(devname):
                 raise ApiError(409, f"{entry.mountpoint} was moved or replaced; nothing was unmounted")
             lazy = force or runner.disconnected(target)
             try:
@@ -408,15 +408,16 @@ def _devname(entry: Entry) -> str:
     return f"gitdata-{entry.id}:{entry.name}" if entry.kind == "dataset" else f"gitdata-{entry.id}"
 
 
-def _mount_id_of(devname: str) -> str | None:
-    """The mount id (first field of /proc/self/mountinfo) of the mount named ``devname``."""
+def _mount_ids_of(devname: str) -> set[str]:
+    """The mount ids (first field of /proc/self/mountinfo) of the mounts named ``devname``."""
+    out = set()
     with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
         for line in f:
             left, sep, right = line.partition(" - ")
             tail = right.split(" ")
             if sep and len(tail) >= 2 and tail[1] == devname:
-                return left.split(" ", 1)[0]
-    return None
+                out.add(left.split(" ", 1)[0])
+    return out
 
 
 def _mount_id_at(dirfd: int, name: str) -> str | None:
@@ -475,10 +476,33 @@ def _unmount_strays(fusermount: str, devname: str, mountpoint: str) -> bool:
     for m in strays:
         log.error("a mount meant for %s appeared at %s (the folder was moved or replaced); unmounting it",
                   mountpoint, m)  # fmt: skip
-        runner._fusermount(fusermount, m, lazy=True)
-        if m in _mounts_of(devname):
-            _umount(m, lazy=True)
+        try:  # root: through a descriptor, never by a path the caller can redirect meanwhile
+            _umount_exactly(m, devname, lazy=True)
+        except OSError as err:
+            if err.errno != errno.EPERM:
+                log.error("could not unmount the stray mount at %s: %s", m, err)
+            else:  # a service that is not root: its storages were mounted by fusermount3
+                runner._fusermount(fusermount, m, lazy=True)
     return bool(strays)
+
+
+def _umount_exactly(path: str, devname: str, *, lazy: bool) -> None:
+    """Unmount the mount named ``devname`` at ``path`` (canonical, as in /proc/self/mountinfo),
+    and nothing else: the parent is opened from ``/`` without following links, the mount below it
+    confirmed by its mount id, and unmounted through that descriptor (last part not followed).
+    OSError when any of that fails (ESTALE: something else is there now)."""
+    parent, name = os.path.split(path)
+    try:
+        pfd = safepath.open_dir("/", parent.strip("/"), what="mount point") if parent.strip("/") else os.open(
+            "/", os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    except safepath.UnsafePath as err:
+        raise OSError(errno.ESTALE, str(err)) from None
+    try:
+        if _mount_id_at(pfd, name) not in _mount_ids_of(devname):
+            raise OSError(errno.ESTALE, f"{path} is no longer the mount {devname}")
+        _umount(f"{_fd_path(pfd)}/{name}", lazy=lazy, nofollow=True)
+    finally:
+        os.close(pfd)
 
 
 def _libc() -> Any:
