@@ -112,9 +112,13 @@ def test_dataset_mount_reads_recorded_versions_after_overwrite(tmp_path, project
     assert "mode mount" in res.stdout
     mp = p / "data" / "field"
     assert mounted(mp)
+    moto_server.reset_counts()
     assert _walk(mp) == _pointers(p, "data/field") == {k: len(v) for k, v in recorded.items()}
+    listed = moto_server.counts(versioned_moto_bucket, by_api=True)
+    assert sum(listed.values()) == 0, listed  # names and sizes from the pointers: no listing, no HEAD
     for key, data in recorded.items():
         assert (mp / key).read_bytes() == data  # the recorded versions, not the bucket's current objects
+    assert moto_server.counts(versioned_moto_bucket)["GET_OBJECT"] >= 2  # the counter sees the mount's requests
     with open(mp / "deep/er/scan.bin", "rb") as f:  # a range read
         f.seek(3 << 20)
         assert f.read(100) == recorded["deep/er/scan.bin"][3 << 20 : (3 << 20) + 100]
