@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,13 +28,11 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("useradd")
                                 reason="needs root and useradd (the service runs as root)")  # fmt: skip
 
 ROOT = Path(__file__).resolve().parents[1]
-VENV_BIN = str(ROOT / ".venv" / "bin")
+VENV_BIN = str(Path(sys.executable).parent)  # the venv running the tests (a worktree may have none)
 
 
 def _system_python() -> str | None:
     """A Python of this version that other users may run (the venv's may live under /root)."""
-    import sys
-
     for cand in ("/usr/bin/python3", "/usr/local/bin/python3"):
         if os.access(cand, os.X_OK):
             out = subprocess.run([cand, "-c", "import sys;print(sys.version_info[:2])"], capture_output=True,
@@ -47,12 +46,11 @@ def _client_bin(base: Path) -> Path:
     """``git-data`` and ``python`` for the test users: the system Python on this checkout and the
     venv's packages (both readable by everyone)."""
     import site
-    import sys
 
     py = _system_python()
     if py is None:
         pytest.skip(f"no Python {sys.version_info[0]}.{sys.version_info[1]} that other users can run")
-    pkgs = [p for p in site.getsitepackages() if p.startswith(str(ROOT))]
+    pkgs = [p for p in site.getsitepackages() if p.startswith(sys.prefix)]
     path = ":".join([str(ROOT / "src"), *pkgs])
     d = base / "bin"
     d.mkdir(exist_ok=True)
@@ -268,9 +266,15 @@ def test_storage_mount_through_the_service(base, users, service_factory, rclone_
     p = _project(alice, rclone_server, rclone_bucket)
     local = alice.gd(p, "storage", "stage", "lab", "--mount", ok=False, extra={"GITDATA_MOUNT_SERVICE": ""})
     assert local.returncode == 1 and "/nonexistent/fusermount3 is not installed" in local.stderr  # no local FUSE
+    if not os.stat("/dev/fuse").st_mode & 0o006:  # as here: the session user has no access to /dev/fuse
+        local = alice.run(p, "git", "-c", "gitdata.fusermount=fusermount3", "data", "storage", "stage", "lab",
+                          "--mount", ok=False, extra={"GITDATA_MOUNT_SERVICE": ""})  # fmt: skip
+        assert local.returncode == 1 and "no permission to open /dev/fuse" in local.stderr, local.stderr
+        assert "mount service (GITDATA_MOUNT_SERVICE)" in local.stderr
     res = alice.gd(p, "storage", "stage", "lab", "--mount")
     mp = p / "storages" / "lab"
     assert "mounted storage lab" in res.stdout
+    assert secret not in res.stdout + res.stderr
     assert subprocess.run(["mountpoint", "-q", str(mp)]).returncode == 0
     rows = json.loads(alice.gd(p, "mount", "ls", "--json").stdout)
     assert [(r["name"], r["kind"], r["state"], r["service"]) for r in rows] == [
@@ -286,6 +290,7 @@ def test_storage_mount_through_the_service(base, users, service_factory, rclone_
     status, data = alice.call(svc.sock, "GET", "/v1/mounts")
     _check("/v1/mounts", "get", status, data)
     (mid,) = [m["id"] for m in data["mounts"]]
+    assert secret not in json.dumps(data)
     assert data["mounts"][0]["uid"] == alice.uid
     status, data = bob.call(svc.sock, "DELETE", f"/v1/mounts/{mid}")
     assert status == 404 and data == {"error": f"no mount {mid} of yours here"}
@@ -315,6 +320,20 @@ def test_storage_mount_through_the_service(base, users, service_factory, rclone_
     assert subprocess.run(["mountpoint", "-q", str(mp)]).returncode != 0
     assert (served / "lab" / "out" / "fig.txt").read_bytes() == b"fig"
     assert json.loads(alice.gd(p, "mount", "ls", "--json").stdout) == []
+    # the API itself (no CLI): a mount answers 201, an unmount 200, both as the document says,
+    # and neither answer carries the secret
+    body = {**body, "credentials": {"key": rclone_server.env["AWS_ACCESS_KEY_ID"], "secret": secret}}
+    status, data = alice.call(svc.sock, "POST", "/v1/mounts", body)
+    assert status == 201, data
+    _check("/v1/mounts", "post", status, data)
+    assert data["mountpoint"] == str(p / "storages" / "two") and data["uid"] == alice.uid
+    assert data["state"] == "healthy" and secret not in json.dumps(data)
+    assert alice.run(p, "cat", "storages/two/in.csv").stdout == "a,b\n"
+    status, data = alice.call(svc.sock, "DELETE", f"/v1/mounts/{data['id']}")
+    assert status == 200 and data["name"] == "two" and secret not in json.dumps(data)
+    _check("/v1/mounts/{id}", "delete", status, data)
+    assert subprocess.run(["mountpoint", "-q", str(p / "storages" / "two")]).returncode != 0
+    assert secret not in svc.log.read_text() and secret not in _our_ps()
     status, data = alice.call(svc.sock, "GET", "/v1/health")
     assert status == 200 and data["yours"] == 0
     _check("/v1/health", "get", status, data)
@@ -551,8 +570,6 @@ def test_a_mount_point_swapped_for_a_symlink_after_the_check_is_not_followed(tmp
     then confirms where the mount went: nothing may end up at the symlink's target (outside the
     allowed root) nor anywhere else. The window is hit deterministically by a subclass that swaps
     the folder in the one method called between check and mount (``Service._checked``)."""
-    import sys
-
     from gitdata.mount import service as svc
     from gitdata.mount.protocol import ApiError, parse_mount
     from servers import rclone_binary
@@ -623,6 +640,175 @@ def test_registered_dataset_through_the_service_reads_recorded_bytes_and_eio_aft
     got = alice.run(p, "python", "-c", "open('data/field/sub/obs.csv','rb').read()", ok=False)
     assert got.returncode != 0 and "Input/output error" in got.stderr, got.stdout
     assert alice.run(p, "cat", "data/field/top.csv").stdout == "top,2\n"  # only that file
-    assert rclone_server.env["AWS_SECRET_ACCESS_KEY"] not in _our_ps()
+    secret = rclone_server.env["AWS_SECRET_ACCESS_KEY"]
+    assert secret not in _our_ps()
     alice.gd(p, "unmount", "field")
     assert alice.run(p, "git", "status", "--porcelain").stdout == ""
+    assert secret not in svc.log.read_text()  # the view's environment only: no log, no state file
+    for f in [*svc.state.rglob("*"), *(p / ".git" / "gitdata").rglob("*")]:
+        if f.is_file():
+            assert secret.encode() not in f.read_bytes(), f
+
+
+@pytest.mark.parametrize("when", ["before", "after_lookup"])
+def test_an_unmount_after_the_folder_above_was_swapped_for_a_symlink_unmounts_nothing_else(
+        tmp_path, when, rclone_server, rclone_bucket, monkeypatch):  # fmt: skip
+    """Root unmounts. The caller owns the folders above its mount point: it renames the one
+    above and puts a symlink there that leads to another mount (here a tmpfs outside the
+    allowed root), before the unmount or in the window between the service's look-up of its
+    mount and the unmount. Nothing but the caller's own mount may ever be unmounted: the
+    request is refused and the other mount stays; moved back, the unmount works."""
+    from gitdata.mount import service as svc
+    from gitdata.mount.protocol import ApiError, parse_mount
+    from servers import rclone_binary
+
+    _fuse_or_skip()
+    allowed = tmp_path / "allowed"
+    project = allowed / "proj"
+    mp = project / "storages" / "x"
+    mp.mkdir(parents=True)
+    outside = tmp_path / "outside"
+    victim = outside / "x"
+    victim.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "gd-victim", str(victim)], check=True)
+    service = svc.Service(allow_roots=[str(allowed)], state_dir=str(tmp_path / "state"), rclone=str(rclone_binary()),
+                          python=sys.executable, timeout=20)  # fmt: skip
+    body = {"kind": "storage", "name": "x", "project": str(project), "mountpoint": str(mp),
+            "url": f"s3://{rclone_bucket}", "options": {"endpoint_url": rclone_server.endpoint},
+            "credentials": {"key": rclone_server.key, "secret": rclone_server.secret}}  # fmt: skip
+
+    def swap() -> None:
+        os.rename(project / "storages", project / "moved")
+        os.symlink(outside, project / "storages")
+
+    def ismount(path: Path) -> bool:
+        return subprocess.run(["mountpoint", "-q", str(path)]).returncode == 0
+
+    try:
+        entry = service.mount(parse_mount(json.dumps(body).encode()), 0, 0)
+        assert ismount(mp) and ismount(victim)
+        if when == "before":
+            swap()
+        else:  # right after the service looked its mount up by device name
+            real = svc._mounts_of
+
+            def looked_up(devname: str) -> list[str]:
+                found = real(devname)
+                monkeypatch.setattr(svc, "_mounts_of", real)
+                swap()
+                return found
+
+            monkeypatch.setattr(svc, "_mounts_of", looked_up)
+        with pytest.raises(ApiError) as err:
+            service.unmount(entry.id, 0)
+        assert err.value.status == 409, err.value.reason
+        assert ("moved" if when == "before" else "link") in err.value.reason, err.value.reason
+        assert ismount(victim), "the other mount was unmounted"
+        assert ismount(project / "moved" / "x") and entry.id in service.mounts
+        os.unlink(project / "storages")
+        os.rename(project / "moved", project / "storages")
+        service.unmount(entry.id, 0)
+        assert not ismount(mp) and ismount(victim)
+        assert service.mounts == {}
+    finally:
+        for m in _gitdata_mounts_under(tmp_path):
+            subprocess.run(["fusermount3", "-u", "-z", m], capture_output=True)
+            subprocess.run(["umount", "-l", m], capture_output=True)
+
+
+def test_registered_dataset_on_versioned_moto_through_the_service_reads_the_recorded_versions(
+        base, users, service_factory, moto_server, versioned_moto_bucket, monkeypatch):  # fmt: skip
+    """A dataset registered from a versioned bucket (moto), every object overwritten after
+    that: through the service the view (the caller's) reads the recorded versions, not the
+    bucket's current objects; the secret shows in no command line or log."""
+    import s3fs
+
+    for k, v in moto_server.env.items():
+        monkeypatch.setenv(k, v)
+    s3 = s3fs.S3FileSystem(endpoint_url=moto_server.endpoint, skip_instance_cache=True)
+    b = versioned_moto_bucket
+    recorded = {"obs.csv": b"site,value\nA,1\n", "deep/scan.bin": os.urandom(3 << 20)}
+    for key, data in recorded.items():
+        s3.pipe_file(f"{b}/raw/{key}", data)
+    svc = service_factory("--view-python", str(_client_bin(base) / "python"))
+    alice = users()
+    alice.env = {"GITDATA_MOUNT_SERVICE": str(svc.sock), **moto_server.env}
+    p = alice.home.parent / "proj"
+    p.mkdir()
+    os.chown(p, alice.uid, alice.gid)
+    alice.run(p, "git", "init", "-q")
+    alice.gd(p, "install")
+    alice.gd(p, "dataset", "create", "field", "-o", f"endpoint_url={moto_server.endpoint}")
+    alice.gd(p, "dataset", "add", "field", f"s3://{b}/raw")
+    alice.run(p, "git", "commit", "-qm", "register")
+    for key in recorded:
+        s3.pipe_file(f"{b}/raw/{key}", b"overwritten " + key.encode())
+    alice.gd(p, "dataset", "stage", "field", "--mount")
+    assert alice.run(p, "cat", "data/field/obs.csv").stdout == "site,value\nA,1\n"
+    got = alice.run(p, "python", "-c", "import sys;sys.stdout.write(open('data/field/deep/scan.bin','rb').read().hex())")
+    assert bytes.fromhex(got.stdout) == recorded["deep/scan.bin"]
+    write = alice.run(p, "sh", "-c", "echo x > data/field/new.txt", ok=False)
+    assert write.returncode != 0 and "Read-only file system" in write.stderr
+    rows = json.loads(alice.gd(p, "mount", "ls", "--json").stdout)
+    assert [(r["name"], r["state"], r["service"]) for r in rows] == [("field", "healthy", str(svc.sock))]
+    secret = moto_server.env["AWS_SECRET_ACCESS_KEY"]
+    assert secret not in _our_ps()
+    alice.gd(p, "unmount", "field")
+    assert (p / "data/field/obs.csv").read_bytes().startswith(b"version gitdata/1")
+    assert alice.run(p, "git", "status", "--porcelain").stdout == ""
+    assert secret not in svc.log.read_text()
+
+
+def test_undoing_a_stray_mount_is_not_turned_onto_another_mount(tmp_path, rclone_server, rclone_bucket,
+                                                                monkeypatch):  # fmt: skip
+    """The folder is moved away between check and mount, so the storage's mount lands where it
+    went (a stray) and the service undoes it. In the window between finding the stray and
+    unmounting it, the caller swaps a folder above the stray for a symlink leading to another
+    mount (a tmpfs): that one stays mounted; the request still answers 409."""
+    from gitdata.mount import service as svc
+    from gitdata.mount.protocol import ApiError, parse_mount
+    from servers import rclone_binary
+
+    _fuse_or_skip()
+    allowed = tmp_path / "allowed"
+    project = allowed / "proj"
+    mp = project / "data" / "x"
+    mp.mkdir(parents=True)
+    away = tmp_path / "away"
+    away.mkdir()
+    decoy = tmp_path / "decoy"
+    (decoy / "moved").mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "gd-victim", str(decoy / "moved")], check=True)
+
+    class Swapping(svc.Service):
+        def _checked(self, req, mp_path, dirfd):
+            os.rename(mp, away / "moved")  # the mount follows the descriptor there
+
+    real = svc._mounts_of
+    calls = []
+
+    def looked_up(devname: str) -> list[str]:
+        found = real(devname)
+        if any(m.startswith(str(away)) for m in found) and not calls:
+            calls.append(found)
+            os.rename(away, tmp_path / "away-real")
+            os.symlink(decoy, away)
+        return found
+
+    monkeypatch.setattr(svc, "_mounts_of", looked_up)
+    service = Swapping(allow_roots=[str(allowed)], state_dir=str(tmp_path / "state"), rclone=str(rclone_binary()),
+                       python=sys.executable, timeout=20)  # fmt: skip
+    body = {"kind": "storage", "name": "x", "project": str(project), "mountpoint": str(mp),
+            "url": f"s3://{rclone_bucket}", "options": {"endpoint_url": rclone_server.endpoint},
+            "credentials": {"key": rclone_server.key, "secret": rclone_server.secret}}  # fmt: skip
+    try:
+        with pytest.raises(ApiError) as err:
+            service.mount(parse_mount(json.dumps(body).encode()), 0, 0)
+        assert err.value.status == 409 and "moved or replaced" in err.value.reason, err.value.reason
+        assert calls, "the stray was never looked up"
+        assert subprocess.run(["mountpoint", "-q", str(decoy / "moved")]).returncode == 0, "the other mount went"
+        assert service.mounts == {}
+    finally:
+        for m in _gitdata_mounts_under(tmp_path):
+            subprocess.run(["fusermount3", "-u", "-z", m], capture_output=True)
+            subprocess.run(["umount", "-l", m], capture_output=True)

@@ -101,7 +101,7 @@ def mount(project: Project, name: str, environ: Mapping[str, str], *, resolve: b
         remote_path, env, rclone = "", {}, ""
         remote_for(spec.url, resolved)  # refuses what cannot be mounted, before asking anyone
     else:
-        runner.check_fuse(project, f"storage {name!r}")
+        runner.check_fuse(project, f"storage {name!r}", f"copy it (`git data storage stage {name}` without --mount)")
         rclone = rclone_path(project)
         remote_path, env = remote_for(spec.url, resolved)
     old = runner.get(project, KIND, name)

@@ -121,13 +121,18 @@ def fuse_problem(fusermount: str, device: str = "/dev/fuse") -> str | None:
     return None
 
 
-def check_fuse(project: Project, what: str) -> str:
-    """The fusermount command to use; :class:`FuseUnavailable` when FUSE cannot work."""
+def check_fuse(project: Project, what: str, instead: str = "stage it with --copy or --reference") -> str:
+    """The fusermount command to use; :class:`FuseUnavailable` when FUSE cannot work.
+
+    ``instead``: the staging that needs no FUSE (a storage has no --copy flag: its copy is
+    ``storage stage`` without --mount); a mount service (docs/hosted.md) is the other way out.
+    """
     fusermount = fusermount_path(project)
     problem = fuse_problem(fusermount)
     if problem is not None:
         raise FuseUnavailable(
-            f"cannot mount {what}: {problem}; stage it with --copy or --reference instead"
+            f"cannot mount {what}: {problem}; {instead} instead, or mount through a mount service "
+            "(GITDATA_MOUNT_SERVICE)"
         )
     return fusermount
 

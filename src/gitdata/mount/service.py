@@ -28,6 +28,7 @@ for ``SO_PEERCRED``.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import os
@@ -259,15 +260,15 @@ class Service:
                                         start_new_session=True, close_fds=True, pass_fds=(fd,), env=env,
                                         preexec_fn=become_caller)  # fmt: skip
             except OSError as err:
-                _umount(mp, lazy=True)
+                _umount(_fd_path(dirfd), lazy=True)  # through the descriptor: never a swapped path
                 raise ApiError(502, f"cannot start the view process: {err}") from None
             finally:
                 os.close(fd)
         if not _answers(mp, proc, self.timeout):
             proc.kill()
-            _umount(mp, lazy=True)
+            _umount(_fd_path(dirfd), lazy=True)
             raise ApiError(502, f"the view of dataset {req.name!r} did not answer: {runner._tail(logfile)}")
-        runner.raise_read_ahead(mp)
+        runner.raise_read_ahead(_fd_path(dirfd))
         entry = Entry(id=mid, uid=uid, kind=req.kind, name=req.name, project=req.project, mountpoint=mp,
                       pid=proc.pid, started=time.time(), log=logfile, url=None)  # fmt: skip
         with self.lock:
@@ -348,16 +349,7 @@ class Service:
             entry = self.mounts.get(mid)
         if entry is None or (uid != 0 and entry.uid != uid):
             raise ApiError(404, f"no mount {mid} of yours here")
-        try:
-            if entry.kind == "dataset":  # mounted by us, not by fusermount: no mtab entry
-                if runner.is_mountpoint(entry.mountpoint) or runner.disconnected(entry.mountpoint):
-                    _umount(entry.mountpoint, lazy=force or runner.disconnected(entry.mountpoint))
-            else:
-                runner.unmount_path(self.fusermount, entry.mountpoint, entry.name, force=force)
-        except OSError as err:
-            raise ApiError(409, f"cannot unmount {entry.mountpoint}: {err.strerror} (busy? try force)") from None
-        except MountError as err:
-            raise ApiError(409, str(err)) from None
+        self._unmount_checked(entry, force=force)
         if runner.alive(entry.pid):
             runner._end_when_idle(entry.pid)  # rclone may still be uploading
         shutil.rmtree(os.path.join(self.state_dir, "cache", mid), ignore_errors=True)
@@ -366,6 +358,85 @@ class Service:
             self._save()
         log.info("unmounted %s (%s %s) for uid %d", mid, entry.kind, entry.name, uid)
         return entry
+
+    def _unmount_checked(self, entry: Entry, *, force: bool) -> None:
+        """Unmount ``entry``'s mount, and nothing else, whatever the caller renamed meanwhile.
+
+        The caller owns the folders above its mount point and may rename one and put a symlink
+        in its place, so the recorded path could lead to another mount (root unmounts anything).
+        The mount is found by its unique device name; its folder's parent is opened from the
+        allowed root without following links, the mount below it confirmed by mount id, and
+        unmounted through that descriptor (``umount2`` of ``/proc/PID/fd/N/NAME``, the last
+        component not followed).
+        """
+        devname = _devname(entry)
+        where = _mounts_of(devname)
+        if not where:
+            return  # gone already (a restart of the machine, an unmount from outside)
+        if where != [entry.mountpoint]:
+            raise ApiError(409, f"{entry.mountpoint} was moved (its mount is at {', '.join(where)} now); "
+                                "move it back, then unmount")  # fmt: skip
+        parent, name = os.path.split(entry.mountpoint)
+        try:
+            _, pfd = self.opened_folder(parent, 0, "mountpoint's folder")
+        except ApiError as err:
+            raise ApiError(409, f"cannot unmount {entry.mountpoint}: {err.reason}") from None
+        try:
+            target = f"{_fd_path(pfd)}/{name}"
+            if _mount_id_at(pfd, name) not in _mount_ids_of(devname):
+                raise ApiError(409, f"{entry.mountpoint} was moved or replaced; nothing was unmounted")
+            lazy = force or runner.disconnected(target)
+            try:
+                _umount(target, lazy=lazy, nofollow=True)
+            except OSError as err:
+                if err.errno == errno.EBUSY:
+                    raise ApiError(409, f"{entry.mountpoint} is busy (a shell or program uses files there); "
+                                        f"close them, or `git data unmount {entry.name} --force` to detach it "
+                                        "lazily") from None  # fmt: skip
+                if err.errno != errno.EPERM or entry.kind != "storage":
+                    raise ApiError(409, f"cannot unmount {entry.mountpoint}: {err.strerror}") from None
+                try:  # a service that is not root: rclone mounted through fusermount3, which unmounts
+                    runner.unmount_path(self.fusermount, target, entry.name, force=force)
+                except MountError as err2:
+                    raise ApiError(409, str(err2)) from None
+        finally:
+            os.close(pfd)
+
+
+def _devname(entry: Entry) -> str:
+    """The unique device name the mount of ``entry`` was made with (see ``_mount_dataset``/``_mount_storage``)."""
+    return f"gitdata-{entry.id}:{entry.name}" if entry.kind == "dataset" else f"gitdata-{entry.id}"
+
+
+def _mount_ids_of(devname: str) -> set[str]:
+    """The mount ids (first field of /proc/self/mountinfo) of the mounts named ``devname``."""
+    out = set()
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+        for line in f:
+            left, sep, right = line.partition(" - ")
+            tail = right.split(" ")
+            if sep and len(tail) >= 2 and tail[1] == devname:
+                out.add(left.split(" ", 1)[0])
+    return out
+
+
+def _mount_id_at(dirfd: int, name: str) -> str | None:
+    """The mount id of what ``name`` in the open folder ``dirfd`` is (not followed if a link)."""
+    try:
+        fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), dir_fd=dirfd)
+    except OSError:
+        return None
+    try:
+        with open(f"/proc/self/fdinfo/{fd}", encoding="ascii") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key == "mnt_id":
+                    return value.strip()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return None
 
 
 def _fd_path(fd: int) -> str:
@@ -405,10 +476,33 @@ def _unmount_strays(fusermount: str, devname: str, mountpoint: str) -> bool:
     for m in strays:
         log.error("a mount meant for %s appeared at %s (the folder was moved or replaced); unmounting it",
                   mountpoint, m)  # fmt: skip
-        runner._fusermount(fusermount, m, lazy=True)
-        if m in _mounts_of(devname):
-            _umount(m, lazy=True)
+        try:  # root: through a descriptor, never by a path the caller can redirect meanwhile
+            _umount_exactly(m, devname, lazy=True)
+        except OSError as err:
+            if err.errno != errno.EPERM:
+                log.error("could not unmount the stray mount at %s: %s", m, err)
+            else:  # a service that is not root: its storages were mounted by fusermount3
+                runner._fusermount(fusermount, m, lazy=True)
     return bool(strays)
+
+
+def _umount_exactly(path: str, devname: str, *, lazy: bool) -> None:
+    """Unmount the mount named ``devname`` at ``path`` (canonical, as in /proc/self/mountinfo),
+    and nothing else: the parent is opened from ``/`` without following links, the mount below it
+    confirmed by its mount id, and unmounted through that descriptor (last part not followed).
+    OSError when any of that fails (ESTALE: something else is there now)."""
+    parent, name = os.path.split(path)
+    try:
+        pfd = safepath.open_dir("/", parent.strip("/"), what="mount point") if parent.strip("/") else os.open(
+            "/", os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    except safepath.UnsafePath as err:
+        raise OSError(errno.ESTALE, str(err)) from None
+    try:
+        if _mount_id_at(pfd, name) not in _mount_ids_of(devname):
+            raise OSError(errno.ESTALE, f"{path} is no longer the mount {devname}")
+        _umount(f"{_fd_path(pfd)}/{name}", lazy=lazy, nofollow=True)
+    finally:
+        os.close(pfd)
 
 
 def _libc() -> Any:
@@ -431,10 +525,11 @@ def _fuse_mount(fd: int, mountpoint: str, fsname: str, uid: int, gid: int) -> No
         raise OSError(err, os.strerror(err))
 
 
-def _umount(mountpoint: str, *, lazy: bool) -> None:
+def _umount(mountpoint: str, *, lazy: bool, nofollow: bool = False) -> None:
     import ctypes
 
-    if _libc().umount2(mountpoint.encode(), 2 if lazy else 0) != 0:  # MNT_DETACH
+    flags = (2 if lazy else 0) | (8 if nofollow else 0)  # MNT_DETACH, UMOUNT_NOFOLLOW
+    if _libc().umount2(mountpoint.encode(), flags) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
 
