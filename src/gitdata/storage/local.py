@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO
 
-from .base import Capabilities, Storage, local_root_of
+from .base import TMP_PREFIX, Capabilities, Storage, local_root_of
 from .fingerprint import Fingerprint, from_info
 from .folder import LOCAL, publish_bytes, publish_file, write_object
 
@@ -53,6 +53,22 @@ class LocalStorage(Storage):
 
     def exists(self, key: str) -> bool:
         return os.path.exists(self.path(key))
+
+    def list(self, prefix: str = "") -> Iterator[tuple[str, Fingerprint]]:
+        """As :meth:`Storage.list`, streamed: one folder's entries in memory at a time."""
+        top = self.path(prefix)
+        try:
+            if os.path.isfile(top):
+                yield self.rel(top), from_info(stat_info(top, os.stat(top)))
+                return
+            for path, st in walk_sorted(top):
+                if path.rsplit("/", 1)[-1].startswith(TMP_PREFIX):
+                    continue
+                yield self.rel(path), from_info(stat_info(path, st))
+        except FileNotFoundError:
+            return
+        except OSError as err:
+            raise self._err(err, f"list {prefix or '/'}") from err
 
     def _find(self, prefix: str) -> dict[str, Any]:
         top = self.path(prefix)
@@ -131,3 +147,33 @@ def walk_files(top: str) -> Iterator[tuple[str, os.stat_result]]:
                     yield entry.path, entry.stat()
                 except FileNotFoundError:
                     continue  # removed meanwhile
+
+
+def walk_sorted(top: str) -> Iterator[tuple[str, os.stat_result]]:
+    """:func:`walk_files` in the order object stores list keys (by their bytes).
+
+    Each folder's entries are sorted by name, a folder's as ``NAME/``, and
+    folders are entered where they sort: so ``a.txt`` comes before ``a/b``
+    ('.' sorts before '/'), as in an S3 listing. One folder's entries are
+    held at a time (and the path down to it), not the whole tree.
+    """
+    stack = [iter(_sorted_entries(top))]
+    while stack:
+        entry = next(stack[-1], None)
+        if entry is None:
+            stack.pop()
+        elif entry.is_dir(follow_symlinks=False):
+            stack.append(iter(_sorted_entries(entry.path)))
+        elif not entry.is_symlink():
+            try:
+                yield entry.path, entry.stat()
+            except FileNotFoundError:
+                continue  # removed meanwhile
+
+
+def _sorted_entries(folder: str) -> list[os.DirEntry[str]]:
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(entries, key=lambda e: os.fsencode(e.name) + (b"/" if e.is_dir(follow_symlinks=False) else b""))
