@@ -399,3 +399,28 @@ def test_after_failing_fast_a_later_call_probes_and_recovers():
     t.now += 5
     assert r.call(op) == "ok"  # a probe gets through, and the server is back
     assert r.call(op) == "ok"
+
+
+def test_run_parallel_keeps_only_a_window_of_items_in_flight():
+    """A run of 2,000 items on 2 threads hands out a few items per thread at a time:
+    when one fails with a bug (not a GitDataError), the run stops there instead of
+    running every item queued behind it (it used to queue all 2,000 at once)."""
+    import threading
+
+    from gitdata.transfer import run_parallel
+
+    ran = []
+    lock = threading.Lock()
+
+    def fn(i: int) -> int:
+        with lock:
+            ran.append(i)
+        if i == 5:
+            raise RuntimeError("a bug")
+        return i
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        run_parallel(range(2000), fn, jobs=2)
+    assert len(ran) < 100, len(ran)
+    done = run_parallel(range(2000), lambda i: i * 2, jobs=2)
+    assert done.done == {i: i * 2 for i in range(2000)} and not done.failed

@@ -11,7 +11,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from itertools import islice
+from typing import Any, Generic, TypeVar
 
 from .errors import GitDataError
 from .progress import Progress
@@ -105,8 +106,7 @@ def run_parallel(
             bar.advance(1)
             return
         with lock:
-            rest = weight(item) - reported.get(item, 0)
-            reported[item] = weight(item)
+            rest = weight(item) - reported.pop(item, 0)
         bar.advance(rest)  # the rest at the end (all of it for code that does not report)
 
     try:
@@ -115,12 +115,22 @@ def run_parallel(
                 settle(item, lambda i=item: call(lambda: counted(i)))
             return outcome
         # imported here: not on the filter's start-up path
-        from concurrent.futures import ThreadPoolExecutor, as_completed
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
+        # a few items per thread in flight, not one future per item: 100,000 small objects
+        # held 100,000 futures and their closures for the whole run
+        window = max(16, 4 * jobs)
+        waiting = iter(todo)
+        pending: dict[Any, T] = {}
         with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(todo)))) as pool:
-            futures = {pool.submit(call, (lambda i=item: counted(i))): item for item in todo}
-            for fut in as_completed(futures):
-                settle(futures[fut], fut.result)
+            while True:
+                for item in islice(waiting, window - len(pending)):
+                    pending[pool.submit(call, (lambda i=item: counted(i)))] = item
+                if not pending:
+                    break
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    settle(pending.pop(fut), fut.result)
     finally:
         bar.close()
     return outcome
