@@ -569,3 +569,48 @@ def test_storage_and_dataset_urls_with_user_info_are_refused_and_not_echoed(tmp_
         assert "hunter2" not in proc.stdout + proc.stderr and "Traceback" not in proc.stderr
     after = (p / ".gitdata").read_bytes() if (p / ".gitdata").exists() else None
     assert after == before or b"hunter2" not in (after or b"")
+
+
+# --------------------------------------------------------------------------
+# a cloned repository: links inside a dataset folder
+
+
+@pytest.mark.parametrize("link, target, command", [
+    ("data/d/sub", "../../../victim", ("update", "d")),
+    ("data/d/sub", "../../../victim", ("dataset", "add", "d")),
+    ("data", "../victim", ("dataset", "add", "d")),
+    ("data/d", "../../victim", ("dataset", "add", "d")),
+    ("data", "../victim", ("manifest", "dataset", "add", "d")),
+])  # fmt: skip
+def test_tracked_symlink_in_a_dataset_folder_gets_no_pointer_written_through_it(
+    tmp_path, victim_dirs, link, target, command
+):
+    """Pointer files of a dataset (update's new files, a re-registration) are written only after an
+    O_NOFOLLOW walk: a link a clone brought into the dataset folder is not written through."""
+    sentinel, _home, unchanged = victim_dirs
+    src = bucket_dir(tmp_path, {"raw/a.txt": b"registered data\n", "raw/sub/new.txt": b"new object\n"})
+    raw = (src / "raw").as_uri()
+    files = {".gitattributes": b"data/d/** filter=s3data diff=s3data merge=s3data -text\n"}
+    if link == "data/d/sub":  # (beside a link to the victim's folder it would land there)
+        files["data/d/a.txt"] = _registered(f"{raw}/a.txt", 16)
+    a = attacker_repo(tmp_path, f'[dataset "d"]\n\tpath = data/d\n\tsource = {raw}\n',
+                      symlinks={link: target}, files=files)  # fmt: skip
+    b = clone(tmp_path, a)
+    gd(b, "install")
+    assert os.path.islink(b / link)
+    if command[0] == "manifest":  # recorded by one manifest: its pointer is walked to as well
+        command = command[1:]
+        git(b, "config", "gitdata.manifestThreshold", "1")
+        (tmp_path / "remote").mkdir()
+        gd(b, "remote", "add", "store", (tmp_path / "remote").as_uri())
+    args = list(command) + ([raw] if command[0] == "dataset" else [])
+    proc = gd(b, *args, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert link in out and "Traceback" not in out, out
+    if command[0] == "update":
+        assert "symlink" in out and "data/d/sub/new.txt" in out, out
+    assert not (sentinel / "new.txt").exists() and not (sentinel / "d").exists()
+    assert not (sentinel / "sub").exists() and not (sentinel / "a.txt").exists()
+    assert not (sentinel / ".gitdata-manifest").exists()
+    unchanged()

@@ -488,6 +488,22 @@ def write_small(path: str, data: bytes) -> None:
     writer.write_small(path, data)
 
 
+def checked_path(project: Project, rel: str, *, create: bool = True, what: str = "dataset file") -> str:
+    """The full path of project path ``rel``, walked right now with ``O_NOFOLLOW``
+    (:func:`gitdata.safepath.checked_target`): no folder on the way is a link a clone brought
+    (``data -> ../../elsewhere``), and the file itself is absent or a regular file. Raises
+    :class:`gitdata.safepath.UnsafePath` naming the link."""
+    return safepath.checked_target(project.root, rel, create=create, what=f"{what} {rel}")
+
+
+def write_pointer_at(project: Project, rel: str, data: bytes) -> str:
+    """Write a pointer (or a manifest's pointer) at project path ``rel`` of a dataset folder,
+    after :func:`checked_path`; returns the full path."""
+    full = checked_path(project, rel)
+    writer.write_small(full, data)
+    return full
+
+
 def read_pointer_file(full: str) -> Pointer | None:
     """The pointer a work-tree file holds (None for content, symlinks, missing)."""
     try:

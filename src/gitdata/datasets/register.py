@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import config as config_mod
-from .. import writer
+from .. import safepath, writer
 from ..pointer import Pointer, PointerError
 from ..project import Project
 from ..transfer import Progress
@@ -21,6 +21,7 @@ from .model import (
     Source,
     UnsafePath,
     _check_url_has_no_userinfo,
+    checked_path,
     forget_index_entries,
     git_add,
     index_files,
@@ -125,13 +126,18 @@ def register(
         return report
     _check_clashes(project, ds, [p for p, _ in planned])
     changed: list[str] = []
+    refused: list[str] = []
     bar = Progress(f"Registering {ds.name}", len(planned) if len(planned) >= PROGRESS_MIN else 0, unit_bytes=False)
     try:
         for path, pointer in planned:
-            full = os.path.join(project.root, path)
             data = pointer.encode()
             report.total_size += pointer.size or 0
             bar.advance(1)
+            try:  # walked right before the write: no link a clone brought is written through
+                full = checked_path(project, path)
+            except safepath.UnsafePath as err:
+                refused.append(str(err))
+                continue
             current = read_pointer_file(full)
             if current is not None and current.encode() == data:
                 report.unchanged += 1
@@ -142,6 +148,9 @@ def register(
         bar.close()
     report.files = [p for p, _ in planned]
     git_add(project, changed, pointers=True)
+    if refused:
+        more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+        raise UnsafePath(f"{refused[0]}{more}; the other files of {ds.name} were registered, not these")
     _record_source(project, ds, Source(url=report.source, to=to))
     return report
 
@@ -195,7 +204,7 @@ def _register_in_manifest(
         forget_index_entries(project, stale)
         folder = os.path.join(project.root, ds.path)
         for p in stale:
-            full = os.path.join(project.root, p)
+            full = checked_path(project, p, create=False)  # nothing removed through a link
             os.unlink(full)
             parent = os.path.dirname(full)
             while parent != folder and parent.startswith(folder + os.sep) and not os.listdir(parent):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from .. import safepath
 from ..errors import GitDataError
 from ..pointer import Pointer, PointerError
 from ..project import Project
@@ -64,7 +65,13 @@ def update(
     for path, row in sorted(rows.items()):
         if not wanted(path):
             continue
-        full = os.path.join(project.root, path)
+        try:  # walked right before any write or removal: no link a clone brought is followed
+            full = ds_mod.checked_path(project, path, create=False)
+        except FileNotFoundError:
+            full = os.path.join(project.root, path)  # its folder is new: made on the write below
+        except safepath.UnsafePath as err:
+            report.kept[path] = str(err)
+            continue
         if row.local == MODIFIED and row.remote in (CHANGED, DELETED):
             report.kept[path] = f"changed locally, and {row.remote} on the remote"
             continue
@@ -80,7 +87,7 @@ def update(
             except PointerError as err:
                 raise GitDataError(f"{path}: {err}") from err
             if manifest is None:
-                ds_mod.write_small(full, data)
+                ds_mod.write_pointer_at(project, path, data)
             else:
                 recorded[path] = pointer
                 _drop_staged_copy(full)
@@ -92,7 +99,11 @@ def update(
         elif row.remote == NEW and new and row.current is not None:
             pointer = registered_pointer(row.detail, row.current)
             if manifest is None:
-                ds_mod.write_small(full, pointer.encode())
+                try:
+                    ds_mod.write_pointer_at(project, path, pointer.encode())
+                except safepath.UnsafePath as err:
+                    report.kept[path] = str(err)
+                    continue
             else:
                 recorded[path] = pointer
             report.added.append(path)
