@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -318,6 +319,40 @@ def test_registered_pointer_outside_its_sources_is_not_read(tmp_path, victim_dir
     unchanged()
 
 
+@pytest.mark.parametrize("size", [5, 40])
+def test_registered_pointer_whose_size_lies_is_an_error_for_that_file(tmp_path, victim_dirs, size):
+    """``size`` bounds every read of a registered file: a source with more (or fewer) bytes than the
+    pointer says is an error for that file, named; nothing past the size reaches the work tree or a
+    reader; the other files proceed."""
+    _sentinel, _home, unchanged = victim_dirs
+    src = bucket_dir(tmp_path, {"raw/a.txt": b"sixteen bytes!!\n", "raw/b.txt": b"registered data\n"})
+    raw = (src / "raw").as_uri()
+    lying = _registered(f"{raw}/a.txt", size)
+    a = attacker_repo(
+        tmp_path,
+        f'[dataset "d"]\n\tpath = data/d\n\tsource = {raw}\n',
+        files={".gitattributes": b"data/d/** filter=s3data diff=s3data merge=s3data -text\n",
+               "data/d/a.txt": lying, "data/d/b.txt": _registered(f"{raw}/b.txt", 16)},
+    )  # fmt: skip
+    b = clone(tmp_path, a)
+    gd(b, "install")
+    proc = gd(b, "dataset", "stage", "d", check=False)
+    assert proc.returncode != 0 and "data/d/a.txt" in proc.stderr + proc.stdout, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert (b / "data/d/a.txt").read_bytes() == lying  # left as the pointer
+    assert (b / "data/d/b.txt").read_bytes() == b"registered data\n"  # the rest proceeds
+    import gitdata
+    from gitdata.errors import GitDataError
+
+    got = b""
+    with pytest.raises(GitDataError, match="data/d/a.txt"):
+        with gitdata.open("data/d/a.txt", repo=str(b)) as f:
+            while chunk := f.read(4):
+                got += chunk
+    assert len(got) <= min(size, 16)  # never a byte past the recorded size
+    unchanged()
+
+
 def test_pointer_whose_size_lies_is_refused_at_clone(tmp_path, victim_dirs):
     _sentinel, _home, unchanged = victim_dirs
     remote = tmp_path / "data-remote"
@@ -613,4 +648,63 @@ def test_tracked_symlink_in_a_dataset_folder_gets_no_pointer_written_through_it(
     assert not (sentinel / "new.txt").exists() and not (sentinel / "d").exists()
     assert not (sentinel / "sub").exists() and not (sentinel / "a.txt").exists()
     assert not (sentinel / ".gitdata-manifest").exists()
+    unchanged()
+
+
+# --------------------------------------------------------------------------
+# a cloned repository: a dataset manifest whose lines climb out
+
+
+def test_dataset_manifest_with_a_path_that_climbs_out_is_refused_for_that_dataset_only(tmp_path, victim_dirs):
+    """A manifest (content-addressed, so its oid matches whatever the attacker wrote) naming
+    ``../../../victim/x`` is refused where it is read, naming the line; the other datasets are shown,
+    read and staged as before, and nothing is written outside."""
+    sentinel, _home, unchanged = victim_dirs
+    src = bucket_dir(tmp_path, {"raw/f1.txt": b"f1\n", "raw/f2.txt": b"f2\n", "other/g1.txt": b"g1\n"})
+    a = tmp_path / "attacker"
+    a.mkdir()
+    git(a, "init", "-q", "-b", "main")
+    gd(a, "install")
+    gd(a, "remote", "add", "origin", (tmp_path / "remote").as_uri())
+    gd(a, "dataset", "create", "good")
+    gd(a, "dataset", "add", "good", (src / "other").as_uri())
+    gd(a, "dataset", "create", "bad")
+    run("git", "-c", "gitdata.manifestThreshold=1", "data", "dataset", "add", "bad", (src / "raw").as_uri(), cwd=a)
+    code = (
+        "from gitdata.project import Project\n"
+        "from gitdata.datasets import objects, model, manifest as mf\n"
+        "from gitdata.pointer import parse\n"
+        "p = Project.open('.')\n"
+        "ds = model.get(p, 'bad')\n"
+        "old = parse(open('data/bad/.gitdata-manifest', 'rb').read())\n"
+        "entries = list(objects.read_manifest(p, ds, old))\n"
+        "evil = mf.Entry('../../../victim/owned.txt', entries[0].pointer)\n"
+        "new = objects.write_manifest(p, iter(sorted(entries + [evil], key=lambda e: e.path.encode())))\n"
+        "open('data/bad/.gitdata-manifest', 'wb').write(new.encode())\n"
+    )  # (encode writes what it is given: the attacker's own git data)
+    run(sys.executable, "-c", code, cwd=a)
+    git(a, "add", "-A")
+    git(a, "commit", "-qm", "two datasets")
+    gd(a, "push")
+    b = clone(tmp_path, a)
+    gd(b, "install")
+    proc = gd(b, "status", check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "error: dataset bad: manifest line" in proc.stderr and "../../../victim/owned.txt" in proc.stderr
+    assert "dataset good: 1 pointer only" in proc.stdout, proc.stdout
+    rows = json.loads(gd(b, "status", "--json", check=False).stdout)
+    assert {(r["name"], r["local"]) for r in rows} == {("good", "pointer only"), ("bad", "unreadable")}
+    import gitdata
+    from gitdata.errors import GitDataError
+
+    assert gitdata.open("data/good/g1.txt", repo=str(b)).read() == b"g1\n"
+    with pytest.raises(GitDataError, match="manifest was refused"):
+        gitdata.open("data/bad/f1.txt", repo=str(b))
+    import fsspec
+
+    assert fsspec.filesystem("gitdata", repo=str(b)).ls("data/good", detail=False) == ["data/good/g1.txt"]
+    proc = gd(b, "dataset", "stage", "--all", check=False)
+    assert proc.returncode != 0 and "../../../victim/owned.txt" in proc.stderr, proc.stderr
+    assert (b / "data/good/g1.txt").read_bytes() == b"g1\n"  # the rest proceeds
+    assert not (sentinel / "owned.txt").exists() and not (tmp_path / "owned.txt").exists()
     unchanged()

@@ -26,12 +26,15 @@ from ..statusrows import (
     REFUSED,
     STAGED,
     UNCHECKED,
+    UNREADABLE,
     StatusOptions,
     StatusRow,
 )
 from ..storage import ObjectNotFound
 from ..storage.fingerprint import Fingerprint, compare
 from . import model as ds_mod
+from . import objects
+from .manifest import ManifestError
 from .modes import current_mode, linked_modified_paths, modified_paths
 
 # -- pure comparisons ---------------------------------------------------------------
@@ -102,7 +105,11 @@ def dataset_rows(project: Project, options: StatusOptions) -> list[StatusRow]:
     )
     rows: list[StatusRow] = []
     for ds in chosen:
-        found = ds_mod.files(project, ds)
+        try:
+            found = ds_mod.files(project, ds)
+        except ManifestError as err:  # a refused manifest (a clone's or a bucket's): this dataset only
+            rows.append(StatusRow("datasets", ds.name, objects.manifest_path(ds), UNREADABLE, None, str(err)))
+            continue
         mode, _loc = current_mode(project, ds.name)
         folder = os.path.join(project.root, ds.path)
         linked = os.path.islink(folder)
