@@ -99,8 +99,9 @@ def test_stage_draws_a_bar_on_a_terminal_only(tmp_path):
     assert proc.returncode == 0 and b"Staging" not in proc.stderr and b"\x1b[" not in proc.stderr
 
 
-def test_registering_many_objects_counts_them_on_a_terminal_only(tmp_path):
-    """Registration of many objects advances by count (``N/M``), not bytes; nothing without a terminal."""
+def test_listing_and_registering_many_objects_count_them_on_a_terminal_only(tmp_path):
+    """The listing counts objects as they come, registration advances by count (``N/M``), not bytes;
+    nothing is drawn without a terminal."""
     from gitdata.install import install
 
     src = tmp_path / "src"
@@ -121,6 +122,7 @@ def test_registering_many_objects_counts_them_on_a_terminal_only(tmp_path):
     transcript = child.before.decode(errors="replace")
     assert child.exitstatus == 0, transcript
     assert "Registering ds" in transcript and "/1200" in transcript, transcript  # a count of objects
+    assert "Listing " in transcript and " listed" in transcript, transcript  # the listing counts as it comes
     assert "MB" not in transcript.split("Registering ds", 1)[1].split("\n", 1)[0]
     proc = subprocess.run([gitdata, "dataset", "add", "ds", src.as_uri()], cwd=root, capture_output=True, env=env)
     assert proc.returncode == 0 and b"Registering" not in proc.stderr and b"\x1b[" not in proc.stderr

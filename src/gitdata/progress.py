@@ -33,10 +33,11 @@ class Bar(Protocol):
 class Renderer(Protocol):
     """Makes the bar of one run, or ``None`` when nothing is to be drawn
     (``enabled=None``: the renderer decides, e.g. by whether its output is a
-    terminal)."""
+    terminal). ``total`` is ``None`` when it is not known (a listing: items
+    are counted as they come)."""
 
     def __call__(
-        self, label: str, total: int, *, unit_bytes: bool, enabled: bool | None
+        self, label: str, total: int | None, *, unit_bytes: bool, enabled: bool | None
     ) -> Bar | None: ...
 
 
@@ -52,18 +53,19 @@ def use_renderer(renderer: Renderer | None) -> Renderer | None:
 
 class Progress:
     """The progress of one run of ``total`` units (bytes when ``unit_bytes``,
-    else items), drawn by the installed renderer unless ``enabled`` is False.
+    else items; ``None``: not known, items are counted as they come), drawn by
+    the installed renderer unless ``enabled`` is False.
 
     ``completed`` counts what was advanced (also when nothing is drawn)."""
 
     def __init__(
-        self, label: str, total: int, *, unit_bytes: bool, enabled: bool | None = None
+        self, label: str, total: int | None, *, unit_bytes: bool, enabled: bool | None = None
     ) -> None:
         self.completed = 0
         self._lock = threading.Lock()
         renderer = _renderer
         self._bar: Bar | None = None
-        if renderer is not None and enabled is not False and total > 0:
+        if renderer is not None and enabled is not False and (total is None or total > 0):
             self._bar = renderer(label, total, unit_bytes=unit_bytes, enabled=enabled)
 
     def advance(self, n: int) -> None:

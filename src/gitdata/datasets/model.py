@@ -16,6 +16,7 @@ from .. import safepath, trust, writer
 from ..errors import GitDataError
 from ..git.repo import run_git
 from ..pointer import MAX_SIZE, Pointer, PointerError, parse_or_none
+from ..progress import Progress
 from ..project import Project
 from ..scan import Found, _scan_blobs, scan_index
 from ..storage import Storage, StorageError, normalize_url
@@ -319,19 +320,33 @@ def list_source(project: Project, ds: Dataset, url: str) -> tuple[Storage, list[
     """
     storage = open_source(project, ds, url)
     try:
-        entries = list(storage.list())
+        entries = _counted(storage.list(), f"Listing {storage.display}")
     except (AccessDenied, StorageUnreachable, ObjectNotFound):
         raise
     except StorageError:
         if not is_versioned(storage) or "version_aware" in ds.options:
             raise
         storage = open_source(project, ds, url, versioned=False)
-        entries = list(storage.list())
+        entries = _counted(storage.list(), f"Listing {storage.display}")
     if len(entries) == 1 and entries[0][0] == storage.root:
         parent_url, _, base = storage.url.rpartition("/")
         parent = project.open_storage(parent_url, storage.options, name=ds.name, tracked=False)
         return parent, [(base, entries[0][1])], True
     return storage, fill_sizes(storage, _drop_own_objects(ds, storage, _drop_dir_markers(entries))), False
+
+
+def _counted(listing: Iterable[tuple[str, Any]], label: str) -> list[tuple[str, Any]]:
+    """The listing as a list, counted as it comes (a running count on a terminal)."""
+    bar = Progress(label, None, unit_bytes=False)
+    out: list[tuple[str, Any]] = []
+    try:
+        for entry in listing:
+            out.append(entry)
+            if len(out) % 256 == 0:
+                bar.advance(256)
+    finally:
+        bar.close()
+    return out
 
 
 def _drop_own_objects(ds: Dataset, storage: Storage, entries: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
