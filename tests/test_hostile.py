@@ -708,3 +708,91 @@ def test_dataset_manifest_with_a_path_that_climbs_out_is_refused_for_that_datase
     assert (b / "data/good/g1.txt").read_bytes() == b"g1\n"  # the rest proceeds
     assert not (sentinel / "owned.txt").exists() and not (tmp_path / "owned.txt").exists()
     unchanged()
+
+
+def test_tracked_symlink_in_a_manifest_datasets_folder_is_not_staged_through(tmp_path, victim_dirs):
+    """A dataset recorded by a manifest is staged in its folder (as --location stages): a link a clone
+    put beside the manifest's pointer is refused for the files under it, by name; nothing behind it
+    is adopted, written or removed, the rest is staged and unstaged as usual."""
+    sentinel, _home, unchanged = victim_dirs
+    (sentinel / "x.txt").write_bytes(b"x\n")  # the same bytes as the source's: not adopted either
+    src = bucket_dir(tmp_path, {"raw/f1.txt": b"f1\n", "raw/sub/x.txt": b"x\n"})
+    a = tmp_path / "attacker"
+    a.mkdir()
+    git(a, "init", "-q", "-b", "main")
+    gd(a, "install")
+    gd(a, "remote", "add", "origin", (tmp_path / "remote").as_uri())
+    gd(a, "dataset", "create", "m")
+    run("git", "-c", "gitdata.manifestThreshold=1", "data", "dataset", "add", "m", (src / "raw").as_uri(), cwd=a)
+    os.symlink("../../../victim", a / "data/m/sub")
+    git(a, "add", "-A")
+    git(a, "commit", "-qm", "a manifest and a link beside it", "--no-verify")  # (the attacker skips our hook)
+    gd(a, "push")
+    b = clone(tmp_path, a)
+    gd(b, "install")
+    assert os.path.islink(b / "data/m/sub")
+    before = snapshot(sentinel)
+    proc = gd(b, "dataset", "stage", "m", check=False)
+    assert proc.returncode != 0 and "data/m/sub/x.txt" in proc.stderr and "symlink" in proc.stderr, proc.stderr
+    assert (b / "data/m/f1.txt").read_bytes() == b"f1\n"  # the rest proceeds
+    rows = {r["path"]: r["local"] for r in json.loads(gd(b, "status", "--json", check=False).stdout)}
+    assert rows["data/m/f1.txt"] == "staged" and rows["data/m/sub/x.txt"] != "staged", rows
+    gd(b, "dataset", "unstage", "m", check=False)
+    assert not (b / "data/m/f1.txt").exists()
+    assert snapshot(sentinel) == before
+    (sentinel / "x.txt").unlink()  # (put there by this test)
+    unchanged()
+
+
+def test_new_bucket_keys_that_climb_out_are_named_by_status_and_update_and_skipped(
+    tmp_path, victim_dirs, moto_server, moto_bucket, monkeypatch
+):
+    """A co-writer adds keys with ``..`` and ``.git`` parts under a registered prefix: `status --remote`
+    lists each as refused (by name), `update` records the other new objects and names those."""
+    sentinel, _home, unchanged = victim_dirs
+    use_server_env(monkeypatch, moto_server)
+    _put_raw(moto_server, moto_bucket, "raw/a.csv", b"a\n")
+    p = tmp_path / "p"
+    p.mkdir()
+    git(p, "init", "-q", "-b", "main")
+    gd(p, "install")
+    gd(p, "dataset", "create", "d", "-o", f"endpoint_url={moto_server.endpoint}")
+    gd(p, "dataset", "add", "d", f"s3://{moto_bucket}/raw")
+    git(p, "commit", "-qm", "register")
+    evil = ["sub/../../../victim/owned.txt", "x/.git/config"]
+    for key in evil:
+        _put_raw(moto_server, moto_bucket, f"raw/{key}", b"owned\n")
+    _put_raw(moto_server, moto_bucket, "raw/new.csv", b"new\n")
+    rows = json.loads(gd(p, "status", "--remote", "--json").stdout)
+    refused = {r["path"]: r for r in rows if r["remote"] == "refused"}
+    assert set(refused) == {f"s3://{moto_bucket}/raw/{k}" for k in evil}, rows
+    assert all(r["local"] is None and "object key" in r["detail"] for r in refused.values())
+    assert {r["path"] for r in rows if r["remote"] == "new"} == {"data/d/new.csv"}
+    assert gd(p, "status", "--remote", "--exit-code", check=False).returncode == 1
+    proc = gd(p, "update", "d", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    for key in evil:
+        assert key in proc.stderr, proc.stderr
+    assert (p / "data/d/new.csv").read_bytes().startswith(b"version gitdata/1")  # the rest proceeds
+    assert not (p / "data/d/sub").exists() and not (p / "data/d/x").exists()
+    assert not (sentinel / "owned.txt").exists()
+    unchanged()
+
+
+def test_docs_config_table_lists_exactly_the_tracked_option_allow_list():
+    """docs/config.md's table of what `.gitdata` may set is `config.TRACKED_OPTIONS`, row by row."""
+    import re
+
+    from gitdata.config import TRACKED_OPTIONS
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "config.md").read_text()
+    rows = {}
+    for line in text.splitlines():
+        m = re.match(r"\| (`[a-z0-9]+://`[^|]*) \| (.*) \|$", line)
+        if m:
+            family = {"s3": "s3", "gs": "gcs", "file": "file", "http": "http", "memory": "memory"}[
+                re.match(r"`([a-z0-9]+)://", m.group(1)).group(1)
+            ]
+            cell = re.sub(r"\([^)]*\)", "", m.group(2))  # "(only ...)": the nested keys
+            rows[family] = {k for k in re.findall(r"`([a-z_]+)`", cell)}
+    assert rows == {k: set(v) for k, v in TRACKED_OPTIONS.items()}

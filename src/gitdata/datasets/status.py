@@ -192,7 +192,9 @@ def _remote_rows(
         for key in new:
             try:
                 ds_mod.safe_relpath(key)
-            except ds_mod.UnsafePath:
+            except ds_mod.UnsafePath as err:  # named, never a path here: `update` skips it
+                shown = key if key.isprintable() else repr(key)
+                new_rows.append(StatusRow("datasets", ds.name, f"{storage.url}/{shown}", None, REFUSED, str(err)))
                 continue
             rel = f"{src.to}/{key}" if src.to else key
             path = f"{ds.path}/{rel}"

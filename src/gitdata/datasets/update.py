@@ -9,7 +9,7 @@ from .. import safepath
 from ..errors import GitDataError
 from ..pointer import Pointer, PointerError
 from ..project import Project
-from ..statusrows import CHANGED, DELETED, MODIFIED, NEW, UNCHECKED, StatusOptions
+from ..statusrows import CHANGED, DELETED, MODIFIED, NEW, REFUSED, UNCHECKED, StatusOptions
 from . import model as ds_mod
 from . import objects
 from .register import registered_pointer
@@ -63,6 +63,10 @@ def update(
     manifest = ds_mod.recorded_manifest(project, ds)
     recorded: dict[str, Pointer] = {}  # a manifest's new records, by path
     for path, row in sorted(rows.items()):
+        if row.remote == REFUSED:
+            if row.local is None:  # a new object whose key could leave the folder: named, skipped
+                report.kept[path] = row.detail
+            continue
         if not wanted(path):
             continue
         try:  # walked right before any write or removal: no link a clone brought is followed
