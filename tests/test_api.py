@@ -410,3 +410,21 @@ def test_a_filesystem_read_before_fork_reads_in_the_child_with_its_own_storages(
     os.waitpid(pid, 0)
     assert got == (files["data/notes/n.txt"], True)
     assert fs.cat_file("data/notes/n.txt") == files["data/notes/n.txt"]  # the parent goes on as before
+
+
+def test_cache_local_from_git_config_and_the_second_read_is_local(tmp_path):
+    """``gitdata.api.cache=local`` in git config does what ``cache="local"`` does; the second read
+    needs nothing from the data remote (it is emptied in between)."""
+    import shutil
+
+    _a, b, files = own_project(tmp_path)
+    git(b, "config", "gitdata.api.cache", "local")
+    with gitdata.open("data/notes/n.txt", repo=str(b)) as f:
+        assert f.read() == files["data/notes/n.txt"]
+    shutil.rmtree(tmp_path / "remote")
+    with gitdata.open("data/notes/n.txt", repo=str(b)) as f:
+        assert f.read() == files["data/notes/n.txt"]
+    from gitdata.storage import ObjectNotFound
+
+    with pytest.raises(ObjectNotFound, match="not found"):  # a file not read before needs the remote
+        gitdata.open("data/field/obs.csv", repo=str(b)).read()
