@@ -255,6 +255,7 @@ def test_docs_example_runs(tmp_path, monkeypatch):
     (p / "data" / "field" / "obs.csv").write_bytes(b"site,value\nA,1\nB,2\n")
     git(p, "add", "-A")
     git(p, "commit", "-qm", "obs")
+    gd(p, "push")
     monkeypatch.chdir(p)
     exec(compile(block, "docs/api.md", "exec"), {})
 
@@ -341,3 +342,89 @@ def test_one_filesystem_from_many_threads(tmp_path):
     with ThreadPoolExecutor(8) as pool:
         got = list(pool.map(fs.cat_file, paths))
     assert got == [files[p] for p in paths]
+
+
+def test_fsspec_instances_are_per_repository_and_revision(tmp_path, monkeypatch):
+    """fsspec's instance cache never hands out a filesystem of another project or revision: the same
+    call from another folder, or with another ``rev``, reads that project at that revision."""
+    a, b, files = own_project(tmp_path)
+    (a / "data/notes/n.txt").write_bytes(b"v2, longer\n")
+    git(a, "commit", "-qam", "v2")
+    monkeypatch.chdir(a)
+    fa = fsspec.filesystem("gitdata")
+    assert fa.cat_file("data/notes/n.txt") == b"v2, longer\n"
+    monkeypatch.chdir(b)  # b is a clone of v1
+    fb = fsspec.filesystem("gitdata")
+    assert fb is not fa and fb.reader.project.root == str(b)
+    assert fb.cat_file("data/notes/n.txt") == b"v1\n"
+    old = fsspec.filesystem("gitdata", repo=str(a), rev="HEAD~1")
+    now = fsspec.filesystem("gitdata", repo=str(a))
+    assert old is not now
+    assert old.cat_file("data/notes/n.txt") == b"v1\n" and now.cat_file("data/notes/n.txt") == b"v2, longer\n"
+    assert old.info("data/notes/n.txt")["size"] == 3 and now.info("data/notes/n.txt")["size"] == 11
+    fs, _path = fsspec.core.url_to_fs("gitdata://data/notes/n.txt", repo=str(a), rev="HEAD~1")
+    assert fs.cat_file("data/notes/n.txt") == b"v1\n"
+
+
+def test_walk_and_the_info_fields(tmp_path, monkeypatch):
+    _a, b, files = own_project(tmp_path)
+    fs = GitDataFileSystem(repo=str(b))
+    walked = {root: (sorted(dirs), sorted(names)) for root, dirs, names in fs.walk("data")}
+    assert walked == {"data": (["field", "notes"], []), "data/field": ([], ["big.bin", "obs.csv"]),
+                      "data/notes": ([], ["n.txt"])}  # fmt: skip
+    info = fs.info("data/field/big.bin")
+    assert info["type"] == "file" and info["size"] == len(files["data/field/big.bin"])
+    assert info["oid"].startswith("xxh128:") and info["source"] is None and info["staged"] is False
+    assert isinstance(info["fingerprint"], dict)
+    plain = fs.info("README.md")
+    assert plain["oid"] is None and plain["staged"] is True and plain["size"] == len("plain git file\n")
+    assert fs.cat_file("data/field/big.bin", start=-5) == files["data/field/big.bin"][-5:]
+    with pytest.raises(FileNotFoundError, match="data/field/nope.csv"):
+        fs.info("data/field/nope.csv")
+    with pytest.raises(FileNotFoundError, match="data/field/nope.csv"):
+        gitdata.open("data/field/nope.csv", repo=str(b))
+
+
+def test_a_filesystem_read_before_fork_reads_in_the_child_with_its_own_storages(tmp_path):
+    """After ``fork`` (dask's process workers), storages opened by the parent are not reused."""
+    import pickle
+
+    _a, b, files = own_project(tmp_path)
+    fs = GitDataFileSystem(repo=str(b))
+    assert fs.cat_file("data/field/obs.csv") == files["data/field/obs.csv"]
+    inherited = list(fs.reader._storages.values())  # noqa: SLF001 - what must not be reused
+    assert inherited
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report, never return into pytest
+        try:
+            data = fs.cat_file("data/notes/n.txt")
+            fresh = list(fs.reader._storages.values())  # noqa: SLF001
+            ok = (data, bool(fresh) and all(s is not k for s in fresh for k in inherited))
+            os.write(w, pickle.dumps(ok))
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        got = pickle.loads(f.read())
+    os.waitpid(pid, 0)
+    assert got == (files["data/notes/n.txt"], True)
+    assert fs.cat_file("data/notes/n.txt") == files["data/notes/n.txt"]  # the parent goes on as before
+
+
+def test_cache_local_from_git_config_and_the_second_read_is_local(tmp_path):
+    """``gitdata.api.cache=local`` in git config does what ``cache="local"`` does; the second read
+    needs nothing from the data remote (it is emptied in between)."""
+    import shutil
+
+    _a, b, files = own_project(tmp_path)
+    git(b, "config", "gitdata.api.cache", "local")
+    with gitdata.open("data/notes/n.txt", repo=str(b)) as f:
+        assert f.read() == files["data/notes/n.txt"]
+    shutil.rmtree(tmp_path / "remote")
+    with gitdata.open("data/notes/n.txt", repo=str(b)) as f:
+        assert f.read() == files["data/notes/n.txt"]
+    from gitdata.storage import ObjectNotFound
+
+    with pytest.raises(ObjectNotFound, match="not found"):  # a file not read before needs the remote
+        gitdata.open("data/field/obs.csv", repo=str(b)).read()

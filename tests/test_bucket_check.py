@@ -75,3 +75,42 @@ def test_credentials_set_does_not_verify_a_missing_bucket(tmp_path, rclone_serve
         assert "(verified)" in out
     finally:
         srv.delete_bucket("real-bucket")
+
+
+def test_dataset_create_storage_refuses_a_missing_bucket(tmp_path, moto_server, moto_bucket, monkeypatch):
+    use_server_env(monkeypatch, moto_server)
+    proj = new_project(tmp_path / "proj")
+    ep = f"endpoint_url={moto_server.endpoint}"
+    proc = run("git", "data", "dataset", "create", "d", "--storage", "s3://no-such-bucket-d/d", "-o", ep,
+               cwd=proj, check=False)  # fmt: skip
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and "Traceback" not in err, err
+    assert "error: bucket no-such-bucket-d does not exist" in err and "--no-check" in err, err
+    assert not (proj / ".gitdata").exists() or "no-such-bucket-d" not in (proj / ".gitdata").read_text()
+    run("git", "data", "dataset", "create", "d", "--storage", f"s3://{moto_bucket}/d", "-o", ep, cwd=proj)
+    run("git", "data", "dataset", "create", "e", "--storage", "s3://no-such-bucket-d/e", "-o", ep, "--no-check",
+        cwd=proj)  # fmt: skip
+    assert "no-such-bucket-d" in git(proj, "config", "-f", ".gitdata", "dataset.e.storage")
+
+
+def test_push_to_a_missing_bucket_says_the_bucket_is_missing(tmp_path, moto_server, moto_bucket, monkeypatch):
+    use_server_env(monkeypatch, moto_server)
+    proj = new_project(tmp_path / "proj")
+    ep = f"endpoint_url={moto_server.endpoint}"
+    run("git", "data", "remote", "add", "origin", "s3://no-such-bucket-p/proj", "-o", ep, "--no-check", cwd=proj)
+    (proj / "a.bin").write_bytes(b"some data\n")
+    git(proj, "add", "-A")
+    git(proj, "commit", "-qm", "a")
+    proc = run("git", "data", "push", cwd=proj, check=False)
+    err = proc.stderr.decode()
+    assert proc.returncode != 0 and "Traceback" not in err, err
+    assert f"bucket no-such-bucket-p does not exist at {moto_server.endpoint}" in err, err
+    assert "not found" not in err.lower() and "create it" in err, err
+    # and so does `git push` (the pre-push hook), with no ref moved
+    bare = tmp_path / "bare.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    git(proj, "remote", "add", "up", str(bare))
+    proc = run("git", "push", "up", "HEAD:refs/heads/main", cwd=proj, check=False)
+    err = proc.stderr.decode()
+    assert proc.returncode != 0 and "bucket no-such-bucket-p does not exist" in err, err
+    assert git(bare, "for-each-ref") == ""

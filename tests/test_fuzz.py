@@ -133,3 +133,55 @@ def test_tracked_options_raise_only_config_errors(lines, url):
         assert key in {"endpoint_url", "anon", "requester_pays", "version_aware", "use_ssl", "client_kwargs",
                        "config_kwargs", "default_block_size", "cache_regions", "project", "token",
                        "default_location", "block_size", "auto_mkdir", "simple_links", "same_scheme"}  # fmt: skip
+
+
+_ds_paths = st.sampled_from(["a.csv", "b/c.csv", "b/d", "\u00e9/x", "x/../y", ".git/x", "b/.GIT/c", "/abs",
+                             "", "a//b", ".gitdata-manifest", "n/.gitdata-manifest"]) | path_text
+_ds_good = st.fixed_dictionaries(
+    {"path": st.sampled_from(["a.csv", "b/c.csv", "b/d", "\u00e9/x", "z"]), "size": st.integers(0, 10),
+     "source": st.just("s3://b/raw/a")}, optional={"etag": st.text("0123456789abcdef\"", min_size=1, max_size=8)},
+)  # fmt: skip
+_ds_messy = st.fixed_dictionaries(
+    {"path": _ds_paths, "size": st.integers(-1, 10) | st.sampled_from(["3", None, True])},
+    optional={"source": st.sampled_from(["s3://b/raw/a", "s3://b/raw/a"]) | st.text(max_size=12),
+              "etag": st.text(max_size=8) | st.integers(), "Bad Key": st.just("v")},
+)  # fmt: skip
+
+
+def _ds_manifest_lines(records: list[dict], in_order: bool, junk: bytes | None) -> list[bytes]:
+    if in_order:  # most real manifests come sorted: let the fuzzer get past the order check
+        records = sorted(records, key=lambda r: str(r["path"]).encode("utf-8", "surrogatepass"))
+    lines = [json.dumps(r).encode() + b"\n" for r in records]
+    if junk is not None:  # one line of bytes that are not a record
+        lines.insert(len(lines) // 2, junk)
+    return lines
+
+
+_ds_lines = st.builds(
+    _ds_manifest_lines,
+    st.lists(_ds_good, min_size=2, max_size=5, unique_by=lambda r: r["path"])
+    | st.lists(_ds_good | _ds_messy, max_size=6, unique_by=lambda r: str(r["path"])),
+    st.booleans(),
+    st.none() | st.none() | st.binary(max_size=40),
+)
+
+
+@FUZZ
+@given(st.sampled_from([b'{"format": "gitdata-manifest/1"}\n', b'{"format": "gitdata-manifest/2"}\n', b"[]\n"]),
+       _ds_lines)  # fmt: skip
+def test_dataset_manifest_parser_raises_only_manifest_errors(header, lines):
+    """A dataset manifest (from a clone or a bucket): refused as a whole with ManifestError, or every
+    entry's path stays inside the dataset folder, comes sorted and once, and makes a valid pointer."""
+    from gitdata.datasets import manifest as ds_manifest
+
+    try:
+        entries = list(ds_manifest.parse([header, *lines]))
+    except ds_manifest.ManifestError:
+        return
+    keys = [e.path.encode() for e in entries]
+    assert keys == sorted(set(keys))
+    for e in entries:
+        safepath.check_relpath(e.path, "manifest path")
+        assert e.path != ds_manifest.NAME
+        assert parse(e.pointer.encode()) == e.pointer and e.pointer.size is not None and e.pointer.oid is None
+    assert list(ds_manifest.parse(ds_manifest.encode(entries))) == entries  # what is read is what is written

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -318,6 +319,40 @@ def test_registered_pointer_outside_its_sources_is_not_read(tmp_path, victim_dir
     unchanged()
 
 
+@pytest.mark.parametrize("size", [5, 40])
+def test_registered_pointer_whose_size_lies_is_an_error_for_that_file(tmp_path, victim_dirs, size):
+    """``size`` bounds every read of a registered file: a source with more (or fewer) bytes than the
+    pointer says is an error for that file, named; nothing past the size reaches the work tree or a
+    reader; the other files proceed."""
+    _sentinel, _home, unchanged = victim_dirs
+    src = bucket_dir(tmp_path, {"raw/a.txt": b"sixteen bytes!!\n", "raw/b.txt": b"registered data\n"})
+    raw = (src / "raw").as_uri()
+    lying = _registered(f"{raw}/a.txt", size)
+    a = attacker_repo(
+        tmp_path,
+        f'[dataset "d"]\n\tpath = data/d\n\tsource = {raw}\n',
+        files={".gitattributes": b"data/d/** filter=s3data diff=s3data merge=s3data -text\n",
+               "data/d/a.txt": lying, "data/d/b.txt": _registered(f"{raw}/b.txt", 16)},
+    )  # fmt: skip
+    b = clone(tmp_path, a)
+    gd(b, "install")
+    proc = gd(b, "dataset", "stage", "d", check=False)
+    assert proc.returncode != 0 and "data/d/a.txt" in proc.stderr + proc.stdout, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert (b / "data/d/a.txt").read_bytes() == lying  # left as the pointer
+    assert (b / "data/d/b.txt").read_bytes() == b"registered data\n"  # the rest proceeds
+    import gitdata
+    from gitdata.errors import GitDataError
+
+    got = b""
+    with pytest.raises(GitDataError, match="data/d/a.txt"):
+        with gitdata.open("data/d/a.txt", repo=str(b)) as f:
+            while chunk := f.read(4):
+                got += chunk
+    assert len(got) <= min(size, 16)  # never a byte past the recorded size
+    unchanged()
+
+
 def test_pointer_whose_size_lies_is_refused_at_clone(tmp_path, victim_dirs):
     _sentinel, _home, unchanged = victim_dirs
     remote = tmp_path / "data-remote"
@@ -569,3 +604,195 @@ def test_storage_and_dataset_urls_with_user_info_are_refused_and_not_echoed(tmp_
         assert "hunter2" not in proc.stdout + proc.stderr and "Traceback" not in proc.stderr
     after = (p / ".gitdata").read_bytes() if (p / ".gitdata").exists() else None
     assert after == before or b"hunter2" not in (after or b"")
+
+
+# --------------------------------------------------------------------------
+# a cloned repository: links inside a dataset folder
+
+
+@pytest.mark.parametrize("link, target, command", [
+    ("data/d/sub", "../../../victim", ("update", "d")),
+    ("data/d/sub", "../../../victim", ("dataset", "add", "d")),
+    ("data", "../victim", ("dataset", "add", "d")),
+    ("data/d", "../../victim", ("dataset", "add", "d")),
+    ("data", "../victim", ("manifest", "dataset", "add", "d")),
+])  # fmt: skip
+def test_tracked_symlink_in_a_dataset_folder_gets_no_pointer_written_through_it(
+    tmp_path, victim_dirs, link, target, command
+):
+    """Pointer files of a dataset (update's new files, a re-registration) are written only after an
+    O_NOFOLLOW walk: a link a clone brought into the dataset folder is not written through."""
+    sentinel, _home, unchanged = victim_dirs
+    src = bucket_dir(tmp_path, {"raw/a.txt": b"registered data\n", "raw/sub/new.txt": b"new object\n"})
+    raw = (src / "raw").as_uri()
+    files = {".gitattributes": b"data/d/** filter=s3data diff=s3data merge=s3data -text\n"}
+    if link == "data/d/sub":  # (beside a link to the victim's folder it would land there)
+        files["data/d/a.txt"] = _registered(f"{raw}/a.txt", 16)
+    a = attacker_repo(tmp_path, f'[dataset "d"]\n\tpath = data/d\n\tsource = {raw}\n',
+                      symlinks={link: target}, files=files)  # fmt: skip
+    b = clone(tmp_path, a)
+    gd(b, "install")
+    assert os.path.islink(b / link)
+    if command[0] == "manifest":  # recorded by one manifest: its pointer is walked to as well
+        command = command[1:]
+        git(b, "config", "gitdata.manifestThreshold", "1")
+        (tmp_path / "remote").mkdir()
+        gd(b, "remote", "add", "store", (tmp_path / "remote").as_uri())
+    args = list(command) + ([raw] if command[0] == "dataset" else [])
+    proc = gd(b, *args, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert link in out and "Traceback" not in out, out
+    if command[0] == "update":
+        assert "symlink" in out and "data/d/sub/new.txt" in out, out
+    assert not (sentinel / "new.txt").exists() and not (sentinel / "d").exists()
+    assert not (sentinel / "sub").exists() and not (sentinel / "a.txt").exists()
+    assert not (sentinel / ".gitdata-manifest").exists()
+    unchanged()
+
+
+# --------------------------------------------------------------------------
+# a cloned repository: a dataset manifest whose lines climb out
+
+
+def test_dataset_manifest_with_a_path_that_climbs_out_is_refused_for_that_dataset_only(tmp_path, victim_dirs):
+    """A manifest (content-addressed, so its oid matches whatever the attacker wrote) naming
+    ``../../../victim/x`` is refused where it is read, naming the line; the other datasets are shown,
+    read and staged as before, and nothing is written outside."""
+    sentinel, _home, unchanged = victim_dirs
+    src = bucket_dir(tmp_path, {"raw/f1.txt": b"f1\n", "raw/f2.txt": b"f2\n", "other/g1.txt": b"g1\n"})
+    a = tmp_path / "attacker"
+    a.mkdir()
+    git(a, "init", "-q", "-b", "main")
+    gd(a, "install")
+    gd(a, "remote", "add", "origin", (tmp_path / "remote").as_uri())
+    gd(a, "dataset", "create", "good")
+    gd(a, "dataset", "add", "good", (src / "other").as_uri())
+    gd(a, "dataset", "create", "bad")
+    run("git", "-c", "gitdata.manifestThreshold=1", "data", "dataset", "add", "bad", (src / "raw").as_uri(), cwd=a)
+    code = (
+        "from gitdata.project import Project\n"
+        "from gitdata.datasets import objects, model, manifest as mf\n"
+        "from gitdata.pointer import parse\n"
+        "p = Project.open('.')\n"
+        "ds = model.get(p, 'bad')\n"
+        "old = parse(open('data/bad/.gitdata-manifest', 'rb').read())\n"
+        "entries = list(objects.read_manifest(p, ds, old))\n"
+        "evil = mf.Entry('../../../victim/owned.txt', entries[0].pointer)\n"
+        "new = objects.write_manifest(p, iter(sorted(entries + [evil], key=lambda e: e.path.encode())))\n"
+        "open('data/bad/.gitdata-manifest', 'wb').write(new.encode())\n"
+    )  # (encode writes what it is given: the attacker's own git data)
+    run(sys.executable, "-c", code, cwd=a)
+    git(a, "add", "-A")
+    git(a, "commit", "-qm", "two datasets")
+    gd(a, "push")
+    b = clone(tmp_path, a)
+    gd(b, "install")
+    proc = gd(b, "status", check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "error: dataset bad: manifest line" in proc.stderr and "../../../victim/owned.txt" in proc.stderr
+    assert "dataset good: 1 pointer only" in proc.stdout, proc.stdout
+    rows = json.loads(gd(b, "status", "--json", check=False).stdout)
+    assert {(r["name"], r["local"]) for r in rows} == {("good", "pointer only"), ("bad", "unreadable")}
+    import gitdata
+    from gitdata.errors import GitDataError
+
+    assert gitdata.open("data/good/g1.txt", repo=str(b)).read() == b"g1\n"
+    with pytest.raises(GitDataError, match="manifest was refused"):
+        gitdata.open("data/bad/f1.txt", repo=str(b))
+    import fsspec
+
+    assert fsspec.filesystem("gitdata", repo=str(b)).ls("data/good", detail=False) == ["data/good/g1.txt"]
+    proc = gd(b, "dataset", "stage", "--all", check=False)
+    assert proc.returncode != 0 and "../../../victim/owned.txt" in proc.stderr, proc.stderr
+    assert (b / "data/good/g1.txt").read_bytes() == b"g1\n"  # the rest proceeds
+    assert not (sentinel / "owned.txt").exists() and not (tmp_path / "owned.txt").exists()
+    unchanged()
+
+
+def test_tracked_symlink_in_a_manifest_datasets_folder_is_not_staged_through(tmp_path, victim_dirs):
+    """A dataset recorded by a manifest is staged in its folder (as --location stages): a link a clone
+    put beside the manifest's pointer is refused for the files under it, by name; nothing behind it
+    is adopted, written or removed, the rest is staged and unstaged as usual."""
+    sentinel, _home, unchanged = victim_dirs
+    (sentinel / "x.txt").write_bytes(b"x\n")  # the same bytes as the source's: not adopted either
+    src = bucket_dir(tmp_path, {"raw/f1.txt": b"f1\n", "raw/sub/x.txt": b"x\n"})
+    a = tmp_path / "attacker"
+    a.mkdir()
+    git(a, "init", "-q", "-b", "main")
+    gd(a, "install")
+    gd(a, "remote", "add", "origin", (tmp_path / "remote").as_uri())
+    gd(a, "dataset", "create", "m")
+    run("git", "-c", "gitdata.manifestThreshold=1", "data", "dataset", "add", "m", (src / "raw").as_uri(), cwd=a)
+    os.symlink("../../../victim", a / "data/m/sub")
+    git(a, "add", "-A")
+    git(a, "commit", "-qm", "a manifest and a link beside it", "--no-verify")  # (the attacker skips our hook)
+    gd(a, "push")
+    b = clone(tmp_path, a)
+    gd(b, "install")
+    assert os.path.islink(b / "data/m/sub")
+    before = snapshot(sentinel)
+    proc = gd(b, "dataset", "stage", "m", check=False)
+    assert proc.returncode != 0 and "data/m/sub/x.txt" in proc.stderr and "symlink" in proc.stderr, proc.stderr
+    assert (b / "data/m/f1.txt").read_bytes() == b"f1\n"  # the rest proceeds
+    rows = {r["path"]: r["local"] for r in json.loads(gd(b, "status", "--json", check=False).stdout)}
+    assert rows["data/m/f1.txt"] == "staged" and rows["data/m/sub/x.txt"] != "staged", rows
+    gd(b, "dataset", "unstage", "m", check=False)
+    assert not (b / "data/m/f1.txt").exists()
+    assert snapshot(sentinel) == before
+    (sentinel / "x.txt").unlink()  # (put there by this test)
+    unchanged()
+
+
+def test_new_bucket_keys_that_climb_out_are_named_by_status_and_update_and_skipped(
+    tmp_path, victim_dirs, moto_server, moto_bucket, monkeypatch
+):
+    """A co-writer adds keys with ``..`` and ``.git`` parts under a registered prefix: `status --remote`
+    lists each as refused (by name), `update` records the other new objects and names those."""
+    sentinel, _home, unchanged = victim_dirs
+    use_server_env(monkeypatch, moto_server)
+    _put_raw(moto_server, moto_bucket, "raw/a.csv", b"a\n")
+    p = tmp_path / "p"
+    p.mkdir()
+    git(p, "init", "-q", "-b", "main")
+    gd(p, "install")
+    gd(p, "dataset", "create", "d", "-o", f"endpoint_url={moto_server.endpoint}")
+    gd(p, "dataset", "add", "d", f"s3://{moto_bucket}/raw")
+    git(p, "commit", "-qm", "register")
+    evil = ["sub/../../../victim/owned.txt", "x/.git/config"]
+    for key in evil:
+        _put_raw(moto_server, moto_bucket, f"raw/{key}", b"owned\n")
+    _put_raw(moto_server, moto_bucket, "raw/new.csv", b"new\n")
+    rows = json.loads(gd(p, "status", "--remote", "--json").stdout)
+    refused = {r["path"]: r for r in rows if r["remote"] == "refused"}
+    assert set(refused) == {f"s3://{moto_bucket}/raw/{k}" for k in evil}, rows
+    assert all(r["local"] is None and "object key" in r["detail"] for r in refused.values())
+    assert {r["path"] for r in rows if r["remote"] == "new"} == {"data/d/new.csv"}
+    assert gd(p, "status", "--remote", "--exit-code", check=False).returncode == 1
+    proc = gd(p, "update", "d", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    for key in evil:
+        assert key in proc.stderr, proc.stderr
+    assert (p / "data/d/new.csv").read_bytes().startswith(b"version gitdata/1")  # the rest proceeds
+    assert not (p / "data/d/sub").exists() and not (p / "data/d/x").exists()
+    assert not (sentinel / "owned.txt").exists()
+    unchanged()
+
+
+def test_docs_config_table_lists_exactly_the_tracked_option_allow_list():
+    """docs/config.md's table of what `.gitdata` may set is `config.TRACKED_OPTIONS`, row by row."""
+    import re
+
+    from gitdata.config import TRACKED_OPTIONS
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "config.md").read_text()
+    rows = {}
+    for line in text.splitlines():
+        m = re.match(r"\| (`[a-z0-9]+://`[^|]*) \| (.*) \|$", line)
+        if m:
+            family = {"s3": "s3", "gs": "gcs", "file": "file", "http": "http", "memory": "memory"}[
+                re.match(r"`([a-z0-9]+)://", m.group(1)).group(1)
+            ]
+            cell = re.sub(r"\([^)]*\)", "", m.group(2))  # "(only ...)": the nested keys
+            rows[family] = {k for k in re.findall(r"`([a-z_]+)`", cell)}
+    assert rows == {k: set(v) for k, v in TRACKED_OPTIONS.items()}

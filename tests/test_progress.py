@@ -97,3 +97,32 @@ def test_stage_draws_a_bar_on_a_terminal_only(tmp_path):
     proc = subprocess.run([gitdata, "dataset", "stage", "ds", "--location", str(tmp_path / "loc")],
                           cwd=root, capture_output=True)
     assert proc.returncode == 0 and b"Staging" not in proc.stderr and b"\x1b[" not in proc.stderr
+
+
+def test_listing_and_registering_many_objects_count_them_on_a_terminal_only(tmp_path):
+    """The listing counts objects as they come, registration advances by count (``N/M``), not bytes;
+    nothing is drawn without a terminal."""
+    from gitdata.install import install
+
+    src = tmp_path / "src"
+    for i in range(1200):
+        (src / f"d{i % 7}").mkdir(parents=True, exist_ok=True)
+        (src / f"d{i % 7}" / f"f{i:05d}.txt").write_bytes(b"x")
+    root = tmp_path / "p"
+    root.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    install("global", None)
+    subprocess.run(["git", "data", "dataset", "create", "ds"], cwd=root, check=True, capture_output=True)
+    gitdata = str(Path(sys.executable).parent / "git-data")
+    env = {**os.environ, "COLUMNS": "120", "GIT_CONFIG_COUNT": "1",
+           "GIT_CONFIG_KEY_0": "gitdata.manifestThreshold", "GIT_CONFIG_VALUE_0": "0"}  # fmt: skip
+    child = pexpect.spawn(gitdata, ["dataset", "add", "ds", src.as_uri()], cwd=str(root), env=env, timeout=120)
+    child.expect(pexpect.EOF)
+    child.close()
+    transcript = child.before.decode(errors="replace")
+    assert child.exitstatus == 0, transcript
+    assert "Registering ds" in transcript and "/1200" in transcript, transcript  # a count of objects
+    assert "Listing " in transcript and " listed" in transcript, transcript  # the listing counts as it comes
+    assert "MB" not in transcript.split("Registering ds", 1)[1].split("\n", 1)[0]
+    proc = subprocess.run([gitdata, "dataset", "add", "ds", src.as_uri()], cwd=root, capture_output=True, env=env)
+    assert proc.returncode == 0 and b"Registering" not in proc.stderr and b"\x1b[" not in proc.stderr

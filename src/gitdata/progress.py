@@ -33,7 +33,8 @@ class Bar(Protocol):
 class Renderer(Protocol):
     """Makes the bar of one run, or ``None`` when nothing is to be drawn
     (``enabled=None``: the renderer decides, e.g. by whether its output is a
-    terminal)."""
+    terminal). ``total`` is ``None`` when it is not known (a listing: items
+    are counted as they come)."""
 
     def __call__(
         self, label: str, total: int | None, *, unit_bytes: bool, enabled: bool | None
@@ -52,8 +53,8 @@ def use_renderer(renderer: Renderer | None) -> Renderer | None:
 
 class Progress:
     """The progress of one run of ``total`` units (bytes when ``unit_bytes``,
-    else items; ``None``: not known beforehand, a stream), drawn by the installed
-    renderer unless ``enabled`` is False.
+    else items; ``None``: not known, items are counted as they come), drawn by
+    the installed renderer unless ``enabled`` is False.
 
     ``completed`` counts what was advanced (also when nothing is drawn)."""
 

@@ -79,7 +79,7 @@ def push_objects(
         shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
         raise PushFailed(
             f"could not upload data for {len(paths)} file(s) ({shown}) to data remote "
-            f"{store.name!r}: {err}"
+            f"{store.name!r}: {_missing_bucket(store) or err}"
         ) from err
     report.already = len(by_oid) - len(missing)
     cache = project.cache
@@ -104,6 +104,8 @@ def push_objects(
     report.uploaded = sorted(outcome.done)
     for oid, err in outcome.failed.items():
         report.failed[by_oid[oid].path] = str(err)
+    if report.failed and outcome.failed and (gone := _missing_bucket(store)):
+        raise PushFailed(f"could not upload {len(report.failed)} object(s) to data remote {store.name!r}: {gone}")
     if report.failed:
         lines = [f"  {path}: {reason}" for path, reason in sorted(report.failed.items())[:20]]
         more = len(report.failed) - len(lines)
@@ -114,6 +116,25 @@ def push_objects(
             f"{store.name!r} ({store.storage.display}):\n" + "\n".join(lines)
         )
     return _merged(report, routed_reports)
+
+
+def _missing_bucket(store: ObjectStore) -> str | None:
+    """After a failed upload: "bucket B does not exist at ENDPOINT; ..." when that is why, else None."""
+    storage = store.storage
+    if "://" not in storage.url or storage.url.startswith("file:"):
+        return None  # a folder is created by the first upload
+    from .bucketcheck import at_endpoint, root_problem
+
+    try:
+        problem = root_problem(storage)
+    except GitDataError:
+        return None  # no verdict: the upload's own errors say more
+    if problem is None:
+        return None
+    return (
+        f"{problem}{at_endpoint(storage.url, storage.options)} ({storage.display}); create it, or point "
+        f"the data remote elsewhere (`git data remote rm {store.name}`, then `git data remote add`)"
+    )
 
 
 def _merged(report: PushReport, others: list[PushReport]) -> PushReport:

@@ -38,10 +38,24 @@ def dataset() -> None:
 @click.option("--creator", "creators", multiple=True, metavar="'NAME <EMAIL>'", help="A creator (repeatable; default: git's user).")
 @click.option("--keyword", "keywords", multiple=True, help="A keyword (repeatable).")
 @_OPTION
+@click.option("--no-check", is_flag=True, help="Do not check that the --storage bucket exists and the credentials work.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def dataset_create(name, storage, folder, title, description, creators, keywords, options, as_json) -> None:
-    """Create dataset NAME (recorded in the tracked .gitdata)."""
+def dataset_create(name, storage, folder, title, description, creators, keywords, options, no_check, as_json) -> None:
+    """Create dataset NAME (recorded in the tracked .gitdata).
+
+    With --storage, its bucket must exist and answer with the credentials
+    that would be used (one small request; --no-check skips it).
+    """
     project = open_project()
+    if storage is not None and not no_check:
+        from .. import config as config_mod
+        from ..bucketcheck import check_new_storage
+        from ..storage.errors import userinfo_problem
+
+        if userinfo_problem(storage) is None:  # (create refuses it, without echoing it)
+            note = check_new_storage(project, name, storage, config_mod.parse_options(list(options)), "--no-check")
+            if note:
+                click.echo(f"note: {note}", err=True)
     ds = ds_mod.create(
         project, name, storage=storage, options=options, title=title, description=description,
         creators=creators, keywords=keywords, path=folder,

@@ -29,8 +29,8 @@ def rich_bar(
     label: str, total: int | None, *, unit_bytes: bool, enabled: bool | None, console: Any = None
 ) -> Bar | None:
     """A byte or item bar on stderr (``console``: elsewhere), shown only when
-    stderr is a terminal unless ``enabled`` says otherwise; ``total`` None: a
-    count of a stream whose length is not known (registering a long listing)."""
+    stderr is a terminal unless ``enabled`` says otherwise; ``total=None``: a
+    running count (a listing)."""
     if enabled is None:
         enabled = sys.stderr.isatty()
     if not enabled or (total is not None and total <= 0):
@@ -46,9 +46,12 @@ def rich_bar(
     )
     from rich.progress import Progress as RichProgress
 
-    cols = [TextColumn("{task.description}"), BarColumn()]
-    cols += [DownloadColumn(), TransferSpeedColumn()] if unit_bytes else [MofNCompleteColumn()]
-    cols.append(TimeRemainingColumn())
+    cols: list[Any] = [TextColumn("{task.description}"), BarColumn()]
+    if total is None:  # a listing: how many so far
+        cols.append(TextColumn("{task.completed:,} listed"))
+    else:
+        cols += [DownloadColumn(), TransferSpeedColumn()] if unit_bytes else [MofNCompleteColumn()]
+        cols.append(TimeRemainingColumn())
     bar = RichProgress(*cols, console=console or Console(stderr=True), transient=True)
     bar.start()
     return _RichBar(bar, bar.add_task(label, total=total))

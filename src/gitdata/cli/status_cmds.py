@@ -41,7 +41,10 @@ def status(names: tuple[str, ...], remote: bool, verbose: bool, as_json: bool, e
     unchecked = {(r.section, r.name): r.detail for r in rows if r.remote == status_mod.UNCHECKED}
     for (section, name), why in unchecked.items():
         click.echo(f"error: {section} {name}: not compared with its remote: {why}", err=True)
-    if unchecked or (exit_code and any(r.notable for r in rows)):
+    refused = [r for r in rows if r.section == "datasets" and r.local == status_mod.UNREADABLE]
+    for r in refused:  # its manifest was refused: nothing of the dataset is read, the others are shown
+        click.echo(f"error: dataset {r.name}: {r.detail}", err=True)
+    if unchecked or refused or (exit_code and any(r.notable for r in rows)):
         raise SystemExit(1)
 
 

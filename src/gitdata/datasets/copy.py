@@ -23,7 +23,6 @@ copied again).
 from __future__ import annotations
 
 import hashlib
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -350,8 +349,7 @@ def _record(
             if manifest is not None:
                 recorded[item.found.path] = pointer
                 continue
-            full = os.path.join(project.root, item.found.path)
-            ds_mod.write_small(full, pointer.encode())
+            ds_mod.write_pointer_at(project, item.found.path, pointer.encode())
             changed.append(item.found.path)
     if manifest is not None and recorded:
         changed.append(objects.rewrite_manifest(project, ds, manifest, recorded))

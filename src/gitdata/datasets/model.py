@@ -17,6 +17,7 @@ from .. import safepath, trust, writer
 from ..errors import GitDataError
 from ..git.repo import run_git
 from ..pointer import MAX_SIZE, Pointer, PointerError, parse_or_none
+from ..progress import Progress
 from ..project import Project
 from ..scan import Found, _scan_blobs, scan_index
 from ..storage import Storage, StorageError, normalize_url
@@ -322,7 +323,7 @@ def list_source(project: Project, ds: Dataset, url: str) -> tuple[Storage, Itera
     """
     storage = open_source(project, ds, url)
     try:
-        listed = storage.list()
+        listed = _counted(storage.list(), f"Listing {storage.display}")
         head = list(islice(listed, 2))
     except (AccessDenied, StorageUnreachable, ObjectNotFound):
         raise
@@ -330,7 +331,7 @@ def list_source(project: Project, ds: Dataset, url: str) -> tuple[Storage, Itera
         if not is_versioned(storage) or "version_aware" in ds.options:
             raise
         storage = open_source(project, ds, url, versioned=False)
-        listed = storage.list()
+        listed = _counted(storage.list(), f"Listing {storage.display}")
         head = list(islice(listed, 2))
     if len(head) == 1 and head[0][0] == storage.root:
         parent_url, _, base = storage.url.rpartition("/")
@@ -338,6 +339,20 @@ def list_source(project: Project, ds: Dataset, url: str) -> tuple[Storage, Itera
         return parent, iter([(base, head[0][1])]), base
     entries = chain(head, listed)
     return storage, fill_sizes(storage, _drop_own_objects(ds, storage, _drop_dir_markers(entries))), ""
+
+
+def _counted(listing: Iterable[tuple[str, Any]], label: str) -> Iterator[tuple[str, Any]]:
+    """The listing as it comes, counted (a running count on a terminal, gone at its end)."""
+    bar = Progress(label, None, unit_bytes=False)
+    n = 0
+    try:
+        for entry in listing:
+            yield entry
+            n += 1
+            if n % 256 == 0:
+                bar.advance(256)
+    finally:
+        bar.close()
 
 
 def _drop_own_objects(ds: Dataset, storage: Storage, entries: Iterable[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
@@ -516,6 +531,22 @@ def git_add(project: Project, paths: list[str], *, intent_only: bool = False, po
 def write_small(path: str, data: bytes) -> None:
     """Write a small file (a pointer) through the guarded writer."""
     writer.write_small(path, data)
+
+
+def checked_path(project: Project, rel: str, *, create: bool = True, what: str = "dataset file") -> str:
+    """The full path of project path ``rel``, walked right now with ``O_NOFOLLOW``
+    (:func:`gitdata.safepath.checked_target`): no folder on the way is a link a clone brought
+    (``data -> ../../elsewhere``), and the file itself is absent or a regular file. Raises
+    :class:`gitdata.safepath.UnsafePath` naming the link."""
+    return safepath.checked_target(project.root, rel, create=create, what=f"{what} {rel}")
+
+
+def write_pointer_at(project: Project, rel: str, data: bytes) -> str:
+    """Write a pointer (or a manifest's pointer) at project path ``rel`` of a dataset folder,
+    after :func:`checked_path`; returns the full path."""
+    full = checked_path(project, rel)
+    writer.write_small(full, data)
+    return full
 
 
 def read_pointer_file(full: str) -> Pointer | None:

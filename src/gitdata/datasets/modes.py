@@ -227,4 +227,4 @@ def check_folder_is_ours(project: Project, ds: Dataset, found: list[Found]) -> N
 
 
 def write_pointer(project: Project, f: Found) -> None:
-    ds_mod.write_small(os.path.join(project.root, f.path), f.pointer.encode())
+    ds_mod.write_pointer_at(project, f.path, f.pointer.encode())

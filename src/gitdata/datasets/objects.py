@@ -15,6 +15,7 @@ import struct
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from .. import safepath
 from ..fetch import fetch_object
 from ..pointer import Pointer
 from ..project import Project
@@ -159,7 +160,9 @@ def manifest_pointer_of(project: Project, ds: Any, found: Iterable[Found]) -> Po
 def write_pointer_file(project: Project, ds: Any, pointer: Pointer) -> str:
     """Write the manifest pointer into the dataset folder; returns its path in the project."""
     path = manifest_path(ds)
-    write_small(os.path.join(project.root, path), pointer.encode())
+    # walked right before the write: no folder on the way is a link a clone brought
+    full = safepath.checked_target(project.root, path, what=f"dataset {ds.name!r} manifest {path}")
+    write_small(full, pointer.encode())
     return path
 
 

@@ -9,7 +9,7 @@ from itertools import chain, islice
 from typing import Any
 
 from .. import config as config_mod
-from .. import writer
+from .. import safepath, writer
 from ..pointer import Pointer, PointerError
 from ..project import Project
 from ..transfer import Progress
@@ -22,6 +22,7 @@ from .model import (
     Source,
     UnsafePath,
     _check_url_has_no_userinfo,
+    checked_path,
     forget_index_entries,
     git_add,
     index_files,
@@ -137,13 +138,18 @@ def register(
     _nothing_check(storage.display, len(head), include or exclude)
     _check_clashes(project, ds, [p for p, _ in head])
     changed: list[str] = []
+    refused: list[str] = []
     bar = Progress(f"Registering {ds.name}", len(head) if len(head) >= PROGRESS_MIN else 0, unit_bytes=False)
     try:
         for path, pointer in head:
-            full = os.path.join(project.root, path)
             data = pointer.encode()
             report.total_size += pointer.size or 0
             bar.advance(1)
+            try:  # walked right before the write: no link a clone brought is written through
+                full = checked_path(project, path)
+            except safepath.UnsafePath as err:
+                refused.append(str(err))
+                continue
             current = read_pointer_file(full)
             if current is not None and current.encode() == data:
                 report.unchanged += 1
@@ -155,6 +161,9 @@ def register(
     report.files = [p for p, _ in head]
     report.count = len(head)
     git_add(project, changed, pointers=True)
+    if refused:
+        more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+        raise UnsafePath(f"{refused[0]}{more}; the other files of {ds.name} were registered, not these")
     _record_source(project, ds, Source(url=report.source, to=to))
     return report
 
@@ -232,7 +241,7 @@ def _register_in_manifest(
         forget_index_entries(project, stale)
         folder = os.path.join(project.root, ds.path)
         for p in stale:
-            full = os.path.join(project.root, p)
+            full = checked_path(project, p, create=False)  # nothing removed through a link
             os.unlink(full)
             parent = os.path.dirname(full)
             while parent != folder and parent.startswith(folder + os.sep) and not os.listdir(parent):

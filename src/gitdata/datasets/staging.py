@@ -417,6 +417,13 @@ def _stage_location(
     written: list[tuple[str, str]] = []  # (path, oid) of files now holding their content
     for f in found:
         dest = os.path.join(target, ds.rel(f.path))
+        try:  # no link on the way, nor at the file: nothing is read, adopted or written through one
+            safepath.checked_target(target, ds.rel(f.path), create=False, what=f"dataset {ds.name!r}")
+        except FileNotFoundError:
+            pass
+        except safepath.UnsafePath as err:
+            report.failed[f.path] = str(err)
+            continue
         state, oid = guard.inspect(
             dest, expects[f.path], algorithm=project.algorithm,
             fallback=lambda full, p=f.pointer: _fallback_current(project, p, full),

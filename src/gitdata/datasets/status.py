@@ -27,12 +27,15 @@ from ..statusrows import (
     REFUSED,
     STAGED,
     UNCHECKED,
+    UNREADABLE,
     StatusOptions,
     StatusRow,
 )
 from ..storage import ObjectNotFound, Storage
 from ..storage.fingerprint import Fingerprint, compare
 from . import model as ds_mod
+from . import objects
+from .manifest import ManifestError
 from .modes import current_mode, linked_modified_paths, modified_paths
 
 # -- pure comparisons ---------------------------------------------------------------
@@ -105,7 +108,11 @@ def dataset_rows(project: Project, options: StatusOptions) -> list[StatusRow]:
     )
     rows: list[StatusRow] = []
     for ds in chosen:
-        found = ds_mod.files(project, ds)
+        try:
+            found = ds_mod.files(project, ds)
+        except ManifestError as err:  # a refused manifest (a clone's or a bucket's): this dataset only
+            rows.append(StatusRow("datasets", ds.name, objects.manifest_path(ds), UNREADABLE, None, str(err)))
+            continue
         mode, _loc = current_mode(project, ds.name)
         folder = os.path.join(project.root, ds.path)
         linked = os.path.islink(folder)
@@ -200,7 +207,9 @@ def _remote_rows(
         for key, now in sorted(fresh, key=lambda kv: kv[0]):  # listed, not recorded: new
             try:
                 ds_mod.safe_relpath(key)
-            except ds_mod.UnsafePath:
+            except ds_mod.UnsafePath as err:  # named, never a path here: `update` skips it
+                shown = key if key.isprintable() else repr(key)
+                new_rows.append(StatusRow("datasets", ds.name, f"{storage.url}/{shown}", None, REFUSED, str(err)))
                 continue
             rel = f"{src.to}/{key}" if src.to else key
             path = f"{ds.path}/{rel}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from .. import guard
+from .. import guard, safepath
 from ..errors import GitDataError
 from ..lock import clone_lock
 from ..project import Project
@@ -97,11 +97,14 @@ def unstage_unlocked(project: Project, name: str) -> UnstageReport:
                 write_pointer(project, f)
             skip_worktree(project, [f.path for f in found], False)
         if not keep_target:
-            for path in report.freed:
-                try:
-                    os.unlink(os.path.join(target, ds.rel(path)))
+            for path in list(report.freed):
+                try:  # walked without following links: nothing is removed through one
+                    os.unlink(safepath.checked_target(target, ds.rel(path), create=False, what=f"dataset {name!r}"))
                 except FileNotFoundError:
                     pass
+                except safepath.UnsafePath as err:
+                    report.freed.remove(path)
+                    report.kept[os.path.join(target, ds.rel(path))] = str(err)
             _prune_empty_dirs(target)
         if not (in_place and report.kept):  # a kept file stays out of git's sight: it is the manifest's
             exclude_folder(project, ds.path, False)

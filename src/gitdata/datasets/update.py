@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from .. import safepath
 from ..errors import GitDataError
 from ..pointer import Pointer, PointerError
 from ..project import Project
-from ..statusrows import CHANGED, DELETED, MODIFIED, NEW, UNCHECKED, StatusOptions
+from ..statusrows import CHANGED, DELETED, MODIFIED, NEW, REFUSED, UNCHECKED, StatusOptions
 from . import model as ds_mod
 from . import objects
 from .register import registered_pointer
@@ -62,9 +63,19 @@ def update(
     manifest = ds_mod.recorded_manifest(project, ds)
     recorded: dict[str, Pointer] = {}  # a manifest's new records, by path
     for path, row in sorted(rows.items()):
+        if row.remote == REFUSED:
+            if row.local is None:  # a new object whose key could leave the folder: named, skipped
+                report.kept[path] = row.detail
+            continue
         if not wanted(path):
             continue
-        full = os.path.join(project.root, path)
+        try:  # walked right before any write or removal: no link a clone brought is followed
+            full = ds_mod.checked_path(project, path, create=False)
+        except FileNotFoundError:
+            full = os.path.join(project.root, path)  # its folder is new: made on the write below
+        except safepath.UnsafePath as err:
+            report.kept[path] = str(err)
+            continue
         if row.local == MODIFIED and row.remote in (CHANGED, DELETED):
             report.kept[path] = f"changed locally, and {row.remote} on the remote"
             continue
@@ -80,7 +91,7 @@ def update(
             except PointerError as err:
                 raise GitDataError(f"{path}: {err}") from err
             if manifest is None:
-                ds_mod.write_small(full, data)
+                ds_mod.write_pointer_at(project, path, data)
             else:
                 recorded[path] = pointer
                 _drop_staged_copy(full)
@@ -92,7 +103,11 @@ def update(
         elif row.remote == NEW and new and row.current is not None:
             pointer = registered_pointer(row.detail, row.current)
             if manifest is None:
-                ds_mod.write_small(full, pointer.encode())
+                try:
+                    ds_mod.write_pointer_at(project, path, pointer.encode())
+                except safepath.UnsafePath as err:
+                    report.kept[path] = str(err)
+                    continue
             else:
                 recorded[path] = pointer
             report.added.append(path)

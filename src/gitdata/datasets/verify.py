@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import safepath
 from ..errors import GitDataError
 from ..hashing import CHUNK, new_hasher
 from ..lock import clone_lock
@@ -324,7 +325,11 @@ def record(project: Project, p: Plan, results: Iterable[Result]) -> VerifyReport
             if r.path in staged:
                 staged_new.append((r.path, r.oid, data))
         elif manifest is None and ds_mod.read_pointer_file(full) == old:
-            ds_mod.write_small(full, data)
+            try:
+                ds_mod.write_pointer_at(project, r.path, data)
+            except safepath.UnsafePath as err:
+                report.failed[r.path] = str(err)
+                continue
             texts.append(r.path)
         elif r.path in staged and staged[r.path][1] == old.encode() and staged[r.path][0] == r.oid:
             staged_new.append((r.path, r.oid, data))

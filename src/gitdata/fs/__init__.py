@@ -69,7 +69,7 @@ def open_file(path: str, mode: str = "rb", *, repo: str | None = None, rev: str 
               allow_changed: bool = False, cache: str | None = None, encoding: str | None = None) -> Any:  # fmt: skip
     """Open tracked file ``path`` for reading, staged or not (``gitdata.open``).
 
-    ``path`` is relative to the current folder (or to ``repo`` when given);
+    ``path`` is relative to the current folder (or, with ``repo``, to the top of its project);
     ``rev`` reads the file as it was at a commit (``"HEAD~3"``, a tag).
     ``mode`` is ``"rb"`` or ``"r"`` (text, with ``encoding``).
     """

@@ -8,6 +8,7 @@ import threading
 from typing import Any, BinaryIO
 
 from .. import datasets as ds_mod
+from ..datasets.manifest import NAME as MANIFEST_NAME
 from ..errors import GitDataError
 from ..project import Project
 from ..storage import ObjectNotFound, PreconditionFailed, Storage, oid_to_key
@@ -54,6 +55,10 @@ class Reader:
     def entry(self, path: str) -> TrackedFile:
         tf = self.snapshot.files.get(path)
         if tf is None:
+            for folder in _folders_above(path):  # recorded by a manifest that was refused?
+                m = self.snapshot.files.get(f"{folder}/{MANIFEST_NAME}")
+                if m is not None and m.malformed:
+                    raise GitDataError(f"{path}: not read: {m.path}: {m.malformed}")
             where = f"at {self.rev}" if self.rev else "in the index"
             raise FileNotFoundError(f"{path} is not a file tracked {where} of {self.project.root}")
         return tf
@@ -259,6 +264,11 @@ class Reader:
         else:
             out.update({"oid": None, "source": None, "staged": True})
         return out
+
+
+def _folders_above(path: str) -> list[str]:
+    parts = path.split("/")[:-1]
+    return ["/".join(parts[:i]) for i in range(len(parts), 0, -1)]
 
 
 def _differs(recorded: Fingerprint, current: Fingerprint) -> str:

@@ -67,7 +67,12 @@ class Snapshot:
         for path, sha in pairs:
             p = pointers.get(path)
             if p is not None and p.is_manifest and mf.is_manifest_path(path):
-                for tf in _expand(project, path, sha, p):
+                try:
+                    expanded = _expand(project, path, sha, p)
+                except mf.ManifestError as err:  # refused (a clone's or a bucket's): that dataset only,
+                    self._add(TrackedFile(path, sha, p.size, None, f"its manifest was refused: {err}"))
+                    continue  # shown as one malformed entry; every other path reads as before
+                for tf in expanded:
                     if wanted is None or tf.path in wanted:
                         self._add(tf)
                 continue
