@@ -126,3 +126,35 @@ def test_listing_and_registering_many_objects_count_them_on_a_terminal_only(tmp_
     assert "MB" not in transcript.split("Registering ds", 1)[1].split("\n", 1)[0]
     proc = subprocess.run([gitdata, "dataset", "add", "ds", src.as_uri()], cwd=root, capture_output=True, env=env)
     assert proc.returncode == 0 and b"Registering" not in proc.stderr and b"\x1b[" not in proc.stderr
+
+
+def test_an_upload_advances_the_bar_part_by_part(moto_server, moto_bucket, tmp_path):
+    """An S3 upload of 12 MiB in 5 MiB parts, inside a run: the run's bar moves as each part
+    is sent (on the SDK's event loop thread), not in one jump when the object is done."""
+    import gitdata.transfer as transfer_mod
+    from gitdata.storage import ObjectStore, Storage
+
+    opts = {"endpoint_url": moto_server.endpoint, "key": moto_server.key, "secret": moto_server.secret}
+    store = ObjectStore(Storage(f"s3://{moto_bucket}/up", opts, part_size=5 << 20))
+    data = os.urandom(12 << 20)
+    (tmp_path / "big").write_bytes(data)
+    oid = "xxh128:" + "ab" * 16
+    reports: list[int] = []
+    real = transfer_mod.report_bytes
+
+    def upload(item: str) -> str:
+        counter = transfer_mod.byte_reporter()
+        assert counter is not None
+
+        def seen(n: int) -> None:
+            reports.append(n)
+            counter(n)
+
+        transfer_mod._item.counter = seen  # what this item's uploads report, looked at
+        store.upload(oid, str(tmp_path / "big"))
+        return item
+
+    out = run_parallel(["big"], upload, jobs=1, weight=lambda _i: len(data), progress=False)
+    assert out.ok and real is transfer_mod.report_bytes
+    assert len(reports) >= 3 and sum(reports) == len(data), reports  # three parts, each reported
+    assert store.storage.cat("objects/ab/ab/" + "ab" * 16) == data

@@ -50,6 +50,12 @@ def report_bytes(n: int) -> None:
         counter(n)
 
 
+def byte_reporter() -> Callable[[int], None] | None:
+    """:func:`report_bytes` of the item this thread works on, for code whose bytes move
+    on another thread (an SDK's event loop uploading parts); None outside a run."""
+    return getattr(_item, "counter", None)
+
+
 def run_parallel(
     items: Iterable[T],
     fn: Callable[[T], R],

@@ -113,17 +113,18 @@ class Adapter:
 
     def put_file(
         self, fs: Any, lpath: str, rpath: str, create_only: bool, if_match: str | None = None,
-        part_size: int | None = None,
+        part_size: int | None = None, progress: Callable[[int], None] | None = None,
     ) -> None:
+        cb = _callback(progress)
         if create_only and self.create_only_kwarg:
-            fs.put_file(lpath, rpath, mode="create")
+            fs.put_file(lpath, rpath, mode="create", **cb)
             return
         if create_only and fs.exists(rpath):
             raise FileExistsError(rpath)
         if if_match and os.path.getsize(lpath) < self.capabilities.if_match_below:
-            fs.put_file(lpath, rpath, IfMatch=if_match)
+            fs.put_file(lpath, rpath, IfMatch=if_match, **cb)
             return
-        fs.put_file(lpath, rpath)
+        fs.put_file(lpath, rpath, **cb)
 
 
 class S3Adapter(Adapter):
@@ -267,17 +268,32 @@ class S3Adapter(Adapter):
 
     def put_file(
         self, fs: Any, lpath: str, rpath: str, create_only: bool, if_match: str | None = None,
-        part_size: int | None = None,
+        part_size: int | None = None, progress: Callable[[int], None] | None = None,
     ) -> None:
+        cb = _callback(progress)
         if create_only:
             if fs.exists(rpath):
                 raise FileExistsError(rpath)
-            fs.put_file(lpath, rpath, mode="create", **_parts(part_size))
+            fs.put_file(lpath, rpath, mode="create", **_parts(part_size), **cb)
             return
         if if_match and os.path.getsize(lpath) < self.capabilities.if_match_below:
-            fs.put_file(lpath, rpath, IfMatch=if_match)
+            fs.put_file(lpath, rpath, IfMatch=if_match, **cb)
             return
-        fs.put_file(lpath, rpath, **_parts(part_size))
+        fs.put_file(lpath, rpath, **_parts(part_size), **cb)
+
+
+def _callback(progress: Callable[[int], None] | None) -> dict[str, Any]:
+    """fsspec's ``callback=`` for ``put_file`` that hands each part's bytes to ``progress``
+    (called on the filesystem's event loop thread); nothing without one."""
+    if progress is None:
+        return {}
+    from fsspec.callbacks import Callback
+
+    class _Bytes(Callback):
+        def relative_update(self, inc: int = 1) -> None:
+            progress(inc)
+
+    return {"callback": _Bytes()}
 
 
 #: Parts of one multipart upload in flight at once (memory: this x the part size).
@@ -421,7 +437,7 @@ class LocalAdapter(Adapter):
 
     def put_file(
         self, fs: Any, lpath: str, rpath: str, create_only: bool, if_match: str | None = None,
-        part_size: int | None = None,
+        part_size: int | None = None, progress: Callable[[int], None] | None = None,
     ) -> None:
         publish_file(lpath, rpath, create_only)
 

@@ -260,9 +260,13 @@ class Storage:
         raise NotImplementedError
 
     def put_file(
-        self, local_path: str, key: str, *, create_only: bool = False, if_match: str | None = None
+        self, local_path: str, key: str, *, create_only: bool = False, if_match: str | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> None:
         """Upload a local file; the object appears under its key only when complete.
+
+        ``progress`` is called with each number of bytes sent, where the
+        backend tells (S3 and GCS, part by part; any thread may call it).
 
         ``create_only``: fail with :class:`PreconditionFailed` if the key
         exists. ``if_match``: replace only the object with this ETag, where the

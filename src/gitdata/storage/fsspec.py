@@ -204,10 +204,12 @@ class FsspecStorage(Storage):
 
     @_retried
     def put_file(
-        self, local_path: str, key: str, *, create_only: bool = False, if_match: str | None = None
+        self, local_path: str, key: str, *, create_only: bool = False, if_match: str | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> None:
         try:
-            self._adapter.put_file(self.fs, local_path, self.path(key), create_only, if_match, part_size=self.part_size)
+            self._adapter.put_file(self.fs, local_path, self.path(key), create_only, if_match,
+                                   part_size=self.part_size, progress=progress)  # fmt: skip
         except Exception as err:
             raise self._err(err, f"upload {key}") from err
 

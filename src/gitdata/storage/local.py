@@ -11,7 +11,7 @@ write) into place. Nothing here is transient, so nothing is retried.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, BinaryIO
 
 from .base import TMP_PREFIX, Capabilities, Storage, local_root_of
@@ -98,7 +98,8 @@ class LocalStorage(Storage):
             raise self._err(err, f"download {key}") from err
 
     def put_file(
-        self, local_path: str, key: str, *, create_only: bool = False, if_match: str | None = None
+        self, local_path: str, key: str, *, create_only: bool = False, if_match: str | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> None:
         try:
             publish_file(local_path, self.path(key), create_only)

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ..pointer import HASH_HEX_LENGTHS
+from ..transfer import byte_reporter
 from .base import Storage
 
 if TYPE_CHECKING:
@@ -78,11 +79,11 @@ class ObjectStore:
         return {oid for oid, ok in present.items() if not ok}
 
     def upload(self, oid: str, local_path: str) -> None:
-        self.storage.put_file(local_path, oid_to_key(oid))
+        self.storage.put_file(local_path, oid_to_key(oid), progress=byte_reporter())
 
     def upload_cached(self, oid: str, cache: Cache) -> None:
         """Upload ``oid`` from the local cache, whether it is a file or packed."""
         if cache.packs.find(oid) is not None:
             self.storage.put_bytes(cache.packs.read(oid), oid_to_key(oid))
         else:
-            self.storage.put_file(cache.path(oid), oid_to_key(oid))
+            self.storage.put_file(cache.path(oid), oid_to_key(oid), progress=byte_reporter())

@@ -25,7 +25,7 @@ from ..hashing import new_hasher
 from ..lock import clone_lock
 from ..storage import Fingerprint, ObjectNotFound, PreconditionFailed, Storage
 from ..storage.fingerprint import compare, from_info
-from ..transfer import run_parallel
+from ..transfer import byte_reporter, run_parallel
 from . import spec as storages_mod
 
 if TYPE_CHECKING:
@@ -256,7 +256,8 @@ class _Executor:
             kept = self._keep_remote(a.path, cur)
         try:
             self.storage.put_file(
-                lp, a.path, create_only=cur is None, if_match=cur.etag if cur is not None else None
+                lp, a.path, create_only=cur is None, if_match=cur.etag if cur is not None else None,
+                progress=byte_reporter(),
             )
         except PreconditionFailed as err:
             raise RaceConflict(f"{a.path}: changed remotely during the sync; nothing overwritten") from err
