@@ -521,12 +521,12 @@ def test_a_path_listed_twice_is_refused_by_the_writer(tmp_path: Path) -> None:
     assert os.listdir(project.cache.tmp_dir) == []  # the half-written manifest is gone too
 
 
-def test_merge_lines_replaces_and_counts_what_is_unchanged() -> None:
+def test_merge_of_keyed_lines_replaces_and_counts_what_is_unchanged() -> None:
     old = list(mf.keyed([mf.Entry("a", _p(1, "s3://b/a")), mf.Entry("c", _p(3, "s3://b/c"))]))
     new = list(mf.keyed([mf.Entry("a", _p(1, "s3://b/a")), mf.Entry("b", _p(2, "s3://b/b")),
                          mf.Entry("c", _p(4, "s3://b/c"))]))  # fmt: skip
     counts: dict[str, int] = {}
-    merged = list(mf.merge_lines(old, new, counts))
+    merged = list(mf.merge(old, new, key=mf.by_line_key, counts=counts))
     assert [k for k, _l in merged] == [b"a", b"b", b"c"] and merged[2] == new[2]
     assert counts == {"unchanged": 1}
 

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from ..errors import GitDataError
 from ..pointer import MANIFEST_KEY, MAX_SIZE, VERSION_LINE, Pointer, PointerError
@@ -42,6 +43,8 @@ KEY = MANIFEST_KEY
 #: The pointer key with the number of files the manifest records (shown without reading it).
 COUNT_KEY = "files"
 
+
+T = TypeVar("T")
 
 _POINTER_HEAD = VERSION_LINE + b"\n"
 _decode = json.JSONDecoder().decode
@@ -109,29 +112,6 @@ def keyed(entries: Iterable[Entry]) -> Iterator[tuple[bytes, bytes]]:
         yield e.path.encode(), line(e)
 
 
-def merge_lines(
-    old: Iterable[tuple[bytes, bytes]], new: Iterable[tuple[bytes, bytes]], counts: dict[str, int] | None = None
-) -> Iterator[tuple[bytes, bytes]]:
-    """:func:`merge` over keyed lines (both sorted): ``new`` replaces ``old`` at the same path.
-
-    ``counts["unchanged"]`` (when given) counts the paths whose new line equals the old one.
-    """
-    a, b = iter(old), iter(new)
-    x, y = next(a, None), next(b, None)
-    while x is not None or y is not None:
-        if y is None or (x is not None and x[0] < y[0]):
-            assert x is not None
-            yield x
-            x = next(a, None)
-        else:
-            if x is not None and x[0] == y[0]:
-                if counts is not None and x[1] == y[1]:
-                    counts["unchanged"] = counts.get("unchanged", 0) + 1
-                x = next(a, None)
-            yield y
-            y = next(b, None)
-
-
 def parse(lines: Iterable[bytes]) -> Iterator[Entry]:
     """The entries of a manifest's lines, checked one by one (strict; see the module's docstring)."""
     it = iter(lines)
@@ -193,17 +173,36 @@ def _entry(line: bytes, n: int, folders: set[str]) -> Entry:
     return Entry(path, pointer)
 
 
-def merge(old: Iterable[Entry], new: Iterable[Entry]) -> Iterator[Entry]:
-    """Both sorted; an entry of ``new`` replaces ``old``'s at the same path."""
+def _path_key(e: Entry) -> bytes:
+    return e.path.encode()
+
+
+def by_line_key(item: tuple[bytes, bytes]) -> bytes:
+    """The sort key of a keyed line (:func:`keyed`): its path's bytes."""
+    return item[0]
+
+
+def merge(
+    old: Iterable[T], new: Iterable[T], *, key: Callable[[T], bytes] = _path_key,  # type: ignore[assignment]
+    counts: dict[str, int] | None = None,
+) -> Iterator[T]:
+    """Both sorted by ``key`` (entries by path; keyed lines with ``key=by_line_key``); an item
+    of ``new`` replaces ``old``'s at the same key.
+
+    ``counts["unchanged"]`` (when given) counts the replacements equal to what they replace
+    (for keyed lines: the same bytes, so the same record).
+    """
     a, b = iter(old), iter(new)
     x, y = next(a, None), next(b, None)
     while x is not None or y is not None:
-        if y is None or (x is not None and x.path.encode() < y.path.encode()):
+        if y is None or (x is not None and key(x) < key(y)):
             assert x is not None
             yield x
             x = next(a, None)
         else:
-            if x is not None and x.path == y.path:
+            if x is not None and key(x) == key(y):
+                if counts is not None and x == y:
+                    counts["unchanged"] = counts.get("unchanged", 0) + 1
                 x = next(a, None)
             yield y
             y = next(b, None)

@@ -211,25 +211,20 @@ def _register_in_manifest(
         )
     own = {f.path for f in index_files(project, ds)}  # per-file pointers beside (or before) the manifest
     stale: list[str] = []
-    bar = Progress(f"Registering {ds.name}", 0, unit_bytes=False)
 
-    def counted() -> Iterator[mf.Entry]:
+    def counted() -> Iterator[mf.Entry]:  # (the listing's own counter shows the progress)
         for path, p in planned:
             if path in own:
                 stale.append(path)
             report.count += 1
             report.total_size += p.size or 0
-            bar.advance(1)
             yield mf.Entry(ds.rel(path), p)
 
     counts: dict[str, int] = {}
-    try:
-        new = objects.sorted_lines(project, counted())
-        if old is not None:  # the old manifest is read once: merged, and compared on the way
-            new = mf.merge_lines(mf.keyed(objects.read_manifest(project, ds, old)), new, counts)
-        pointer = objects.write_manifest_lines(project, new)
-    finally:
-        bar.close()
+    new = objects.sorted_lines(project, counted())
+    if old is not None:  # the old manifest is read once: merged, and compared on the way
+        new = mf.merge(mf.keyed(objects.read_manifest(project, ds, old)), new, key=mf.by_line_key, counts=counts)
+    pointer = objects.write_manifest_lines(project, new)
     report.unchanged = counts.get("unchanged", 0)
     refuse_unsafe()
     _nothing_check(display, report.count, filtered)

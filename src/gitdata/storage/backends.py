@@ -173,11 +173,7 @@ class S3Adapter(Adapter):
                 kw["ContinuationToken"] = out["NextContinuationToken"]
             return items
 
-        def pages() -> Iterator[Callable[[], list[dict[str, Any]]]]:
-            while not state["done"]:
-                yield page
-
-        return pages()
+        return _pages(page, state)
 
     def server_copy(self, fs: Any, src_path: str, dst_path: str, version_id: str | None) -> None:
         src_bucket, _, src_key = src_path.partition("/")
@@ -282,6 +278,13 @@ class S3Adapter(Adapter):
         fs.put_file(lpath, rpath, **_parts(part_size), **cb)
 
 
+def _pages(page: Callable[[], list[dict[str, Any]]], state: dict[str, Any]) -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """``page`` again and again, until a call has set ``state["done"]`` (each call fetches
+    the page after the one before: the callers of :meth:`Adapter.list_pages` call it in turn)."""
+    while not state["done"]:
+        yield page
+
+
 def _callback(progress: Callable[[int], None] | None) -> dict[str, Any]:
     """fsspec's ``callback=`` for ``put_file`` that hands each part's bytes to ``progress``
     (called on the filesystem's event loop thread); nothing without one."""
@@ -304,8 +307,6 @@ def _iso_timestamp(value: Any) -> Any:
     """botocore's timestamp parser, with ISO 8601 (what S3's XML states) read by
     ``datetime.fromisoformat`` and HTTP dates (response headers) by the standard
     library's parser; anything else (epochs, other forms) goes to botocore's own."""
-    from botocore.utils import parse_timestamp
-
     if isinstance(value, str) and len(value) >= 20 and value[10:11] == "T":
         text = value[:-1] + "+00:00" if value.endswith("Z") else value
         try:
@@ -321,6 +322,8 @@ def _iso_timestamp(value: Any) -> Any:
             return parsedate_to_datetime(value)
         except (TypeError, ValueError):
             pass
+    from botocore.utils import parse_timestamp  # not on the fast paths above: called per listed key
+
     return parse_timestamp(value)
 
 
@@ -422,11 +425,7 @@ class GcsAdapter(Adapter):
                 state["done"] = True
             return items
 
-        def pages() -> Iterator[Callable[[], list[dict[str, Any]]]]:
-            while not state["done"]:
-                yield page
-
-        return pages()
+        return _pages(page, state)
 
 
 class LocalAdapter(Adapter):

@@ -70,17 +70,6 @@ class LocalStorage(Storage):
         except OSError as err:
             raise self._err(err, f"list {prefix or '/'}") from err
 
-    def _find(self, prefix: str) -> dict[str, Any]:
-        top = self.path(prefix)
-        try:
-            if os.path.isfile(top):
-                return {top: stat_info(top, os.stat(top))}
-            return {p: stat_info(p, st) for p, st in walk_files(top)}
-        except FileNotFoundError:
-            return {}
-        except Exception as err:
-            raise self._err(err, f"list {prefix or '/'}") from err
-
     def cat(self, key: str) -> bytes:
         try:
             with open(self.path(key), "rb") as f:
@@ -127,31 +116,11 @@ def stat_info(path: str, st: os.stat_result) -> dict[str, Any]:
     return {"name": path, "size": st.st_size, "type": "file", "mtime": st.st_mtime}
 
 
-def walk_files(top: str) -> Iterator[tuple[str, os.stat_result]]:
-    """Every regular file under ``top`` with its stat, like ``fs.find``. Symlinks
-    are not followed at all: in a shared folder, a co-writer's link to
-    ``~/.ssh/id_rsa`` would otherwise list (and stage) the reader's own file."""
-    stack = [top]
-    while stack:
-        folder = stack.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                stack.append(entry.path)
-            elif entry.is_symlink():
-                continue
-            else:
-                try:
-                    yield entry.path, entry.stat()
-                except FileNotFoundError:
-                    continue  # removed meanwhile
-
-
 def walk_sorted(top: str) -> Iterator[tuple[str, os.stat_result]]:
-    """:func:`walk_files` in the order object stores list keys (by their bytes).
+    """Every regular file under ``top`` with its stat, like ``fs.find``, in the
+    order object stores list keys (by their bytes). Symlinks are not followed at
+    all: in a shared folder, a co-writer's link to ``~/.ssh/id_rsa`` would
+    otherwise list (and stage) the reader's own file.
 
     Each folder's entries are sorted by name, a folder's as ``NAME/``, and
     folders are entered where they sort: so ``a.txt`` comes before ``a/b``
