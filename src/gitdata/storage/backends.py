@@ -200,6 +200,11 @@ class S3Adapter(Adapter):
 
     def configure(self, fs: Any, options: dict[str, Any]) -> None:
         fs.retries = int(options.get("retries", 1))  # a class attribute of s3fs
+        from . import s3direct
+
+        if s3direct.usable(options):  # whole reads and single-part uploads skip botocore's pipeline
+            timeout = (getattr(fs, "config_kwargs", None) or {}).get("read_timeout")
+            fs._gitdata_direct = s3direct.DirectS3(options, timeout)
 
     def incomplete_uploads(self, fs: Any, root: str) -> list[IncompleteUpload]:
         bucket, _, prefix = root.strip("/").partition("/")
@@ -232,6 +237,15 @@ class S3Adapter(Adapter):
         version = kw.pop("version_id", None)
         if kw:  # something this path does not know: the general one
             return super().open_whole(fs, rpath, kwargs)
+        direct = _direct(fs)
+        if direct is not None:
+            bucket, key, path_version = fs.split_path(rpath)
+            from .s3direct import Unsupported
+
+            try:
+                return direct.get(bucket, key, version or path_version)
+            except Unsupported:
+                pass  # botocore's path decides (a bucket in another region, a scheme it knows)
         body = self.open_stream(fs, rpath, 0, {"version_id": version} if version else {})
         return body  # type: ignore[return-value]  # a read-only binary file
 
@@ -275,7 +289,40 @@ class S3Adapter(Adapter):
         if if_match and os.path.getsize(lpath) < self.capabilities.if_match_below:
             fs.put_file(lpath, rpath, IfMatch=if_match, **cb)
             return
+        direct = _direct(fs)
+        if direct is not None and os.path.getsize(lpath) <= max(5 << 20, part_size or 0):  # one PUT
+            bucket, key, _version = fs.split_path(rpath)
+            from .s3direct import Unsupported
+
+            try:
+                direct.put_file(bucket, key, lpath, progress)
+                fs.invalidate_cache(rpath)
+                return
+            except Unsupported:
+                pass
         fs.put_file(lpath, rpath, **_parts(part_size), **cb)
+
+
+def put_bytes(fs: Any, data: bytes, rpath: str) -> None:
+    """``data`` as the object at ``rpath``: one direct PUT on S3 where it is on, else fsspec's."""
+    direct = _direct(fs)
+    if direct is not None:
+        bucket, key, _version = fs.split_path(rpath)
+        from .s3direct import Unsupported
+
+        try:
+            direct.put_bytes(bucket, key, data)
+            fs.invalidate_cache(rpath)
+            return
+        except Unsupported:
+            pass
+    fs.pipe_file(rpath, data)
+
+
+def _direct(fs: Any) -> Any:
+    """The filesystem's :class:`.s3direct.DirectS3`, while it is on (None: s3fs sends)."""
+    direct = getattr(fs, "_gitdata_direct", None)
+    return direct if direct is not None and direct.enabled else None
 
 
 def _pages(page: Callable[[], list[dict[str, Any]]], state: dict[str, Any]) -> Iterator[Callable[[], list[dict[str, Any]]]]:

@@ -1,0 +1,387 @@
+"""One-request GETs and PUTs of S3 objects, signed by botocore, sent with ``http.client``.
+
+Many small objects are where the time of a push, a clone or a staging goes:
+one ``GetObject`` of 4 KiB through botocore's request pipeline (aiobotocore
+under s3fs, or botocore's own client) costs 3.5-6 ms of CPU here, most of it
+in its event hooks, serializers and response parsing; the same object fetched
+with a URL botocore presigned and ``http.client`` costs 0.7 ms, which is what
+rclone's Go client takes per file (docs/benchmarks.md, "Many small objects").
+So the S3 adapter sends whole-object reads and single-part uploads this way.
+
+What stays botocore's: the endpoint, the addressing style, the region, the
+credentials chain and the signature (``generate_presigned_url`` of a sync
+client made from the same options), so the request is the one s3fs would
+send. What is ours is only sending it: a keep-alive connection per thread and
+process, the status code, and the error code read from the body.
+
+Only storages whose options are all on :data:`_OPTIONS` go this way (anything
+that changes a request, such as ``requester_pays`` or extra headers, keeps
+s3fs); a 301/307/400 answer (a bucket in another region than the client
+signs for) turns the direct path off for that storage and the request goes
+through s3fs again, so botocore's own handling decides.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import io
+import os
+import re
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, BinaryIO
+from urllib.parse import urlsplit
+
+#: Options that leave GetObject/PutObject requests as s3fs sends them.
+_OPTIONS = frozenset({
+    "endpoint_url", "key", "secret", "token", "anon", "version_aware", "client_kwargs", "config_kwargs",
+    "retries", "skip_instance_cache", "use_listings_cache", "listings_expiry_time", "default_block_size",
+    "cache_regions", "use_ssl",
+})  # fmt: skip
+_CLIENT_KWARGS = frozenset({"region_name", "endpoint_url", "verify"})
+_CONFIG_KWARGS = frozenset({"signature_version", "s3", "connect_timeout", "read_timeout", "retries",
+                            "max_pool_connections"})  # fmt: skip
+#: answers that may mean "ask botocore": a redirect to the bucket's region, a malformed-authorization
+#: complaint about the region; the request goes through s3fs then
+_ASK_BOTOCORE = frozenset({301, 307, 400})
+_CODE = re.compile(rb"<Code>([A-Za-z0-9.\-_]{1,64})</Code>")
+_BLOCK = 1 << 20
+#: a presigned URL's lifetime: it is used at once
+_EXPIRES = 900
+
+
+class Unsupported(Exception):
+    """The direct path cannot send this request; the caller sends it through s3fs."""
+
+
+class DirectError(Exception):
+    """An S3 error answer, shaped as botocore's (``response["Error"]["Code"]``) for
+    :func:`gitdata.storage.errors.translate`."""
+
+    def __init__(self, message: str, code: str, status: int) -> None:
+        super().__init__(message)
+        self.response = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}
+
+
+class NotFound(FileNotFoundError):
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.response = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 404}}
+
+
+class Denied(PermissionError):
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.response = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 403}}
+
+
+def usable(options: Mapping[str, Any]) -> bool:
+    """Whether requests of a storage with these options can go the direct way."""
+    if set(options) - _OPTIONS:
+        return False
+    ck = options.get("client_kwargs") or {}
+    cfg = options.get("config_kwargs") or {}
+    if not isinstance(ck, Mapping) or not isinstance(cfg, Mapping):
+        return False
+    if set(ck) - _CLIENT_KWARGS or set(cfg) - _CONFIG_KWARGS:
+        return False
+    return ck.get("verify") is None or isinstance(ck.get("verify"), bool | str)
+
+
+class DirectS3:
+    """The direct request path of one S3 filesystem (thread-safe; fork-safe: a
+    forked process opens its own connections)."""
+
+    def __init__(self, options: Mapping[str, Any], timeout: float | None = None) -> None:
+        self._options = dict(options)
+        self._timeout = timeout
+        self._client: Any = None
+        self._lock = threading.RLock()  # the signer's probe makes the client under it
+        self._local = threading.local()
+        self._signers: dict[str, _Signer | None] = {}
+        self.enabled = True
+
+    # -- signing: botocore's ------------------------------------------------------------
+
+    def _make_client(self) -> Any:
+        import botocore.session
+        from botocore import UNSIGNED
+        from botocore.config import Config
+
+        opts = self._options
+        ck = dict(opts.get("client_kwargs") or {})
+        cfg = {k: v for k, v in dict(opts.get("config_kwargs") or {}).items() if k in ("signature_version", "s3")}
+        cfg.setdefault("signature_version", "s3v4")  # what requests use; presigned URLs would get SigV2
+        if str(opts.get("anon")).lower() == "true":
+            cfg["signature_version"] = UNSIGNED
+        use_ssl = opts.get("use_ssl", True)
+        return botocore.session.get_session().create_client(
+            "s3",
+            endpoint_url=opts.get("endpoint_url") or ck.get("endpoint_url"),
+            region_name=ck.get("region_name"),
+            aws_access_key_id=opts.get("key") or None,
+            aws_secret_access_key=opts.get("secret") or None,
+            aws_session_token=opts.get("token") or None,
+            use_ssl=str(use_ssl).lower() != "false",
+            verify=ck.get("verify"),
+            config=Config(**cfg),
+        )
+
+    def _client_once(self) -> Any:
+        client = self._client
+        if client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._make_client()
+                client = self._client
+        return client
+
+    def _presign(self, method: str, params: dict[str, Any]) -> str:
+        """A URL botocore presigned for this request, or one signed the same way per bucket
+        (:class:`_Signer`: the same URL, a third of the CPU)."""
+        bucket = params["Bucket"]
+        signer = self._signers.get(bucket, False)
+        if signer is False:
+            with self._lock:
+                signer = self._signers.get(bucket, False)
+                if signer is False:
+                    signer = self._signers[bucket] = _Signer.probe(self._client_once(), self._credentials(), bucket)
+        if signer is not None:
+            return signer.url("GET" if method == "get_object" else "PUT", params)
+        return str(self._client_once().generate_presigned_url(method, Params=params, ExpiresIn=_EXPIRES))
+
+    def _credentials(self) -> Any:
+        """What botocore signs with: the storage's keys, else the default chain (None: unsigned)."""
+        from botocore.credentials import Credentials
+
+        opts = self._options
+        if str(opts.get("anon")).lower() == "true":
+            return None
+        if opts.get("key") and opts.get("secret"):
+            return Credentials(opts["key"], opts["secret"], opts.get("token") or None)
+        return self._client_once()._request_signer._credentials  # the chain the client resolved
+
+    # -- connections: one per thread, process and server -----------------------------------
+
+    def _pool(self) -> dict[tuple[str, str], http.client.HTTPConnection]:
+        pid = os.getpid()
+        if getattr(self._local, "pid", None) != pid:  # new thread, or a forked child: its own sockets
+            self._local.pid = pid
+            self._local.conns = {}
+        return self._local.conns  # type: ignore[no-any-return]
+
+    def _connection(self, scheme: str, netloc: str) -> tuple[http.client.HTTPConnection, bool]:
+        conn = self._pool().pop((scheme, netloc), None)
+        if conn is not None:
+            return conn, True
+        if scheme == "https":
+            verify = (self._options.get("client_kwargs") or {}).get("verify")
+            ctx = ssl.create_default_context(cafile=verify if isinstance(verify, str) else
+                                             os.environ.get("AWS_CA_BUNDLE") or None)  # fmt: skip
+            if verify is False:
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                netloc, timeout=self._timeout, context=ctx, blocksize=_BLOCK
+            )
+        elif scheme == "http":
+            conn = http.client.HTTPConnection(netloc, timeout=self._timeout, blocksize=_BLOCK)
+        else:
+            raise Unsupported(scheme)
+        conn.connect()
+        # headers and body leave in separate writes: without this, Nagle's algorithm holds the body
+        # back until the server acknowledges the headers, which it delays (40 ms a request)
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn, False
+
+    def _release(self, scheme: str, netloc: str, conn: http.client.HTTPConnection) -> None:
+        self._pool()[(scheme, netloc)] = conn
+
+    def _send(
+        self, verb: str, url: str, body: BinaryIO | bytes | None, headers: dict[str, str]
+    ) -> tuple[http.client.HTTPResponse, http.client.HTTPConnection, str, str]:
+        parts = urlsplit(url)
+        target = parts.path + ("?" + parts.query if parts.query else "")
+        start = body.tell() if body is not None and not isinstance(body, bytes) else 0
+        for attempt in (1, 2):
+            conn, reused = self._connection(parts.scheme, parts.netloc)
+            try:
+                conn.request(verb, target, body=body, headers=headers)
+                return conn.getresponse(), conn, parts.scheme, parts.netloc
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                conn.close()
+                if not reused or attempt == 2:  # a fresh connection failed: the server's answer
+                    raise
+                if body is not None and not isinstance(body, bytes):  # a kept-alive connection the server
+                    body.seek(start)  # had closed: once more
+            except BaseException:
+                conn.close()
+                raise
+        raise AssertionError("unreachable")
+
+    def _fail(self, resp: http.client.HTTPResponse, conn: http.client.HTTPConnection, what: str) -> Exception:
+        try:
+            text = resp.read(64 << 10)
+        except (OSError, http.client.HTTPException):
+            text = b""
+        conn.close()
+        found = _CODE.search(text)
+        code = found.group(1).decode() if found else str(resp.status)
+        message = f"{what}: HTTP {resp.status} {code}"
+        if resp.status in _ASK_BOTOCORE:
+            self.enabled = False
+            return Unsupported(message)
+        if resp.status == 404:
+            return NotFound(message, code)
+        if resp.status == 403:
+            return Denied(message, code)
+        return DirectError(message, code, resp.status)
+
+    # -- the requests ----------------------------------------------------------------------
+
+    def get(self, bucket: str, key: str, version_id: str | None = None) -> BinaryIO:
+        """The whole object (that version) as a file read as it arrives."""
+        params: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if version_id:
+            params["VersionId"] = version_id
+        resp, conn, scheme, netloc = self._send("GET", self._presign("get_object", params), None, {})
+        if resp.status != 200:
+            raise self._fail(resp, conn, f"GET {bucket}/{key}")
+        return _Body(self, resp, conn, scheme, netloc)  # type: ignore[return-value]
+
+    def put_file(self, bucket: str, key: str, lpath: str, progress: Callable[[int], None] | None = None) -> None:
+        """``lpath`` as the object, in one PUT with its Content-MD5 (the server checks it)."""
+        md5 = hashlib.md5(usedforsecurity=False)
+        with open(lpath, "rb") as f:
+            while chunk := f.read(_BLOCK):
+                md5.update(chunk)
+            size = f.tell()
+            f.seek(0)
+            self._put(bucket, key, _Counted(f, progress), size, md5.digest())  # type: ignore[arg-type]
+
+    def put_bytes(self, bucket: str, key: str, data: bytes) -> None:
+        self._put(bucket, key, data, len(data), hashlib.md5(data, usedforsecurity=False).digest())
+
+    def _put(self, bucket: str, key: str, body: BinaryIO | bytes, size: int, md5: bytes) -> None:
+        digest = base64.b64encode(md5).decode()
+        url = self._presign("put_object", {"Bucket": bucket, "Key": key, "ContentMD5": digest})
+        headers = {"Content-MD5": digest, "Content-Length": str(size)}
+        resp, conn, scheme, netloc = self._send("PUT", url, body, headers)
+        if resp.status != 200:
+            raise self._fail(resp, conn, f"PUT {bucket}/{key}")
+        resp.read()
+        self._release(scheme, netloc, conn)
+
+
+class _Signer:
+    """SigV4 query signatures for one bucket's GetObject/PutObject, without botocore's
+    per-request pipeline (endpoint rules, events, serializers: two thirds of a
+    ``generate_presigned_url``). The URL's base, region and scope come from one URL
+    botocore presigned for the bucket (:meth:`probe`), which this signer must reproduce
+    (all but the time and signature) or it is not used."""
+
+    _PROBE = "gitdata-probe/~a b+c"
+
+    def __init__(self, base: str, region: str, credentials: Any) -> None:
+        self._base = base
+        self._region = region
+        self._credentials = credentials
+
+    @classmethod
+    def probe(cls, client: Any, credentials: Any, bucket: str) -> _Signer | None:
+        from urllib.parse import parse_qs
+
+        from botocore.utils import percent_encode
+
+        if credentials is None:
+            return None
+        theirs = urlsplit(str(client.generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": cls._PROBE}, ExpiresIn=_EXPIRES)))  # fmt: skip
+        tail = "/" + percent_encode(cls._PROBE, safe="/~")
+        query = parse_qs(theirs.query)
+        scope = (query.get("X-Amz-Credential") or [""])[0].split("/")
+        if not theirs.path.endswith(tail) or query.get("X-Amz-Algorithm") != ["AWS4-HMAC-SHA256"] or len(scope) != 5:
+            return None
+        signer = cls(f"{theirs.scheme}://{theirs.netloc}{theirs.path[: -len(tail)]}", scope[2], credentials)
+        mine = urlsplit(signer.url("GET", {"Bucket": bucket, "Key": cls._PROBE}))
+        varying = {"X-Amz-Date", "X-Amz-Signature", "X-Amz-Credential"}
+        same = (
+            (mine.scheme, mine.netloc, mine.path) == (theirs.scheme, theirs.netloc, theirs.path)
+            and {k: v for k, v in parse_qs(mine.query).items() if k not in varying}
+            == {k: v for k, v in query.items() if k not in varying}
+            and parse_qs(mine.query)["X-Amz-Credential"][0].split("/")[2:] == scope[2:]
+        )
+        return signer if same else None
+
+    def url(self, verb: str, params: dict[str, Any]) -> str:
+        from botocore.auth import S3SigV4QueryAuth
+        from botocore.awsrequest import AWSRequest
+        from botocore.utils import percent_encode
+
+        url = f"{self._base}/{percent_encode(params['Key'], safe='/~')}"
+        if params.get("VersionId"):
+            url += f"?versionId={percent_encode(params['VersionId'])}"
+        headers = {"Content-MD5": params["ContentMD5"]} if params.get("ContentMD5") else {}
+        request = AWSRequest(method=verb, url=url, headers=headers)
+        frozen = self._credentials.get_frozen_credentials()
+        S3SigV4QueryAuth(frozen, "s3", self._region, expires=_EXPIRES).add_auth(request)
+        return str(request.prepare().url)
+
+
+class _Counted:
+    """A file handed to ``http.client`` as a body: reports each block sent."""
+
+    def __init__(self, f: BinaryIO, progress: Callable[[int], None] | None) -> None:
+        self._f = f
+        self._progress = progress
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        if data and self._progress is not None:
+            self._progress(len(data))
+        return data
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def seek(self, pos: int) -> int:
+        return self._f.seek(pos)
+
+
+class _Body(io.RawIOBase):
+    """A GET's body; its connection goes back to the thread's pool once read to the end."""
+
+    def __init__(self, owner: DirectS3, resp: http.client.HTTPResponse, conn: http.client.HTTPConnection,
+                 scheme: str, netloc: str) -> None:  # fmt: skip
+        self._owner = owner
+        self._resp = resp
+        self._conn: http.client.HTTPConnection | None = conn
+        self._where = (scheme, netloc)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        return self._resp.readinto(b)
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return self._resp.read()
+        return self._resp.read(size)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                if self._resp.isclosed():  # read to its end: the connection can carry the next request
+                    self._owner._release(*self._where, conn)
+                else:
+                    conn.close()
+        finally:
+            super().close()

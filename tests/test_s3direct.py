@@ -1,0 +1,184 @@
+"""The direct S3 request path (``gitdata.storage.s3direct``): whole-object GETs and
+single-part PUTs signed by botocore and sent with ``http.client``, on moto and
+``rclone serve s3`` (127.0.0.1). What it must keep: the same objects under the
+same keys as s3fs, versions, errors translated as before, and connections that survive a server closing them or a fork."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import threading
+
+import pytest
+
+from gitdata.storage import AccessDenied, ObjectNotFound, Storage, StorageError, s3direct
+from helpers import write
+
+
+def _storage(server, bucket: str, **extra) -> Storage:
+    opts = {"endpoint_url": server.endpoint, "key": server.key, "secret": server.secret, **extra}
+    return Storage(f"s3://{bucket}/p", opts)
+
+
+def _direct(st: Storage) -> s3direct.DirectS3:
+    direct = st.fs._gitdata_direct
+    assert isinstance(direct, s3direct.DirectS3) and direct.enabled
+    return direct
+
+
+KEYS = ["plain.bin", "dir/a b+c~d.bin", "ünï/çødé €.txt", "q?x#y%20z&w=1.bin", "semi;colon/(paren)'q'.bin"]
+
+
+@pytest.mark.parametrize("which", ["moto", "rclone"])
+def test_keys_round_trip_direct_as_s3fs_names_them(which, request, tmp_path):
+    server = request.getfixturevalue(f"{which}_server")
+    bucket = request.getfixturevalue(f"{which}_bucket")
+    st = _storage(server, bucket)
+    for i, key in enumerate(KEYS):
+        if i % 2:
+            st.put_bytes(key.encode() * 3, key)
+        else:
+            st.put_file(str(write(tmp_path / f"f{i}", key.encode() * 3)), key)
+    direct = _direct(st)
+    assert isinstance(direct._signers[bucket], s3direct._Signer)  # the fast signer was checked and taken
+    listed = {k for k, _fp in st.list("")}
+    assert listed == set(KEYS)  # the keys s3fs lists are the keys the direct PUTs wrote
+    for key in KEYS:
+        with st.open_read(key, whole=True) as f:
+            assert f.read() == key.encode() * 3
+        assert st.fs.cat_file(f"{bucket}/p/{key}") == key.encode() * 3  # s3fs reads them too
+
+
+def test_direct_requests_are_one_each(moto_server, moto_bucket):
+    st = _storage(moto_server, moto_bucket)
+    moto_server.reset_counts()
+    st.put_bytes(b"x" * 1000, "k")
+    with st.open_read("k", whole=True) as f:
+        assert f.read() == b"x" * 1000
+    api = moto_server.counts(moto_bucket, by_api=True)
+    assert api.get("PutObject") == 1 and api.get("GetObject") == 1, api
+    assert not api.get("HeadObject"), api
+
+
+def test_a_recorded_version_is_read_directly(moto_server, versioned_moto_bucket):
+    st = _storage(moto_server, versioned_moto_bucket, version_aware=True)
+    st.put_bytes(b"first", "k")
+    first = moto_server.client().head_object(Bucket=versioned_moto_bucket, Key="p/k")["VersionId"]
+    st.put_bytes(b"second", "k")
+    assert _direct(st)
+    with st.open_read("k", whole=True, version_id=first) as f:
+        assert f.read() == b"first"
+    with st.open_read("k", whole=True) as f:
+        assert f.read() == b"second"
+
+
+def test_errors_are_translated_as_before(rclone_server, rclone_bucket):
+    st = _storage(rclone_server, rclone_bucket)
+    st.put_bytes(b"there", "here")
+    with pytest.raises(ObjectNotFound, match="not found"):
+        with st.open_read("missing", whole=True) as f:
+            f.read()
+    wrong = Storage(f"s3://{rclone_bucket}/p", {"endpoint_url": rclone_server.endpoint,
+                                                  "key": rclone_server.key, "secret": "wrong"})  # fmt: skip
+    with pytest.raises(AccessDenied, match="access denied"):
+        with wrong.open_read("here", whole=True) as f:
+            f.read()
+    with pytest.raises(AccessDenied):
+        wrong.put_bytes(b"no", "nope")
+    assert "nope" not in {k for k, _ in st.list("")}
+
+
+def test_options_that_change_requests_keep_s3fs(moto_server, moto_bucket):
+    st = _storage(moto_server, moto_bucket, requester_pays=True)
+    assert getattr(st.fs, "_gitdata_direct", None) is None
+    st.put_bytes(b"via s3fs", "k")
+    with st.open_read("k", whole=True) as f:
+        assert f.read() == b"via s3fs"
+    assert not s3direct.usable({"s3_additional_kwargs": {"ACL": "public-read"}})
+    assert not s3direct.usable({"client_kwargs": {"region_name": "x", "proxies": {}}})
+    assert not s3direct.usable({"config_kwargs": {"s3": {"addressing_style": "path"}, "proxies": {}}})
+    assert s3direct.usable({"endpoint_url": "http://127.0.0.1:1", "key": "k", "secret": "s",
+                            "client_kwargs": {"region_name": "eu-west-1"}})  # fmt: skip
+
+
+def test_a_connection_the_server_closed_is_replaced(rclone_server, rclone_bucket):
+    st = _storage(rclone_server, rclone_bucket)
+    st.put_bytes(b"one", "a")
+    with st.open_read("a", whole=True) as f:
+        assert f.read() == b"one"
+    pool = _direct(st)._pool()
+    assert len(pool) == 1  # the kept-alive connection, back in this thread's pool
+    for conn in pool.values():
+        conn.sock.shutdown(2)  # as a server that closed an idle connection leaves it
+    with st.open_read("a", whole=True) as f:
+        assert f.read() == b"one"
+    st.put_bytes(b"two", "b")  # and an upload after it
+    with st.open_read("b", whole=True) as f:
+        assert f.read() == b"two"
+
+
+def test_a_read_left_half_way_does_not_reuse_its_connection(rclone_server, rclone_bucket):
+    st = _storage(rclone_server, rclone_bucket)
+    st.put_bytes(os.urandom(1 << 20), "big")
+    st.put_bytes(b"small", "s")
+    with st.open_read("big", whole=True) as f:
+        f.read(10)
+    assert not _direct(st)._pool()  # its connection still had a body in flight: closed
+    with st.open_read("s", whole=True) as f:
+        assert f.read() == b"small"
+
+
+def test_a_forked_child_opens_its_own_connection(rclone_server, rclone_bucket):
+    st = _storage(rclone_server, rclone_bucket)
+    st.put_bytes(b"parent", "k")
+    with st.open_read("k", whole=True) as f:
+        assert f.read() == b"parent"
+    parent_conn = next(iter(_direct(st)._pool().values()))
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: a fresh pool, the parent's socket untouched
+        try:
+            ok = not _direct(st)._pool()
+            with st.open_read("k", whole=True) as f:
+                ok = ok and f.read() == b"parent"
+            os.write(w, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.close(w)
+    _, status = os.waitpid(pid, 0)
+    assert os.read(r, 1) == b"1" and status == 0
+    assert next(iter(_direct(st)._pool().values())) is parent_conn
+    with st.open_read("k", whole=True) as f:  # the parent's connection still works
+        assert f.read() == b"parent"
+
+
+class _Hostile(http.server.BaseHTTPRequestHandler):
+    """An S3 endpoint that answers every request 500 with a large body full of fake codes."""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        body = b"<Error><Code>SlowDown</Code>" + b"<Code>" + b"A" * 1000 + b"</Code>" * 20000 + b"</Error>"
+        self.send_response(500)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_an_error_body_is_read_only_so_far_and_its_code_checked():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hostile)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        st = Storage("s3://bkt/p", {"endpoint_url": f"http://127.0.0.1:{server.server_port}",
+                                    "key": "k", "secret": "s", "retries": 0})  # fmt: skip
+        direct = _direct(st)
+        with pytest.raises(s3direct.DirectError) as caught:
+            direct.get("bkt", "p/x")
+        assert caught.value.response["Error"]["Code"] == "SlowDown"  # the first well-formed code
+        with pytest.raises(StorageError) as err:
+            with st.open_read("x", whole=True) as f:
+                f.read()
+        assert err.value.transient  # a 500 SlowDown is worth retrying
+    finally:
+        server.shutdown()
