@@ -278,14 +278,12 @@ def _infos(storage: Storage, keys: Iterable[str]) -> Iterator[tuple[str, Fingerp
 
 def _candidate_roots(ds: ds_mod.Dataset) -> list[str]:
     """Every storage url :func:`.model.split_source` can give for this dataset's pointers:
-    each declared source, and the parent of each one that names a single object."""
-    out = set()
-    for src in ds.sources:
-        root = src.url.rstrip("/")
-        out.add(root)
-        if "/" in root.split("://", 1)[-1]:
-            out.add(root.rpartition("/")[0])
-    return sorted(out)
+    each declared source, then the parent of each one that could name a single object (the
+    first pass over the files also answers for those no listing is about: a declared source
+    first, so that a dataset of one prefix is read once)."""
+    declared = sorted({src.url.rstrip("/") for src in ds.sources})
+    parents = {root.rpartition("/")[0] for root in declared if "/" in root.split("://", 1)[-1]}
+    return declared + sorted(parents - set(declared))
 
 
 def _remote_rows(
