@@ -287,6 +287,148 @@ def test_update_and_diff_work_file_by_file(recorded) -> None:
     assert changes[0]["path"] == "data/raw/d00/f00007.txt" and changes[0]["after"]["size"] == 22
 
 
+def _table(text: str) -> list[list[str]]:
+    """The rows of the short listing's table (PATH, LOCAL, REMOTE), without its header."""
+    lines = [ln.split("  ") for ln in text.splitlines() if ln.startswith("  ") and not ln.startswith("  PATH")]
+    return [[c.strip() for c in cells if c.strip()] for cells in lines]
+
+
+def test_status_remote_lists_what_changed_and_counts_the_rest(recorded, tmp_path: Path) -> None:
+    """5,030 files from two sources, a few changed, deleted, new at the sources and one edited here:
+    the short listing shows exactly those rows and counts every file; the datasets section keeps
+    a row only for those (the rest in counts); --json and -v still list every file."""
+    from gitdata.datasets.status import dataset_rows
+    from gitdata.project import Project
+    from gitdata.statusrows import StatusOptions
+
+    src, _remote, proj = recorded
+    src2 = _source(tmp_path / "src2", 30)
+    gd(proj, "dataset", "add", "raw", src2.as_uri(), "--to", "extra")
+    git(proj, "commit", "-q", "-m", "second source")
+    assert git(proj, "ls-files", "data/raw").split() == ["data/raw/.gitdata-manifest"]
+    assert run("git", "data", "status", "--remote", "--exit-code", "raw", cwd=proj, check=False).returncode == 0
+    (src / "d00/f00007.txt").write_bytes(b"changed at the source\n")
+    (src / "d04/f02000.txt").unlink()
+    (src / "d09/new.txt").write_bytes(b"new\n")
+    (src2 / "d00/f00011.txt").unlink()
+    gd(proj, "dataset", "stage", "raw", "--include", "d01/f0050*")  # 10 files
+    (proj / "data/raw/d01/f00501.txt").write_bytes(b"edited by hand\n")
+    total = N + 30
+
+    text = gd(proj, "status", "--remote", "raw")
+    assert text.splitlines()[0] == (
+        f"dataset raw: 1 modified, {total - 10} pointer only, 9 staged, 1 changed on remote, "
+        f"2 deleted on remote, 1 new on remote, {total - 3} unchanged on remote"
+    )
+    assert _table(text) == [
+        ["data/raw/d00/f00007.txt", "pointer only", "changed"],
+        ["data/raw/d01/f00501.txt", "modified", "unchanged"],
+        ["data/raw/d04/f02000.txt", "pointer only", "deleted"],
+        ["data/raw/extra/d00/f00011.txt", "pointer only", "deleted"],
+        ["data/raw/d09/new.txt", "-", "new"],
+    ]
+    assert run("git", "data", "status", "--remote", "--exit-code", "raw", cwd=proj, check=False).returncode == 1
+
+    rows = dataset_rows(Project.open(str(proj)), StatusOptions(names=("raw",), remote=True, every_file=False))
+    assert [(r.path, r.local, r.remote, r.count) for r in rows] == [
+        ("data/raw/d00/f00007.txt", "pointer only", "changed", 1),
+        ("data/raw/d01/f00501.txt", "modified", "unchanged", 1),
+        ("data/raw/d04/f02000.txt", "pointer only", "deleted", 1),
+        ("data/raw/extra/d00/f00011.txt", "pointer only", "deleted", 1),
+        ("", "pointer only", "unchanged", total - 13),
+        ("", "staged", "unchanged", 9),
+        ("data/raw/d09/new.txt", None, "new", 1),
+    ]
+    assert rows[0].current is not None and rows[0].current.size == len(b"changed at the source\n")
+
+    every = _status(proj, "--remote")  # every file, the rows as before
+    assert len(every) == total + 1 and all(set(r) == {"section", "name", "path", "local", "remote", "detail"}
+                                           for r in every)
+    assert [r["path"] for r in every[:-1]] == sorted(r["path"] for r in every[:-1])
+    assert every[-1]["path"] == "data/raw/d09/new.txt" and every[-1]["remote"] == "new"
+    states = {r["path"]: (r["local"], r["remote"]) for r in every}
+    assert states["data/raw/d04/f02000.txt"] == ("pointer only", "deleted")
+    assert states["data/raw/extra/d00/f00011.txt"] == ("pointer only", "deleted")
+    assert states["data/raw/d01/f00500.txt"] == ("staged", "unchanged")
+    assert sum(1 for v in states.values() if v == ("pointer only", "unchanged")) == total - 13
+    verbose = gd(proj, "status", "--remote", "-v", "raw")
+    assert verbose.splitlines()[0] == text.splitlines()[0] and len(_table(verbose)) == total + 1
+
+    report = json.loads(gd(proj, "update", "raw", "--json"))  # update acts on the rows it is given
+    assert report["changed"] == ["data/raw/d00/f00007.txt"] and report["added"] == ["data/raw/d09/new.txt"]
+    assert report["deleted"] == ["data/raw/d04/f02000.txt", "data/raw/extra/d00/f00011.txt"]
+    text = gd(proj, "status", "--remote", "raw")
+    assert text.splitlines()[0] == (
+        f"dataset raw: 1 modified, {total - 11} pointer only, 9 staged, {total - 1} unchanged on remote"
+    )
+    assert _table(text) == [["data/raw/d01/f00501.txt", "modified", "unchanged"]]
+
+
+def test_a_source_that_cannot_be_asked_leaves_its_files_not_checked(
+    tmp_path: Path, rclone_server, rclone_bucket, hermetic_git_env
+) -> None:
+    """A manifest dataset of two sources, one (an S3 server) refusing us: the local one is still
+    compared, every file of the other is "not checked" (a row each, in the short listing too),
+    the command exits 1, and `update` does not go on."""
+    lab = rclone_server.bucket_path(rclone_bucket) / "lab"
+    for i in range(30):
+        (lab / f"k{i:02d}.txt").parent.mkdir(parents=True, exist_ok=True)
+        (lab / f"k{i:02d}.txt").write_bytes(f"lab {i}\n".encode())
+    rclone_server.flush_dir_cache()
+    src = _source(tmp_path / "src", 20)
+    proj = _project(tmp_path / "proj", tmp_path / "remote", threshold=10)
+    secret = f"{rclone_server.key}\n{rclone_server.secret}\n".encode()
+    run("git", "data", "credentials", "set", f"s3://{rclone_bucket}", "-o", f"endpoint_url={rclone_server.endpoint}",
+        "--stdin", "--no-check", cwd=proj, input=secret)
+    git(proj, "config", "--add", "gitdata.remote.raw.option", f"endpoint_url={rclone_server.endpoint}")  # this clone's
+    gd(proj, "dataset", "add", "raw", f"s3://{rclone_bucket}/lab", "--to", "lab")
+    gd(proj, "dataset", "add", "raw", src.as_uri())
+    git(proj, "commit", "-q", "-m", "register")
+    assert git(proj, "ls-files", "data/raw").split() == ["data/raw/.gitdata-manifest"]
+    assert {r["remote"] for r in _status(proj, "--remote")} == {"unchanged"}
+    (hermetic_git_env / ".config/gitdata/credentials").unlink()  # a colleague without credentials for lab
+    (src / "d00/f00003.txt").write_bytes(b"changed\n")
+
+    proc = run("git", "data", "status", "--remote", "raw", cwd=proj, check=False)
+    out, err = proc.stdout.decode(), proc.stderr.decode()
+    assert proc.returncode == 1 and "Traceback" not in err, err
+    assert out.splitlines()[0] == (
+        "dataset raw: 50 pointer only, 1 changed on remote, 30 not checked on remote, 19 unchanged on remote"
+    )
+    table = _table(out)
+    assert table[0] == ["data/raw/d00/f00003.txt", "pointer only", "changed"]
+    assert table[1:] == [[f"data/raw/lab/k{i:02d}.txt", "pointer only", "not checked"] for i in range(30)]
+    assert "error: datasets raw: not compared with its remote" in err and "credentials" in err
+    proc = run("git", "data", "status", "--remote", "--json", "raw", cwd=proj, check=False)
+    rows = {r["path"]: r for r in json.loads(proc.stdout)}
+    assert len(rows) == 50 and rows["data/raw/d00/f00004.txt"]["remote"] == "unchanged"
+    assert all(rows[f"data/raw/lab/k{i:02d}.txt"]["remote"] == "not checked" for i in range(30))
+    assert "credentials" in rows["data/raw/lab/k00.txt"]["detail"]
+    proc = run("git", "data", "update", "raw", cwd=proj, check=False)
+    assert proc.returncode != 0 and "credentials" in proc.stderr.decode()
+
+
+def test_a_bad_line_deep_in_a_manifest_refuses_the_dataset_not_a_part_of_it(tmp_path: Path) -> None:
+    """Read as a stream, a manifest's 3,001st line can be its first bad one: the dataset is
+    unreadable as a whole (one row), with and without --remote, never half listed."""
+    src = _source(tmp_path / "src", 3)
+    remote = tmp_path / "remote"
+    proj = _project(tmp_path / "proj", remote, threshold=1)
+    gd(proj, "dataset", "add", "raw", src.as_uri())
+    good = [{"path": f"d00/f{i:05d}.txt", "size": 9, "source": f"{src.as_uri()}/d00/f{i:05d}.txt"} for i in range(3000)]
+    _forge(proj, remote, _lines(*good, {"path": "a-out-of-order", "size": 1, "source": src.as_uri() + "/x"}))
+    for args in ((), ("--remote",)):
+        proc = run("git", "data", "status", "--json", *args, cwd=proj, check=False)
+        rows = json.loads(proc.stdout)
+        assert proc.returncode == 1 and [(r["path"], r["local"]) for r in rows] == [
+            ("data/raw/.gitdata-manifest", "unreadable")
+        ], rows
+        assert "manifest line 3002" in rows[0]["detail"] and "out of order" in rows[0]["detail"]
+        proc = run("git", "data", "status", *args, cwd=proj, check=False)
+        assert proc.returncode == 1 and "manifest line 3002" in proc.stderr.decode()
+        assert "pointer only" not in proc.stdout.decode()
+
+
 def test_branches_that_register_different_objects_merge_by_path(recorded) -> None:
     src, _remote, proj = recorded
     git(proj, "checkout", "-q", "-b", "other")

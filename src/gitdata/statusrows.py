@@ -37,6 +37,9 @@ UNREADABLE = "unreadable"
 class StatusOptions:
     names: tuple[str, ...] = ()  # limit to these datasets (or other named things)
     remote: bool = False  # compare with the remotes (listings only)
+    #: a row per file (``status -v``, ``--json``, the API); False: a row per file that is
+    #: :attr:`StatusRow.notable`, the others counted in aggregate rows (``count``, path "")
+    every_file: bool = True
 
 
 @dataclass(slots=True)
@@ -49,6 +52,14 @@ class StatusRow:
     detail: str = ""
     #: the remote's current fingerprint, when it was listed (not shown)
     current: Fingerprint | None = field(default=None, repr=False, compare=False)
+    #: how many files the row stands for: 1, or (an aggregate row, path "", never notable) the
+    #: files of the dataset in these states that ``every_file=False`` did not list one by one
+    count: int = 1
+
+    @property
+    def aggregate(self) -> bool:
+        """A row counting files in unremarkable states, not one file (``every_file=False``)."""
+        return not self.path and self.local is not None and not self.notable
 
     def as_dict(self) -> dict[str, object]:
         return {k: getattr(self, k) for k in _ROW_FIELDS}
@@ -56,9 +67,15 @@ class StatusRow:
     @property
     def notable(self) -> bool:
         """Worth showing in the short listing."""
-        return self.local in (MODIFIED, NOT_PUSHED, MISSING, NOT_MATERIALIZED, STALE, UNREADABLE) or self.remote in (
-            CHANGED, DELETED, NEW, REFUSED, STALE, UNCHECKED
-        )
+        return is_notable(self.local, self.remote)
 
 
-_ROW_FIELDS = tuple(f for f in StatusRow.__dataclass_fields__ if f != "current")
+def is_notable(local: str | None, remote: str | None) -> bool:
+    """Whether a file in these states is worth showing in the short listing (:attr:`StatusRow.notable`)."""
+    return local in _NOTABLE_LOCAL or remote in _NOTABLE_REMOTE
+
+
+_NOTABLE_LOCAL = frozenset((MODIFIED, NOT_PUSHED, MISSING, NOT_MATERIALIZED, STALE, UNREADABLE))
+_NOTABLE_REMOTE = frozenset((CHANGED, DELETED, NEW, REFUSED, STALE, UNCHECKED))
+#: what ``--json`` shows of a row (not the listed fingerprint, not the aggregate count)
+_ROW_FIELDS = tuple(f for f in StatusRow.__dataclass_fields__ if f not in ("current", "count"))

@@ -36,7 +36,10 @@ def status(names: tuple[str, ...], remote: bool, verbose: bool, as_json: bool, e
     if unfinished:
         click.echo(f"warning: {unfinished}", err=True)
     _filter_missing(project)
-    rows = status_mod.collect(project, status_mod.StatusOptions(names=names, remote=remote))
+    # the short listing needs the files worth showing, and counts of the rest (flat memory at a
+    # million files); -v and --json list every file
+    every_file = verbose or as_json
+    rows = status_mod.collect(project, status_mod.StatusOptions(names=names, remote=remote, every_file=every_file))
     _print_status(rows, remote, verbose, as_json)
     unchecked = {(r.section, r.name): r.detail for r in rows if r.remote == status_mod.UNCHECKED}
     for (section, name), why in unchecked.items():
@@ -63,16 +66,21 @@ def _print(rows: list[status_mod.StatusRow], remote: bool, verbose: bool) -> Non
         click.echo("nothing to report (no datasets; see `git data dataset create`)")
         return
     for (section, name), group in groups.items():
-        local = Counter(r.local for r in group if r.local)
+        local: Counter[str] = Counter()
+        rem: Counter[str] = Counter()
+        for r in group:  # an aggregate row (the short listing's) counts many files
+            if r.local:
+                local[r.local] += r.count
+            if r.remote:
+                rem[r.remote] += r.count
         parts = [f"{n} {state}" for state, n in sorted(local.items())]
         if remote:
-            rem = Counter(r.remote for r in group if r.remote)
             parts += [f"{n} {state} on remote" for state, n in sorted(rem.items())]
         if section == "runs":  # one row per run
             parts = [f"{group[0].local}"] + ([f"{group[0].remote} on remote"] if group[0].remote else [])
         title = f"{name} files" if section == "files" else f"{section[:-1]} {name}"
         click.echo(f"{title}: " + (", ".join(parts) or "empty"))
-        shown = group if verbose else [r for r in group if r.notable]
+        shown = [r for r in group if not r.aggregate] if verbose else [r for r in group if r.notable]
         if section == "runs":
             for r in shown:
                 for why in r.detail.split("; ") if r.detail else []:

@@ -466,6 +466,25 @@ def files(project: Project, ds: Dataset) -> list[Found]:
     return sorted(listed + own, key=lambda f: f.path)
 
 
+def iter_files(project: Project, ds: Dataset, index: list[Found] | None = None) -> Iterator[Found]:
+    """:func:`files`, streamed: a manifest's entries are read as they come (one line at a time),
+    merged by path with the index's own pointers (``index``: :func:`index_files`, given when the
+    caller reads the stream more than once). Memory does not grow with the manifest; a bad line
+    raises :class:`.manifest.ManifestError` where it is read."""
+    mine = index_files(project, ds) if index is None else index
+    manifest = objects.manifest_pointer_of(project, ds, mine)
+    if manifest is None:
+        yield from mine
+        return
+    own = sorted((f for f in mine if f.path != objects.manifest_path(ds)), key=_found_key)
+    # the manifest's entry wins over an index pointer at the same path (as in files())
+    yield from manifest_mod.merge(own, objects.expand(project, ds, manifest), key=_found_key)
+
+
+def _found_key(f: Found) -> bytes:
+    return f.path.encode("utf-8", "surrogateescape")
+
+
 def index_files(project: Project, ds: Dataset) -> list[Found]:
     """The pointers in git's index under the dataset folder (a manifest's pointer, not its files)."""
     scan = scan_index(project.repo)

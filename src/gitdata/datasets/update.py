@@ -49,7 +49,10 @@ def update(
         )
     found = ds_mod.files(project, ds)
     by_path = {f.path: f for f in found}
-    rows = {r.path: r for r in dataset_rows(project, StatusOptions(names=(name,), remote=True))}
+    # the files update acts on are the notable ones (changed, deleted, new, refused, not checked);
+    # the rest are counted, not listed
+    options = StatusOptions(names=(name,), remote=True, every_file=False)
+    rows = {r.path: r for r in dataset_rows(project, options) if not r.aggregate}
     unchecked = next((r for r in rows.values() if r.remote == UNCHECKED), None)
     if unchecked is not None:  # status goes on without this remote; update cannot
         raise GitDataError(f"dataset {name}: {unchecked.detail}")

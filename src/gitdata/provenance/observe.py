@@ -351,7 +351,8 @@ def dataset_changes(
                        or d.path.startswith(e.path + "/")}  # fmt: skip
     missing = tuple(sorted(needed - have))
     if missing:
-        rows = rows + dataset_rows(project, status_mod.StatusOptions(names=missing, remote=True))
+        # only the remote changes matter here: the notable rows (the rest are counted, not listed)
+        rows = rows + dataset_rows(project, status_mod.StatusOptions(names=missing, remote=True, every_file=False))
     changes = dict(sorted((r.path, r.remote or "") for r in rows if r.section == "datasets" and r.remote in _REMOTE_CHANGES))
     paths = list(changes)
     out: dict[str, str] = {}
