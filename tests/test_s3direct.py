@@ -182,3 +182,15 @@ def test_an_error_body_is_read_only_so_far_and_its_code_checked():
         assert err.value.transient  # a 500 SlowDown is worth retrying
     finally:
         server.shutdown()
+
+
+def test_a_hostile_key_cannot_reach_the_request_line_or_headers(rclone_server, rclone_bucket):
+    """Keys come from listings and clones: CR, LF, spaces and '#' are encoded into the path,
+    never sent raw (http.client would refuse a control character; nothing is injected)."""
+    st = _storage(rclone_server, rclone_bucket)
+    st.put_bytes(b"seed", "seed")  # the signer is probed on first use
+    signer = _direct(st)._signers[rclone_bucket]
+    for key in ("p/a\r\nX-Injected: 1", "p/a b#c?d", "p/\x00nul", "p/../../other-bucket/x"):
+        url = signer.url("GET", {"Bucket": rclone_bucket, "Key": key})
+        assert not any(c in url for c in "\r\n \x00#"), url
+        assert url.split("?", 1)[0].startswith(f"{rclone_server.endpoint}/{rclone_bucket}/p/")
