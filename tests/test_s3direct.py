@@ -194,3 +194,61 @@ def test_a_hostile_key_cannot_reach_the_request_line_or_headers(rclone_server, r
         url = signer.url("GET", {"Bucket": rclone_bucket, "Key": key})
         assert not any(c in url for c in "\r\n \x00#"), url
         assert url.split("?", 1)[0].startswith(f"{rclone_server.endpoint}/{rclone_bucket}/p/")
+
+
+@pytest.mark.parametrize("which", ["moto", "rclone"])
+def test_a_direct_listing_equals_botocore_s(which, request):
+    server = request.getfixturevalue(f"{which}_server")
+    bucket = request.getfixturevalue(f"{which}_bucket")
+    st = _storage(server, bucket)
+    keys = [f"d{i // 400}/f{i:05d}" for i in range(1100)] + KEYS  # more than one page of 1,000
+    for key in keys:
+        st.put_bytes(key.encode(), key)
+    direct = _direct(st)
+    seen = []
+    real = direct.list_page
+
+    def counted(*args):
+        seen.append(args)
+        return real(*args)
+
+    direct.list_page = counted
+    mine = list(st.list(""))
+    assert len(seen) == 2  # two pages, both read the direct way
+    plain = _storage(server, bucket)
+    plain.fs._gitdata_direct = None
+    theirs = list(plain.list(""))
+    assert mine == theirs and len(mine) == len(keys)
+
+
+_PAGE = (b'<?xml version="1.0" encoding="UTF-8"?>'
+         b'<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name>'
+         b'<EncodingType>url</EncodingType><IsTruncated>{t}</IsTruncated>{tok}'
+         b'<Contents><Key>a%20b%2Bc/%C3%BC+x</Key><LastModified>2026-01-02T03:04:05.000Z</LastModified>'
+         b'<ETag>&quot;0123&quot;</ETag><Size>7</Size></Contents></ListBucketResult>')  # fmt: skip
+
+
+def _page(truncated: bool, token: bytes = b"") -> bytes:
+    return _PAGE.replace(b"{t}", b"true" if truncated else b"false").replace(b"{tok}", token)
+
+
+def test_a_listing_page_is_parsed_as_botocore_decodes_it():
+    items, token = s3direct.parse_list_page("b", _page(False))
+    assert token is None
+    assert items == [{"name": "b/a b+c/ü x", "size": 7, "ETag": '"0123"',
+                      "LastModified": "2026-01-02T03:04:05.000Z", "VersionId": None}]  # fmt: skip
+    _, token = s3direct.parse_list_page("b", _page(True, b"<NextContinuationToken>t1</NextContinuationToken>"))
+    assert token == "t1"
+
+
+@pytest.mark.parametrize("body", [
+    b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]><ListBucketResult/>',
+    b"<ListBucketResult><Contents><Key>a</Key>",  # cut off
+    b"<Error><Code>InternalError</Code></Error>",  # not a listing
+    _page(True),  # truncated, but no token: would list the same page forever
+    _PAGE.replace(b"<Key>a%20b%2Bc/%C3%BC+x</Key>", b"").replace(b"{t}", b"false").replace(b"{tok}", b""),
+])
+def test_a_hostile_listing_page_is_refused(body):
+    with pytest.raises(s3direct.DirectError) as caught:
+        s3direct.parse_list_page("b", body)
+    assert caught.value.response["Error"]["Code"] == "MalformedXML"

@@ -156,7 +156,22 @@ class S3Adapter(Adapter):
         kw: dict[str, Any] = {"Bucket": bucket, "Prefix": key + "/" if key else ""}
         state: dict[str, Any] = {"done": False}
 
+        direct = None if versions else _direct(fs)
+
         def page() -> list[dict[str, Any]]:
+            if direct is not None and direct.enabled:  # expat instead of botocore's parser: 5x less CPU a key
+                from .s3direct import Unsupported
+
+                try:
+                    items, token = direct.list_page(bucket, kw["Prefix"], kw.get("ContinuationToken"))
+                except Unsupported:
+                    pass
+                else:
+                    if token is None:
+                        state["done"] = True
+                    else:
+                        kw["ContinuationToken"] = token
+                    return items
             out = fs.call_s3(method, **kw)
             items = []
             for c in out.get("Versions" if versions else "Contents", []):

@@ -50,6 +50,8 @@ _CONFIG_KWARGS = frozenset({"signature_version", "s3", "connect_timeout", "read_
 _ASK_BOTOCORE = frozenset({301, 307, 400})
 _CODE = re.compile(rb"<Code>([A-Za-z0-9.\-_]{1,64})</Code>")
 _BLOCK = 1 << 20
+#: a listing page of 1,000 keys is about 300 KB; one far larger is not a page
+_MAX_PAGE = 64 << 20
 #: a presigned URL's lifetime: it is used at once
 _EXPIRES = 900
 
@@ -253,6 +255,26 @@ class DirectS3:
             raise self._fail(resp, conn, f"GET {bucket}/{key}")
         return _Body(self, resp, conn, scheme, netloc)  # type: ignore[return-value]
 
+    def list_page(self, bucket: str, prefix: str, token: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        """One ``ListObjectsV2`` page under ``prefix``: info dicts as the S3 adapter's
+        listing gives them (``name`` is ``bucket/key``) and the next page's token (None: the
+        last). Keys come URL-encoded (``encoding-type=url``, as botocore asks) and are
+        decoded as botocore does; the page is parsed by the standard library's expat, and a
+        page with a DTD (the only way to entity expansion) is refused."""
+        params: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "EncodingType": "url"}
+        if token:
+            params["ContinuationToken"] = token
+        url = str(self._client_once().generate_presigned_url("list_objects_v2", Params=params, ExpiresIn=_EXPIRES))
+        resp, conn, scheme, netloc = self._send("GET", url, None, {})
+        if resp.status != 200:
+            raise self._fail(resp, conn, f"list {bucket}/{prefix}")
+        body = resp.read(_MAX_PAGE + 1)
+        if len(body) > _MAX_PAGE or not resp.isclosed():
+            conn.close()
+            raise DirectError(f"list {bucket}/{prefix}: a listing page over {_MAX_PAGE} bytes", "PageTooLarge", 200)
+        self._release(scheme, netloc, conn)
+        return parse_list_page(bucket, body)
+
     def put_file(self, bucket: str, key: str, lpath: str, progress: Callable[[int], None] | None = None) -> None:
         """``lpath`` as the object, in one PUT with its Content-MD5 (the server checks it)."""
         md5 = hashlib.md5(usedforsecurity=False)
@@ -275,6 +297,38 @@ class DirectS3:
             raise self._fail(resp, conn, f"PUT {bucket}/{key}")
         resp.read()
         self._release(scheme, netloc, conn)
+
+
+def parse_list_page(bucket: str, body: bytes) -> tuple[list[dict[str, Any]], str | None]:
+    """A ``ListObjectsV2`` answer (``encoding-type=url``) as info dicts and the next token."""
+    from urllib.parse import unquote_plus
+    from xml.etree import ElementTree
+
+    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
+        raise DirectError(f"list {bucket}: the listing has a DTD; refused", "MalformedXML", 200)
+    try:
+        root = ElementTree.fromstring(body)
+    except ElementTree.ParseError as err:
+        raise DirectError(f"list {bucket}: the listing is not well-formed XML ({err})", "MalformedXML", 200) from err
+    ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+    if root.tag != f"{ns}ListBucketResult":
+        raise DirectError(f"list {bucket}: not a listing ({root.tag})", "MalformedXML", 200)
+    encoded = (root.findtext(f"{ns}EncodingType") or "").lower() == "url"
+    k_key, k_size, k_etag, k_mtime = f"{ns}Key", f"{ns}Size", f"{ns}ETag", f"{ns}LastModified"
+    items = []
+    for c in root.iter(f"{ns}Contents"):
+        key = c.findtext(k_key)
+        if key is None:
+            raise DirectError(f"list {bucket}: an entry without a key", "MalformedXML", 200)
+        if encoded:
+            key = unquote_plus(key)
+        items.append({"name": f"{bucket}/{key}", "size": int(c.findtext(k_size) or 0),
+                      "ETag": c.findtext(k_etag), "LastModified": c.findtext(k_mtime), "VersionId": None})  # fmt: skip
+    truncated = (root.findtext(f"{ns}IsTruncated") or "").lower() == "true"
+    token = root.findtext(f"{ns}NextContinuationToken") if truncated else None
+    if truncated and not token:
+        raise DirectError(f"list {bucket}: a truncated listing without a continuation token", "MalformedXML", 200)
+    return items, token
 
 
 class _Signer:
