@@ -252,3 +252,30 @@ def test_a_hostile_listing_page_is_refused(body):
     with pytest.raises(s3direct.DirectError) as caught:
         s3direct.parse_list_page("b", body)
     assert caught.value.response["Error"]["Code"] == "MalformedXML"
+
+
+def test_a_server_that_is_not_there_is_unreachable():
+    from gitdata.storage import StorageUnreachable
+
+    with socket_closed_port() as port:
+        st = Storage("s3://bkt/p", {"endpoint_url": f"http://127.0.0.1:{port}", "key": "k", "secret": "s"})
+        assert _direct(st)
+        with pytest.raises(StorageUnreachable, match="cannot reach"):
+            with st.open_read("x", whole=True) as f:
+                f.read()
+
+
+def socket_closed_port():
+    """A loopback port nothing listens on (bound, then closed)."""
+    import contextlib
+    import socket
+
+    @contextlib.contextmanager
+    def port():
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        n = s.getsockname()[1]
+        s.close()
+        yield n
+
+    return port()

@@ -60,6 +60,10 @@ class Unsupported(Exception):
     """The direct path cannot send this request; the caller sends it through s3fs."""
 
 
+class Unreachable(ConnectionError):
+    """No connection to the server (``errors.translate``: the storage is unreachable)."""
+
+
 class DirectError(Exception):
     """An S3 error answer, shaped as botocore's (``response["Error"]["Code"]``) for
     :func:`gitdata.storage.errors.translate`."""
@@ -105,6 +109,7 @@ class DirectS3:
         self._lock = threading.RLock()  # the signer's probe makes the client under it
         self._local = threading.local()
         self._signers: dict[str, _Signer | None] = {}
+        self._ca_bundle: str | None = None
         self.enabled = True
 
     # -- signing: botocore's ------------------------------------------------------------
@@ -121,7 +126,9 @@ class DirectS3:
         if str(opts.get("anon")).lower() == "true":
             cfg["signature_version"] = UNSIGNED
         use_ssl = opts.get("use_ssl", True)
-        return botocore.session.get_session().create_client(
+        session = botocore.session.get_session()
+        self._ca_bundle = session.get_config_variable("ca_bundle")  # AWS_CA_BUNDLE, or the config file's
+        return session.create_client(
             "s3",
             endpoint_url=opts.get("endpoint_url") or ck.get("endpoint_url"),
             region_name=ck.get("region_name"),
@@ -182,8 +189,8 @@ class DirectS3:
             return conn, True
         if scheme == "https":
             verify = (self._options.get("client_kwargs") or {}).get("verify")
-            ctx = ssl.create_default_context(cafile=verify if isinstance(verify, str) else
-                                             os.environ.get("AWS_CA_BUNDLE") or None)  # fmt: skip
+            self._client_once()  # botocore's view of the CA bundle comes with the client
+            ctx = ssl.create_default_context(cafile=verify if isinstance(verify, str) else self._ca_bundle or None)
             if verify is False:
                 ctx.check_hostname = False
                 ctx.verify_mode = ssl.CERT_NONE
@@ -194,7 +201,10 @@ class DirectS3:
             conn = http.client.HTTPConnection(netloc, timeout=self._timeout, blocksize=_BLOCK)
         else:
             raise Unsupported(scheme)
-        conn.connect()
+        try:
+            conn.connect()
+        except OSError as err:  # a name that does not resolve, a refused or timed-out connection
+            raise Unreachable(f"cannot connect to {netloc}: {err}") from err
         # headers and body leave in separate writes: without this, Nagle's algorithm holds the body
         # back until the server acknowledges the headers, which it delays (40 ms a request)
         conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
