@@ -111,6 +111,10 @@ class Adapter:
         the object must still have: the server refuses the GET otherwise)."""
         return None
 
+    def put_bytes(self, fs: Any, data: bytes, rpath: str) -> None:
+        """``data`` as the object at ``rpath``."""
+        fs.pipe_file(rpath, data)
+
     def put_file(
         self, fs: Any, lpath: str, rpath: str, create_only: bool, if_match: str | None = None,
         part_size: int | None = None, progress: Callable[[int], None] | None = None,
@@ -252,15 +256,9 @@ class S3Adapter(Adapter):
         version = kw.pop("version_id", None)
         if kw:  # something this path does not know: the general one
             return super().open_whole(fs, rpath, kwargs)
-        direct = _direct(fs)
-        if direct is not None:
-            bucket, key, path_version = fs.split_path(rpath)
-            from .s3direct import Unsupported
-
-            try:
-                return direct.get(bucket, key, version or path_version)
-            except Unsupported:
-                pass  # botocore's path decides (a bucket in another region, a scheme it knows)
+        got = _via_direct(fs, rpath, lambda d, bucket, key, path_version: d.get(bucket, key, version or path_version))
+        if got is not None:
+            return got  # type: ignore[no-any-return]
         body = self.open_stream(fs, rpath, 0, {"version_id": version} if version else {})
         return body  # type: ignore[return-value]  # a read-only binary file
 
@@ -304,34 +302,35 @@ class S3Adapter(Adapter):
         if if_match and os.path.getsize(lpath) < self.capabilities.if_match_below:
             fs.put_file(lpath, rpath, IfMatch=if_match, **cb)
             return
-        direct = _direct(fs)
-        if direct is not None and os.path.getsize(lpath) <= max(5 << 20, part_size or 0):  # one PUT
-            bucket, key, _version = fs.split_path(rpath)
-            from .s3direct import Unsupported
-
-            try:
-                direct.put_file(bucket, key, lpath, progress)
-                fs.invalidate_cache(rpath)
-                return
-            except Unsupported:
-                pass
+        if os.path.getsize(lpath) <= _part_bytes(part_size) and _via_direct(  # one PUT s3fs would send too
+            fs, rpath, lambda d, bucket, key, _v: d.put_file(bucket, key, lpath, progress), written=True
+        ):
+            return
         fs.put_file(lpath, rpath, **_parts(part_size), **cb)
 
+    def put_bytes(self, fs: Any, data: bytes, rpath: str) -> None:
+        if not _via_direct(fs, rpath, lambda d, bucket, key, _v: d.put_bytes(bucket, key, data), written=True):
+            fs.pipe_file(rpath, data)
 
-def put_bytes(fs: Any, data: bytes, rpath: str) -> None:
-    """``data`` as the object at ``rpath``: one direct PUT on S3 where it is on, else fsspec's."""
+
+def _via_direct(fs: Any, rpath: str, send: Callable[[Any, str, str, str | None], Any], written: bool = False) -> Any:
+    """``send(direct, bucket, key, version)`` on the filesystem's :class:`.s3direct.DirectS3`:
+    its result (True for a write, which also drops s3fs's cached listing of ``rpath``), or None
+    where the direct path is off or hands the request back (s3fs sends it then)."""
     direct = _direct(fs)
-    if direct is not None:
-        bucket, key, _version = fs.split_path(rpath)
-        from .s3direct import Unsupported
+    if direct is None:
+        return None
+    from .s3direct import Unsupported
 
-        try:
-            direct.put_bytes(bucket, key, data)
-            fs.invalidate_cache(rpath)
-            return
-        except Unsupported:
-            pass
-    fs.pipe_file(rpath, data)
+    bucket, key, version = fs.split_path(rpath)
+    try:
+        got = send(direct, bucket, key, version)
+    except Unsupported:  # botocore's path decides (a bucket in another region, say)
+        return None
+    if written:
+        fs.invalidate_cache(rpath)
+        return True
+    return got
 
 
 def _direct(fs: Any) -> Any:
@@ -407,12 +406,17 @@ def fast_timestamps(fs: Any) -> None:
         return
 
 
+def _part_bytes(part_size: int | None) -> int:
+    """The part size s3fs is given (S3's minimum is 5 MiB): files up to it go in one PUT."""
+    return max(5 << 20, part_size or 0)
+
+
 def _parts(part_size: int | None) -> dict[str, int]:
     """s3fs's multipart settings: parts of ``part_size``, :data:`PART_JOBS` at a
     time (s3fs's own default, 10 x 50 MiB, held 1 GiB of a 1 GiB upload in memory)."""
     if not part_size:
         return {}
-    return {"chunksize": max(5 << 20, part_size), "max_concurrency": PART_JOBS}
+    return {"chunksize": _part_bytes(part_size), "max_concurrency": PART_JOBS}
 
 
 async def _read_upto(body: Any, size: int) -> bytes:

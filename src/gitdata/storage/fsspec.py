@@ -14,7 +14,7 @@ from typing import Any, BinaryIO, TypeVar
 
 from ..retry import RetryPolicy
 from ..retry import active as retry_active
-from .backends import Adapter, IncompleteUpload, adapter_for, adapter_for_protocol, put_bytes
+from .backends import Adapter, IncompleteUpload, adapter_for, adapter_for_protocol
 from .base import TMP_PREFIX, Capabilities, Storage, normalize_url
 from .errors import AccessDenied, BackendMissing, UnsupportedURL, redact_url, translate
 from .fingerprint import Fingerprint, from_info
@@ -216,7 +216,7 @@ class FsspecStorage(Storage):
     @_retried
     def put_bytes(self, data: bytes, key: str) -> None:
         try:
-            put_bytes(self.fs, data, self.path(key))
+            self._adapter.put_bytes(self.fs, data, self.path(key))
         except Exception as err:
             raise self._err(err, f"upload {key}") from err
 
