@@ -279,3 +279,66 @@ def socket_closed_port():
         yield n
 
     return port()
+
+
+def _client(endpoint: str, token: str | None = None, **config):
+    import botocore.session
+    from botocore.config import Config
+
+    return botocore.session.get_session().create_client(
+        "s3", endpoint_url=endpoint, region_name="eu-west-3", aws_access_key_id="AKIDEXAMPLE",
+        aws_secret_access_key="wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", aws_session_token=token,
+        config=Config(signature_version="s3v4", **config),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("endpoint", "token", "style"), [
+    ("http://127.0.0.1:9000", None, "path"),
+    ("http://127.0.0.1:80", "FQoGZXIvYXdz/+==", "path"),  # a default port is not in the signed Host
+    ("https://s3.example.test", None, "virtual"),
+])  # fmt: skip
+def test_the_signer_reproduces_botocore_s_urls_exactly(endpoint, token, style):
+    """Offline: every URL the fast signer makes for GET, a version's GET and a PUT with its
+    Content-MD5 equals botocore's, signature included, for the same time."""
+    from urllib.parse import parse_qs, urlsplit
+
+    client = _client(endpoint, token, s3={"addressing_style": style})
+    from botocore.credentials import Credentials
+
+    creds = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token)
+    signer = s3direct._Signer.probe(client, creds, "bkt")
+    assert isinstance(signer, s3direct._Signer)
+    for key in [*KEYS, "a\r\nb", "x/\u00e9\u20ac/\U0001f600", "~/+=&?#%2F"]:
+        for method, verb, extra in [("get_object", "GET", {}), ("get_object", "GET", {"VersionId": "3/L4kqtJl+cZ=="}),
+                                    ("put_object", "PUT", {"ContentMD5": "1B2M2Y8AsgTpgAmY7PhCfg=="})]:  # fmt: skip
+            params = {"Bucket": "bkt", "Key": key, **extra}
+            theirs = urlsplit(client.generate_presigned_url(method, Params=params, ExpiresIn=900))
+            stamp = parse_qs(theirs.query)["X-Amz-Date"][0]
+            mine = urlsplit(signer.url(verb, params, stamp=stamp))
+            assert (mine.scheme, mine.netloc, mine.path) == (theirs.scheme, theirs.netloc, theirs.path)
+            assert parse_qs(mine.query, keep_blank_values=True) == parse_qs(theirs.query, keep_blank_values=True)
+
+
+def test_a_signer_botocore_disagrees_with_is_not_used(monkeypatch):
+    """The fast signer is taken only if it reproduces botocore's probes; otherwise (another
+    signature, SigV2, a URL of another shape) botocore signs every request."""
+    from botocore.credentials import Credentials
+
+    creds = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+    client = _client("http://127.0.0.1:9000")
+    assert s3direct._Signer.probe(client, creds, "bkt") is not None
+    assert s3direct._Signer.probe(client, Credentials("AKIDEXAMPLE", "another secret"), "bkt") is None
+    assert s3direct._Signer.probe(client, None, "bkt") is None  # unsigned: botocore's URLs
+    import botocore.session
+    from botocore.config import Config
+
+    v2 = botocore.session.get_session().create_client(
+        "s3", endpoint_url="http://127.0.0.1:9000", region_name="us-east-1", aws_access_key_id="AKIDEXAMPLE",
+        aws_secret_access_key="x", config=Config(signature_version="s3"))  # fmt: skip
+    assert s3direct._Signer.probe(v2, Credentials("AKIDEXAMPLE", "x"), "bkt") is None
+    real = client.generate_presigned_url
+    for tamper in (lambda u: u.replace("X-Amz-Expires=900", "X-Amz-Expires=901"),
+                   lambda u: u + "&x-id=GetObject",
+                   lambda u: u.replace("/bkt/", "/bkt/extra/")):  # fmt: skip
+        monkeypatch.setattr(client, "generate_presigned_url", lambda *a, t=tamper, **k: t(real(*a, **k)))
+        assert s3direct._Signer.probe(client, creds, "bkt") is None
