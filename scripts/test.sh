@@ -23,7 +23,7 @@ set +e
 workers=${GITDATA_TEST_WORKERS:-2}
 xdist=()
 if [ "$workers" != 0 ]; then xdist=(-n "$workers" --dist worksteal); fi
-.venv/bin/python -m pytest -q -p no:cacheprovider "${xdist[@]}" "$@"
+.venv/bin/python -m pytest -q -p no:cacheprovider --durations=30 "${xdist[@]}" "$@"
 rc=$?
 set -e
 if [ "$rc" = 5 ]; then

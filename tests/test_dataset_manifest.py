@@ -718,3 +718,20 @@ def test_dir_markers_are_dropped_from_a_streamed_listing() -> None:
                        for _ in range(rnd.randint(0, 9))}.items())  # fmt: skip
         got = [k for k, _fp in _drop_dir_markers((k, Fingerprint(size=n)) for k, n in keys)]
         assert got == whole(keys), keys
+
+
+def test_staging_on_worker_processes_writes_and_records_every_file(recorded) -> None:
+    """1,500 objects staged by two forked workers (gitdata.processes 2): every file is there
+    with its bytes, the parent recorded each one (status says staged, unstage removes them),
+    and git sees nothing."""
+    _src, _remote, proj = recorded
+    git(proj, "config", "gitdata.processes", "2")
+    gd(proj, "dataset", "stage", "raw", "--include", "d00/*", "--include", "d01/*", "--include", "d02/*")
+    for i in (0, 499, 777, 1499):
+        assert (proj / f"data/raw/d{i // 500:02d}/f{i:05d}.txt").read_bytes() == f"object {i}\n".encode()
+    assert not (proj / "data/raw/d03").exists()
+    assert git(proj, "status", "--porcelain") == ""
+    states = [r["local"] for r in _status(proj)]
+    assert states.count("staged") == 1500 and states.count("pointer only") == N - 1500
+    gd(proj, "dataset", "unstage", "raw")
+    assert not (proj / "data/raw/d00").exists()

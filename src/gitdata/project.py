@@ -78,6 +78,12 @@ class Project:
         return max(1, self.setting("gitdata.jobs"))
 
     @cached_property
+    def processes(self) -> int:
+        """Worker processes for long runs of small objects (``gitdata.processes``; 0: the CPUs, at most 4)."""
+        n = self.setting("gitdata.processes")
+        return max(1, n) if n > 0 else max(1, min(4, os.cpu_count() or 1))
+
+    @cached_property
     def smudge_max(self) -> int:
         return self.setting("gitdata.smudgeMax")
 

@@ -60,6 +60,11 @@ SETTINGS: tuple[Setting, ...] = (
             "parallel transfers to and from network storage (S3, GCS, ...). A local folder is CPU- and "
             "syscall-bound instead: objects under 1 MiB on average are copied in one thread, larger ones "
             "on at most one thread per core (and at most `gitdata.jobs`)"),
+    Setting("gitdata.processes", "int", 0,
+            "worker processes for runs of at least 1,000 objects that are mostly Python work per "
+            "object (staging a dataset's registered objects); the `gitdata.jobs` transfers are shared "
+            "among them. 1 keeps everything in one process",
+            default_doc="the number of CPUs, at most 4"),
     Setting("gitdata.partSize", "int", 16 * _MIB,
             "large uploads to S3 go as multipart uploads of parts this size (at least 5m), 4 parts in "
             "flight per file (memory: 4 x this per file being uploaded). Downloads of whole objects are "

@@ -8,6 +8,8 @@ non-:class:`GitDataError` bug escapes. Retries follow the one policy of
 
 from __future__ import annotations
 
+import os
+import pickle
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -65,12 +67,18 @@ def run_parallel(
     weight: Callable[[T], int] | None = None,
     retry: RetryPolicy | Retrier | None = None,
     progress: bool | None = None,
+    processes: int = 1,
 ) -> Outcome[T, R]:
     """Run ``fn`` over ``items`` on ``jobs`` threads, retrying each item as a
     whole on transient errors as ``retry`` says (a policy gets one
     :class:`Retrier` for this run). ``None``: items are not retried as a
     whole; the storage operations they make retry their own requests, under
-    their storage's policy (the project's settings)."""
+    their storage's policy (the project's settings).
+
+    ``processes`` > 1 (a caller whose ``fn`` only writes files and returns a
+    picklable result, see :func:`_run_forked`): a run of at least
+    :data:`FORK_MIN` items is shared out to that many forked worker processes,
+    ``jobs`` threads in all."""
     if retry is None:
         call: Callable[[Callable[[], R]], R] = _call_once
     else:
@@ -116,6 +124,9 @@ def run_parallel(
         bar.advance(rest)  # the rest at the end (all of it for code that does not report)
 
     try:
+        if processes > 1 and len(todo) >= FORK_MIN and hasattr(os, "fork"):
+            _run_forked(todo, lambda item: call(lambda: fn(item)), processes, jobs, settle)
+            return outcome
         if jobs <= 1:  # in this thread: no pool, no futures (10,000 small local copies: 3 s -> 1.6 s)
             for item in todo:
                 settle(item, lambda i=item: call(lambda: counted(i)))
@@ -140,3 +151,89 @@ def run_parallel(
     finally:
         bar.close()
     return outcome
+
+
+#: the smallest run worth forking worker processes for (a fork and its pool cost ~30 ms)
+FORK_MIN = 1000
+
+#: what a forked worker runs: the run's items and its call for one item (inherited, not pickled)
+_FORKED: tuple[list[Any], Callable[[Any], Any]] | None = None
+_FORKED_POOL: Any = None
+
+
+class WorkerDied(GitDataError):
+    """A worker process of a run ended before it reported (killed, out of memory)."""
+
+
+def _adopt(todo: list[Any], one: Callable[[Any], Any]) -> None:
+    global _FORKED, _FORKED_POOL
+    _FORKED, _FORKED_POOL = (todo, one), None
+
+
+def _portable(err: GitDataError) -> GitDataError:
+    """``err`` as it can cross to the parent (its class kept where it pickles)."""
+    try:
+        pickle.loads(pickle.dumps(err))
+    except Exception:  # an attribute that does not pickle: the message is what matters
+        return GitDataError(str(err))
+    return err
+
+
+def _run_chunk(lo: int, hi: int, threads: int) -> list[tuple[int, bool, Any]]:
+    """In a forked worker: items ``lo``..``hi`` of the run, on ``threads`` threads."""
+    global _FORKED_POOL
+    assert _FORKED is not None, "not a forked worker of run_parallel"
+    todo, one = _FORKED
+
+    def run(i: int) -> tuple[int, bool, Any]:
+        try:
+            return i, True, one(todo[i])
+        except GitDataError as err:
+            return i, False, _portable(err)
+
+    if threads <= 1:
+        return [run(i) for i in range(lo, hi)]
+    if _FORKED_POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _FORKED_POOL = ThreadPoolExecutor(max_workers=threads)
+    return list(_FORKED_POOL.map(run, range(lo, hi)))
+
+
+def _run_forked(
+    todo: list[T], one: Callable[[T], R], processes: int, jobs: int,
+    settle: Callable[[T, Callable[[], R]], None],
+) -> None:  # fmt: skip
+    """Many small items on several cores: per-item Python work holds one interpreter's
+    lock, so one process with 8 threads is no faster than one thread (docs/design.md,
+    "Staging 100,000 objects"). The workers are forked (``fn`` and the items are
+    inherited, never pickled); each takes chunks of item indices and sends back
+    ``(index, ok, result or error)``; the parent settles them as they come, so the
+    bar, the outcome and everything recorded afterwards stay the parent's."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    processes = max(1, min(processes, len(todo) // (FORK_MIN // 2)))
+    threads = max(1, -(-jobs // processes))
+    chunk = max(8, min(256, len(todo) // (processes * 16)))
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(processes, mp_context=ctx, initializer=_adopt, initargs=(todo, one)) as pool:
+        futures = {pool.submit(_run_chunk, lo, min(lo + chunk, len(todo)), threads): lo
+                   for lo in range(0, len(todo), chunk)}  # fmt: skip
+        for fut in as_completed(futures):
+            lo = futures[fut]
+            try:
+                results = fut.result()
+            except BrokenProcessPool:
+                died = WorkerDied("a worker process ended before it finished (killed, or out of memory); run the command again")
+                results = [(i, False, died) for i in range(lo, min(lo + chunk, len(todo)))]
+            for i, ok, value in results:
+                settle(todo[i], (lambda v=value: v) if ok else _raiser(value))
+
+
+def _raiser(err: BaseException) -> Callable[[], Any]:
+    def fail() -> Any:
+        raise err
+
+    return fail

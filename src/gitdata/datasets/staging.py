@@ -470,7 +470,8 @@ def _stage_location(
                                  sigs[it.found.path])
 
     outcome = run_parallel(items, fetch_one, jobs=jobs, label=f"Staging {ds.name}",
-                           weight=lambda it: it.found.pointer.size or 0, progress=progress)
+                           weight=lambda it: it.found.pointer.size or 0, progress=progress,
+                           processes=project.processes)  # fetch_one only writes its file: fork-safe
     written += _report_outcome(project, report, outcome, ChangedMeanwhile)
     if owned:
         wanted = {f.pointer.oid: f.pointer.size for f in owned if not project.cache.has(f.pointer.oid or "", f.pointer.size)}

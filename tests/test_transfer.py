@@ -1,0 +1,85 @@
+"""``transfer.run_parallel`` with forked worker processes (``processes`` > 1): the same
+outcome as threads, errors that keep their class, a worker that dies failing only its
+own items, and a bug that escapes as it would from a thread."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from gitdata import transfer
+from gitdata.errors import GitDataError
+from gitdata.transfer import WorkerDied, run_parallel
+from gitdata.writer import TargetChanged, WriteFailed
+
+
+class NoSpace(WriteFailed):
+    pass
+
+
+def _work(i: int) -> tuple[int, int]:
+    if i % 97 == 5:
+        raise TargetChanged(f"item {i} changed")
+    if i % 101 == 7:
+        err = NoSpace(f"item {i}: disk full")
+        err.no_space = True
+        raise err
+    return i * i, os.getpid()
+
+
+def test_forked_runs_give_the_threaded_outcome():
+    threaded = run_parallel(range(3000), _work, jobs=4, progress=False)
+    forked = run_parallel(range(3000), _work, jobs=4, progress=False, processes=2)
+    assert {k: v[0] for k, v in forked.done.items()} == {k: v[0] for k, v in threaded.done.items()}
+    assert len(forked.done) == 3000 - len(threaded.failed) and forked.failed.keys() == threaded.failed.keys()
+    for i, err in forked.failed.items():
+        assert type(err) is type(threaded.failed[i]) and str(err) == str(threaded.failed[i])
+        assert getattr(err, "no_space", False) == (i % 101 == 7 and i % 97 != 5)
+    pids = {pid for _sq, pid in forked.done.values()}
+    assert len(pids) == 2 and os.getpid() not in pids  # the work ran in two other processes
+
+
+def test_short_runs_stay_in_this_process():
+    out = run_parallel(range(transfer.FORK_MIN - 1), lambda i: os.getpid(), jobs=2, progress=False, processes=4)
+    assert set(out.done.values()) == {os.getpid()}
+
+
+class Unpicklable(GitDataError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.handle = lambda: None  # a lambda does not pickle
+
+
+def test_an_error_that_does_not_pickle_keeps_its_message():
+    def fn(i: int) -> int:
+        if i == 1234:
+            raise Unpicklable("item 1234 could not be staged: the reason")
+        return i
+
+    out = run_parallel(range(2000), fn, jobs=2, progress=False, processes=2)
+    assert list(out.failed) == [1234] and len(out.done) == 1999
+    assert isinstance(out.failed[1234], GitDataError) and "the reason" in str(out.failed[1234])
+
+
+def test_a_worker_that_dies_fails_its_items_not_the_run():
+    def fn(i: int) -> int:
+        if i == 1500:
+            os._exit(9)  # killed in the middle of a chunk (out of memory, kill -9)
+        return i
+
+    out = run_parallel(range(3000), fn, jobs=2, progress=False, processes=2)
+    assert 1500 in out.failed and isinstance(out.failed[1500], WorkerDied)
+    assert "run the command again" in str(out.failed[1500])
+    assert set(out.done) | set(out.failed) == set(range(3000))  # every item has an answer
+    assert all(out.done[i] == i for i in out.done)
+
+
+def test_a_bug_escapes_as_from_a_thread():
+    def fn(i: int) -> int:
+        if i == 10:
+            raise KeyError("a bug, not a storage error")
+        return i
+
+    with pytest.raises(KeyError, match="a bug"):
+        run_parallel(range(2000), fn, jobs=2, progress=False, processes=2)
