@@ -190,6 +190,7 @@ SUBPROCESS_ALLOWED = {
     "mount/runner.py": "the mount processes (rclone, the FUSE server), fusermount3, mountpoint",
     "mount/service.py": "the mount service's view processes, started as the calling user",
     "provenance/runner.py": "the user's own command, `git data run`",
+    "settle.py": "itself, detached, when a checkout's filter ends (its git commands go through git/repo.py)",
 }
 
 

@@ -83,3 +83,19 @@ def test_a_bug_escapes_as_from_a_thread():
 
     with pytest.raises(KeyError, match="a bug"):
         run_parallel(range(2000), fn, jobs=2, progress=False, processes=2)
+
+
+def test_what_only_fails_in_a_worker_is_done_here():
+    """s3fs and gcsfs refuse to work in a forked child ("not fork-safe"): such items are run
+    again in this process, and the run succeeds."""
+    parent = os.getpid()
+
+    def fn(i: int) -> int:
+        if os.getpid() != parent and i % 3 == 0:
+            raise RuntimeError("This class is not fork-safe")
+        return os.getpid()
+
+    out = run_parallel(range(3000), fn, jobs=4, progress=False, processes=2)
+    assert out.ok and len(out.done) == 3000
+    assert {out.done[i] for i in range(0, 3000, 3)} == {parent}
+    assert parent not in {out.done[i] for i in range(1, 3000, 3)}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 import zlib
 
 from .errors import GitDataError
@@ -33,10 +34,28 @@ class CorruptObject(CacheError):
     """Bytes did not match the oid they were supposed to have."""
 
 
+#: every Packs of this process, for :func:`_after_fork`
+_ALL: weakref.WeakSet[Packs] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    """In a forked child (a worker of ``transfer.run_parallel``): a fresh lock (another thread
+    may have held the parent's), and a pack of its own for anything it appends (the parent's
+    append position is the parent's)."""
+    for packs in list(_ALL):
+        packs._lock = threading.Lock()
+        packs._mine = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
 class Packs:
     """Small objects appended to pack files (see the module docstring)."""
 
     def __init__(self, folder: str) -> None:
+        _ALL.add(self)
         self.folder = folder
         self._lock = threading.Lock()
         self._index: dict[str, tuple[str, int, int]] | None = None  # oid -> (pack, offset, size)

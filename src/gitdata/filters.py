@@ -50,7 +50,8 @@ class FilterHandler:
     """Clean/smudge for one long-running filter process (one git command)."""
 
     def __init__(
-        self, project: Project, *, skip_smudge: bool = False, log=None, expected: dict[str, str] | None = None
+        self, project: Project, *, skip_smudge: bool = False, log=None, expected: dict[str, str] | None = None,
+        settle_index: str | None = None,
     ) -> None:
         self.project = project
         self.skip_smudge = skip_smudge
@@ -71,6 +72,10 @@ class FilterHandler:
         self.failures: list[str] = []
         self._clean_buf: bytearray | None = None
         self._dataset_stores: dict[str, tuple[object, GitDataError | None]] = {}
+        #: path -> (oid, size) of what git was given to write there (see :mod:`gitdata.settle`)
+        self.written: dict[str, tuple[str, int]] = {}
+        #: the index file to settle when git is done (None: not this run's business)
+        self.settle_index = settle_index
 
     # -- clean -------------------------------------------------------------
     def clean(self, path: str, chunks: Iterator[bytes]) -> bytes:
@@ -186,6 +191,24 @@ class FilterHandler:
     # -- smudge ------------------------------------------------------------
     def smudge(self, path: str, blob: bytes, can_delay: bool) -> SmudgeResult | None:
         """``None`` means delayed: the result comes from :meth:`available`."""
+        result = self._smudge(path, blob, can_delay)
+        if result is not None:
+            self._note(path, result, blob)
+        return result
+
+    def _note(self, path: str, result: SmudgeResult, blob: bytes | None = None, pointer: Pointer | None = None) -> None:
+        """Remember what git writes at ``path``: bytes by their sha256, a cache file by its oid."""
+        if result.data is not None:
+            import hashlib
+
+            self.written[path] = (f"sha256:{hashlib.sha256(result.data).hexdigest()}", len(result.data))
+        elif result.file is not None:
+            if pointer is None and blob is not None:
+                pointer = parse(blob)
+            if pointer is not None and pointer.oid is not None and pointer.size is not None:
+                self.written[path] = (pointer.oid, pointer.size)
+
+    def _smudge(self, path: str, blob: bytes, can_delay: bool) -> SmudgeResult | None:
         if self.skip_smudge or not is_pointer_like(blob):
             return SmudgeResult(data=blob)
         try:
@@ -422,20 +445,29 @@ class FilterHandler:
         if entry is None:
             return SmudgeResult(error=f"{path}: was not delayed")
         pointer, fut = entry
-        return self._finish(path, pointer, fut)
+        result = self._finish(path, pointer, fut)
+        self._note(path, result, pointer=pointer)
+        return result
 
     # -- end of the git command ---------------------------------------------
     def finish(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
-        if not self._deferred:
-            return
-        root = self.project.root
-        outcome = materialize(self.project.cache, root, self._deferred)
-        for path, err in outcome.failed.items():
-            self._log(f"error: could not write {path}: {err}")
-        if outcome.done:
-            refresh_index(self.project, outcome.done)
+        if self._deferred:
+            root = self.project.root
+            outcome = materialize(self.project.cache, root, self._deferred)
+            for path, err in outcome.failed.items():
+                self._log(f"error: could not write {path}: {err}")
+            if outcome.done:
+                refresh_index(self.project, outcome.done)
+                sizes = {f.path: f.pointer.size for f in self._deferred}
+                for path, oid in outcome.done.items():
+                    if sizes.get(path) is not None:
+                        self.written[path] = (oid, sizes[path] or 0)
+        if self.written and self.settle_index and self.project.setting("gitdata.settleIndex"):
+            from . import settle
+
+            settle.start(self.project.root, self.settle_index, self.written, os.path.join(self.project.repo.data_dir, "tmp"))
 
 
 def serve_filter_process() -> None:
@@ -452,7 +484,10 @@ def serve_filter_process() -> None:
     stdin = os.fdopen(sys.stdin.fileno(), "rb", buffering=1 << 20, closefd=False)
     stdout = os.fdopen(sys.stdout.fileno(), "wb", buffering=1 << 20, closefd=False)
     skip = os.environ.get("GIT_DATA_SKIP_SMUDGE", "") not in ("", "0", "false")
-    handler = FilterHandler(project, skip_smudge=skip, expected=read_expected(os.environ.get(EXPECT_ENV)))
+    # a checkout's index is settled when git is done; not a temporary index (commit -a, stash)
+    index = None if os.environ.get("GIT_INDEX_FILE") else os.path.join(project.repo.git_dir, "index")
+    handler = FilterHandler(project, skip_smudge=skip, expected=read_expected(os.environ.get(EXPECT_ENV)),
+                            settle_index=index)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     if os.path.exists(os.path.join(project.root, ".gitdata")):
         from .trust import notice_once

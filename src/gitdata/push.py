@@ -92,14 +92,17 @@ def push_objects(
                 f"object {oid} is neither in the local cache nor on data remote {store.name!r}"
             )
     sizes = {oid: by_oid[oid].pointer.size or 0 for oid in to_upload}
+    mean = sum(sizes.values()) / max(1, len(sizes))
     outcome = run_parallel(
         to_upload,
         lambda oid: store.upload_cached(oid, cache),
-        jobs=store.storage.workers(project.jobs, mean_size=sum(sizes.values()) / max(1, len(sizes))),
+        jobs=store.storage.workers(project.jobs, mean_size=mean),
         label=f"Uploading to {store.name}",
         weight=lambda oid: sizes[oid],
         retry=store.retrier,
         progress=progress,
+        # many small uploads are Python work per object; an upload only reads the cache
+        processes=project.processes if mean < (1 << 20) else 1,
     )
     report.uploaded = sorted(outcome.done)
     for oid, err in outcome.failed.items():

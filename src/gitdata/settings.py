@@ -65,6 +65,10 @@ SETTINGS: tuple[Setting, ...] = (
             "object (staging a dataset's registered objects); the `gitdata.jobs` transfers are shared "
             "among them. 1 keeps everything in one process",
             default_doc="the number of CPUs, at most 4"),
+    Setting("gitdata.settleIndex", "bool", True,
+            "after a checkout, the files git wrote in the index's own second are checked by content "
+            "in the background and the index marked as newer, so the next `git status` need not start "
+            "the filter to re-read them (docs/design.md, \"The first git status after a clone\")"),
     Setting("gitdata.partSize", "int", 16 * _MIB,
             "large uploads to S3 go as multipart uploads of parts this size (at least 5m), 4 parts in "
             "flight per file (memory: 4 x this per file being uploaded). Downloads of whole objects are "

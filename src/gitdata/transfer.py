@@ -125,8 +125,8 @@ def run_parallel(
 
     try:
         if processes > 1 and len(todo) >= FORK_MIN and hasattr(os, "fork"):
-            _run_forked(todo, lambda item: call(lambda: fn(item)), processes, jobs, settle)
-            return outcome
+            # what failed in a worker other than as a storage error: once more, here
+            todo = _run_forked(todo, lambda item: call(lambda: fn(item)), processes, jobs, settle)
         if jobs <= 1:  # in this thread: no pool, no futures (10,000 small local copies: 3 s -> 1.6 s)
             for item in todo:
                 settle(item, lambda i=item: call(lambda: counted(i)))
@@ -179,17 +179,19 @@ def _portable(err: GitDataError) -> GitDataError:
     return err
 
 
-def _run_chunk(lo: int, hi: int, threads: int) -> list[tuple[int, bool, Any]]:
+def _run_chunk(lo: int, hi: int, threads: int) -> list[tuple[int, bool | None, Any]]:
     """In a forked worker: items ``lo``..``hi`` of the run, on ``threads`` threads."""
     global _FORKED_POOL
     assert _FORKED is not None, "not a forked worker of run_parallel"
     todo, one = _FORKED
 
-    def run(i: int) -> tuple[int, bool, Any]:
+    def run(i: int) -> tuple[int, bool | None, Any]:
         try:
             return i, True, one(todo[i])
         except GitDataError as err:
             return i, False, _portable(err)
+        except Exception:  # noqa: BLE001 - not ours to judge here: the parent runs the item itself
+            return i, None, None  # (a library that refuses to work after a fork; a bug shows there)
 
     if threads <= 1:
         return [run(i) for i in range(lo, hi)]
@@ -203,13 +205,16 @@ def _run_chunk(lo: int, hi: int, threads: int) -> list[tuple[int, bool, Any]]:
 def _run_forked(
     todo: list[T], one: Callable[[T], R], processes: int, jobs: int,
     settle: Callable[[T, Callable[[], R]], None],
-) -> None:  # fmt: skip
+) -> list[T]:  # fmt: skip
     """Many small items on several cores: per-item Python work holds one interpreter's
     lock, so one process with 8 threads is no faster than one thread (docs/design.md,
     "Staging 100,000 objects"). The workers are forked (``fn`` and the items are
     inherited, never pickled); each takes chunks of item indices and sends back
     ``(index, ok, result or error)``; the parent settles them as they come, so the
-    bar, the outcome and everything recorded afterwards stay the parent's."""
+    bar, the outcome and everything recorded afterwards stay the parent's. An item that
+    failed in a worker with anything but a :class:`GitDataError` (s3fs and gcsfs refuse
+    to be used after a fork; a bug) is run again in the parent, where a bug escapes as
+    from a thread; those items are returned."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
@@ -218,6 +223,7 @@ def _run_forked(
     threads = max(1, -(-jobs // processes))
     chunk = max(8, min(256, len(todo) // (processes * 16)))
     ctx = multiprocessing.get_context("fork")
+    again: list[int] = []
     with ProcessPoolExecutor(processes, mp_context=ctx, initializer=_adopt, initargs=(todo, one)) as pool:
         futures = {pool.submit(_run_chunk, lo, min(lo + chunk, len(todo)), threads): lo
                    for lo in range(0, len(todo), chunk)}  # fmt: skip
@@ -229,7 +235,11 @@ def _run_forked(
                 died = WorkerDied("a worker process ended before it finished (killed, or out of memory); run the command again")
                 results = [(i, False, died) for i in range(lo, min(lo + chunk, len(todo)))]
             for i, ok, value in results:
-                settle(todo[i], (lambda v=value: v) if ok else _raiser(value))
+                if ok is None:
+                    again.append(i)
+                else:
+                    settle(todo[i], (lambda v=value: v) if ok else _raiser(value))
+    return [todo[i] for i in again]
 
 
 def _raiser(err: BaseException) -> Callable[[], Any]:
