@@ -115,7 +115,9 @@ def test_dataset_mount_reads_recorded_versions_after_overwrite(tmp_path, project
     moto_server.reset_counts()
     assert _walk(mp) == _pointers(p, "data/field") == {k: len(v) for k, v in recorded.items()}
     listed = moto_server.counts(versioned_moto_bucket, by_api=True)
-    assert sum(listed.values()) == 0, listed  # names and sizes from the pointers: no listing, no HEAD
+    # names and sizes from the pointers: no listing, no HEAD; at most the warm-up's one GET of
+    # one file per dataset (view.warm, on its own thread: it may land after the counter's reset)
+    assert set(listed) <= {"GetObject"} and listed["GetObject"] <= 1, listed
     for key, data in recorded.items():
         assert (mp / key).read_bytes() == data  # the recorded versions, not the bucket's current objects
     assert moto_server.counts(versioned_moto_bucket)["GET_OBJECT"] >= 2  # the counter sees the mount's requests

@@ -467,7 +467,7 @@ class FilterHandler:
         if self.written and self.settle_index and self.project.setting("gitdata.settleIndex"):
             from . import settle
 
-            settle.start(self.project.root, self.settle_index, self.written, os.path.join(self.project.repo.data_dir, "tmp"))
+            settle.start(self.project.root, self.settle_index, self.written)
 
 
 def serve_filter_process() -> None:

@@ -170,14 +170,14 @@ def settle(root: str, index: str, written: Written, *, sleep=time.sleep, clock=t
     return True
 
 
-def start(root: str, index: str, written: Written, tmp_dir: str) -> None:
-    """Run :func:`settle` in a detached process; the records go through a file in ``tmp_dir``."""
+def start(root: str, index: str, written: Written) -> None:
+    """Run :func:`settle` in a detached process; the records go through a private temporary
+    file (mode 0600) outside the repository, which that process removes first."""
     import tempfile
 
     if not written:
         return
-    os.makedirs(tmp_dir, exist_ok=True)
-    fd, path = tempfile.mkstemp(dir=tmp_dir, prefix="settle-")
+    fd, path = tempfile.mkstemp(prefix="gitdata-settle-")
     with os.fdopen(fd, "wb") as f:
         f.write("".join(f"{oid}\t{size}\t{p}\0" for p, (oid, size) in written.items()).encode("utf-8", "surrogateescape"))
     try:
