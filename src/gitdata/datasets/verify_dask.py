@@ -26,8 +26,10 @@ from ..credentials import portable_options
 from ..storage.errors import BackendMissing, redact_url
 from .verify import Item, Result, Sealed, Share, VerifyFailed, hash_share, token
 
-#: Seconds to wait for the scheduler to answer.
-CONNECT_TIMEOUT = 30
+#: Seconds to wait for the scheduler to answer; None: Dask's own setting
+#: (``distributed.comm.timeouts.connect``, 30 s unless configured, e.g. by
+#: ``DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT``)
+CONNECT_TIMEOUT: float | None = None
 
 
 def split(shares: list[Share], pieces: int) -> list[Share]:
@@ -45,7 +47,7 @@ def split(shares: list[Share], pieces: int) -> list[Share]:
     return out
 
 
-def runner(address: str, *, timeout: float = CONNECT_TIMEOUT) -> Callable[[list[Share]], list[Result]]:
+def runner(address: str, *, timeout: float | None = CONNECT_TIMEOUT) -> Callable[[list[Share]], list[Result]]:
     """A ``run`` for :func:`.verify.verify` that hashes on the cluster at ``address``."""
 
     def run(shares: list[Share]) -> list[Result]:
