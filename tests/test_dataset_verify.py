@@ -246,5 +246,6 @@ def test_an_unreachable_scheduler_is_a_clear_error(moto_server, versioned_moto_b
                cwd=root, check=False, timeout=120, env={"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "3s"})
     err = proc.stderr.decode()
     assert proc.returncode == 1 and "cannot reach the Dask scheduler" in err, err
+    assert "(OSError)" in err or "(TimeoutError)" in err, err  # the connection failed, not the call
     assert git(root, "status", "--porcelain") == ""
 

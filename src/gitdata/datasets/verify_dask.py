@@ -60,7 +60,8 @@ def runner(address: str, *, timeout: float | None = CONNECT_TIMEOUT) -> Callable
         if not shares:
             return []
         try:
-            client = Client(address, timeout=timeout, set_as_default=False)
+            wait = {} if timeout is None else {"timeout": timeout}  # none given: Dask's own setting
+            client = Client(address, set_as_default=False, **wait)
         except (OSError, TimeoutError, ValueError) as err:
             raise VerifyFailed(
                 f"cannot reach the Dask scheduler at {redact_url(address)} ({type(err).__name__}); "
