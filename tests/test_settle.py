@@ -126,11 +126,11 @@ def test_a_file_changed_in_the_same_second_is_not_hidden(tmp_path):
 
 def test_what_the_filter_wrote_must_hash_to_what_it_recorded(tmp_path):
     repo, index = _racy_repo(tmp_path)
-    written = {"f1.txt": ("sha256:" + "0" * 64, 7)}  # the filter says it wrote other bytes
+    written = {"f1.txt": "sha256:" + "0" * 64}  # the filter says it wrote other bytes
     assert not settle.settle(str(repo), str(index), written)
     import hashlib
 
-    good = {f"f{i}.txt": ("sha256:" + hashlib.sha256(b"line %d\n" % i).hexdigest(), 7) for i in range(5)}
+    good = {f"f{i}.txt": "sha256:" + hashlib.sha256(b"line %d\n" % i).hexdigest() for i in range(5)}
     assert settle.settle(str(repo), str(index), good)
 
 

@@ -72,8 +72,8 @@ class FilterHandler:
         self.failures: list[str] = []
         self._clean_buf: bytearray | None = None
         self._dataset_stores: dict[str, tuple[object, GitDataError | None]] = {}
-        #: path -> (oid, size) of what git was given to write there (see :mod:`gitdata.settle`)
-        self.written: dict[str, tuple[str, int]] = {}
+        #: path -> oid of what git was given to write there (see :mod:`gitdata.settle`)
+        self.written: dict[str, str] = {}
         #: the index file to settle when git is done (None: not this run's business)
         self.settle_index = settle_index
 
@@ -201,12 +201,12 @@ class FilterHandler:
         if result.data is not None:
             import hashlib
 
-            self.written[path] = (f"sha256:{hashlib.sha256(result.data).hexdigest()}", len(result.data))
+            self.written[path] = f"sha256:{hashlib.sha256(result.data).hexdigest()}"
         elif result.file is not None:
             if pointer is None and blob is not None:
                 pointer = parse(blob)
-            if pointer is not None and pointer.oid is not None and pointer.size is not None:
-                self.written[path] = (pointer.oid, pointer.size)
+            if pointer is not None and pointer.oid is not None:
+                self.written[path] = pointer.oid
 
     def _smudge(self, path: str, blob: bytes, can_delay: bool) -> SmudgeResult | None:
         if self.skip_smudge or not is_pointer_like(blob):
@@ -460,10 +460,7 @@ class FilterHandler:
                 self._log(f"error: could not write {path}: {err}")
             if outcome.done:
                 refresh_index(self.project, outcome.done)
-                sizes = {f.path: f.pointer.size for f in self._deferred}
-                for path, oid in outcome.done.items():
-                    if sizes.get(path) is not None:
-                        self.written[path] = (oid, sizes[path] or 0)
+                self.written.update(outcome.done)  # the content now, where git wrote the pointer
         if self.written and self.settle_index and self.project.setting("gitdata.settleIndex"):
             from . import settle
 

@@ -38,7 +38,7 @@ def refresh_index(project: Project, paths: list[str] | Mapping[str, str]) -> Non
         os.makedirs(project.repo.data_dir, exist_ok=True)
         fd, expect_file = tempfile.mkstemp(dir=project.repo.data_dir, prefix="expect-")
         with os.fdopen(fd, "wb") as f:
-            f.write("".join(f"{oid}\t{p}\0" for p, oid in paths.items()).encode("utf-8", "surrogateescape"))
+            f.write(encode_expected(paths))
         env = {**os.environ, EXPECT_ENV: expect_file}
     try:
         for attempt in range(20):
@@ -58,6 +58,11 @@ def refresh_index(project: Project, paths: list[str] | Mapping[str, str]) -> Non
 
 #: ``git -c`` arguments that make git run our filter for this one command.
 FILTER_ARGS = ("-c", "filter.s3data.process=git-data filter-process", "-c", "filter.s3data.required=true")
+
+
+def encode_expected(paths: Mapping[str, str]) -> bytes:
+    """``path -> oid`` as the records :func:`read_expected` reads (``oid<TAB>path``, NUL-ended)."""
+    return "".join(f"{oid}\t{p}\0" for p, oid in paths.items()).encode("utf-8", "surrogateescape")
 
 
 def read_expected(path: str | None) -> dict[str, str]:

@@ -38,8 +38,9 @@ from dataclasses import dataclass
 
 from .errors import GitDataError
 
-#: ``path -> (oid of what the filter wrote there, its size)``, as the records file holds it
-Written = Mapping[str, tuple[str, int]]
+#: ``path -> oid of what the filter gave git to write there`` (the records file of
+#: :func:`gitdata.refresh.read_expected`)
+Written = Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -138,8 +139,8 @@ def settle(root: str, index: str, written: Written, *, sleep=time.sleep, clock=t
         if not _same_stat(e, st):
             return False  # changed in a way only some builds of git see: left to git
         if e.path in written:
-            oid, size = written[e.path]
-            if size != st.st_size or oid_of_file(full, oid.split(":", 1)[0])[0] != oid:
+            oid = written[e.path]
+            if oid_of_file(full, oid.split(":", 1)[0])[0] != oid:
                 return False
         else:
             others.append(e)
@@ -175,11 +176,13 @@ def start(root: str, index: str, written: Written) -> None:
     file (mode 0600) outside the repository, which that process removes first."""
     import tempfile
 
+    from .refresh import encode_expected
+
     if not written:
         return
     fd, path = tempfile.mkstemp(prefix="gitdata-settle-")
     with os.fdopen(fd, "wb") as f:
-        f.write("".join(f"{oid}\t{size}\t{p}\0" for p, (oid, size) in written.items()).encode("utf-8", "surrogateescape"))
+        f.write(encode_expected(written))
     try:
         subprocess.Popen(  # noqa: S603 - our own module, by the interpreter running us
             [sys.executable, "-m", "gitdata.settle", root, index, path],
@@ -190,21 +193,12 @@ def start(root: str, index: str, written: Written) -> None:
         os.unlink(path)
 
 
-def _read(path: str) -> dict[str, tuple[str, int]]:
-    with open(path, "rb") as f:
-        records = f.read().decode("utf-8", "surrogateescape").split("\0")
-    out = {}
-    for rec in records:
-        parts = rec.split("\t", 2)
-        if len(parts) == 3:
-            out[parts[2]] = (parts[0], int(parts[1]))
-    return out
-
-
 def main(argv: list[str]) -> int:
+    from .refresh import read_expected
+
     root, index, records = argv
     try:
-        written = _read(records)
+        written = read_expected(records)
     finally:
         try:
             os.unlink(records)

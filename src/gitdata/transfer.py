@@ -208,7 +208,7 @@ def _run_forked(
 ) -> list[T]:  # fmt: skip
     """Many small items on several cores: per-item Python work holds one interpreter's
     lock, so one process with 8 threads is no faster than one thread (docs/design.md,
-    "Staging 100,000 objects"). The workers are forked (``fn`` and the items are
+    "staging many objects on worker processes"). The workers are forked (``fn`` and the items are
     inherited, never pickled); each takes chunks of item indices and sends back
     ``(index, ok, result or error)``; the parent settles them as they come, so the
     bar, the outcome and everything recorded afterwards stay the parent's. An item that
