@@ -113,6 +113,25 @@ def test_settle_checks_bytes_after_the_second_then_touches_the_index(tmp_path):
     assert git(repo, "status", "--porcelain") == ""
 
 
+def test_a_touch_the_file_system_stamps_too_early_is_not_claimed(tmp_path):
+    """The file system's clock (the kernel's coarse one) may be behind ``time.time()``: a touch
+    that leaves the index in its entries' second must not count as settled."""
+    repo = tmp_path / "r"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    ahead = time.time_ns() + 100 * 10**9  # files stamped 100 s ahead of every clock here
+    for i in range(3):
+        write(repo / f"f{i}.txt", b"line %d\n" % i)
+        os.utime(repo / f"f{i}.txt", ns=(ahead, ahead))
+    git(repo, "add", ".")
+    index = repo / ".git" / "index"
+    os.utime(index, ns=(ahead, ahead))
+    waits = []
+    assert not settle.settle(str(repo), str(index), {}, sleep=waits.append, clock=lambda: 1e12)
+    assert waits and all(w < 0.1 for w in waits)  # ticks only: the clock said the second had passed
+    assert int(index.stat().st_mtime) < ahead // 10**9 + 1  # still racy, so git checks the bytes
+
+
 def test_a_file_changed_in_the_same_second_is_not_hidden(tmp_path):
     repo, index = _racy_repo(tmp_path)
     st = (repo / "f2.txt").stat()

@@ -111,6 +111,10 @@ def _same_stat(e: Entry, st: os.stat_result) -> bool:
     return (e.size, e.mtime[0], e.ino) == (st.st_size, int(st.st_mtime), st.st_ino) and e.mtime[1] in (0, nsec)
 
 
+_TICK = 0.02  # longer than a kernel tick at HZ >= 100
+_TOUCHES = 50  # one second of ticks
+
+
 def settle(root: str, index: str, written: Written, *, sleep=time.sleep, clock=time.time) -> bool:
     """Steps 1-4 of the module docstring for the work tree ``root`` and its index file
     ``index``; True if the index was touched."""
@@ -123,7 +127,9 @@ def settle(root: str, index: str, written: Written, *, sleep=time.sleep, clock=t
     if any(e.stage != 0 or e.mode not in ("100644", "100755") for e in entries):
         return False  # a conflict, a symlink or a submodule: git's own check decides
     second = max(max(e.mtime[0] for e in entries), int(before.st_mtime)) + 1
-    wait = second - clock()
+    # A file system stamps times from the kernel's coarse clock, which lags time.time() by
+    # up to a tick (4 ms at HZ=250): wait a little longer, and check the stamp after touching.
+    wait = second - clock() + _TICK
     if wait > 0:
         sleep(wait)
     checked: list[tuple[Entry, os.stat_result]] = []
@@ -165,10 +171,14 @@ def settle(root: str, index: str, written: Written, *, sleep=time.sleep, clock=t
             if (again.st_ino, again.st_size, again.st_mtime_ns, again.st_ctime_ns) != (
                 st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns):  # fmt: skip
                 return False
-        os.utime(fd)
+        for _ in range(_TOUCHES):
+            os.utime(fd)
+            if int(os.fstat(fd).st_mtime) >= second:
+                return True
+            sleep(_TICK)
+        return False  # the file system's clock stays behind: git's own check decides
     finally:
         os.close(fd)
-    return True
 
 
 def start(root: str, index: str, written: Written) -> None:
