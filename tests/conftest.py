@@ -67,6 +67,29 @@ HYGIENE_REMOVE = (
 
 VENV_BIN = venv_bin_dir()
 
+# Loopback only, enforced (tests/netguard/sitecustomize.py): this process loads the guard
+# here; every Python process the tests start loads it from PYTHONPATH.
+NETGUARD_DIR = str(Path(__file__).resolve().parent / "netguard")
+NETLOG = "GITDATA_TEST_NETLOG"
+
+
+def _load_netguard() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gitdata_tests_netguard", os.path.join(NETGUARD_DIR, "sitecustomize.py"))
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+netguard = _load_netguard()
+
+
+def _pythonpath_with_netguard(path: str | None) -> str:
+    parts = [p for p in (path or "").split(os.pathsep) if p and p != NETGUARD_DIR]
+    return os.pathsep.join([NETGUARD_DIR, *parts])
+
 
 def _path_with_venv_first(path: str | None) -> str:
     parts = [p for p in (path or "").split(os.pathsep) if p and Path(p) != VENV_BIN]
@@ -83,6 +106,7 @@ def _apply_hygiene(setenv: Callable[[str, str], Any], delenv: Callable[[str], An
     for k, v in HYGIENE_SET.items():
         setenv(k, v)
     setenv("PATH", _path_with_venv_first(os.environ.get("PATH")))
+    setenv("PYTHONPATH", _pythonpath_with_netguard(os.environ.get("PYTHONPATH")))
 
 
 _apply_hygiene(os.environ.__setitem__, os.environ.__delitem__)
@@ -156,6 +180,17 @@ def hermetic_git_env(
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     return home
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Fails the test if it, or any Python process it started, reached for an address that
+    is not loopback (a connect or a name lookup; the guard also refused it)."""
+    log = tmp_path_factory.mktemp("netlog") / "netlog"
+    monkeypatch.setenv(NETLOG, str(log))
+    yield log
+    if log.exists() and log.read_text(encoding="utf-8").strip():
+        pytest.fail("reached past loopback (pid, what, host):\n" + log.read_text(encoding="utf-8"))
 
 
 # --------------------------------------------------------------------------

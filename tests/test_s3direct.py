@@ -342,3 +342,26 @@ def test_a_signer_botocore_disagrees_with_is_not_used(monkeypatch):
                    lambda u: u.replace("/bkt/", "/bkt/extra/")):  # fmt: skip
         monkeypatch.setattr(client, "generate_presigned_url", lambda *a, t=tamper, **k: t(real(*a, **k)))
         assert s3direct._Signer.probe(client, creds, "bkt") is None
+
+
+def test_a_proxy_in_the_environment_is_not_bypassed(moto_server, moto_bucket, monkeypatch):
+    """With ``HTTP_PROXY`` set (and the endpoint not in ``NO_PROXY``), botocore sends through the
+    proxy; the direct path must not connect around it: every request moto sees came through."""
+    from flaky_proxy import FlakyProxy
+
+    proxy = FlakyProxy(moto_server.endpoint).start()
+    try:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("http_proxy", proxy.url)
+        monkeypatch.delenv("NO_PROXY")
+        monkeypatch.delenv("no_proxy")
+        st = _storage(moto_server, moto_bucket)
+        moto_server.reset_counts()
+        st.put_bytes(b"p" * 1000, "k")
+        with st.open_read("k", whole=True) as f:
+            assert f.read() == b"p" * 1000
+        assert [k for k, _fp in st.list("")] == ["k"]
+        seen = sum(moto_server.counts(moto_bucket, by_api=True).values())
+        assert seen >= 3 and proxy.requests == seen  # put, get, list: all by way of the proxy
+    finally:
+        proxy.stop()

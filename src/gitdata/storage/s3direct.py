@@ -113,6 +113,7 @@ class DirectS3:
         self._local = threading.local()
         self._signers: dict[str, _Signer | None] = {}
         self._ca_bundle: str | None = None
+        self._proxies: dict[tuple[str, str], bool] = {}
         self.enabled = True
 
     # -- signing: botocore's ------------------------------------------------------------
@@ -187,10 +188,23 @@ class DirectS3:
             self._local.conns = {}
         return self._local.conns  # type: ignore[no-any-return]
 
+    def _proxied(self, scheme: str, netloc: str) -> bool:
+        """Whether botocore would send requests to ``scheme://netloc`` through a proxy (the
+        environment's ``HTTPS_PROXY`` and ``NO_PROXY``, as botocore reads them): then the direct
+        path hands every request back, rather than connecting around the proxy."""
+        proxied = self._proxies.get((scheme, netloc))
+        if proxied is None:
+            from botocore.utils import get_environ_proxies
+
+            proxied = self._proxies[(scheme, netloc)] = bool(get_environ_proxies(f"{scheme}://{netloc}").get(scheme))
+        return proxied
+
     def _connection(self, scheme: str, netloc: str) -> tuple[http.client.HTTPConnection, bool]:
         conn = self._pool().pop((scheme, netloc), None)
         if conn is not None:
             return conn, True
+        if self._proxied(scheme, netloc):
+            raise Unsupported(f"a proxy for {scheme}://{netloc}")  # botocore goes through it
         if scheme == "https":
             verify = (self._options.get("client_kwargs") or {}).get("verify")
             self._client_once()  # botocore's view of the CA bundle comes with the client
