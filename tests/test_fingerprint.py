@@ -5,7 +5,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from gitdata.storage import fingerprint
 from gitdata.storage.fingerprint import Fingerprint, compare, from_info, is_plain_md5_etag
 
 MD5 = "9b2cf535f27731c974343645a3985328"
@@ -52,3 +55,22 @@ def test_plain_md5_etag():
     assert is_plain_md5_etag(f'"{MD5}"')
     assert not is_plain_md5_etag('"abc-3"')
     assert not is_plain_md5_etag(None)
+
+
+def _iso_by_parsing(text: str) -> str:
+    parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return parsed.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@given(st.datetimes(min_value=dt.datetime(1000, 1, 1), max_value=dt.datetime(9999, 12, 31)), st.sampled_from([0, 3, 6]))
+def test_a_listing_s_utc_time_is_read_without_parsing_as_by_parsing(when, digits):
+    """The fast path for ``...:SS[.fff|.ffffff]Z`` gives what parsing and formatting give."""
+    text = when.strftime("%Y-%m-%dT%H:%M:%S") + ("." + f"{when.microsecond:06d}"[:digits] if digits else "") + "Z"
+    assert fingerprint._iso(text) == _iso_by_parsing(text)
+
+
+@given(st.text(alphabet='0123456789abcdefABCDEFg"-\u212a\u0130 ', min_size=28, max_size=38))
+def test_plain_md5_etag_is_32_hex_digits_between_quotes(etag):
+    core = etag.strip('"')
+    expected = len(core) == 32 and all(c in "0123456789abcdef" for c in core.lower())
+    assert fingerprint.is_plain_md5_etag(etag) == expected

@@ -242,7 +242,7 @@ def _rows_of(project: Project, ds: ds_mod.Dataset, options: StatusOptions) -> li
         modified: set[str] = set()
     elif by_manifest and not linked:
         # no pointer files: a file there was staged (or put there); what git data wrote is known
-        present = _files_under(project, folder)
+        present = _files_under(project, folder) - {objects.manifest_path(ds)}  # its own pointer is no file of it
         staged = [f for f in walk() if f.path in present] if present else []
         modified = linked_modified_paths(project, ds, staged, "location") if staged else set()
     elif linked:
@@ -333,9 +333,13 @@ def _remote_rows(
         else:
             others.add(f.path, local)
 
+    asked: set[str | None] = set()  # the sources the first pass met: no other one is read again
+
     def recorded_of(root: str, first: bool) -> Iterator[tuple[str, Found]]:
         for f in walk():
             r, key, refused = where(f)
+            if first:
+                asked.add(r)
             if r == root:
                 yield key, f
             elif first and r is None:  # the first pass answers for the files no listing is about
@@ -350,6 +354,8 @@ def _remote_rows(
         for f in walk():
             other(f, where(f)[2])
     for i, root in enumerate(candidates):
+        if i and root not in asked:
+            continue  # no file is from there: another pass over a million would find none
         part = _Rows(ds.name, every)
         try:
             new += _compare(project, ds, roots.get(root), root, recorded_of(root, i == 0), part, local_of, by_manifest)

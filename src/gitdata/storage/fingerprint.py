@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as _dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -43,9 +44,18 @@ class Fingerprint:
         )
 
 
+#: the form S3 listings give (``2026-12-02T14:23:00.000Z``) and :func:`_iso` writes (6 digits)
+_ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.(\d{3}|\d{6}))?Z", re.ASCII)
+_MD5_ETAG = re.compile(r'"*[0-9a-fA-F]{32}"*')
+
+
 def _iso(value: Any) -> str | None:
+    """``value`` (a datetime, a POSIX time, an ISO 8601 text) as ISO 8601 UTC with microseconds."""
     if value is None:
         return None
+    if isinstance(value, str) and (m := _ISO_UTC.fullmatch(value)) is not None:  # most listings: no parse
+        frac = m.group(1) or ""
+        return f"{value[:19]}.{frac:0<6}Z"
     if isinstance(value, _dt.datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=_dt.timezone.utc)
@@ -72,8 +82,7 @@ def is_plain_md5_etag(etag: str | None) -> bool:
     """True for an ETag that is a whole-object md5 (no multipart ``-N`` suffix)."""
     if not etag:
         return False
-    core = etag.strip('"')
-    return len(core) == 32 and all(c in "0123456789abcdef" for c in core.lower())
+    return _MD5_ETAG.fullmatch(etag) is not None
 
 
 def from_info(info: Mapping[str, Any]) -> Fingerprint:
