@@ -206,15 +206,15 @@ def test_a_direct_listing_equals_botocore_s(which, request):
         st.put_bytes(key.encode(), key)
     direct = _direct(st)
     seen = []
-    real = direct.list_page
+    real = direct.list_page_deferred
 
     def counted(*args):
         seen.append(args)
         return real(*args)
 
-    direct.list_page = counted
+    direct.list_page_deferred = counted
     mine = list(st.list(""))
-    assert len(seen) == 2  # two pages, both read the direct way
+    assert len(seen) == 2  # two pages, both read the direct way (each parsed by the caller)
     plain = _storage(server, bucket)
     plain.fs._gitdata_direct = None
     theirs = list(plain.list(""))
@@ -365,3 +365,183 @@ def test_a_proxy_in_the_environment_is_not_bypassed(moto_server, moto_bucket, mo
         assert seen >= 3 and proxy.requests == seen  # put, get, list: all by way of the proxy
     finally:
         proxy.stop()
+
+
+def _parse_with_elementtree(bucket: str, body: bytes):
+    """The reference: a listing page read through ElementTree, as the direct path read it
+    before it streamed expat's events (``parse_list_page`` must mean the same)."""
+    from urllib.parse import unquote_plus
+    from xml.etree import ElementTree
+
+    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
+        raise s3direct.DirectError("dtd", "MalformedXML", 200)
+    try:
+        root = ElementTree.fromstring(body)
+    except ElementTree.ParseError as err:
+        raise s3direct.DirectError("bad", "MalformedXML", 200) from err
+    ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+    if root.tag != f"{ns}ListBucketResult":
+        raise s3direct.DirectError("not a listing", "MalformedXML", 200)
+    encoded = (root.findtext(f"{ns}EncodingType") or "").lower() == "url"
+    items = []
+    for c in root.iter(f"{ns}Contents"):
+        key = c.findtext(f"{ns}Key")
+        if key is None:
+            raise s3direct.DirectError("no key", "MalformedXML", 200)
+        if encoded:
+            key = unquote_plus(key)
+        items.append({"name": f"{bucket}/{key}", "size": int(c.findtext(f"{ns}Size") or 0),
+                      "ETag": c.findtext(f"{ns}ETag"), "LastModified": c.findtext(f"{ns}LastModified"),
+                      "VersionId": None})  # fmt: skip
+    truncated = (root.findtext(f"{ns}IsTruncated") or "").lower() == "true"
+    token = root.findtext(f"{ns}NextContinuationToken") if truncated else None
+    if truncated and not token:
+        raise s3direct.DirectError("no token", "MalformedXML", 200)
+    return items, token
+
+
+def _outcome(parse, body: bytes):
+    try:
+        return "ok", parse("b", body)
+    except s3direct.DirectError as err:
+        return "refused", err.response["Error"]["Code"]
+    except ValueError:  # a Size that is not a number: both raise it
+        return "ValueError", None
+
+
+def _listing_pages():
+    from hypothesis import strategies as st
+
+    text = st.lists(st.sampled_from(["a", "Z", "0", "7", "%20", "%2B", "+", " ", "/", "é", "&amp;", "&lt;", "&quot;",
+                                     "&#x41;", "\n", "\r\n", "true", "TRUE", "url"]), max_size=6).map("".join)  # fmt: skip
+    ns_uri = st.sampled_from(["http://s3.amazonaws.com/doc/2006-03-01/", "urn:other", ""])
+    names = st.sampled_from(["Key", "Size", "ETag", "LastModified", "StorageClass", "Owner", "Contents",
+                             "IsTruncated", "NextContinuationToken", "EncodingType", "Name"])  # fmt: skip
+
+    def element(children):
+        return st.tuples(names, st.sampled_from(["", "o:"]), text, children, text)
+
+    tree = st.recursive(st.tuples(names, st.sampled_from(["", "", "o:"]), text, st.just([]), text),
+                        lambda kids: element(st.lists(kids, max_size=4)), max_leaves=25)  # fmt: skip
+
+    def render(node) -> str:
+        name, prefix, before, kids, after = node
+        inner = "".join(render(k) for k in kids)
+        return f"<{prefix}{name}>{before}{inner}</{prefix}{name}>{after}"
+
+    size = st.sampled_from(["1", "42", "", " 7 "])
+    entry = st.tuples(st.permutations(["Key", "Size", "ETag", "LastModified"]), text, size, st.lists(tree, max_size=2))
+
+    def render_entry(e) -> str:
+        order, key, sz, extra = e
+        values = {"Key": key, "Size": sz, "ETag": "&quot;abc&quot;", "LastModified": "2026-01-02T03:04:05.000Z"}
+        return "<Contents>" + "".join(f"<{n}>{values[n]}</{n}>" for n in order) + "".join(map(render, extra)) + "</Contents>"
+
+    def page(parts) -> bytes:
+        uri, root, top, entries, extra = parts
+        xmlns = f' xmlns="{uri}"' if uri else ""
+        body = "".join(map(render, top)) + "".join(map(render_entry, entries)) + "".join(map(render, extra))
+        return (f'<?xml version="1.0" encoding="UTF-8"?><{root}{xmlns} xmlns:o="urn:o">{body}</{root}>').encode()
+
+    return st.tuples(ns_uri, st.sampled_from(["ListBucketResult", "ListBucketResult", "Error"]),
+                     st.lists(tree, max_size=4), st.lists(entry, max_size=4), st.lists(tree, max_size=2)).map(page)  # fmt: skip
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_listing_pages())
+def test_a_listing_page_means_what_elementtree_reads_in_it(body):
+    """Generated pages (namespaces, fields nested, repeated, out of order, text around child
+    elements, entities, entries inside other elements): the streamed reading gives the same
+    entries and token as ElementTree's tree, or refuses where it refuses."""
+    assert _outcome(s3direct.parse_list_page, body) == _outcome(_parse_with_elementtree, body)
+
+
+class _TwoPages(http.server.BaseHTTPRequestHandler):
+    """A listing whose second page shows a scan of its text one token (in a comment) and its
+    parse another (in a CDATA section); any other token gets a last page. ``pages`` counts the
+    listing requests."""
+
+    pages = 0
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        type(self).pages += 1
+        if "continuation-token" not in self.path:
+            rest, key, more = b"<NextContinuationToken>t1</NextContinuationToken>", b"p/first", b"true"
+        elif "continuation-token=t1" in self.path:
+            rest = (b"<!-- <NextContinuationToken>t9</NextContinuationToken> -->"
+                    b"<NextContinuationToken><![CDATA[t2]]></NextContinuationToken>")  # fmt: skip
+            key, more = b"p/second", b"true"
+        else:
+            rest, key, more = b"", b"p/third", b"false"
+        body = _PAGE.replace(b"{t}", more).replace(b"{tok}", rest).replace(b"a%20b%2Bc/%C3%BC+x", key)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_page_whose_text_and_parse_disagree_is_refused_where_it_comes():
+    """The next page is asked for by the token scanned from this page's text, before the page
+    is parsed; the parse must then find that same token, or the listing stops there, with the
+    entries before it already given and no third page asked for."""
+    from gitdata.storage import StorageError
+
+    assert s3direct.scan_next_token(_page(True, b"<NextContinuationToken>t1</NextContinuationToken>")) == (True, "t1")
+    assert s3direct.scan_next_token(_page(False)) == (True, None)
+    for unclear in (b"<NextContinuationToken>a&amp;b</NextContinuationToken>",  # an entity: only a parse can tell
+                    b"<NextContinuationToken>a</NextContinuationToken><NextContinuationToken>b</NextContinuationToken>",
+                    b"<NextContinuationToken><![CDATA[t]]></NextContinuationToken>", b""):  # fmt: skip
+        assert s3direct.scan_next_token(_page(True, unclear)) == (False, None)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TwoPages)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        st = Storage("s3://b/p", {"endpoint_url": f"http://127.0.0.1:{server.server_port}", "key": "k", "secret": "s"})
+        got = []
+        with pytest.raises(StorageError, match="continuation token is not the one its text names"):
+            for key, _fp in st.list(""):
+                got.append(key)
+        assert got == ["first"]
+        assert _TwoPages.pages <= 3  # the first, the second, and at most the one the scanned token asked for
+    finally:
+        server.shutdown()
+
+
+def test_a_listing_left_early_stops_asking_for_pages(rclone_server, rclone_bucket):
+    """Pages are fetched ahead of the caller, a few at most; a caller that stops (a generator
+    closed) stops the fetching thread."""
+    import time
+
+    from gitdata.storage import fsspec as storage_fsspec
+
+    folder = rclone_server.bucket_path(rclone_bucket) / "p"
+    folder.mkdir(parents=True)
+    for i in range(7 * 1000 + 1):  # 8 pages, written where the server reads them
+        (folder / f"k{i:05d}").write_bytes(b"")
+    rclone_server.flush_dir_cache()
+    st = _storage(rclone_server, rclone_bucket)
+    direct = _direct(st)
+    asked = []
+    real = direct.list_page_deferred
+
+    def counted(*args):
+        asked.append(args)
+        return real(*args)
+
+    direct.list_page_deferred = counted
+    listing = st.list("")
+    first = next(listing)
+    time.sleep(1.0)  # the fetching thread runs ahead as far as it may
+    listing.close()
+    deadline = time.monotonic() + 10
+    while any(t.name == "gitdata-list" for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert first[0] == "k00000"
+    assert not any(t.name == "gitdata-list" for t in threading.enumerate())
+    assert 2 <= len(asked) <= 2 + storage_fsspec._LIST_AHEAD, len(asked)  # never the whole listing
+    assert [k for k, _fp in st.list("")][-1] == "k07000"  # and a new listing has every page

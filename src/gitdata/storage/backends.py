@@ -20,6 +20,9 @@ from .base import TMP_PREFIX, Capabilities
 from .errors import PreconditionFailed
 from .folder import LOCAL, publish_file, write_object
 
+#: a listing page: its info dicts, or a callable that parses them (see Adapter.list_pages)
+Page = list[dict[str, Any]] | Callable[[], list[dict[str, Any]]]
+
 
 @dataclass(frozen=True)
 class IncompleteUpload:
@@ -44,11 +47,13 @@ class Adapter:
         service (where ``capabilities.server_copy_max`` says it can)."""
         raise NotImplementedError
 
-    def list_pages(self, fs: Any, path: str) -> Iterator[Callable[[], list[dict[str, Any]]]] | None:
+    def list_pages(self, fs: Any, path: str) -> Iterator[Callable[[], Page]] | None:
         """A streamed listing of every object under ``path``, sorted by path: a
         callable per page (the caller retries each) giving info dicts with
         ``name`` and the fields :func:`gitdata.storage.fingerprint.from_info`
-        reads. None: this backend has none (``fs.find`` lists it whole)."""
+        reads, or a callable that parses them (the page is in, the next one can
+        be asked for: the caller parses this one meanwhile, and is not to retry
+        a refusal of it). None: this backend has none (``fs.find`` lists it whole)."""
         return None
 
     @contextmanager
@@ -148,7 +153,7 @@ class S3Adapter(Adapter):
         server_copy_max=5 << 30,  # one CopyObject takes up to 5 GiB
     )
 
-    def list_pages(self, fs: Any, path: str) -> Iterator[Callable[[], list[dict[str, Any]]]] | None:
+    def list_pages(self, fs: Any, path: str) -> Iterator[Callable[[], Page]] | None:
         # ListObjectsV2 (ListObjectVersions, the latest of each, on a version-aware
         # filesystem) page by page: a million keys never sit in memory at once, nor in
         # s3fs's listing cache, as fs.find(detail=True) keeps them. S3 sorts keys by
@@ -162,12 +167,12 @@ class S3Adapter(Adapter):
 
         direct = None if versions else _direct(fs)
 
-        def page() -> list[dict[str, Any]]:
+        def page() -> Page:
             if direct is not None and direct.enabled:  # expat instead of botocore's parser: 5x less CPU a key
                 from .s3direct import Unsupported
 
-                try:
-                    items, token = direct.list_page(bucket, kw["Prefix"], kw.get("ContinuationToken"))
+                try:  # the next token first, the entries parsed by the caller (Adapter.list_pages)
+                    parse, token = direct.list_page_deferred(bucket, kw["Prefix"], kw.get("ContinuationToken"))
                 except Unsupported:
                     pass
                 else:
@@ -175,7 +180,7 @@ class S3Adapter(Adapter):
                         state["done"] = True
                     else:
                         kw["ContinuationToken"] = token
-                    return items
+                    return parse
             out = fs.call_s3(method, **kw)
             items = []
             for c in out.get("Versions" if versions else "Contents", []):
@@ -339,7 +344,7 @@ def _direct(fs: Any) -> Any:
     return direct if direct is not None and direct.enabled else None
 
 
-def _pages(page: Callable[[], list[dict[str, Any]]], state: dict[str, Any]) -> Iterator[Callable[[], list[dict[str, Any]]]]:
+def _pages(page: Callable[[], Page], state: dict[str, Any]) -> Iterator[Callable[[], Page]]:
     """``page`` again and again, until a call has set ``state["done"]`` (each call fetches
     the page after the one before: the callers of :meth:`Adapter.list_pages` call it in turn)."""
     while not state["done"]:
@@ -468,7 +473,7 @@ class GcsAdapter(Adapter):
         versions_option="version_aware",  # listings and info report generations
     )
 
-    def list_pages(self, fs: Any, path: str) -> Iterator[Callable[[], list[dict[str, Any]]]] | None:
+    def list_pages(self, fs: Any, path: str) -> Iterator[Callable[[], Page]] | None:
         # objects.list page by page (1,000 a page, pageToken): the live objects, each with
         # its generation, in key order; nothing kept in gcsfs's listing cache, which
         # fs.find fills with every key. Each item is what gcsfs's info states for the

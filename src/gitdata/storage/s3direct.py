@@ -289,6 +289,17 @@ class DirectS3:
         last). Keys come URL-encoded (``encoding-type=url``, as botocore asks) and are
         decoded as botocore does; the page is parsed by the standard library's expat, and a
         page with a DTD (the only way to entity expansion) is refused."""
+        parse, following = self.list_page_deferred(bucket, prefix, token)
+        return parse(), following
+
+    def list_page_deferred(
+        self, bucket: str, prefix: str, token: str | None
+    ) -> tuple[Callable[[], list[dict[str, Any]]], str | None]:
+        """:meth:`list_page`, with the parsing handed back: ``(parse, next token)``. The token
+        is read from the page's text by a scan (:func:`scan_next_token`), so the next page can
+        be asked for before this one is parsed; ``parse()`` gives the entries and refuses the
+        page if its parsed token is not the scanned one. A page the scan cannot read is parsed
+        here (``parse`` then only returns the entries)."""
         params: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "EncodingType": "url"}
         if token:
             params["ContinuationToken"] = token
@@ -301,7 +312,19 @@ class DirectS3:
             conn.close()
             raise DirectError(f"list {bucket}/{prefix}: a listing page over {_MAX_PAGE} bytes", "PageTooLarge", 200)
         self._release(scheme, netloc, conn)
-        return parse_list_page(bucket, body)
+        scanned, following = scan_next_token(body)
+        if not scanned:
+            items, following = parse_list_page(bucket, body)
+            return lambda: items, following
+
+        def parse() -> list[dict[str, Any]]:
+            items, parsed = parse_list_page(bucket, body)
+            if parsed != following:
+                raise DirectError(f"list {bucket}/{prefix}: the page's continuation token is not the one its text "
+                                  "names", "MalformedXML", 200)  # fmt: skip
+            return items
+
+        return parse, following
 
     def put_file(self, bucket: str, key: str, lpath: str, progress: Callable[[int], None] | None = None) -> None:
         """``lpath`` as the object, in one PUT with its Content-MD5 (the server checks it)."""
@@ -327,36 +350,141 @@ class DirectS3:
         self._release(scheme, netloc, conn)
 
 
+_TRUNCATED = re.compile(rb"<IsTruncated>([^<&]*)</IsTruncated>")
+_NEXT_TOKEN = re.compile(rb"<NextContinuationToken>([^<&]*)</NextContinuationToken>")
+
+
+def scan_next_token(body: bytes) -> tuple[bool, str | None]:
+    """``(True, the next page's token or None)`` read from a listing page's text without
+    parsing it, or ``(False, None)`` where the text is not plain enough to tell (no single
+    ``IsTruncated``; a truncated page without one plain ASCII ``NextContinuationToken``:
+    an entity, a CDATA section, a prefixed tag). :func:`parse_list_page` has the last word."""
+    truncated = _TRUNCATED.findall(body)
+    if len(truncated) != 1:
+        return False, None
+    if truncated[0].lower() != b"true":
+        return True, None
+    tokens = _NEXT_TOKEN.findall(body)
+    if len(tokens) != 1 or not tokens[0] or not tokens[0].isascii():
+        return False, None
+    return True, tokens[0].decode("ascii")
+
+
 def parse_list_page(bucket: str, body: bytes) -> tuple[list[dict[str, Any]], str | None]:
-    """A ``ListObjectsV2`` answer (``encoding-type=url``) as info dicts and the next token."""
+    """A ``ListObjectsV2`` answer (``encoding-type=url``) as info dicts and the next token.
+
+    Read by the standard library's expat as a stream of events, with the meaning
+    ElementTree's ``findtext`` gives: the root is the namespace's ``ListBucketResult``;
+    ``EncodingType``, ``IsTruncated`` and ``NextContinuationToken`` are the root's first
+    children of those names; an entry is a ``Contents`` element and its ``Key``, ``Size``,
+    ``ETag`` and ``LastModified`` its first children of those names, each the text before any
+    element inside it. No tree is built: a page of 1,000 keys costs 7 ms instead of 17.
+    """
+    import xml.parsers.expat
     from urllib.parse import unquote_plus
-    from xml.etree import ElementTree
 
     if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
         raise DirectError(f"list {bucket}: the listing has a DTD; refused", "MalformedXML", 200)
+    parser = xml.parsers.expat.ParserCreate(namespace_separator="}")
+    parser.buffer_text = True
+    page = _PageReader(parser)
+    parser.StartElementHandler = page.start
+    parser.EndElementHandler = page.end
     try:
-        root = ElementTree.fromstring(body)
-    except ElementTree.ParseError as err:
+        parser.Parse(body, True)
+    except xml.parsers.expat.ExpatError as err:
         raise DirectError(f"list {bucket}: the listing is not well-formed XML ({err})", "MalformedXML", 200) from err
-    ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
-    if root.tag != f"{ns}ListBucketResult":
-        raise DirectError(f"list {bucket}: not a listing ({root.tag})", "MalformedXML", 200)
-    encoded = (root.findtext(f"{ns}EncodingType") or "").lower() == "url"
-    k_key, k_size, k_etag, k_mtime = f"{ns}Key", f"{ns}Size", f"{ns}ETag", f"{ns}LastModified"
+    if page.refused:
+        raise DirectError(f"list {bucket}: {page.refused}", "MalformedXML", 200)
+    encoded = page.top.get("EncodingType", "").lower() == "url"
     items = []
-    for c in root.iter(f"{ns}Contents"):
-        key = c.findtext(k_key)
+    for c in page.entries:
+        key = c.get("Key")
         if key is None:
             raise DirectError(f"list {bucket}: an entry without a key", "MalformedXML", 200)
-        if encoded:
+        if encoded and ("%" in key or "+" in key):
             key = unquote_plus(key)
-        items.append({"name": f"{bucket}/{key}", "size": int(c.findtext(k_size) or 0),
-                      "ETag": c.findtext(k_etag), "LastModified": c.findtext(k_mtime), "VersionId": None})  # fmt: skip
-    truncated = (root.findtext(f"{ns}IsTruncated") or "").lower() == "true"
-    token = root.findtext(f"{ns}NextContinuationToken") if truncated else None
+        items.append({"name": f"{bucket}/{key}", "size": int(c.get("Size") or 0),
+                      "ETag": c.get("ETag"), "LastModified": c.get("LastModified"), "VersionId": None})  # fmt: skip
+    truncated = page.top.get("IsTruncated", "").lower() == "true"
+    token = page.top.get("NextContinuationToken") if truncated else None
     if truncated and not token:
         raise DirectError(f"list {bucket}: a truncated listing without a continuation token", "MalformedXML", 200)
     return items, token
+
+
+_TOP = frozenset({"EncodingType", "IsTruncated", "NextContinuationToken"})
+_ENTRY = frozenset({"Key", "Size", "ETag", "LastModified"})
+
+
+class _PageReader:
+    """expat's events of one listing page, kept as :func:`parse_list_page` reads them: the
+    root's fields (``top``) and each entry's (``entries``), by local name; a name counts only
+    in the root's namespace. Depth 1 is the root's children; an entry's fields are at its
+    depth + 1 (a ``Contents`` at any depth below the root is an entry, as ``iter`` finds it)."""
+
+    __slots__ = ("parser", "ns", "names", "depth", "top", "entries", "stack", "field", "chunks", "refused")
+
+    def __init__(self, parser: Any) -> None:
+        self.parser = parser
+        self.ns: str | None = None  # "uri}" or "" once the root is read
+        self.names: dict[str, str | None] = {}  # expat's name -> local name in the root's namespace
+        self.depth = 0
+        self.top: dict[str, str] = {}
+        self.entries: list[dict[str, str]] = []
+        self.stack: list[tuple[int, dict[str, str]]] = []  # (depth, fields) of the open entries
+        self.field: tuple[dict[str, str], str] | None = None  # where the text now read goes
+        self.chunks: list[str] = []
+        self.refused = ""
+
+    def _local(self, name: str) -> str | None:
+        try:
+            return self.names[name]
+        except KeyError:
+            ns, _, local = name.rpartition("}")
+            got = self.names[name] = local if (ns + "}" if ns else "") == self.ns else None
+            return got
+
+    def start(self, name: str, _attrs: Any) -> None:
+        self._flush()  # a field's text is what comes before any element inside it
+        depth = self.depth = self.depth + 1
+        if depth == 1:
+            ns, _, local = name.rpartition("}")
+            self.ns = ns + "}" if ns else ""
+            if local != "ListBucketResult":
+                self.refused = self.refused or f"not a listing ({'{' + name if ns else name})"
+            return
+        local = self._local(name)
+        if local == "Contents":  # an entry, in the order entries begin (as ``iter`` finds them)
+            fields: dict[str, str] = {}
+            self.entries.append(fields)
+            self.stack.append((depth, fields))
+        elif self.stack and self.stack[-1][0] == depth - 1 and local in _ENTRY:
+            entry = self.stack[-1][1]
+            if local not in entry:
+                self._read((entry, local))
+        elif depth == 2 and local in _TOP and local not in self.top:
+            self._read((self.top, local))
+
+    def end(self, name: str) -> None:
+        if self.field is not None:
+            self._flush()
+        depth, self.depth = self.depth, self.depth - 1
+        if self.stack and self.stack[-1][0] == depth:  # an entry's end
+            self.stack.pop()
+
+    def _read(self, field: tuple[dict[str, str], str]) -> None:
+        """Collect the text from here on into ``field`` (text is handed over only then)."""
+        self.field = field
+        self.parser.CharacterDataHandler = self.chunks.append
+
+    def _flush(self) -> None:
+        if self.field is not None:
+            fields, local = self.field
+            fields[local] = "".join(self.chunks)
+            self.field = None
+            self.chunks.clear()
+            self.parser.CharacterDataHandler = None
 
 
 class _Signer:
