@@ -9,6 +9,7 @@ from .errors import GitDataError
 from .project import Project
 from .scan import Found, ScanResult
 from .storage import ObjectStore
+from .storage.base import SMALL_OBJECT
 from .transfer import run_parallel
 
 ZERO = "0" * 40
@@ -102,7 +103,7 @@ def push_objects(
         retry=store.retrier,
         progress=progress,
         # many small uploads are Python work per object; an upload only reads the cache
-        processes=project.processes if mean < (1 << 20) else 1,
+        processes=project.processes if mean < SMALL_OBJECT else 1,
     )
     report.uploaded = sorted(outcome.done)
     for oid, err in outcome.failed.items():

@@ -66,6 +66,12 @@ class Capabilities:
     server_copy_max: int = 0
 
 
+#: below this mean object size, transfers are bound by per-object work (CPU, system calls),
+#: not by bytes: one thread for a local folder (:meth:`Storage.workers`), worker processes
+#: for a push (``push.py``)
+SMALL_OBJECT = 1 << 20
+
+
 class Storage:
     """A place that holds bytes under keys: a bucket prefix, a folder, ...
 
@@ -160,7 +166,7 @@ class Storage:
         one thread per core, as ``sendfile`` runs without the GIL.
         """
         if self.capabilities.cpu_bound:
-            if mean_size is not None and mean_size < (1 << 20):
+            if mean_size is not None and mean_size < SMALL_OBJECT:
                 return 1
             return max(1, min(jobs, os.cpu_count() or 1))
         return jobs
