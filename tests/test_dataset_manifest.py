@@ -650,6 +650,35 @@ def test_sorted_lines_sorts_any_order_in_runs_and_leaves_nothing_behind(tmp_path
     assert os.listdir(project.cache.tmp_dir) == []
 
 
+def test_sorted_lines_holds_one_run_at_a_time(tmp_path: Path) -> None:
+    """The sort's memory is one run of lines, however many runs there are: a run spilled is
+    freed before the next is read (it used to be held until the next one was sorted: twice
+    the memory once a listing was longer than one run)."""
+    import tracemalloc
+    from types import SimpleNamespace
+
+    from gitdata.cache import Cache
+    from gitdata.datasets import objects
+
+    project = SimpleNamespace(cache=Cache(str(tmp_path / "cache")), algorithm="xxh128")
+
+    def entries(n: int):
+        for i in range(n):
+            yield mf.Entry(f"d{i % 97:02d}/f{i:07d}.txt", _p(100, f"s3://b/f{i:07d}", etag=f'"{i:032x}"'))
+
+    def peak(n: int) -> int:
+        tracemalloc.start()
+        try:
+            assert sum(1 for _ in objects.sorted_lines(project, entries(n), run=5000)) == n
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    one_run = peak(5000)  # sorted in memory, nothing spilled
+    many_runs = peak(40_000)  # 8 runs spilled and merged
+    assert many_runs < 1.4 * one_run, (one_run, many_runs)
+
+
 def test_a_path_listed_twice_is_refused_by_the_writer(tmp_path: Path) -> None:
     from types import SimpleNamespace
 

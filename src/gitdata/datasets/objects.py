@@ -70,8 +70,9 @@ def write_manifest_lines(project: Project, lines: Iterable[tuple[bytes, bytes]])
     return mf.manifest_pointer(oid, size, count)
 
 
-#: Entries sorted in memory at once by :func:`sorted_lines` (about 40 MB of lines).
-RUN = 100_000
+#: Entries sorted in memory at once by :func:`sorted_lines` (about 20 MB of lines; a
+#: million entries are 20 runs, merged at a cost of under a second)
+RUN = 50_000
 
 
 def sorted_lines(project: Project, entries: Iterable[mf.Entry], run: int | None = None) -> Iterator[tuple[bytes, bytes]]:
@@ -103,6 +104,7 @@ def sorted_lines(project: Project, entries: Iterable[mf.Entry], run: int | None 
             for key, line in chunk:
                 f.write(_FRAME.pack(len(key), len(line)) + key + line)
             f.seek(0)
+            chunk = []  # spilled: freed before the next run is read (else two runs are held at once)
             chunk = sorted(mf.keyed(islice(it, run)))
         yield from heapq.merge(*(_read_run(f) for f in runs))
     finally:
