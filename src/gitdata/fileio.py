@@ -104,11 +104,12 @@ def remove_stale_tmp(folders: Iterable[str]) -> list[str]:
     return removed
 
 
-def worktree_mode(dest: str) -> int:
+def worktree_mode(dest: str, dir_fd: int | None = None) -> int:
     """The mode a file written at ``dest`` gets: ``dest``'s own if it exists,
-    else a new file's under the user's umask (0644 under umask 022)."""
+    else a new file's under the user's umask (0644 under umask 022). With
+    ``dir_fd``, ``dest`` is a name in that folder and a link there is not followed."""
     try:
-        return os.stat(dest).st_mode & 0o777
+        return os.stat(dest, dir_fd=dir_fd, follow_symlinks=dir_fd is None).st_mode & 0o777
     except FileNotFoundError:
         return 0o666 & ~_umask()
 

@@ -117,6 +117,16 @@ def checked_dir(
     parts = [p for p in rel.split("/") if p] if rel else []
     if parts:
         check_relpath("/".join(parts), what)
+    fd, here = _walk(root, parts, create=create, links=links, what=what)
+    os.close(fd)
+    return here
+
+
+def _walk(
+    root: str, parts: list[str], *, create: bool, links: Mapping[str, str] | None, what: str
+) -> tuple[int, str]:
+    """:func:`checked_dir`'s walk over checked ``parts``: ``(open descriptor, path)`` of the
+    folder it ends in (the caller closes the descriptor)."""
     if create:
         os.makedirs(root, exist_ok=True)
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
@@ -151,9 +161,10 @@ def checked_dir(
                 here = os.path.join(here, part)
             os.close(fd)
             fd = nfd
-    finally:
+    except BaseException:
         os.close(fd)
-    return here
+        raise
+    return fd, here
 
 
 def open_dir(root: str, rel: str, *, what: str = "path") -> int:
@@ -210,3 +221,127 @@ def checked_target(
             "(remove it, or move it away)"
         )
     return full
+
+
+class Folders:
+    """Folders under ``root``, checked as :func:`checked_dir` checks them once, then held open.
+
+    A run that writes many files (staging a dataset) names each by
+    :meth:`target`: the file's folder comes as an open descriptor, walked
+    without following links the first time it is asked for, and the file
+    is then created, checked and renamed relative to that descriptor
+    (:class:`gitdata.writer.GuardedFile` ``dir_fd``). Nothing is looked up
+    by path again between the check and the write, so a folder swapped for
+    a link meanwhile cannot redirect it, and a folder of 1,000 files is
+    walked once instead of twice per file. At most ``keep`` idle
+    descriptors stay open (least recently used closed first); one in use
+    is never closed. Thread-safe; a forked child starts afresh (what it
+    inherited is its parent's).
+    """
+
+    def __init__(
+        self, root: str, *, links: Mapping[str, str] | None = None, what: str = "path", keep: int = 64
+    ) -> None:
+        self.root = root
+        self.links = links
+        self.what = what
+        self.keep = keep
+        self._reset()
+
+    def _reset(self) -> None:
+        import threading
+        from collections import OrderedDict
+
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        #: folder (relative) -> [descriptor, its path, leases]; idle ones in use order
+        self._open: OrderedDict[str, list] = OrderedDict()
+
+    def _lease(self, parent: str, create: bool) -> list:
+        if self._pid != os.getpid():
+            self._reset()
+        with self._lock:
+            entry = self._open.get(parent)
+            if entry is not None:
+                entry[2] += 1
+                self._open.move_to_end(parent)
+                return entry
+        parts = parent.split("/") if parent else []
+        fd, here = _walk(self.root, parts, create=create, links=self.links, what=self.what)
+        with self._lock:
+            entry = self._open.get(parent)
+            if entry is None:
+                entry = self._open[parent] = [fd, here, 0]
+            else:  # another thread walked it meanwhile
+                os.close(fd)
+            entry[2] += 1
+            return entry
+
+    def _release(self, entry: list) -> None:
+        with self._lock:
+            entry[2] -= 1
+            if len(self._open) <= self.keep:
+                return
+            for name in [k for k, e in self._open.items() if e[2] == 0][: len(self._open) - self.keep]:
+                os.close(self._open.pop(name)[0])
+
+    def target(self, rel: str, *, create: bool = True) -> Target:
+        """File ``root/rel`` as ``(folder descriptor, name, full path)``, to use in a ``with``
+        block (the descriptor stays open until it ends). The file may be missing or a
+        regular file; anything else there raises :class:`UnsafePath`, as a missing folder
+        does ``FileNotFoundError`` when not ``create``."""
+        check_relpath(rel, self.what)
+        parent, _, name = rel.rpartition("/")
+        entry = self._lease(parent, create)
+        try:
+            try:
+                st = os.lstat(name, dir_fd=entry[0])
+            except FileNotFoundError:
+                pass
+            else:
+                if not stat.S_ISREG(st.st_mode):
+                    kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a regular file"
+                    raise UnsafePath(
+                        f"{self.what}: {os.path.join(entry[1], name)} is {kind}; git data only replaces "
+                        "regular files it wrote (remove it, or move it away)"
+                    )
+        except BaseException:
+            self._release(entry)
+            raise
+        return Target(self, entry, name)
+
+    def close(self) -> None:
+        """Close every descriptor (none may be in use)."""
+        if self._pid != os.getpid():
+            self._reset()
+            return
+        with self._lock:
+            while self._open:
+                os.close(self._open.popitem()[1][0])
+
+    def __enter__(self) -> Folders:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Target:
+    """A leased folder descriptor and a file name in it (see :meth:`Folders.target`)."""
+
+    __slots__ = ("_folders", "_entry", "name", "dir_fd", "full")
+
+    _entry: list | None
+
+    def __init__(self, folders: Folders, entry: list, name: str) -> None:
+        self._folders, self._entry, self.name = folders, entry, name
+        self.dir_fd: int = entry[0]
+        self.full = os.path.join(entry[1], name)
+
+    def __enter__(self) -> Target:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._entry is not None:
+            self._folders._release(self._entry)
+            self._entry = None

@@ -62,10 +62,11 @@ class ContentMismatch(WriteFailed):
     """The bytes written do not hash to (or are not as long as) what was expected."""
 
 
-def signature(full: str) -> tuple[int, int, int] | None:
-    """``(inode, size, mtime_ns)`` of the file at ``full``, None if there is none."""
+def signature(full: str, dir_fd: int | None = None) -> tuple[int, int, int] | None:
+    """``(inode, size, mtime_ns)`` of the file at ``full`` (a name in the folder ``dir_fd``,
+    if given), None if there is none."""
     try:
-        st = os.lstat(full)
+        st = os.stat(full, dir_fd=dir_fd, follow_symlinks=False)
     except (FileNotFoundError, NotADirectoryError):
         return None
     return (st.st_ino, st.st_size, st.st_mtime_ns)
@@ -84,7 +85,10 @@ class GuardedFile:
     an md5 (to compare with an S3 ETag). ``tmp_dir`` puts the temporary file
     elsewhere than beside ``dest`` (the cache's own tmp folder; ``dest`` may
     then be given only to :meth:`commit`). ``full_disk_hint`` finishes the
-    message of a full disk ("move the cache with …").
+    message of a full disk ("move the cache with …"). ``dir_fd`` and ``name``: the
+    target is ``name`` in the folder open as ``dir_fd`` (:meth:`gitdata.safepath.Folders.target`),
+    and every step (the temporary file, the checks, the rename) is taken relative to that
+    descriptor, never by path; ``dest`` is then only what messages call it.
     """
 
     #: the error a full disk or a short write raises (a subclass may name its own)
@@ -92,9 +96,14 @@ class GuardedFile:
 
     def __init__(
         self, dest: str | None, algorithm: str, *, tmp_dir: str | None = None, md5: bool = False,
-        expect: object = ANY, full_disk_hint: str | None = None,
+        expect: object = ANY, full_disk_hint: str | None = None, dir_fd: int | None = None,
+        name: str | None = None,
     ) -> None:  # fmt: skip
+        assert (dir_fd is None) == (name is None) and (dir_fd is None or tmp_dir is None), "dir_fd comes with name"
         self.dest = dest
+        self._dir_fd = dir_fd
+        #: the target as the file calls take it: a name in ``dir_fd``, or a path
+        self._target = name
         self.algorithm = algorithm
         self.expect = expect
         self.size = 0
@@ -103,14 +112,24 @@ class GuardedFile:
         self._md5 = hashlib.md5(usedforsecurity=False) if md5 else None
         where = tmp_dir or os.path.dirname(os.path.abspath(dest or "."))
         try:
-            fd, self.tmp = tempfile.mkstemp(dir=where, prefix=tmp_prefix())
+            if dir_fd is not None:  # a folder already checked and open: nothing is made by path
+                fd, name_tmp = _create_at(dir_fd)
+                self.tmp = os.path.join(where, name_tmp)
+            else:
+                fd, self.tmp = tempfile.mkstemp(dir=where, prefix=tmp_prefix())
+                name_tmp = self.tmp
         except FileNotFoundError:
+            if dir_fd is not None:
+                raise
             os.makedirs(where, exist_ok=True)
             fd, self.tmp = tempfile.mkstemp(dir=where, prefix=tmp_prefix())
+            name_tmp = self.tmp
         except OSError as err:
             if err.errno == errno.ENOSPC:
                 raise _no_space(self.Failed, dest or where, full_disk_hint) from err
             raise
+        #: the temporary file as the file calls take it (a name in ``dir_fd``, or a path)
+        self._tmp = name_tmp
         self._fd: int | None = fd
 
     # -- writing --------------------------------------------------------------------
@@ -139,6 +158,7 @@ class GuardedFile:
         where the filesystem can; else copied through :meth:`write`. After a reflink
         nothing was read: :attr:`oid` then hashes the file once, if asked."""
         assert self._fd is not None and self.size == 0, "clone_from into a fresh writer only"
+        assert self._dir_fd is None, "clone_from by path only (oid hashes the temporary file by its path)"
         try:
             import fcntl
 
@@ -185,12 +205,15 @@ class GuardedFile:
         :class:`TargetChanged`, :class:`WriteFailed`; the temporary file is
         gone after any of them.
         """
+        assert dest is None or self._dir_fd is None or dest == self.dest, "the target of a dir_fd writer is fixed"
         dest = dest or self.dest
         assert dest is not None, "no target"
+        at = self._dir_fd
+        target: str = self._target if at is not None and self._target is not None else dest
         try:
             self._close(fsync)
             try:
-                written = os.path.getsize(self.tmp)
+                written = os.stat(self._tmp, dir_fd=at, follow_symlinks=False).st_size
             except FileNotFoundError:
                 written = -1  # removed meanwhile (a sweep of stale temporary files)
             if written != self.size:
@@ -199,12 +222,19 @@ class GuardedFile:
                 raise ContentMismatch(f"{dest}: {self.size} bytes arrived, {expected_size} were expected")
             if expected_oid is not None and self.oid != expected_oid:
                 raise ContentMismatch(f"{dest}: content hashes to {self.oid}, expected {expected_oid}")
-            if self.expect is not ANY and signature(dest) != self.expect:
+            if self.expect is not ANY and signature(target, at) != self.expect:
                 raise TargetChanged(f"{dest} changed while git data was writing it; kept it as it is")
             if check is not None:
                 check()
-            os.chmod(self.tmp, mode if mode is not None else worktree_mode(dest))
-            self._place(dest, create_only)
+            os.chmod(self._tmp, mode if mode is not None else worktree_mode(target, at), dir_fd=at)
+            if at is not None:
+                if create_only:
+                    os.link(self._tmp, target, src_dir_fd=at, dst_dir_fd=at, follow_symlinks=False)
+                    os.unlink(self._tmp, dir_fd=at)
+                else:
+                    os.replace(self._tmp, target, src_dir_fd=at, dst_dir_fd=at)
+            else:
+                self._place(dest, create_only)
         except BaseException as err:
             self.abort()
             if isinstance(err, OSError) and err.errno == errno.ENOSPC:
@@ -233,7 +263,7 @@ class GuardedFile:
                 pass
             self._fd = None
         try:
-            os.unlink(self.tmp)
+            os.unlink(self._tmp, dir_fd=self._dir_fd)
         except FileNotFoundError:
             pass
 
@@ -243,6 +273,20 @@ class GuardedFile:
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is not None or self._fd is not None:
             self.abort()  # an exception, or a block that never committed
+
+
+def _create_at(dir_fd: int) -> tuple[int, str]:
+    """A new temporary file in the folder ``dir_fd``: ``(descriptor, name)``, created
+    exclusively (never through a link), readable by its owner only until committed."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    prefix = tmp_prefix()
+    for _attempt in range(100):
+        name = prefix + os.urandom(6).hex()
+        try:
+            return os.open(name, flags, 0o600, dir_fd=dir_fd), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name", prefix)
 
 
 def copy_file(

@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from .. import writer
+from .. import safepath, writer
 from ..cache import CacheError
 from ..hashing import CHUNK
 from ..pointer import Pointer
@@ -28,9 +28,12 @@ class ChangedMeanwhile(StageError, writer.TargetChanged):
     """The target changed while git data was writing beside it: it is kept."""
 
 
-def _sink(dest: str, algorithm: str, expect: tuple[int, int, int] | None) -> writer.GuardedFile:
+def _sink(dest: str | safepath.Target, algorithm: str, expect: tuple[int, int, int] | None) -> writer.GuardedFile:
     """The guarded writer for a staged file; ``expect``: ``dest``'s signature when git data
-    decided it may replace it (None: nothing was there)."""
+    decided it may replace it (None: nothing was there). ``dest`` is a path, or a file in a
+    checked folder held open (:meth:`gitdata.safepath.Folders.target`): written relative to it."""
+    if isinstance(dest, safepath.Target):
+        return writer.GuardedFile(dest.full, algorithm, expect=expect, dir_fd=dest.dir_fd, name=dest.name)
     return writer.GuardedFile(dest, algorithm, expect=expect)
 
 
@@ -67,7 +70,7 @@ def _download_to_cache(project: Project, storage: Storage, key: str, pointer: Po
 
 
 def _download_to_file(
-    project: Project, storage: Storage, key: str, pointer: Pointer, dest: str,
+    project: Project, storage: Storage, key: str, pointer: Pointer, dest: str | safepath.Target,
     expect: tuple[int, int, int] | None = None,
 ) -> str:
     with _sink(dest, project.algorithm, expect) as sink:
@@ -96,7 +99,7 @@ def _check_bound(storage: Storage, key: str, pointer: Pointer, size: int, abort:
         )
 
 
-def _copy_to_file(source: BinaryIO, dest: str, algorithm: str, expect: tuple[int, int, int] | None,
+def _copy_to_file(source: BinaryIO, dest: str | safepath.Target, algorithm: str, expect: tuple[int, int, int] | None,
                   oid: str | None = None) -> str:
     """Copy an open file to ``dest`` through the guarded writer; with ``oid``,
     only if the bytes hash to it. Returns the oid of what was written."""

@@ -411,23 +411,46 @@ def _stage_location(
     found = _select(ds, all_found, include, exclude)
     os.makedirs(target, exist_ok=True)
     expects = expectations(project, found)
+    written: list[tuple[str, str]] = []  # (path, oid) of files now holding their content
+    # each folder is checked once and held open: every file is written relative to it (safepath.Folders)
+    folders = safepath.Folders(target, what=f"dataset {ds.name!r}")
+    try:
+        return _stage_location_in(project, ds, target, found, all_found, expects, folders, report, written,
+                                  jobs, force, progress, in_place=in_place, linked=linked)  # fmt: skip
+    finally:
+        folders.close()
+
+
+def _stage_location_in(
+    project: Project, ds: Dataset, target: str, found: list[Found], all_found: list[Found],
+    expects: dict, folders: safepath.Folders, report: StageReport, written: list[tuple[str, str]],
+    jobs: int, force: bool, progress: bool | None, *, in_place: bool, linked: bool,
+) -> StageReport:  # fmt: skip
     moves: list[tuple[Found, str, str, tuple[int, int, int] | None]] = []
     todo: list[Found] = []
     sigs: dict[str, tuple[int, int, int] | None] = {}
-    written: list[tuple[str, str]] = []  # (path, oid) of files now holding their content
+    absent: set[str] = set()  # folders (relative to target) that are not there: nor are their files
     for f in found:
-        dest = os.path.join(target, ds.rel(f.path))
+        rel = ds.rel(f.path)
+        dest = os.path.join(target, rel)
+        parent = rel.rpartition("/")[0]
+        there = parent not in absent
         try:  # no link on the way, nor at the file: nothing is read, adopted or written through one
-            safepath.checked_target(target, ds.rel(f.path), create=False, what=f"dataset {ds.name!r}")
+            if there:
+                with folders.target(rel, create=False):
+                    pass
+            else:
+                safepath.check_relpath(rel, folders.what)
         except FileNotFoundError:
-            pass
+            absent.add(parent)
+            there = False
         except safepath.UnsafePath as err:
             report.failed[f.path] = str(err)
             continue
         state, oid = guard.inspect(
             dest, expects[f.path], algorithm=project.algorithm,
             fallback=lambda full, p=f.pointer: _fallback_current(project, p, full),
-        )
+        ) if there else (guard.MISSING, None)  # fmt: skip
         if state == guard.CURRENT:
             report.already += 1
             written.append((f.path, oid or ""))
@@ -438,7 +461,7 @@ def _stage_location(
                 "else): kept as it is; to get the recorded bytes, move it away and stage again"
             )
             continue
-        sigs[f.path] = writer.signature(dest)
+        sigs[f.path] = None if state == guard.MISSING else writer.signature(dest)
         if not linked:
             full = os.path.join(project.root, f.path)
             if os.path.isfile(full) and ds_mod.read_pointer_file(full) is None:
@@ -447,9 +470,9 @@ def _stage_location(
         todo.append(f)
     need = sum(f.pointer.size or 0 for f in todo)
     _check_space(project, need, target, force=force)
-    for f, src, dest, sig in moves:
+    for f, src, _dest, sig in moves:
         try:
-            with open(src, "rb") as fh:
+            with open(src, "rb") as fh, folders.target(ds.rel(f.path)) as dest:
                 algo = (f.pointer.oid or expects[f.path].wanted or project.algorithm).split(":", 1)[0]
                 written.append((f.path, _copy_to_file(fh, dest, algo, sig, f.pointer.oid)))
         except ChangedMeanwhile:
@@ -465,9 +488,9 @@ def _stage_location(
     items, storages = _remote_check(project, ds, [_Item(f) for f in registered], report)
 
     def fetch_one(it: _Item) -> str:
-        dest = safepath.checked_target(target, ds.rel(it.found.path), what=f"dataset {ds.name!r}")
-        return _download_to_file(project, storages[it.storage_url or ""], it.key or "", it.found.pointer, dest,
-                                 sigs[it.found.path])
+        with folders.target(ds.rel(it.found.path)) as dest:
+            return _download_to_file(project, storages[it.storage_url or ""], it.key or "", it.found.pointer,
+                                     dest, sigs[it.found.path])  # fmt: skip
 
     outcome = run_parallel(items, fetch_one, jobs=jobs, label=f"Staging {ds.name}",
                            weight=lambda it: it.found.pointer.size or 0, progress=progress,
@@ -485,8 +508,7 @@ def _stage_location(
                 continue
             oid = f.pointer.oid or ""
             try:
-                dest = safepath.checked_target(target, ds.rel(f.path), what=f"dataset {ds.name!r}")
-                with project.cache.open(oid) as fh:
+                with folders.target(ds.rel(f.path)) as dest, project.cache.open(oid) as fh:
                     _copy_to_file(fh, dest, oid.split(":", 1)[0], sigs[f.path], oid)
             except ChangedMeanwhile:
                 report.kept[f.path] = "changed while it was being staged: kept as it is"
