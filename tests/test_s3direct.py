@@ -5,6 +5,7 @@ same keys as s3fs, versions, errors translated as before, and connections that s
 
 from __future__ import annotations
 
+import http.client
 import http.server
 import os
 import threading
@@ -545,3 +546,98 @@ def test_a_listing_left_early_stops_asking_for_pages(rclone_server, rclone_bucke
     assert not any(t.name == "gitdata-list" for t in threading.enumerate())
     assert 2 <= len(asked) <= 2 + storage_fsspec._LIST_AHEAD, len(asked)  # never the whole listing
     assert [k for k, _fp in st.list("")][-1] == "k07000"  # and a new listing has every page
+
+
+from hypothesis import strategies as hst  # noqa: E402
+
+_NAME = hst.text(alphabet=hst.sampled_from("abcXYZ-09_"), min_size=1, max_size=12)
+_VALUE = hst.text(alphabet=hst.characters(min_codepoint=0x20, max_codepoint=0xFF, blacklist_characters="\x7f"),
+                 max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(fields=hst.lists(hst.tuples(_NAME, _VALUE), max_size=20), folded=hst.booleans())
+def test_response_fields_read_as_http_client_reads_them(fields, folded):
+    """read_fields replaces the email parser http.client uses for a response's header block:
+    every lookup http.client (and we) make of the fields must give the same answer."""
+    import io
+
+    lines = [f"{n}: {v}\r\n".encode("latin-1") for n, v in fields]
+    if folded and lines:
+        lines.insert(1, b"  continued\r\n")
+    raw = b"".join(lines) + b"\r\n" + b"body"
+    ours, theirs = io.BytesIO(raw), io.BytesIO(raw)
+    got, want = s3direct.read_fields(ours), http.client.parse_headers(theirs)
+    assert ours.tell() == theirs.tell()  # both stop right after the empty line: the body is left
+    for name in {n for n, _v in fields} | {"missing"}:
+        for spelled in (name, name.upper(), name.lower()):
+            expected, actual = want.get_all(spelled), got.get_all(spelled)
+            if folded:  # the email parser keeps the fold's line break (and spaces); we join with one space
+                expected = [" ".join(v.split()) for v in expected] if expected else expected
+                actual = [" ".join(v.split()) for v in actual] if actual else actual
+            else:
+                assert got.get(spelled) == want.get(spelled)
+            assert actual == expected
+            assert (spelled in got) == (spelled in want)
+
+
+def test_a_response_with_too_many_or_too_long_fields_is_refused():
+    import io
+
+    with pytest.raises(http.client.HTTPException, match="more than 100 headers"):
+        s3direct.read_fields(io.BytesIO(b"a: b\r\n" * 101 + b"\r\n"))
+    with pytest.raises(http.client.LineTooLong):
+        s3direct.read_fields(io.BytesIO(b"a: " + b"x" * 70000 + b"\r\n\r\n"))
+    assert s3direct.read_fields(io.BytesIO(b"a: b\r\n" * 100 + b"\r\n")).get("A") == "b"
+
+
+class _Framed(http.server.BaseHTTPRequestHandler):
+    """GETs answered in the ways HTTP/1.1 frames a body: a length, chunks (after an interim
+    100 Continue), or the end of the connection."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        body = b"framed body " + self.path.encode()
+        if "chunked" in self.path:
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\nX-Interim: yes\r\n\r\n")
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for part in (body[:5], body[5:]):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+            self.wfile.write(b"0\r\n\r\n")
+        elif "close" in self.path:
+            self.send_response(200)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+            self.close_connection = True
+        else:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_bodies_are_framed_as_http_client_frames_them():
+    """The direct path's responses (their own header reader) read a body by its length, in
+    chunks, or to the end of a closed connection; a kept-alive connection carries the next."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Framed)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=10)
+        conn.response_class = s3direct._Response
+        for path in ("/b/length", "/b/chunked", "/b/length-again", "/b/close"):
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            assert resp.status == 200
+            assert resp.read() == b"framed body " + path.encode()
+            assert resp.will_close == (path == "/b/close")
+            assert resp.getheader("x-interim") is None  # the interim answer's fields are not the answer's
+        conn.close()
+    finally:
+        server.shutdown()

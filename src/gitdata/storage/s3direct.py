@@ -226,6 +226,7 @@ class DirectS3:
         # headers and body leave in separate writes: without this, Nagle's algorithm holds the body
         # back until the server acknowledges the headers, which it delays (40 ms a request)
         conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn.response_class = _Response
         return conn, False
 
     def _release(self, scheme: str, netloc: str, conn: http.client.HTTPConnection) -> None:
@@ -602,6 +603,111 @@ class _Counted:
 
     def seek(self, pos: int) -> int:
         return self._f.seek(pos)
+
+
+#: what a response may bring, as http.client bounds it: header lines, and bytes in one line
+_MAX_FIELDS = 100
+_MAX_LINE = 65536
+#: the white space around a field's value (HTTP's own: not str.strip's, which takes NEL and NBSP too)
+_OWS = " \t\r\n"
+
+
+class _Fields:
+    """A response's header fields, with the lookups :class:`http.client.HTTPResponse` makes
+    of them (case-insensitive ``get``, ``get_all``, ``items``). http.client hands the
+    header block to the email package's parser, which costs about 50 us a response; a
+    GET of a 4 KiB object costs about 700 us in all (docs/design.md, "staging many small
+    objects")."""
+
+    __slots__ = ("_by_name", "_items")
+
+    def __init__(self, items: list[tuple[str, str]]) -> None:
+        self._items = items
+        self._by_name: dict[str, list[str]] = {}
+        for name, value in items:
+            self._by_name.setdefault(name.lower(), []).append(value)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        values = self._by_name.get(name.lower())
+        return values[0] if values else default
+
+    def get_all(self, name: str, failobj: Any = None) -> Any:
+        values = self._by_name.get(name.lower())
+        return list(values) if values else failobj
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._items)
+
+    def __getitem__(self, name: str) -> str | None:
+        return self.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._by_name
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def read_fields(fp: BinaryIO) -> _Fields:
+    """The header fields of a response from ``fp``, up to and with the empty line: at most
+    :data:`_MAX_FIELDS` lines of :data:`_MAX_LINE` bytes (else http.client's own errors).
+    As leniently as http.client: a line without a colon is skipped, a folded line (one
+    that starts with a space or tab) continues the field before it."""
+    items: list[tuple[str, str]] = []
+    for _count in range(_MAX_FIELDS + 1):
+        line = fp.readline(_MAX_LINE + 1)
+        if len(line) > _MAX_LINE:
+            raise http.client.LineTooLong("header line")
+        if line in (b"\r\n", b"\n", b""):
+            return _Fields(items)
+        text = line.decode("iso-8859-1")
+        if text[0] in _OWS:
+            if items:
+                name, value = items[-1]
+                items[-1] = (name, f"{value} {text.strip(_OWS)}".strip(_OWS))
+            continue
+        name, colon, value = text.partition(":")
+        if colon:
+            items.append((name.strip(_OWS), value.strip(_OWS)))
+    raise http.client.HTTPException(f"got more than {_MAX_FIELDS} headers")
+
+
+class _Response(http.client.HTTPResponse):
+    """:class:`http.client.HTTPResponse` with its header block read by :func:`read_fields`;
+    the status line is read, and the body framed, as http.client does."""
+
+    def begin(self) -> None:
+        if self.headers is not None:
+            return
+        while True:
+            version, status, reason = self._read_status()  # type: ignore[attr-defined]
+            if status != http.client.CONTINUE:
+                break
+            read_fields(self.fp)  # an interim answer's own fields
+        if version in ("HTTP/1.0", "HTTP/0.9"):
+            self.version = 10
+        elif version.startswith("HTTP/1."):
+            self.version = 11
+        else:
+            raise http.client.UnknownProtocol(version)
+        self.code = self.status = status
+        self.reason = reason.strip()
+        self.headers = self.msg = read_fields(self.fp)  # type: ignore[assignment]
+        self.chunked = (self.headers.get("transfer-encoding") or "").lower() == "chunked"
+        self.chunk_left = None
+        self.will_close = self._check_close()  # type: ignore[attr-defined]
+        self.length = None
+        declared = self.headers.get("content-length")
+        if declared and not self.chunked:
+            try:
+                length = int(declared)
+            except ValueError:
+                length = -1
+            self.length = length if length >= 0 else None
+        if status in (http.client.NO_CONTENT, http.client.NOT_MODIFIED) or 100 <= status < 200 or self._method == "HEAD":  # type: ignore[attr-defined]
+            self.length = 0
+        if not self.will_close and not self.chunked and self.length is None:
+            self.will_close = True  # nothing frames the body: it ends with the connection
 
 
 class _Body(io.RawIOBase):
