@@ -641,3 +641,17 @@ def test_bodies_are_framed_as_http_client_frames_them():
         conn.close()
     finally:
         server.shutdown()
+
+
+@settings(max_examples=500, deadline=None)
+@given(path=hst.text(alphabet=hst.sampled_from("ab/:?=~ .-_üversionIdarn3"), max_size=30), aware=hst.booleans())
+def test_our_split_of_a_path_is_s3fs_split(path, aware):
+    """The direct path splits ``bucket/key`` itself (s3fs tries four patterns a call): the
+    same answer as s3fs for any path, version ids and access-point names included."""
+    import s3fs
+
+    from gitdata.storage.backends import split_s3_path
+
+    fs = s3fs.S3FileSystem(anon=True, version_aware=aware, skip_instance_cache=True)
+    for p in (path, f"b/{path}", f"b/k{path}?versionId=v1", f"arn:aws:s3:us-east-1:123456789012:accesspoint/ap/{path}"):
+        assert split_s3_path(fs, p) == tuple(fs.split_path(p))

@@ -327,7 +327,7 @@ def _via_direct(fs: Any, rpath: str, send: Callable[[Any, str, str, str | None],
         return None
     from .s3direct import Unsupported
 
-    bucket, key, version = fs.split_path(rpath)
+    bucket, key, version = split_s3_path(fs, rpath)
     try:
         got = send(direct, bucket, key, version)
     except Unsupported:  # botocore's path decides (a bucket in another region, say)
@@ -336,6 +336,17 @@ def _via_direct(fs: Any, rpath: str, send: Callable[[Any, str, str, str | None],
         fs.invalidate_cache(rpath)
         return True
     return got
+
+
+def split_s3_path(fs: Any, rpath: str) -> tuple[str, str, str | None]:
+    """``fs.split_path(rpath)`` (bucket, key, version), its common case taken here: a plain
+    ``bucket/key`` needs none of the access-point patterns s3fs compiles and tries on every
+    call (a test compares both on generated paths)."""
+    if rpath.startswith(("arn:", "s3:", "s3a:", "/")) or "/" not in rpath or rpath.endswith("/"):
+        return fs.split_path(rpath)  # type: ignore[no-any-return]
+    bucket, _, keypart = rpath.partition("/")
+    key, _, version = keypart.partition("?versionId=")
+    return bucket, key, version if fs.version_aware and version else None
 
 
 def _direct(fs: Any) -> Any:

@@ -505,6 +505,8 @@ class _Signer:
         self._region = region
         self._credentials = credentials
         self._keys: dict[tuple[str, str], bytes] = {}  # (secret, day) -> signing key
+        #: (access key, scope, signed headers, token) -> the query's fields before and after the date
+        self._fixed: dict[tuple[Any, ...], tuple[list[str], list[str]]] = {}
 
     @classmethod
     def probe(cls, client: Any, credentials: Any, bucket: str) -> _Signer | None:
@@ -553,26 +555,38 @@ class _Signer:
         frozen = self._credentials.get_frozen_credentials()
         stamp = stamp or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         scope = f"{stamp[:8]}/{self._region}/s3/aws4_request"
-        path = f"{self._path}/{quote(params['Key'], safe='/~')}"
+        key = params["Key"]
+        path = f"{self._path}/{key if _UNRESERVED.match(key) else quote(key, safe='/~')}"
         md5 = params.get("ContentMD5")
         signed = "content-md5;host" if md5 else "host"
-        query = [
-            ("X-Amz-Algorithm", "AWS4-HMAC-SHA256"),
-            ("X-Amz-Credential", f"{frozen.access_key}/{scope}"),
-            ("X-Amz-Date", stamp),
-            ("X-Amz-Expires", str(_EXPIRES)),
-            ("X-Amz-SignedHeaders", signed),
-        ]
-        if frozen.token is not None:
-            query.append(("X-Amz-Security-Token", frozen.token))
+        fixed = self._fixed.get((frozen.access_key, scope, signed, frozen.token))
+        if fixed is None:  # the fields that change once a day at most, encoded once
+            before = [("X-Amz-Algorithm", "AWS4-HMAC-SHA256"), ("X-Amz-Credential", f"{frozen.access_key}/{scope}")]
+            after = [("X-Amz-Expires", str(_EXPIRES)), ("X-Amz-SignedHeaders", signed)]
+            if frozen.token is not None:
+                after.append(("X-Amz-Security-Token", frozen.token))
+            fixed = ([_query_field(k, v) for k, v in before], [_query_field(k, v) for k, v in after])
+            if len(self._fixed) > 8:
+                self._fixed.clear()
+            self._fixed[(frozen.access_key, scope, signed, frozen.token)] = fixed
+        encoded = [*fixed[0], _query_field("X-Amz-Date", stamp), *fixed[1]]
         if params.get("VersionId"):
-            query.insert(0, ("versionId", params["VersionId"]))
-        encoded = [f"{quote(k, safe='-_.~')}={quote(str(v), safe='-_.~')}" for k, v in query]
+            encoded.insert(0, _query_field("versionId", params["VersionId"]))
         headers = (f"content-md5:{' '.join(md5.split())}\n" if md5 else "") + f"host:{self._host}\n"
         canonical = "\n".join([verb, path, "&".join(sorted(encoded)), headers, signed, "UNSIGNED-PAYLOAD"])
         to_sign = f"AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
-        signature = hmac.new(self._signing_key(frozen.secret_key, stamp[:8]), to_sign.encode(), hashlib.sha256).hexdigest()
+        signature = hmac.digest(self._signing_key(frozen.secret_key, stamp[:8]), to_sign.encode(), "sha256").hex()
         return f"{self._base}{path[len(self._path):]}?{'&'.join(encoded)}&X-Amz-Signature={signature}"
+
+
+#: a key (or query value) that SigV4's encoding leaves as it is: ASCII letters, digits, ``-_.~/``
+_UNRESERVED = re.compile(r"[A-Za-z0-9\-_.~/]*\Z", re.ASCII)
+
+
+def _query_field(name: str, value: str) -> str:
+    """``name=value`` of a presigned URL's query, both encoded as SigV4 asks."""
+    v = str(value)
+    return f"{quote(name, safe='-_.~')}={v if _UNRESERVED.match(v) and '/' not in v else quote(v, safe='-_.~')}"
 
 
 def _host_header(url: str) -> str:
