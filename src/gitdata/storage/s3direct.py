@@ -622,8 +622,8 @@ class _Counted:
 #: what a response may bring, as http.client bounds it: header lines, and bytes in one line
 _MAX_FIELDS = 100
 _MAX_LINE = 65536
-#: the white space around a field's value (HTTP's own: not str.strip's, which takes NEL and NBSP too)
-_OWS = " \t\r\n"
+#: a field's name as the email parser behind http.client knows one: printable ASCII, no colon
+_FIELD_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]*\Z")
 
 
 class _Fields:
@@ -665,24 +665,32 @@ class _Fields:
 def read_fields(fp: BinaryIO) -> _Fields:
     """The header fields of a response from ``fp``, up to and with the empty line: at most
     :data:`_MAX_FIELDS` lines of :data:`_MAX_LINE` bytes (else http.client's own errors).
-    As leniently as http.client: a line without a colon is skipped, a folded line (one
-    that starts with a space or tab) continues the field before it."""
-    items: list[tuple[str, str]] = []
+    The fields are what http.client's parser makes of them: a value loses the spaces and
+    tabs before it (not str.strip's white space, which takes NEL and NBSP too) and the line
+    break after it, not the spaces after it; a folded line (one that starts with a space or
+    tab) continues the field before it, line break and all; the first line
+    that is no field (no colon, or a name with a space or control character in it) ends
+    the fields, though the block is still read to its empty line."""
+    raw: list[list[str]] = []  # [name, its value's lines as they came]
+    fields = True
     for _count in range(_MAX_FIELDS + 1):
         line = fp.readline(_MAX_LINE + 1)
         if len(line) > _MAX_LINE:
             raise http.client.LineTooLong("header line")
         if line in (b"\r\n", b"\n", b""):
-            return _Fields(items)
+            return _Fields([(name, value.rstrip("\r\n")) for name, value in raw])
+        if not fields:
+            continue
         text = line.decode("iso-8859-1")
-        if text[0] in _OWS:
-            if items:
-                name, value = items[-1]
-                items[-1] = (name, f"{value} {text.strip(_OWS)}".strip(_OWS))
+        if text[0] in " \t":
+            if raw:
+                raw[-1][1] += text  # a folded line: http.client keeps its line break too
             continue
         name, colon, value = text.partition(":")
-        if colon:
-            items.append((name.strip(_OWS), value.strip(_OWS)))
+        if not colon or not _FIELD_NAME.match(name):
+            fields = False
+            continue
+        raw.append([name, value.lstrip(" \t")])
     raise http.client.HTTPException(f"got more than {_MAX_FIELDS} headers")
 
 
