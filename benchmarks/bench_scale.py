@@ -24,8 +24,10 @@ ratios are fair on a shared, noisy machine:
   the clone keeps the pointers); ``git status`` in the clone twice (first,
   second); ``git data status --remote`` in the project; and for N <=
   ``--stage-max``: ``rclone copy`` of the prefix to a folder on the disk and
-  ``git data dataset stage NAME`` (copy mode) in the clone, same
-  ``--jobs``.
+  ``git data dataset stage NAME`` (copy mode) in the clone, then ``git
+  data storage add raw s3://BUCKET/objects --to raw`` (unmeasured) and
+  ``git data storage stage raw`` in the project (a sync base recorded for
+  every object), same ``--jobs``.
 
 Every measured command runs under common.py's wrapper (wall time; peak RSS
 of the largest descendant process), inside ``timeout --step-timeout``.
@@ -64,6 +66,7 @@ PER_FOLDER = 1000
 OBJECT_SIZE = 100
 PREFIX = "objects"
 DATASET = "scale"
+STORAGE = "raw"
 
 # step key -> (title, base of its ratio, ratio target, absolute target seconds)
 LISTINGS = ("rclone_lsf", "s3fs_find")
@@ -80,9 +83,10 @@ STEPS: dict[str, tuple[str, str | None, float | None, float | None]] = {
     "status_remote": ("git data status --remote", "listing2", 1.3, None),
     "rclone_copy": ("rclone copy of the prefix", None, None, None),
     "dataset_stage": ("git data dataset stage (copy)", "rclone_copy", 1.2, None),
+    "storage_stage": ("git data storage stage", "rclone_copy", 1.2, None),
 }
 GITDATA_STEPS = {"dataset_add", "commit", "clone", "status_first", "status_second", "status_remote",
-                 "dataset_stage"}
+                 "dataset_stage", "storage_stage"}
 PEAK_TARGET_MB = 500.0
 
 
@@ -283,6 +287,12 @@ def one_size(runner: Runner, server: RcloneS3Server, sr: SizeRun, work: Path) ->
                         clone, needs=("clone",),
                         check=lambda: _expect(count_files(clone / "data" / DATASET), (n, total),
                                               "files, bytes staged"))
+            # the same prefix as a storage (a bucket folder synced both ways), staged by copy
+            run(["git", "data", "storage", "add", STORAGE, url, "--to", STORAGE, "--no-check",
+                 "-o", f"endpoint_url={server.endpoint}"], cwd=proj, env=env)
+            runner.step(sr, "storage_stage", f"git data storage stage {STORAGE} --jobs {jobs} >/dev/null",
+                        proj, check=lambda: _expect(count_files(proj / STORAGE), (n, total),
+                                                    "files, bytes staged"))
     finally:
         rmtree(base)
         server.delete_bucket(bucket)
