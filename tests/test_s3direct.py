@@ -653,3 +653,78 @@ def test_our_split_of_a_path_is_s3fs_split(path, aware):
     fs = s3fs.S3FileSystem(anon=True, version_aware=aware, skip_instance_cache=True)
     for p in (path, f"b/{path}", f"b/k{path}?versionId=v1", f"arn:aws:s3:us-east-1:123456789012:accesspoint/ap/{path}"):
         assert split_s3_path(fs, p) == tuple(fs.split_path(p))
+
+
+# -- what a GET's answer states of its object (s3direct.object_details) ------------------
+
+
+def _fields(block: bytes) -> s3direct._Fields:
+    import io
+
+    return s3direct.read_fields(io.BytesIO(block + b"\r\n"))
+
+
+def test_object_details_from_a_plain_answer():
+    got = s3direct.object_details(_fields(
+        b'Content-Length: 4096\r\nETag: "0123456789abcdef0123456789abcdef"\r\n'
+        b"Last-Modified: Wed, 02 Dec 2026 14:23:00 GMT\r\nx-amz-version-id: 3/L4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY\r\n"
+    ))  # fmt: skip
+    import datetime as dt
+
+    assert got == {
+        "size": 4096, "ETag": '"0123456789abcdef0123456789abcdef"',
+        "LastModified": dt.datetime(2026, 12, 2, 14, 23, tzinfo=dt.timezone.utc),
+        "VersionId": "3/L4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("block", [
+    b'ETag: "abc"\r\n \r\n\tinjected\r\n',  # folded: the value holds line breaks
+    b'ETag: "a\x00b"\r\n',  # a control character
+    b'ETag: "caf\xe9"\r\n',  # not ASCII
+    b"ETag: " + b"a" * 1025 + b"\r\n",  # too long
+    b"ETag:    \r\n",  # empty
+])  # fmt: skip
+def test_object_details_leave_out_an_etag_that_is_no_plain_line(block):
+    assert "ETag" not in s3direct.object_details(_fields(block))
+
+
+@pytest.mark.parametrize("block, left_out", [
+    (b"Content-Length: -5\r\n", "size"),
+    (b"Content-Length: 12abc\r\n", "size"),
+    (b"Content-Length: " + b"9" * 21 + b"\r\n", "size"),
+    (b"Last-Modified: yesterday\r\n", "LastModified"),
+    (b"Last-Modified: Wed, 99 Foo 2026 99:99:99 GMT\r\n", "LastModified"),
+    (b"x-amz-version-id: a\x7fb\r\n", "VersionId"),
+])  # fmt: skip
+def test_object_details_leave_out_what_does_not_parse(block, left_out):
+    got = s3direct.object_details(_fields(block))
+    assert left_out not in got and not got
+
+
+def test_a_direct_get_states_its_object(moto_server, moto_bucket):
+    """The body of a direct GET carries what its own answer said of the object it delivers."""
+    st = _storage(moto_server, moto_bucket)
+    st.put_bytes(b"x" * 1234, "k.bin")
+    listed = st.info("k.bin")
+    moto_server.reset_counts()
+    with st.open_read("k.bin", whole=True) as f:
+        details = f.details
+        assert f.read() == b"x" * 1234
+    assert moto_server.counts(bucket=moto_bucket)["HEAD"] == 0
+    assert details["size"] == 1234 and details["ETag"] == listed.etag
+
+
+def test_a_get_through_s3fs_states_its_object_too(moto_server, moto_bucket):
+    """Options the direct path does not take send the GET through s3fs (one GetObject, its
+    body streamed): its answer's facts come with the body in the same names."""
+    st = _storage(moto_server, moto_bucket, s3_additional_kwargs={"RequestPayer": "requester"})
+    assert not s3direct.usable(st.options)
+    st.put_bytes(b"y" * 321, "s.bin")
+    listed = st.info("s.bin")
+    moto_server.reset_counts()
+    with st.open_read("s.bin", whole=True) as f:
+        details = f.details
+        assert f.read() == b"y" * 321
+    assert moto_server.counts(bucket=moto_bucket)["HEAD"] == 0
+    assert details["size"] == 321 and details["ETag"] == listed.etag and details["LastModified"] is not None

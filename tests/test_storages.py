@@ -270,6 +270,47 @@ def test_a_racing_writer_becomes_a_conflict_never_an_overwrite(tmp_path, backend
     assert {c.path for c in again.plan.conflicts} == {"r.txt", "d.txt"}
 
 
+@pytest.mark.parametrize("backend", ["local", "moto", "rclone"], indirect=True)
+def test_an_object_replaced_after_the_listing_is_recorded_as_it_was_read(tmp_path, backend):
+    """A download's one GET states the object it delivered (S3: its own header fields): when
+    the object was replaced between the listing and the GET, the base records what was read,
+    not what was listed, so the next sync neither downloads it again nor calls it changed."""
+    a, _ = make_clones(tmp_path, backend)
+    w = Writer(backend)
+    w.put("first.txt", b"staged first")
+    storages_mod.stage(Project.open(str(a)), NAME)
+    w.put("d/x.txt", b"listed")
+    prep = storages_mod.prepare(Project.open(str(a)), NAME)
+    assert [(x.kind, x.path) for x in prep.plan.transfers] == [(sp.DOWNLOAD, "d/x.txt")]
+    w.put("d/x.txt", b"replaced after the listing")
+    res = storages_mod.execute(prep)
+    assert res.ok, (res.failed, res.races)
+    la = a / "storages" / NAME
+    assert (la / "d" / "x.txt").read_bytes() == b"replaced after the listing"
+    base = storages_mod.manifest_for(Project.open(str(a)), NAME).load()["d/x.txt"]
+    assert base.size == len(b"replaced after the listing")
+    now = Storage(backend.join("lab"), backend.options).info("d/x.txt")
+    if backend.name != "local":  # the local backend's reads state nothing: the listing's stays
+        assert base.remote.etag == now.etag and base.remote.size == now.size
+        again = storages_mod.prepare(Project.open(str(a)), NAME)
+        assert not again.plan.transfers and not again.plan.conflicts, again.plan
+    final = storages_mod.sync(Project.open(str(a)), NAME)
+    assert final.ok and local_tree(la) == w.tree()
+
+
+def test_a_download_records_the_version_it_read(tmp_path, versioned_moto_backend):
+    """On a versioned bucket the GET's x-amz-version-id is recorded in the base, though the
+    listing (not version-aware) stated none: a later conflict keeps that version by id."""
+    backend = versioned_moto_backend
+    a, _ = make_clones(tmp_path, backend)
+    w = Writer(backend)
+    w.put("v.txt", b"one")
+    storages_mod.stage(Project.open(str(a)), NAME)
+    base = storages_mod.manifest_for(Project.open(str(a)), NAME).load()["v.txt"]
+    now = Storage(backend.join("lab"), backend.options).info("v.txt")
+    assert now.version_id and base.remote.version_id == now.version_id
+
+
 @pytest.mark.parametrize("backend", ["moto"], indirect=True)
 def test_conditional_writes_on_s3(tmp_path, backend):
     """moto honours If-None-Match / If-Match: the write itself is refused, not just pre-checked."""
@@ -394,3 +435,38 @@ def backend_local(tmp_path_factory):
     root = tmp_path_factory.mktemp("backend") / "store"
     root.mkdir()
     return Backend("local", "file", root.as_uri(), {}, {}, local_root=root)
+
+
+@pytest.mark.parametrize("backend", ["local", "moto"], indirect=True)
+@pytest.mark.parametrize("many", [False, True])
+def test_a_folder_made_a_link_gets_nothing_written_through_it(tmp_path, backend, many):
+    """A folder of a staged storage replaced by a link (to a folder of the user's, say):
+    the downloads into it are refused with the folder named, nothing reaches the link's
+    target, and the other files are still staged. ``many``: 1,000+ downloads, which go to
+    worker processes."""
+    a, _ = make_clones(tmp_path, backend)
+    w = Writer(backend)
+    w.put("d/old.txt", b"old")
+    w.put("e/keep.txt", b"keep")
+    storages_mod.stage(Project.open(str(a)), NAME)
+    la = a / "storages" / NAME
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "precious").write_bytes(b"mine")
+    (la / "d" / "old.txt").unlink()
+    (la / "d").rmdir()
+    os.symlink(victim, la / "d")
+    count = 1000 if many else 1
+    writes = [(f"d/new{i:04d}.txt", b"new %d" % i) for i in range(count)] + [("e/fresh.txt", b"fresh")]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda kd: w.put(*kd), writes))
+    res = storages_mod.sync(Project.open(str(a)), NAME)
+    assert not res.ok
+    refused = {p for p in res.failed if p.startswith("d/")}
+    assert refused == {k for k, _ in writes if k.startswith("d/")}, res.failed
+    assert "symlink" in str(res.failed["d/new0000.txt"]) or "link" in str(res.failed["d/new0000.txt"])
+    assert sorted(os.listdir(victim)) == ["precious"] and (victim / "precious").read_bytes() == b"mine"
+    assert (la / "e" / "fresh.txt").read_bytes() == b"fresh"
+    assert w.exists("d/old.txt")  # the link hid the file: not taken for a local deletion

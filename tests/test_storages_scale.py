@@ -24,8 +24,20 @@ def test_sync_of_many_files_lists_once_per_thousand(tmp_path, moto_server, moto_
     env = moto_server.env
     run("git", "data", "storage", "add", "raw", f"s3://{moto_bucket}/raw", "--to", "raw",
         "-o", f"endpoint_url={moto_server.endpoint}", cwd=proj, env=env)
+    moto_server.reset_counts()
+    # 1,200 downloads: worker processes (transfer.FORK_MIN), one GET each and no HEAD first
     run("git", "data", "storage", "stage", "raw", cwd=proj, env=env, timeout=300)
+    counts = moto_server.counts(bucket=moto_bucket)
+    assert counts["GET_OBJECT"] == N and counts["HEAD"] <= 2, counts
+    assert counts["LIST"] <= N // 1000 + 2, counts
     assert (proj / "raw" / "d07" / "f00007.txt").read_bytes() == b"x7"
+    staged = sorted(p.relative_to(proj / "raw").as_posix() for p in (proj / "raw").rglob("*") if p.is_file())
+    assert staged == sorted(f"d{i % 25:02d}/f{i:05d}.txt" for i in range(N))
+    assert all((proj / "raw" / f"d{i % 25:02d}" / f"f{i:05d}.txt").read_bytes() == b"x%d" % i for i in range(N))
+    # the base records every object as listed: a sync right after plans nothing
+    r0 = run("git", "data", "storage", "sync", "raw", "--dry-run", "--json", cwd=proj, env=env, timeout=300)
+    [plan] = json.loads(r0.stdout)
+    assert not plan.get("actions") and not plan.get("conflicts"), plan
     # a change on each side, then a sync: count the requests it makes
     (proj / "raw" / "d01" / "f00001.txt").write_bytes(b"local change")
     client.put_object(Bucket=moto_bucket, Key="raw/d02/f00002.txt", Body=b"remote change")

@@ -292,7 +292,9 @@ class S3Adapter(Adapter):
             raise PreconditionFailed(
                 f"{path} changed: its ETag is {got} now, {kwargs['if_match']} was recorded"
             )
-        return _S3Body(fs, resp["Body"])
+        details = {"size": resp.get("ContentLength"), "ETag": got, "LastModified": resp.get("LastModified"),
+                   "VersionId": resp.get("VersionId")} if not start else None  # fmt: skip
+        return _S3Body(fs, resp["Body"], details)
 
     def put_file(
         self, fs: Any, lpath: str, rpath: str, create_only: bool, if_match: str | None = None,
@@ -446,11 +448,14 @@ async def _read_upto(body: Any, size: int) -> bytes:
 
 
 class _S3Body(io.RawIOBase):
-    """A GET's body as a blocking file: each ``read`` waits for the next bytes."""
+    """A GET's body as a blocking file: each ``read`` waits for the next bytes. ``details``:
+    what the answer states of the object it carries (size, ETag, LastModified, VersionId; as
+    an fsspec file's ``details``), None for a range."""
 
-    def __init__(self, fs: Any, body: Any) -> None:
+    def __init__(self, fs: Any, body: Any, details: dict[str, Any] | None = None) -> None:
         self._fs = fs
         self._body = body
+        self.details = details
 
     def readable(self) -> bool:
         return True

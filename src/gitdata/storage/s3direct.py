@@ -732,8 +732,39 @@ class _Response(http.client.HTTPResponse):
             self.will_close = True  # nothing frames the body: it ends with the connection
 
 
+_PLAIN_VALUE = re.compile(r"[\x21-\x7e]([\x20-\x7e]{0,1022}[\x21-\x7e])?", re.ASCII)
+
+
+def object_details(fields: Mapping[str, str]) -> dict[str, Any]:
+    """What a GET's answer states of its object, in the names of an fsspec file's ``details``
+    (``size``, ``ETag``, ``LastModified``, ``VersionId``), from the server's header fields: a
+    value that is not one plain line of printable ASCII (at most 1,024 characters), a length
+    that is not a number, or a date that is not an HTTP date is left out."""
+    from email.utils import parsedate_to_datetime
+
+    def plain(name: str) -> str | None:
+        value = fields.get(name)
+        return value if value is not None and _PLAIN_VALUE.fullmatch(value) else None
+
+    out: dict[str, Any] = {}
+    size = plain("content-length")
+    if size is not None and size.isdigit() and len(size) <= 20:
+        out["size"] = int(size)
+    for name, key in (("etag", "ETag"), ("x-amz-version-id", "VersionId")):
+        if (value := plain(name)) is not None:
+            out[key] = value
+    stamp = plain("last-modified")
+    if stamp is not None:
+        try:
+            out["LastModified"] = parsedate_to_datetime(stamp)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            pass
+    return out
+
+
 class _Body(io.RawIOBase):
-    """A GET's body; its connection goes back to the thread's pool once read to the end."""
+    """A GET's body; its connection goes back to the thread's pool once read to the end.
+    ``details``: what the answer's header fields state of the object (:func:`object_details`)."""
 
     def __init__(self, owner: DirectS3, resp: http.client.HTTPResponse, conn: http.client.HTTPConnection,
                  scheme: str, netloc: str) -> None:  # fmt: skip
@@ -741,6 +772,10 @@ class _Body(io.RawIOBase):
         self._resp = resp
         self._conn: http.client.HTTPConnection | None = conn
         self._where = (scheme, netloc)
+
+    @property
+    def details(self) -> dict[str, Any]:
+        return object_details(self._resp.headers)
 
     def readable(self) -> bool:
         return True

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import os
 from collections.abc import Callable, Mapping
@@ -96,7 +97,7 @@ def _probe(
         if md5:
             return _hash_and_md5(lp, algorithm)[1] == md5
         h = new_hasher(algorithm)
-        with storage.open_read(path) as f:
+        with storage.open_read(path, whole=True) as f:
             while chunk := _read_chunk(f, storage, path):
                 h.update(chunk)
         return f"{algorithm}:{h.hexdigest()}" == local[path].hash
@@ -181,9 +182,11 @@ def _remote_now(storage: Storage, key: str) -> Fingerprint | None:
         return None
 
 
-def _local_now(path: str) -> tuple[int, int] | None:
+def _local_now(path: str, dir_fd: int | None = None) -> tuple[int, int] | None:
+    """``(size, mtime_ns)`` of the file at ``path`` (a name in the folder ``dir_fd``, whose
+    link is not followed), None where there is none."""
     try:
-        st = os.stat(path)
+        st = os.stat(path, dir_fd=dir_fd, follow_symlinks=dir_fd is None)
     except FileNotFoundError:
         return None
     return st.st_size, st.st_mtime_ns
@@ -195,20 +198,30 @@ def _same_local(now: tuple[int, int] | None, seen: sp.LocalEntry | None) -> bool
     return now == (seen.size, seen.mtime_ns)
 
 
-def _free_name(path: str, stamp: str) -> str:
+def _free_name(path: str, stamp: str, dir_fd: int | None = None) -> str:
+    """The first conflict copy's name for ``path`` (in the folder ``dir_fd``) that is free."""
     cand = sp.conflict_name(path, stamp)
     n = 1
-    while os.path.lexists(cand):
+    while os.path.lexists(cand) if dir_fd is None else _local_now(cand, dir_fd) is not None:
         n += 1
         cand = sp.conflict_name(path, f"{stamp}-{n}")
     return cand
 
 
-def _download(storage: Storage, key: str, dest: str, algorithm: str) -> tuple[writer.GuardedFile, Any]:
-    """Stream ``key`` into the guarded writer beside ``dest`` (not placed yet): (writer, details)."""
-    w = writer.GuardedFile(dest, algorithm)
+def _download(
+    storage: Storage, key: str, dest: str | safepath.Target, algorithm: str
+) -> tuple[writer.GuardedFile, Any]:
+    """Stream ``key`` into the guarded writer beside ``dest`` (not placed yet): (writer, details).
+
+    One GET where the backend allows it (S3's direct path: no HEAD first); ``details`` is
+    what the read states of the object it delivered (the GET's own header fields there, so
+    they describe exactly these bytes), or None where the backend says nothing."""
+    if isinstance(dest, safepath.Target):  # a file in a checked folder held open
+        w = writer.GuardedFile(dest.full, algorithm, dir_fd=dest.dir_fd, name=dest.name)
+    else:
+        w = writer.GuardedFile(dest, algorithm)
     try:
-        with storage.open_read(key) as f:
+        with storage.open_read(key, whole=True) as f:
             details = getattr(f, "details", None)
             w.copy_from(f, lambda f: _read_chunk(f, storage, key))
     except BaseException:
@@ -217,12 +230,35 @@ def _download(storage: Storage, key: str, dest: str, algorithm: str) -> tuple[wr
     return w, details
 
 
+def _delivered(listed: Fingerprint | None, details: Any) -> Fingerprint:
+    """The fingerprint to record for a downloaded object: the listing's (its timestamp is the
+    listing's, to the millisecond) unless the read states another object, which is then
+    recorded as the read states it (the object changed after the listing); a version id
+    the read states and the listing did not is added."""
+    got = from_info(details) if isinstance(details, Mapping) and details else None
+    if listed is None:
+        assert got is not None, "a download without a listed fingerprint states its own"
+        return got
+    if got is None:
+        return listed
+    if compare(listed, got) != "unchanged":
+        return got
+    if got.version_id and not listed.version_id:
+        return dataclasses.replace(listed, version_id=got.version_id)
+    return listed
+
+
 class _Executor:
     def __init__(self, prep: Prepared, stamp: str) -> None:
         self.p = prep
         self.storage = prep.storage
         self.algorithm = prep.project.algorithm
         self.stamp = stamp
+        #: the storage folder's folders, each checked once and then held open (closed by :meth:`close`)
+        self.folders = safepath.Folders(prep.root, what=f"storage {prep.spec.name!r}")
+
+    def close(self) -> None:
+        self.folders.close()
 
     def run(self, a: sp.Action) -> tuple[sp.BaseEntry | None, dict[str, Any] | None]:
         if a.kind == sp.UPLOAD:
@@ -281,27 +317,28 @@ class _Executor:
         return {"path": key, "side": "remote", "conflict_copy": os.path.relpath(dest, self.p.root).replace(os.sep, "/")}
 
     def download(self, a: sp.Action) -> tuple[sp.BaseEntry, dict[str, Any] | None]:
-        lp = self.p.local_path(a.path)
-        w, details = _download(self.storage, a.path, lp, self.algorithm)
-        fp = from_info(details) if isinstance(details, Mapping) else a.remote
-        assert fp is not None
-        kept: dict[str, Any] | None = None
+        # the file's folder is checked once and held open: the write, the checks and the
+        # rename are made relative to it (safepath.Folders), never by path
+        with self.folders.target(a.path) as t:
+            w, details = _download(self.storage, a.path, t, self.algorithm)
+            fp = _delivered(a.remote, details)
+            kept: dict[str, Any] | None = None
 
-        def still_as_planned() -> None:
-            nonlocal kept
-            if not _same_local(_local_now(lp), a.local):
-                raise RaceConflict(f"{a.path}: changed locally during the sync; nothing overwritten")
-            if a.keep == "local" and os.path.lexists(lp):
-                dest = _free_name(lp, self.stamp)
-                os.replace(lp, dest)
-                kept = {"path": a.path, "side": "local",
-                        "conflict_copy": os.path.relpath(dest, self.p.root).replace(os.sep, "/")}  # fmt: skip
+            def still_as_planned() -> None:
+                nonlocal kept
+                if not _same_local(_local_now(t.name, t.dir_fd), a.local):
+                    raise RaceConflict(f"{a.path}: changed locally during the sync; nothing overwritten")
+                if a.keep == "local" and _local_now(t.name, t.dir_fd) is not None:
+                    dest = _free_name(t.name, self.stamp, t.dir_fd)
+                    os.rename(t.name, dest, src_dir_fd=t.dir_fd, dst_dir_fd=t.dir_fd)
+                    kept = {"path": a.path, "side": "local", "conflict_copy": a.path + dest[len(t.name):]}
 
-        with w:
-            digest, size = w.commit(check=still_as_planned)
+            with w:
+                digest, size = w.commit(check=still_as_planned)
+            mtime_ns = os.stat(t.name, dir_fd=t.dir_fd, follow_symlinks=False).st_mtime_ns
         if fp.size != size:
             fp = Fingerprint(size=size, etag=fp.etag, md5=fp.md5, version_id=fp.version_id, mtime=fp.mtime)
-        return sp.BaseEntry(size=size, remote=fp, local_hash=digest, mtime_ns=os.stat(lp).st_mtime_ns), kept
+        return sp.BaseEntry(size=size, remote=fp, local_hash=digest, mtime_ns=mtime_ns), kept
 
     def delete_remote(self, a: sp.Action) -> tuple[None, dict[str, Any] | None]:
         cur = _remote_now(self.storage, a.path)
@@ -369,6 +406,11 @@ def execute(
             on_item(a)
         return out
 
+    # a run of downloads only (staging, a pull) may go to worker processes: a download
+    # writes its file and returns its base entry, and its GET is the direct path's, which a
+    # forked worker makes on its own connections (uploads and deletes ask s3fs, which a
+    # fork cannot use, and on_item is the caller's, in this process)
+    downloads = on_item is None and all(a.kind == sp.DOWNLOAD for a in plan.transfers)
     try:
         outcome = run_parallel(
             plan.transfers,
@@ -376,6 +418,7 @@ def execute(
             jobs=jobs or prep.project.jobs,
             label=f"sync {prep.spec.name}",
             progress=progress,
+            processes=prep.project.processes if downloads else 1,
         )
         for a, (entry, kept) in outcome.done.items():
             updates[a.path] = entry
@@ -388,6 +431,7 @@ def execute(
             else:
                 result.failed[a.path] = err
     finally:
+        ex.close()
         prep.manifest.write(updates)
         prep.manifest.set_meta("url", prep.spec.url)
         prep.manifest.set_meta("synced_at", utc_stamp())
