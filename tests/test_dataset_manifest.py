@@ -45,6 +45,7 @@ def test_encode_then_parse_gives_the_entries_back() -> None:
         ([{"path": "a/.git/hooks/post-checkout", "size": 1, "source": "s3://b/x"}], "'.git' part"),
         ([{"path": "a/.GIT/config", "size": 1, "source": "s3://b/x"}], "'.git' part"),
         ([{"path": "/etc/passwd", "size": 1, "source": "s3://b/x"}], "absolute"),
+        ([{"path": "/passwd", "size": 1, "source": "s3://b/x"}], "absolute"),  # no folder: the fuzzer's find
         ([{"path": "a\nb", "size": 1, "source": "s3://b/x"}], "control characters"),
         ([{"path": "a", "size": -1, "source": "s3://b/x"}], "no valid size"),
         ([{"path": "a", "size": True, "source": "s3://b/x"}], "no valid size"),

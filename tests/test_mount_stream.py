@@ -82,7 +82,10 @@ def test_memory_stays_flat_while_streaming_a_large_object(moto_server, moto_buck
         tracemalloc.stop()
         f.close()
     assert total == 48 << 20
-    assert peak < 12 << 20, peak  # a few 1 MiB reads in flight, not the object
+    # a few 1 MiB reads in flight and what the event loop read ahead meanwhile, not the object:
+    # 3.7-5.5 MB on an idle machine, 13.3 MB once in CI under load (the loop's thread reads
+    # on while the reader waits for a core); a third of the 48 MiB object is the bound
+    assert peak < 16 << 20, peak
 
 
 class _Body:

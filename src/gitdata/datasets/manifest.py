@@ -147,8 +147,10 @@ def _entry(line: bytes, n: int, folders: set[str]) -> Entry:
         raise ManifestError(f"manifest line {n}: no path")
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise ManifestError(f"manifest line {n}: {path!r} has no valid size")
-    folder, _, name = path.rpartition("/")
+    folder, slash, name = path.rpartition("/")
     try:
+        if slash and not folder:  # "/name": the folder check below would see no folder at all
+            check_relpath(path, "manifest path")
         if folder and folder not in folders:
             check_relpath(folder, "manifest path")
             folders.add(folder)
