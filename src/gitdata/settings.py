@@ -62,7 +62,8 @@ SETTINGS: tuple[Setting, ...] = (
             "on at most one thread per core (and at most `gitdata.jobs`)"),
     Setting("gitdata.processes", "int", 0,
             "worker processes for runs of at least 1,000 objects that are mostly Python work per "
-            "object (staging a dataset's registered objects); the `gitdata.jobs` transfers are shared "
+            "object (staging a dataset's registered objects, a `storage stage` or a sync that only "
+            "downloads, a push of small objects); the `gitdata.jobs` transfers are shared "
             "among them. 1 keeps everything in one process",
             default_doc="the number of CPUs, at most 4"),
     Setting("gitdata.settleIndex", "bool", True,
