@@ -35,6 +35,7 @@ import tempfile
 from collections.abc import Callable
 from typing import BinaryIO
 
+from . import safepath
 from .errors import GitDataError
 from .fileio import tmp_prefix, worktree_mode, write_all
 from .hashing import Hasher, new_hasher, oid_of_file
@@ -273,6 +274,14 @@ class GuardedFile:
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is not None or self._fd is not None:
             self.abort()  # an exception, or a block that never committed
+
+
+def guarded(dest: str | safepath.Target, algorithm: str, *, expect: object = ANY) -> GuardedFile:
+    """The guarded writer for ``dest``: a path, or a file in a checked folder held open
+    (:meth:`gitdata.safepath.Folders.target`), which is then written relative to it."""
+    if isinstance(dest, safepath.Target):
+        return GuardedFile(dest.full, algorithm, expect=expect, dir_fd=dest.dir_fd, name=dest.name)
+    return GuardedFile(dest, algorithm, expect=expect)
 
 
 def _create_at(dir_fd: int) -> tuple[int, str]:

@@ -28,15 +28,6 @@ class ChangedMeanwhile(StageError, writer.TargetChanged):
     """The target changed while git data was writing beside it: it is kept."""
 
 
-def _sink(dest: str | safepath.Target, algorithm: str, expect: tuple[int, int, int] | None) -> writer.GuardedFile:
-    """The guarded writer for a staged file; ``expect``: ``dest``'s signature when git data
-    decided it may replace it (None: nothing was there). ``dest`` is a path, or a file in a
-    checked folder held open (:meth:`gitdata.safepath.Folders.target`): written relative to it."""
-    if isinstance(dest, safepath.Target):
-        return writer.GuardedFile(dest.full, algorithm, expect=expect, dir_fd=dest.dir_fd, name=dest.name)
-    return writer.GuardedFile(dest, algorithm, expect=expect)
-
-
 def _commit(sink: writer.GuardedFile, **kw: Any) -> tuple[str, int]:
     try:
         return sink.commit(**kw)
@@ -73,7 +64,7 @@ def _download_to_file(
     project: Project, storage: Storage, key: str, pointer: Pointer, dest: str | safepath.Target,
     expect: tuple[int, int, int] | None = None,
 ) -> str:
-    with _sink(dest, project.algorithm, expect) as sink:
+    with writer.guarded(dest, project.algorithm, expect=expect) as sink:
         _stream(storage, key, pointer, sink)
         oid, _ = _commit(sink)
     return oid
@@ -103,7 +94,7 @@ def _copy_to_file(source: BinaryIO, dest: str | safepath.Target, algorithm: str,
                   oid: str | None = None) -> str:
     """Copy an open file to ``dest`` through the guarded writer; with ``oid``,
     only if the bytes hash to it. Returns the oid of what was written."""
-    with _sink(dest, algorithm, expect) as sink:
+    with writer.guarded(dest, algorithm, expect=expect) as sink:
         sink.copy_from(source)
         try:
             written, _size = _commit(sink, expected_oid=oid)

@@ -216,10 +216,7 @@ def _download(
     One GET where the backend allows it (S3's direct path: no HEAD first); ``details`` is
     what the read states of the object it delivered (the GET's own header fields there, so
     they describe exactly these bytes), or None where the backend says nothing."""
-    if isinstance(dest, safepath.Target):  # a file in a checked folder held open
-        w = writer.GuardedFile(dest.full, algorithm, dir_fd=dest.dir_fd, name=dest.name)
-    else:
-        w = writer.GuardedFile(dest, algorithm)
+    w = writer.guarded(dest, algorithm)
     try:
         with storage.open_read(key, whole=True) as f:
             details = getattr(f, "details", None)
@@ -326,9 +323,10 @@ class _Executor:
 
             def still_as_planned() -> None:
                 nonlocal kept
-                if not _same_local(_local_now(t.name, t.dir_fd), a.local):
+                now = _local_now(t.name, t.dir_fd)
+                if not _same_local(now, a.local):
                     raise RaceConflict(f"{a.path}: changed locally during the sync; nothing overwritten")
-                if a.keep == "local" and _local_now(t.name, t.dir_fd) is not None:
+                if a.keep == "local" and now is not None:
                     dest = _free_name(t.name, self.stamp, t.dir_fd)
                     os.rename(t.name, dest, src_dir_fd=t.dir_fd, dst_dir_fd=t.dir_fd)
                     kept = {"path": a.path, "side": "local", "conflict_copy": a.path + dest[len(t.name):]}
@@ -337,7 +335,7 @@ class _Executor:
                 digest, size = w.commit(check=still_as_planned)
             mtime_ns = os.stat(t.name, dir_fd=t.dir_fd, follow_symlinks=False).st_mtime_ns
         if fp.size != size:
-            fp = Fingerprint(size=size, etag=fp.etag, md5=fp.md5, version_id=fp.version_id, mtime=fp.mtime)
+            fp = dataclasses.replace(fp, size=size)
         return sp.BaseEntry(size=size, remote=fp, local_hash=digest, mtime_ns=mtime_ns), kept
 
     def delete_remote(self, a: sp.Action) -> tuple[None, dict[str, Any] | None]:
