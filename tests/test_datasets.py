@@ -238,6 +238,35 @@ def test_register_2000_objects_without_download(moto_server, moto_bucket, monkey
     assert sum(r["local"] == "pointer only" for r in rows) == 1950
 
 
+def test_stage_of_a_part_asks_only_about_the_objects_it_stages(moto_server, moto_bucket, monkeypatch, tmp_path):
+    """The check before a stage streams one listing and looks only at the keys it stages: the
+    dataset's other empty objects (a listing's size 0 is asked about with a HEAD) cost nothing."""
+    use_server_env(monkeypatch, moto_server)
+    objects = {f"mix/full/obj-{i:02d}.dat": f"object {i}".encode() for i in range(20)}
+    objects.update({f"mix/empty/e-{i:02d}.dat": b"" for i in range(30)})
+    _seed_moto(moto_server, moto_bucket, objects)
+    root = project(tmp_path / "p")
+    gd(root, "dataset", "add", "mix", f"s3://{moto_bucket}/mix", "--create",
+       "-o", f"endpoint_url={moto_server.endpoint}", "-o", "version_aware=false")
+    git(root, "commit", "-q", "-m", "register")
+    moto_server.reset_counts()
+    gd(root, "dataset", "stage", "mix", "--include", "full/*")
+    counts = moto_server.counts(moto_bucket)
+    assert counts["GET_OBJECT"] == 20 and counts["HEAD"] == 0, moto_server.counts(moto_bucket, by_api=True)
+    assert (root / "data/mix/full/obj-07.dat").read_bytes() == b"object 7"
+    assert (root / "data/mix/empty/e-03.dat").read_text().startswith("version gitdata/1")
+    # an object deleted and one changed since they were registered: both named, the rest staged
+    client = moto_server.client()
+    client.delete_object(Bucket=moto_bucket, Key="mix/empty/e-01.dat")
+    client.put_object(Bucket=moto_bucket, Key="mix/empty/e-02.dat", Body=b"not empty now")
+    proc = gd(root, "dataset", "stage", "mix", check=False)
+    assert proc.returncode == 1, proc
+    err = proc.stderr.decode()
+    assert "e-01.dat was deleted on the remote" in err and "e-02.dat changed on the remote" in err, err
+    assert (root / "data/mix/empty/e-04.dat").read_bytes() == b""
+    assert (root / "data/mix/empty/e-01.dat").read_text().startswith("version gitdata/1")
+
+
 # --------------------------------------------------------------------------
 # remote changes: exactly the changed and the deleted object are reported
 

@@ -168,16 +168,18 @@ def expectations(project: Project, found: list[Found]) -> dict[str, guard.Expect
     staged = project.state.staged_records(paths)
     written = project.state.written(paths)
     out = {}
+    nothing = guard.Expect()  # shared by every registered path git data has no record of
     for f in found:
         wanted = f.pointer.oid
-        ours: set[str] = set()
+        ours: frozenset[str] = frozenset()
         if f.path in staged:
             content, pointer = staged[f.path]
             if wanted is None and pointer == f.pointer.encode():
                 wanted = content
             else:
-                ours.add(content)
-        out[f.path] = guard.Expect(wanted=wanted, ours=frozenset(ours), written=written.get(f.path))
+                ours = frozenset((content,))
+        done = written.get(f.path)
+        out[f.path] = nothing if wanted is None and not ours and done is None else guard.Expect(wanted, ours, done)
     return out
 
 

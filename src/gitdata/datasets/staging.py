@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from .. import guard, safepath, writer
@@ -52,7 +53,7 @@ from .modes import (
 from .unstage import unstage, unstage_unlocked
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Item:
     found: Found
     storage_url: str | None = None
@@ -109,44 +110,77 @@ def _remote_check(
         storage = ds_mod.open_source(project, ds, root, versioned=wants_version)
         single = not any(src.url.rstrip("/") == root for src in ds.sources)
         try:
-            listing = {} if single else dict(ds_mod.fill_sizes(storage, list(storage.list())))
+            verdicts = _judged(ds, storage, group, single)
         except StorageError:
             if not ds_mod.is_versioned(storage) or "version_aware" in ds.options:
                 raise
             storage = ds_mod.open_source(project, ds, root, versioned=False)  # no versions here
-            listing = dict(ds_mod.fill_sizes(storage, list(storage.list())))
+            verdicts = _judged(ds, storage, group, single)
         storages[root] = storage
         for it in group:
-            p = it.found.pointer
-            if single:
-                try:
-                    listing[it.key or ""] = storage.info(it.key or "")
-                except ObjectNotFound:
-                    pass
-            recorded = Fingerprint.from_pointer_fields(p.size, dict(p.extra))
-            current = listing.get(it.key or "")
-            if current is None:
-                if p.get("version-id") and open_kwargs(storage, p.get("version-id")):
-                    report.notes[it.found.path] = "deleted on the remote; staged the recorded version"
-                    keep.append(it)
-                else:
-                    report.failed[it.found.path] = f"{p.source} was deleted on the remote"
-                continue
-            if compare(recorded, current) == "changed":
-                if p.get("version-id") and open_kwargs(storage, p.get("version-id")):
-                    report.notes[it.found.path] = (
-                        "changed on the remote since it was recorded; staged the recorded version "
-                        "(run `git data update` to record the new one)"
-                    )
-                    keep.append(it)
-                else:
-                    report.failed[it.found.path] = (
-                        f"{p.source} changed on the remote since it was recorded; not staged "
-                        f"(run `git data update {ds.name}` to record the new version)"
-                    )
-                continue
-            keep.append(it)
+            kept, note = verdicts.get(it, (True, None))
+            if note is not None:
+                (report.notes if kept else report.failed)[it.found.path] = note
+            if kept:
+                keep.append(it)
     return keep, storages
+
+
+def _judged(ds: Dataset, storage: Storage, group: list[_Item], single: bool) -> dict[_Item, tuple[bool, str | None]]:
+    """``item -> (staged?, note or why not)`` for the items of ``group`` whose object is not
+    simply what was recorded (a plain match is absent).
+
+    One listing of the root, streamed and judged as it goes: only the listed keys an item
+    wants are looked at (and asked about one by one where the listing states no size), and
+    nothing is kept of them, so memory follows the items, never the bucket's keys.
+    ``single``: the root names one object, asked about."""
+    by_key: dict[str, list[_Item]] = {}
+    for it in group:
+        by_key.setdefault(it.key or "", []).append(it)
+    if single:
+        listed: Iterable[tuple[str, Fingerprint]] = _asked(storage, list(by_key))
+    else:
+        listed = ds_mod.fill_sizes(storage, ((k, fp) for k, fp in storage.list() if k in by_key))
+    out: dict[_Item, tuple[bool, str | None]] = {}
+    for key, fp in listed:
+        for it in by_key.pop(key, ()):  # what is left at the end was not listed
+            verdict = _verdict(ds, storage, it, fp)
+            if verdict != (True, None):
+                out[it] = verdict
+    for items in by_key.values():
+        for it in items:
+            out[it] = _verdict(ds, storage, it, None)
+    return out
+
+
+def _asked(storage: Storage, keys: list[str]) -> Iterator[tuple[str, Fingerprint]]:
+    for key in keys:
+        try:
+            yield key, storage.info(key)
+        except ObjectNotFound:
+            pass
+
+
+def _verdict(ds: Dataset, storage: Storage, it: _Item, current: Fingerprint | None) -> tuple[bool, str | None]:
+    """Is ``it`` staged, given what the remote holds now for its key (None: nothing)? A changed
+    or deleted object is, with a note, where its recorded version can still be read."""
+    p = it.found.pointer
+    if current is None:
+        if p.get("version-id") and open_kwargs(storage, p.get("version-id")):
+            return True, "deleted on the remote; staged the recorded version"
+        return False, f"{p.source} was deleted on the remote"
+    recorded = Fingerprint.from_pointer_fields(p.size, dict(p.extra))
+    if compare(recorded, current) == "changed":
+        if p.get("version-id") and open_kwargs(storage, p.get("version-id")):
+            return True, (
+                "changed on the remote since it was recorded; staged the recorded version "
+                "(run `git data update` to record the new one)"
+            )
+        return False, (
+            f"{p.source} changed on the remote since it was recorded; not staged "
+            f"(run `git data update {ds.name}` to record the new version)"
+        )
+    return True, None
 
 
 def stage(
@@ -461,11 +495,12 @@ def _stage_location_in(
                 "else): kept as it is; to get the recorded bytes, move it away and stage again"
             )
             continue
-        sigs[f.path] = None if state == guard.MISSING else writer.signature(dest)
+        if state != guard.MISSING:  # (a missing file's signature is None: not held, for a million files)
+            sigs[f.path] = writer.signature(dest)
         if not linked:
             full = os.path.join(project.root, f.path)
             if os.path.isfile(full) and ds_mod.read_pointer_file(full) is None:
-                moves.append((f, full, dest, sigs[f.path]))  # staged by copy before: move, do not download
+                moves.append((f, full, dest, sigs.get(f.path)))  # staged by copy before: move, do not download
                 continue
         todo.append(f)
     need = sum(f.pointer.size or 0 for f in todo)
@@ -490,7 +525,7 @@ def _stage_location_in(
     def fetch_one(it: _Item) -> str:
         with folders.target(ds.rel(it.found.path)) as dest:
             return _download_to_file(project, storages[it.storage_url or ""], it.key or "", it.found.pointer,
-                                     dest, sigs[it.found.path])  # fmt: skip
+                                     dest, sigs.get(it.found.path))  # fmt: skip
 
     outcome = run_parallel(items, fetch_one, jobs=jobs, label=f"Staging {ds.name}",
                            weight=lambda it: it.found.pointer.size or 0, progress=progress,
@@ -509,7 +544,7 @@ def _stage_location_in(
             oid = f.pointer.oid or ""
             try:
                 with folders.target(ds.rel(f.path)) as dest, project.cache.open(oid) as fh:
-                    _copy_to_file(fh, dest, oid.split(":", 1)[0], sigs[f.path], oid)
+                    _copy_to_file(fh, dest, oid.split(":", 1)[0], sigs.get(f.path), oid)
             except ChangedMeanwhile:
                 report.kept[f.path] = "changed while it was being staged: kept as it is"
                 continue
