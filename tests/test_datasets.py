@@ -267,6 +267,94 @@ def test_stage_of_a_part_asks_only_about_the_objects_it_stages(moto_server, moto
     assert (root / "data/mix/empty/e-01.dat").read_text().startswith("version gitdata/1")
 
 
+def test_a_manifest_dataset_is_staged_in_batches_on_one_walk_of_the_listing(moto_server, moto_bucket, monkeypatch,
+                                                                               tmp_path):
+    """A dataset its manifest records is staged BATCH files at a time, read from the manifest as
+    a stream (never more than a batch at once); every batch is
+    checked on one walk of the listing (its pages, no HEAD but for the deleted object), and a
+    deleted and a changed object are named while the rest is staged."""
+    from gitdata.datasets import model as ds_mod
+    from gitdata.datasets import staging
+    from gitdata.project import Project
+
+    use_server_env(monkeypatch, moto_server)
+    keys = [f"many/d{i // 300:02d}/f{i:05d}.dat" for i in range(3000)]
+    _seed_moto(moto_server, moto_bucket, {k: k.encode() for k in keys})
+    root = project(tmp_path / "p")
+    gd(root, "remote", "add", "store", (tmp_path / "store").as_uri())
+    git(root, "config", "gitdata.manifestThreshold", "100")
+    gd(root, "dataset", "add", "many", f"s3://{moto_bucket}/many", "--create",
+       "-o", f"endpoint_url={moto_server.endpoint}", "-o", "version_aware=false")
+    git(root, "commit", "-q", "-m", "register")
+    assert sorted(os.listdir(root / "data/many")) == [".gitdata-manifest"]
+    client = moto_server.client()
+    client.delete_object(Bucket=moto_bucket, Key=keys[1234])
+    client.put_object(Bucket=moto_bucket, Key=keys[2345], Body=b"changed")
+
+    monkeypatch.setattr(staging, "BATCH", 500)
+    streamed = {"read": 0}
+    batches: list[tuple[int, int]] = []  # (files in the batch, manifest lines read when it began)
+    iter_files, stage_files = ds_mod.iter_files, staging._stage_files
+
+    def counting(*args, **kwargs):
+        for f in iter_files(*args, **kwargs):
+            streamed["read"] += 1
+            yield f
+
+    def recording(project, ds, target, found, *args, **kwargs):
+        batches.append((len(found), streamed["read"]))
+        return stage_files(project, ds, target, found, *args, **kwargs)
+
+    monkeypatch.setattr(ds_mod, "iter_files", counting)
+    monkeypatch.setattr(staging, "_stage_files", recording)
+    moto_server.reset_counts()
+    report = staging.stage(Project.open(str(root)), "many", progress=False)
+    counts = moto_server.counts(moto_bucket)
+    # one walk: 3 pages of 1,000 (and at most one empty page after); a listing a batch would be 18+
+    assert counts["LIST"] <= 4 and counts["HEAD"] == 1, moto_server.counts(moto_bucket, by_api=True)
+    assert counts["GET_OBJECT"] == 2998, counts
+    assert [n for n, _ in batches] == [500] * 6, batches
+    # the first pass (checks and space) read all 3,000; then each batch began with only its
+    # own lines of the second pass read
+    assert [read - 3000 for _, read in batches] == [500, 1000, 1500, 2000, 2500, 3000], batches
+    assert len(report.staged) == 2998 and set(report.failed) == {f"data/{keys[1234]}", f"data/{keys[2345]}"}
+    assert "was deleted on the remote" in report.failed[f"data/{keys[1234]}"]
+    assert "changed on the remote" in report.failed[f"data/{keys[2345]}"]
+    for i in (0, 499, 500, 1233, 1235, 2999):
+        assert (root / "data" / keys[i]).read_bytes() == keys[i].encode()
+    assert not (root / "data" / keys[1234]).exists() and not (root / "data" / keys[2345]).exists()
+    assert clean(root)
+    states = {r["path"]: r["local"] for r in status_json(root, "many")}
+    assert sum(s == "staged" for s in states.values()) == 2998, states
+
+
+def test_the_listing_walk_gives_what_a_head_gives_in_any_order(tmp_path):
+    """_Cursor (the walk a batched stage makes of one listing) answers each key as the storage's
+    own info() does, whatever order the keys are asked in: keys passed already, keys past the
+    end and keys that are not there are asked about on their own."""
+    from gitdata.datasets.staging import _Cursor
+    from gitdata.storage import ObjectNotFound, Storage
+
+    for i in range(40):
+        (tmp_path / "src" / f"k{i:02d}").parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "src" / f"k{i:02d}").write_bytes(b"x" * (i + 1))
+    st = Storage((tmp_path / "src").as_uri(), {})
+    asked = ["k05", "k06", "k03", "k39", "k40", "a", "k10", "k10", "k07", "zz", "k00"]
+
+    def head(key):
+        try:
+            return st.info(key)
+        except ObjectNotFound:
+            return None
+
+    for single in (False, True):
+        cur = _Cursor(st, single, False)
+        got = [cur.find(k) for k in asked]
+        want = [head(k) for k in asked]
+        assert [g.size if g else None for g in got] == [w.size if w else None for w in want], single
+        assert [g.size if g else None for g in got] == [6, 7, 4, 40, None, None, 11, 11, 8, None, 1]
+
+
 # --------------------------------------------------------------------------
 # remote changes: exactly the changed and the deleted object are reported
 

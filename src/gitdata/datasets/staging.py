@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 
 from .. import guard, safepath, writer
 from ..errors import GitDataError
@@ -85,14 +86,85 @@ def _check_space(project: Project, need: int, where: str, *, force: bool) -> Non
         )
 
 
+class _Cursor:
+    """One root's listing (:meth:`Storage.list`, sorted by key), walked forward across a
+    stage's batches of files: each key a batch asks for is looked up as the walk passes it, and
+    nothing else of the listing is kept, so memory follows the batch, never the bucket.
+
+    A key the listing does not show where it would be is asked about on its own (one HEAD):
+    a deleted object (rare), or a key the walk passed already (a dataset whose paths sort
+    otherwise than its keys). A verdict never rests on the listing's order, only the cost does.
+    ``single``: the root names one object, always asked about."""
+
+    def __init__(self, storage: Storage, single: bool, for_versions: bool) -> None:
+        #: ``for_versions``: opened for batches that stage recorded versions (or that cannot)
+        self.storage, self.for_versions = storage, for_versions
+        self._listing: Iterator[tuple[str, Fingerprint]] | None = None if single else iter(storage.list())
+        self._head: tuple[str, Fingerprint] | None = None
+        self._started = single
+
+    def start(self) -> None:
+        """The listing's first entry (where a listing the backend refuses fails)."""
+        if not self._started:
+            assert self._listing is not None
+            self._head = next(self._listing, None)
+            self._started = True
+
+    def find(self, key: str) -> Fingerprint | None:
+        """What the remote holds now at ``key`` (None: nothing); keys in ascending order cost
+        no request but the listing's own (where the listing states a size of 0: a HEAD)."""
+        self.start()
+        assert self._listing is not None or self._head is None
+        while self._head is not None and self._head[0] < key:
+            self._head = next(self._listing, None)  # type: ignore[arg-type]
+        if self._head is not None and self._head[0] == key:
+            fp = self._head[1]
+            self._head = next(self._listing, None)  # type: ignore[arg-type]
+            if fp.size != 0:  # (an HTTP index page states no sizes: ds_mod.fill_sizes)
+                return fp
+        try:
+            return self.storage.info(key)
+        except ObjectNotFound:
+            return None
+
+
+class _Listings:
+    """The cursors of one stage, by source root (see :class:`_Cursor`)."""
+
+    def __init__(self, project: Project, ds: Dataset) -> None:
+        self.project, self.ds = project, ds
+        self.cursors: dict[str, _Cursor] = {}
+
+    def cursor(self, root: str, wants_version: bool) -> _Cursor:
+        cur = self.cursors.get(root)
+        if cur is not None and (cur.for_versions or not wants_version):
+            return cur
+        project, ds = self.project, self.ds
+        single = not any(src.url.rstrip("/") == root for src in ds.sources)
+        storage = ds_mod.open_source(project, ds, root, versioned=wants_version)
+        cur = _Cursor(storage, single, wants_version)
+        try:
+            cur.start()
+        except StorageError:
+            if not ds_mod.is_versioned(storage) or "version_aware" in ds.options:
+                raise
+            storage = ds_mod.open_source(project, ds, root, versioned=False)  # no versions here
+            cur = _Cursor(storage, single, True)
+            cur.start()
+        self.cursors[root] = cur
+        return cur
+
+
 def _remote_check(
-    project: Project, ds: Dataset, items: list[_Item], report: StageReport
+    project: Project, ds: Dataset, items: list[_Item], report: StageReport, listings: _Listings | None = None,
 ) -> tuple[list[_Item], dict[str, Storage]]:
-    """One listing per source: drop (and report) deleted/changed objects.
+    """One listing per source (``listings``: the stage's, walked on across its batches): drop
+    (and report) deleted/changed objects.
 
     A changed object whose recorded version the backend can still read is
     kept: that exact version is staged, with a note.
     """
+    listings = listings or _Listings(project, ds)
     by_root: dict[str, list[_Item]] = {}
     for it in items:
         assert it.found.pointer.source
@@ -106,59 +178,15 @@ def _remote_check(
     keep: list[_Item] = []
     storages: dict[str, Storage] = {}
     for root, group in by_root.items():
-        wants_version = any(it.found.pointer.get("version-id") for it in group)
-        storage = ds_mod.open_source(project, ds, root, versioned=wants_version)
-        single = not any(src.url.rstrip("/") == root for src in ds.sources)
-        try:
-            verdicts = _judged(ds, storage, group, single)
-        except StorageError:
-            if not ds_mod.is_versioned(storage) or "version_aware" in ds.options:
-                raise
-            storage = ds_mod.open_source(project, ds, root, versioned=False)  # no versions here
-            verdicts = _judged(ds, storage, group, single)
-        storages[root] = storage
-        for it in group:
-            kept, note = verdicts.get(it, (True, None))
+        cur = listings.cursor(root, any(it.found.pointer.get("version-id") for it in group))
+        storages[root] = cur.storage
+        for it in sorted(group, key=lambda it: it.key or ""):
+            kept, note = _verdict(ds, cur.storage, it, cur.find(it.key or ""))
             if note is not None:
                 (report.notes if kept else report.failed)[it.found.path] = note
             if kept:
                 keep.append(it)
     return keep, storages
-
-
-def _judged(ds: Dataset, storage: Storage, group: list[_Item], single: bool) -> dict[_Item, tuple[bool, str | None]]:
-    """``item -> (staged?, note or why not)`` for the items of ``group`` whose object is not
-    simply what was recorded (a plain match is absent).
-
-    One listing of the root, streamed and judged as it goes: only the listed keys an item
-    wants are looked at (and asked about one by one where the listing states no size), and
-    nothing is kept of them, so memory follows the items, never the bucket's keys.
-    ``single``: the root names one object, asked about."""
-    by_key: dict[str, list[_Item]] = {}
-    for it in group:
-        by_key.setdefault(it.key or "", []).append(it)
-    if single:
-        listed: Iterable[tuple[str, Fingerprint]] = _asked(storage, list(by_key))
-    else:
-        listed = ds_mod.fill_sizes(storage, ((k, fp) for k, fp in storage.list() if k in by_key))
-    out: dict[_Item, tuple[bool, str | None]] = {}
-    for key, fp in listed:
-        for it in by_key.pop(key, ()):  # what is left at the end was not listed
-            verdict = _verdict(ds, storage, it, fp)
-            if verdict != (True, None):
-                out[it] = verdict
-    for items in by_key.values():
-        for it in items:
-            out[it] = _verdict(ds, storage, it, None)
-    return out
-
-
-def _asked(storage: Storage, keys: list[str]) -> Iterator[tuple[str, Fingerprint]]:
-    for key in keys:
-        try:
-            yield key, storage.info(key)
-        except ObjectNotFound:
-            pass
 
 
 def _verdict(ds: Dataset, storage: Storage, it: _Item, current: Fingerprint | None) -> tuple[bool, str | None]:
@@ -423,13 +451,15 @@ def _stage_location(
     jobs: int, force: bool, progress: bool | None, *, in_place: bool = False,
 ) -> StageReport:
     """``in_place``: copy mode of a dataset its manifest records (``target`` is its own folder)."""
-    report = StageReport(dataset=ds.name, mode="copy" if in_place else "location", location=None if in_place else target)
-    all_found = ds_mod.files(project, ds)
-    if not in_place and ds_mod.within(os.path.join(project.root, ds.path), target) and not _is_link(project, ds):
-        raise StageError(f"--location must be outside the dataset folder {ds.path}")
     if ds_mod.within(project.repo.git_dir, target):
         raise StageError("--location may not be inside the git directory")
-    linked = in_place or _is_link(project, ds)
+    if in_place:
+        return _stage_in_place(project, ds, target, include, exclude, jobs, force, progress)
+    report = StageReport(dataset=ds.name, mode="location", location=target)
+    all_found = ds_mod.files(project, ds)
+    if ds_mod.within(os.path.join(project.root, ds.path), target) and not _is_link(project, ds):
+        raise StageError(f"--location must be outside the dataset folder {ds.path}")
+    linked = _is_link(project, ds)
     if not linked:
         check_folder_is_ours(project, ds, all_found)
     modified = set() if linked else modified_paths(project, ds)
@@ -444,22 +474,84 @@ def _stage_location(
         )
     found = _select(ds, all_found, include, exclude)
     os.makedirs(target, exist_ok=True)
-    expects = expectations(project, found)
     written: list[tuple[str, str]] = []  # (path, oid) of files now holding their content
     # each folder is checked once and held open: every file is written relative to it (safepath.Folders)
     folders = safepath.Folders(target, what=f"dataset {ds.name!r}")
     try:
-        return _stage_location_in(project, ds, target, found, all_found, expects, folders, report, written,
-                                  jobs, force, progress, in_place=in_place, linked=linked)  # fmt: skip
+        _stage_files(project, ds, target, found, expectations(project, found), folders, report, written,
+                     jobs, force, progress, linked=linked)  # fmt: skip
+        _record_written(project, ds, target, written)
     finally:
         folders.close()
+    _link(project, ds, all_found, target)
+    set_mode(project, ds.name, "location", target)
+    report.staged.sort()
+    return report
 
 
-def _stage_location_in(
-    project: Project, ds: Dataset, target: str, found: list[Found], all_found: list[Found],
-    expects: dict, folders: safepath.Folders, report: StageReport, written: list[tuple[str, str]],
-    jobs: int, force: bool, progress: bool | None, *, in_place: bool, linked: bool,
+#: files a stage of a dataset its manifest records holds at a time (see :func:`_stage_in_place`)
+BATCH = 20_000
+
+
+def _batches(items: Iterator[Found], n: int) -> Iterator[list[Found]]:
+    while batch := list(islice(items, n)):
+        yield batch
+
+
+def _stage_in_place(
+    project: Project, ds: Dataset, target: str, include: tuple[str, ...], exclude: tuple[str, ...],
+    jobs: int, force: bool, progress: bool | None,
 ) -> StageReport:  # fmt: skip
+    """Copy mode of a dataset its manifest records: its own folder is written in place (git is
+    kept out of it). The manifest is read as a stream, :data:`BATCH` files at a time; each batch
+    is checked against the stage's one walk of each source's listing (:class:`_Listings`),
+    staged and recorded before the next is read, so memory follows the batch, not the dataset
+    (docs/design.md, "Staging a million files").
+
+    A first pass over the manifest checks every line and the space the missing files need
+    before anything is written (one ``lstat`` a file): a bad manifest writes nothing."""
+    report = StageReport(dataset=ds.name, mode="copy")
+    index = ds_mod.index_files(project, ds)
+
+    def selected() -> Iterator[Found]:
+        return (f for f in ds_mod.iter_files(project, ds, index) if ds_mod.select(ds.rel(f.path), include, exclude))
+
+    total = need = 0
+    for f in selected():
+        total += 1
+        if not os.path.lexists(os.path.join(target, ds.rel(f.path))):
+            need += f.pointer.size or 0
+    _check_space(project, need, target, force=force)
+    os.makedirs(target, exist_ok=True)
+    listings = _Listings(project, ds)
+    folders = safepath.Folders(target, what=f"dataset {ds.name!r}")
+    first = 0
+    try:
+        for batch in _batches(selected(), BATCH):
+            label = f"Staging {ds.name}" if total <= BATCH else (
+                f"Staging {ds.name} ({first + 1:,}-{first + len(batch):,} of {total:,})")  # fmt: skip
+            written: list[tuple[str, str]] = []
+            _stage_files(project, ds, target, batch, expectations(project, batch), folders, report, written,
+                         jobs, force, progress, linked=True, listings=listings, label=label)  # fmt: skip
+            _record_written(project, ds, target, written)
+            first += len(batch)
+    finally:
+        folders.close()
+    exclude_folder(project, ds.path, True)  # the files are not git's: its manifest records them
+    set_mode(project, ds.name, "copy")
+    report.staged.sort()
+    return report
+
+
+def _stage_files(
+    project: Project, ds: Dataset, target: str, found: list[Found],
+    expects: dict, folders: safepath.Folders, report: StageReport, written: list[tuple[str, str]],
+    jobs: int, force: bool, progress: bool | None, *, linked: bool,
+    listings: _Listings | None = None, label: str | None = None,
+) -> None:  # fmt: skip
+    """Stage ``found`` into ``target``: adopt what is already current there, move what a copy
+    stage left in the work tree, download the rest; ``written`` gets ``(path, oid)`` of every
+    file that now holds its content."""
     moves: list[tuple[Found, str, str, tuple[int, int, int] | None]] = []
     todo: list[Found] = []
     sigs: dict[str, tuple[int, int, int] | None] = {}
@@ -520,14 +612,14 @@ def _stage_location_in(
 
     registered = [f for f in todo if f.pointer.oid is None]
     owned = [f for f in todo if f.pointer.oid is not None]
-    items, storages = _remote_check(project, ds, [_Item(f) for f in registered], report)
+    items, storages = _remote_check(project, ds, [_Item(f) for f in registered], report, listings)
 
     def fetch_one(it: _Item) -> str:
         with folders.target(ds.rel(it.found.path)) as dest:
             return _download_to_file(project, storages[it.storage_url or ""], it.key or "", it.found.pointer,
                                      dest, sigs.get(it.found.path))  # fmt: skip
 
-    outcome = run_parallel(items, fetch_one, jobs=jobs, label=f"Staging {ds.name}",
+    outcome = run_parallel(items, fetch_one, jobs=jobs, label=label or f"Staging {ds.name}",
                            weight=lambda it: it.found.pointer.size or 0, progress=progress,
                            processes=project.processes)  # fetch_one only writes its file: fork-safe
     written += _report_outcome(project, report, outcome, ChangedMeanwhile)
@@ -554,15 +646,6 @@ def _stage_location_in(
             written.append((f.path, oid))
             report.staged.append(f.path)
             report.bytes += f.pointer.size or 0
-    _record_written(project, ds, target, written)
-    if in_place:
-        exclude_folder(project, ds.path, True)  # the files are not git's: its manifest records them
-        set_mode(project, ds.name, "copy")
-    else:
-        _link(project, ds, all_found, target)
-        set_mode(project, ds.name, "location", target)
-    report.staged.sort()
-    return report
 
 
 def _record_written(project: Project, ds: Dataset, target: str, written: list[tuple[str, str]]) -> None:
