@@ -765,3 +765,40 @@ def test_staging_on_worker_processes_writes_and_records_every_file(recorded) -> 
     assert states.count("staged") == 1500 and states.count("pointer only") == N - 1500
     gd(proj, "dataset", "unstage", "raw")
     assert not (proj / "data/raw/d00").exists()
+
+
+def test_an_interrupted_batched_stage_keeps_its_batches_and_a_second_one_finishes(recorded, monkeypatch) -> None:
+    """A manifest dataset is staged in batches: a stage interrupted in its third batch leaves the
+    first two staged and recorded, git out of the folder; staging again adopts them, downloads
+    only the rest and ends with every file and a clean work tree."""
+    from gitdata.datasets import staging
+    from gitdata.project import Project
+
+    _src, _remote, proj = recorded
+    monkeypatch.setattr(staging, "BATCH", 1000)
+    stage_files = staging._stage_files
+    calls = {"n": 0}
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return stage_files(*args, **kwargs)
+
+    monkeypatch.setattr(staging, "_stage_files", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        staging.stage(Project.open(str(proj)), "raw", progress=False)
+    folder = proj / "data" / "raw"
+    assert (folder / "d01/f00999.txt").read_bytes() == b"object 999\n"
+    assert (folder / "d03/f01999.txt").read_bytes() == b"object 1999\n"
+    assert not (folder / "d04/f02000.txt").exists()
+    assert git(proj, "status", "--porcelain") == ""
+    states = [r["local"] for r in _status(proj)]
+    assert states.count("staged") == 2000 and states.count("pointer only") == 3000
+
+    monkeypatch.setattr(staging, "_stage_files", stage_files)
+    report = staging.stage(Project.open(str(proj)), "raw", progress=False)
+    assert report.already == 2000 and len(report.staged) == 3000 and not report.failed
+    assert (folder / "d09/f04999.txt").read_bytes() == b"object 4999\n"
+    assert git(proj, "status", "--porcelain") == ""
+    assert {r["local"] for r in _status(proj)} == {"staged"}

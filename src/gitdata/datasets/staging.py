@@ -523,6 +523,8 @@ def _stage_in_place(
             need += f.pointer.size or 0
     _check_space(project, need, target, force=force)
     os.makedirs(target, exist_ok=True)
+    # before the first file: git stays out of the folder even if the stage is interrupted
+    exclude_folder(project, ds.path, True)  # the files are not git's: its manifest records them
     listings = _Listings(project, ds)
     folders = safepath.Folders(target, what=f"dataset {ds.name!r}")
     first = 0
@@ -537,7 +539,6 @@ def _stage_in_place(
             first += len(batch)
     finally:
         folders.close()
-    exclude_folder(project, ds.path, True)  # the files are not git's: its manifest records them
     set_mode(project, ds.name, "copy")
     report.staged.sort()
     return report
