@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 from helpers import git, run
@@ -51,3 +52,51 @@ def test_sync_of_many_files_lists_once_per_thousand(tmp_path, moto_server, moto_
     body = client.get_object(Bucket=moto_bucket, Key="raw/d01/f00001.txt")["Body"].read()
     assert body == b"local change"
     assert json.loads(r.stdout)  # machine-readable summary
+
+
+def test_a_long_sync_writes_its_base_as_it_goes(tmp_path, monkeypatch):
+    """The base of a sync is written every WRITE_EVERY steps, not once at the end: a run killed
+    half-way keeps the base of what it did (and holds none of its results meanwhile)."""
+    import sqlite3
+
+    from gitdata import syncplan as sp
+    from gitdata.project import Project
+    from gitdata.storages import engine
+    from gitdata.storages.manifest import manifest_for
+
+    src = tmp_path / "bucket"
+    for i in range(700):
+        (src / f"d{i % 7}").mkdir(parents=True, exist_ok=True)
+        (src / f"d{i % 7}" / f"f{i:04d}.txt").write_bytes(b"object %d" % i)
+    proj = tmp_path / "p"
+    proj.mkdir()
+    git(proj, "init", "-q")
+    run("git", "data", "storage", "add", "raw", src.as_uri(), "--to", "raw", cwd=proj)
+    monkeypatch.setattr(engine, "WRITE_EVERY", 100)
+    project = Project.open(str(proj))
+    prep = engine.prepare(project, "raw", scope=sp.Scope())
+    path = manifest_for(project, "raw").path
+    seen: list[tuple[int, int]] = []  # (steps done, rows in the base on the disk)
+
+    def rows() -> int:
+        if not os.path.exists(path):
+            return 0
+        db = sqlite3.connect(path)
+        try:
+            return db.execute("SELECT COUNT(*) FROM files").fetchone()[0]
+        finally:
+            db.close()
+
+    def on_item(_a) -> None:
+        if len(seen) < 700 and (len(seen) + 1) % 50 == 0:
+            seen.append((len(seen) + 1, rows()))
+        else:
+            seen.append((len(seen) + 1, -1))
+
+    result = engine.execute(prep, jobs=1, progress=False, on_item=on_item)
+    checked = [(n, r) for n, r in seen if r >= 0]
+    assert len(result.done) == 700 and result.ok
+    # at step n the base on the disk holds every hundred finished before it
+    assert all(r == ((n - 1) // 100) * 100 for n, r in checked), checked
+    assert rows() == 700
+    assert (proj / "raw" / "d3" / "f0003.txt").read_bytes() == b"object 3"

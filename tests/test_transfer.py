@@ -40,6 +40,27 @@ def test_forked_runs_give_the_threaded_outcome():
     assert len(pids) == 2 and os.getpid() not in pids  # the work ran in two other processes
 
 
+@pytest.mark.parametrize("processes, jobs", [(1, 1), (1, 4), (2, 4)])
+def test_on_done_gets_every_result_and_the_outcome_keeps_none(processes, jobs):
+    """A run with ``on_done`` hands each result over in the calling thread (threads, one
+    thread, forked workers alike) and keeps only the failures."""
+    import threading
+
+    got: dict[int, tuple[int, int]] = {}
+    threads = set()
+
+    def done(item: int, value: tuple[int, int]) -> None:
+        assert item not in got
+        got[item] = value
+        threads.add(threading.get_ident())
+
+    plain = run_parallel(range(3000), _work, jobs=jobs, progress=False, processes=processes)
+    out = run_parallel(range(3000), _work, jobs=jobs, progress=False, processes=processes, on_done=done)
+    assert out.done == {} and out.failed.keys() == plain.failed.keys() and out.failed
+    assert {k: v[0] for k, v in got.items()} == {k: v[0] for k, v in plain.done.items()}
+    assert threads == {threading.get_ident()}
+
+
 def test_short_runs_stay_in_this_process():
     out = run_parallel(range(transfer.FORK_MIN - 1), lambda i: os.getpid(), jobs=2, progress=False, processes=4)
     assert set(out.done.values()) == {os.getpid()}

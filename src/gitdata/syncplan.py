@@ -62,7 +62,7 @@ DELETED_LOCAL_CHANGED_REMOTE = "deleted-locally-changed-remotely"
 CHANGED_LOCAL_DELETED_REMOTE = "changed-locally-deleted-remotely"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BaseEntry:
     """What both sides held after the last sync of one file."""
 
@@ -72,7 +72,7 @@ class BaseEntry:
     mtime_ns: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LocalEntry:
     """A file in the local tree. ``hash`` is the content hash (xxh3-128)."""
 
@@ -81,7 +81,7 @@ class LocalEntry:
     hash: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Action:
     kind: str
     path: str
@@ -96,7 +96,7 @@ class Action:
     reason: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Conflict:
     path: str
     kind: str

@@ -68,6 +68,7 @@ def run_parallel(
     retry: RetryPolicy | Retrier | None = None,
     progress: bool | None = None,
     processes: int = 1,
+    on_done: Callable[[T, R], None] | None = None,
 ) -> Outcome[T, R]:
     """Run ``fn`` over ``items`` on ``jobs`` threads, retrying each item as a
     whole on transient errors as ``retry`` says (a policy gets one
@@ -78,7 +79,11 @@ def run_parallel(
     ``processes`` > 1 (a caller whose ``fn`` only writes files and returns a
     picklable result, see :func:`_run_forked`): a run of at least
     :data:`FORK_MIN` items is shared out to that many forked worker processes,
-    ``jobs`` threads in all."""
+    ``jobs`` threads in all.
+
+    ``on_done``: each result is handed to it (in the calling thread, as it
+    arrives) instead of being kept in the outcome's ``done``, so a long run
+    holds none of them (its failures are still kept)."""
     if retry is None:
         call: Callable[[Callable[[], R]], R] = _call_once
     else:
@@ -113,9 +118,14 @@ def run_parallel(
 
     def settle(item: T, result: Callable[[], R]) -> None:
         try:
-            outcome.done[item] = result()
+            value = result()
         except GitDataError as err:
             outcome.failed[item] = err
+        else:
+            if on_done is None:
+                outcome.done[item] = value
+            else:
+                on_done(item, value)
         if weight is None:
             bar.advance(1)
             return

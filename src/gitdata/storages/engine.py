@@ -372,6 +372,10 @@ def _prune_empty_dirs(d: str, stop: str) -> None:
         d = os.path.dirname(d)
 
 
+#: steps of a sync whose base entries are written together (see :func:`execute`)
+WRITE_EVERY = 5000
+
+
 def execute(
     prep: Prepared,
     *,
@@ -409,6 +413,19 @@ def execute(
     # forked worker makes on its own connections (uploads and deletes ask s3fs, which a
     # fork cannot use, and on_item is the caller's, in this process)
     downloads = on_item is None and all(a.kind == sp.DOWNLOAD for a in plan.transfers)
+
+    def done(a: sp.Action, out: tuple[sp.BaseEntry | None, dict[str, Any] | None]) -> None:
+        """A step that succeeded: into the base, written every WRITE_EVERY steps (a long run
+        holds none of its results, and a run killed half-way keeps the base of what it did)."""
+        entry, kept = out
+        updates[a.path] = entry
+        result.done.append(a)
+        if kept:
+            result.kept.append(kept)
+        if len(updates) >= WRITE_EVERY:
+            prep.manifest.write(updates)
+            updates.clear()
+
     try:
         outcome = run_parallel(
             plan.transfers,
@@ -417,12 +434,8 @@ def execute(
             label=f"sync {prep.spec.name}",
             progress=progress,
             processes=prep.project.processes if downloads else 1,
+            on_done=done,
         )
-        for a, (entry, kept) in outcome.done.items():
-            updates[a.path] = entry
-            result.done.append(a)
-            if kept:
-                result.kept.append(kept)
         for a, err in outcome.failed.items():
             if isinstance(err, RaceConflict):
                 result.races[a.path] = str(err)
