@@ -41,6 +41,7 @@ caller passes the answers in as ``equal``.
 from __future__ import annotations
 
 import fnmatch
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -204,7 +205,9 @@ def _match(path: str, name: str, glob: str) -> bool:
 # -- the plan ---------------------------------------------------------------
 
 
+@functools.cache
 def _cell(ls: str, rs: str) -> str:
+    """The ``local/remote`` reason of an action: one string per cell (a plan holds one per file)."""
     return f"{ls}/{rs}"
 
 
