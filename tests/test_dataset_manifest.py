@@ -802,3 +802,26 @@ def test_an_interrupted_batched_stage_keeps_its_batches_and_a_second_one_finishe
     assert (folder / "d09/f04999.txt").read_bytes() == b"object 4999\n"
     assert git(proj, "status", "--porcelain") == ""
     assert {r["local"] for r in _status(proj)} == {"staged"}
+
+
+def test_update_of_a_manifest_dataset_streams_it(recorded, monkeypatch) -> None:
+    """`git data update` reads a manifest dataset as a stream (it no longer builds the list of
+    every file: ds_mod.files is never called) and still re-records what changed."""
+    from gitdata.datasets import model as ds_mod
+    from gitdata.datasets.update import update
+    from gitdata.project import Project
+
+    src, _remote, proj = recorded
+    (src / "d02" / "f01234.txt").write_bytes(b"changed at the source\n")
+    (src / "d03" / "f01500.txt").unlink()
+
+    def whole_list(*_a, **_k):
+        raise AssertionError("update built the whole list of files")
+
+    monkeypatch.setattr(ds_mod, "files", whole_list)
+    report = update(Project.open(str(proj)), "raw")
+    assert report.changed == ["data/raw/d02/f01234.txt"] and report.deleted == ["data/raw/d03/f01500.txt"]
+    monkeypatch.undo()
+    assert gd(proj, "cat", "data/raw/d02/f01234.txt") == "changed at the source\n"
+    rows = {r["path"]: r["remote"] for r in _status(proj, "--remote")}
+    assert len(rows) == N - 1 and set(rows.values()) == {"unchanged"}

@@ -47,8 +47,6 @@ def update(
             f"dataset {name!r} is staged at a location (a link); run `git data dataset unstage "
             f"{name}` first, then update, then stage again"
         )
-    found = ds_mod.files(project, ds)
-    by_path = {f.path: f for f in found}
     # the files update acts on are the notable ones (changed, deleted, new, refused, not checked);
     # the rest are counted, not listed
     options = StatusOptions(names=(name,), remote=True, every_file=False)
@@ -56,6 +54,10 @@ def update(
     unchecked = next((r for r in rows.values() if r.remote == UNCHECKED), None)
     if unchecked is not None:  # status goes on without this remote; update cannot
         raise GitDataError(f"dataset {name}: {unchecked.detail}")
+    # the recorded sources of the changed files, from one streamed read of the dataset (which
+    # also checks every line of a manifest); nothing else of it is held
+    changed = {p for p, r in rows.items() if r.remote == CHANGED}
+    sources = {f.path: f.pointer.source or "" for f in ds_mod.iter_files(project, ds) if f.path in changed}
     report = UpdateReport(dataset=name)
 
     def wanted(path: str) -> bool:
@@ -86,10 +88,9 @@ def update(
             report.kept[path] = "new on the remote, but an untracked file is there"
             continue
         if row.remote == CHANGED and row.current is not None:
-            f = by_path[path]
             fp = row.current
             try:
-                pointer = registered_pointer(f.pointer.source or "", fp)
+                pointer = registered_pointer(sources[path], fp)
                 data = pointer.encode()
             except PointerError as err:
                 raise GitDataError(f"{path}: {err}") from err
