@@ -99,14 +99,13 @@ class _Cursor:
     def __init__(self, storage: Storage, single: bool, for_versions: bool) -> None:
         #: ``for_versions``: opened for batches that stage recorded versions (or that cannot)
         self.storage, self.for_versions = storage, for_versions
-        self._listing: Iterator[tuple[str, Fingerprint]] | None = None if single else iter(storage.list())
+        self._listing: Iterator[tuple[str, Fingerprint]] = iter(()) if single else iter(storage.list())
         self._head: tuple[str, Fingerprint] | None = None
-        self._started = single
+        self._started = False
 
     def start(self) -> None:
         """The listing's first entry (where a listing the backend refuses fails)."""
         if not self._started:
-            assert self._listing is not None
             self._head = next(self._listing, None)
             self._started = True
 
@@ -114,12 +113,11 @@ class _Cursor:
         """What the remote holds now at ``key`` (None: nothing); keys in ascending order cost
         no request but the listing's own (where the listing states a size of 0: a HEAD)."""
         self.start()
-        assert self._listing is not None or self._head is None
         while self._head is not None and self._head[0] < key:
-            self._head = next(self._listing, None)  # type: ignore[arg-type]
+            self._head = next(self._listing, None)
         if self._head is not None and self._head[0] == key:
             fp = self._head[1]
-            self._head = next(self._listing, None)  # type: ignore[arg-type]
+            self._head = next(self._listing, None)
             if fp.size != 0:  # (an HTTP index page states no sizes: ds_mod.fill_sizes)
                 return fp
         try:
