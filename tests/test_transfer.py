@@ -61,6 +61,34 @@ def test_on_done_gets_every_result_and_the_outcome_keeps_none(processes, jobs):
     assert threads == {threading.get_ident()}
 
 
+class _Result:
+    """A result a weak reference can follow (a forked worker's arrives unpickled, new)."""
+
+    def __init__(self, i: int) -> None:
+        self.i = i
+
+
+def test_forked_results_are_let_go_once_handed_over():
+    """The parent holds no settled chunk: by the last result, those handed over long before
+    are freed (the pool's futures kept every chunk's results until the run ended)."""
+    import gc
+    import weakref
+
+    refs: list[weakref.ref[_Result]] = []
+    alive_at_end: list[int] = []
+
+    def done(item: int, value: _Result) -> None:
+        assert value.i == item
+        refs.append(weakref.ref(value))
+        if len(refs) == 4000:
+            gc.collect()
+            alive_at_end.append(sum(r() is not None for r in refs[:3000]))
+
+    out = run_parallel(range(4000), _Result, jobs=2, progress=False, processes=2, on_done=done)
+    assert out.failed == {} and len(refs) == 4000
+    assert alive_at_end == [0]
+
+
 def test_short_runs_stay_in_this_process():
     out = run_parallel(range(transfer.FORK_MIN - 1), lambda i: os.getpid(), jobs=2, progress=False, processes=4)
     assert set(out.done.values()) == {os.getpid()}

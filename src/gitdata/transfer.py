@@ -238,17 +238,21 @@ def _run_forked(
         futures = {pool.submit(_run_chunk, lo, min(lo + chunk, len(todo)), threads): lo
                    for lo in range(0, len(todo), chunk)}  # fmt: skip
         for fut in as_completed(futures):
-            lo = futures[fut]
+            # a settled chunk's future is dropped: it holds the chunk's results, and keeping
+            # every one of them until the pool closes grew the parent with the item count
+            lo = futures.pop(fut)
             try:
                 results = fut.result()
             except BrokenProcessPool:
                 died = WorkerDied("a worker process ended before it finished (killed, or out of memory); run the command again")
                 results = [(i, False, died) for i in range(lo, min(lo + chunk, len(todo)))]
+            del fut
             for i, ok, value in results:
                 if ok is None:
                     again.append(i)
                 else:
                     settle(todo[i], (lambda v=value: v) if ok else _raiser(value))
+            del results
     return [todo[i] for i in again]
 
 
