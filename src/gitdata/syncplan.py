@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from .storage.fingerprint import Fingerprint, compare
@@ -107,25 +107,49 @@ class Conflict:
 
 @dataclass
 class Plan:
-    actions: list[Action] = field(default_factory=list)
+    """What a sync decided. Its actions are a list (:func:`plan`) or come from a store the
+    caller keeps (:class:`Planner` with ``emit``: a plan too large to hold); either way
+    :meth:`iter_actions` yields them in path order, without those a conflict holds back."""
+
     conflicts: list[Conflict] = field(default_factory=list)
     #: ``(path, reason)`` of changes not carried out (deletions without --delete)
     pending: list[tuple[str, str]] = field(default_factory=list)
     #: conflicts left unresolved: the actions on the files of their folders are held back
     blocked: bool = False
-    #: ``(path, folder)`` of actions held back by a conflict in their folder
-    held: list[tuple[str, str]] = field(default_factory=list)
     unchanged: int = 0
     #: ``(path, resolution)`` of conflicts that ``--prefer`` resolved
     resolved: list[tuple[str, str]] = field(default_factory=list)
+    #: every action decided, held or not, in path order (a callable: it may be read again)
+    decided: Callable[[], Iterable[Action]] = field(default=lambda: (), compare=False, repr=False)
+    #: the folders whose actions a conflict holds back, and the paths the user decided about
+    held_folders: frozenset[str] = frozenset()
+    named: frozenset[str] = frozenset()
+
+    def _held(self, a: Action) -> bool:
+        return bool(self.held_folders) and _folder(a.path) in self.held_folders and a.path not in self.named
+
+    def iter_actions(self) -> Iterator[Action]:
+        """The actions to carry out, in path order."""
+        return (a for a in self.decided() if not self._held(a))
+
+    @property
+    def actions(self) -> list[Action]:
+        return list(self.iter_actions())
 
     @property
     def transfers(self) -> list[Action]:
-        return [a for a in self.actions if a.kind in TRANSFERS]
+        return [a for a in self.iter_actions() if a.kind in TRANSFERS]
+
+    @property
+    def held(self) -> list[tuple[str, str]]:
+        """``(path, folder)`` of actions held back by a conflict in their folder."""
+        if not self.held_folders:
+            return []
+        return [(a.path, _folder(a.path)) for a in self.decided() if self._held(a)]
 
     def counts(self) -> dict[str, int]:
         out = {k: 0 for k in (*TRANSFERS, ADOPT, FORGET)}
-        for a in self.actions:
+        for a in self.iter_actions():
             if a.kind in out:
                 out[a.kind] += 1
         out["conflicts"] = len(self.conflicts)
@@ -159,13 +183,7 @@ def paths_to_probe(
     remote: Mapping[str, Fingerprint],
 ) -> list[str]:
     """Paths changed on both sides with equal sizes: are the bytes the same?"""
-    out = []
-    for path in sorted(local.keys() & remote.keys()):
-        b = base.get(path)
-        ls, rs = local_state(b, local[path]), remote_state(b, remote[path])
-        if (ls, rs) in ((CHANGED, CHANGED), (NEW, NEW)) and local[path].size == remote[path].size:
-            out.append(path)
-    return out
+    return [p for p in sorted(local.keys() & remote.keys()) if needs_probe(base.get(p), local[p], remote[p])]
 
 
 # -- scope ------------------------------------------------------------------
@@ -211,6 +229,119 @@ def _cell(ls: str, rs: str) -> str:
     return f"{ls}/{rs}"
 
 
+def needs_probe(base: BaseEntry | None, local: LocalEntry | None, remote: Fingerprint | None) -> bool:
+    """Changed (or new) on both sides with equal sizes: only the bytes can tell whether they agree."""
+    if local is None or remote is None:
+        return False
+    ls, rs = local_state(base, local), remote_state(base, remote)
+    return (ls, rs) in ((CHANGED, CHANGED), (NEW, NEW)) and local.size == remote.size
+
+
+class Planner:
+    """The decision table applied one path at a time, in any order: what :func:`plan` does
+    for mappings, and what a sync too large to hold does for a stream of rows.
+
+    Actions go to ``emit`` (the caller stores them and hands :meth:`finish` a way to read
+    them back in path order), or into a list the plan holds."""
+
+    def __init__(
+        self,
+        *,
+        prefer: str | None = None,
+        delete: bool = False,
+        prefer_paths: Iterable[str] | None = None,
+        emit: Callable[[Action], None] | None = None,
+    ) -> None:
+        if prefer not in (None, "local", "remote"):
+            raise ValueError(f"prefer must be 'local' or 'remote', not {prefer!r}")
+        if prefer_paths is not None and prefer is None:
+            raise ValueError("prefer_paths needs prefer")
+        self.chosen = None if prefer_paths is None else tuple(p.strip("/") for p in prefer_paths)
+        self.prefer = prefer
+        self.delete = delete
+        self.kept: list[Action] | None = None if emit is not None else []
+        self.emit: Callable[[Action], None] = emit if emit is not None else self.kept.append  # type: ignore[union-attr]
+        self.out = Plan()
+
+    def add(
+        self, path: str, b: BaseEntry | None, lo: LocalEntry | None, ro: Fingerprint | None, *, equal: bool = False
+    ) -> None:
+        """Decide one path. ``equal``: whether both sides hold the same bytes (asked only
+        where :func:`needs_probe` says so; an unasked path counts as different)."""
+        out, emit, delete = self.out, self.emit, self.delete
+        ls, rs = local_state(b, lo), remote_state(b, ro)
+        prefer = self.prefer if self.chosen is None or _under(path, self.chosen) else None
+        cell = _cell(ls, rs)
+        if ls == SAME and rs == SAME:
+            out.unchanged += 1
+            assert b is not None and lo is not None
+            if lo.mtime_ns != b.mtime_ns or lo.size != b.size:
+                # the base's fingerprint is kept: the listing's equals it (compare() says so)
+                emit(Action(REFRESH, path, b.remote, lo, reason=cell))
+        elif ls in (CHANGED, NEW) and rs in (SAME, NONE):
+            emit(Action(UPLOAD, path, ro, lo, reason=cell))
+        elif ls in (SAME, NONE) and rs in (CHANGED, NEW):
+            emit(Action(DOWNLOAD, path, ro, lo, reason=cell))
+        elif (ls, rs) in ((CHANGED, CHANGED), (NEW, NEW)):
+            assert lo is not None and ro is not None
+            if lo.size == ro.size and equal:
+                emit(Action(ADOPT, path, ro, lo, reason=cell))
+                return
+            kind = BOTH_CHANGED if ls == CHANGED else NEW_BOTH
+            if prefer is None:
+                out.conflicts.append(Conflict(path, kind, lo, ro))
+            elif prefer == "local":
+                emit(Action(UPLOAD, path, ro, lo, keep="remote", reason=kind))
+                out.resolved.append((path, "kept local; remote version saved"))
+            else:
+                emit(Action(DOWNLOAD, path, ro, lo, keep="local", reason=kind))
+                out.resolved.append((path, "kept remote; local version saved as a conflict copy"))
+        elif ls == DELETED and rs == SAME:
+            if delete:
+                emit(Action(DELETE_REMOTE, path, ro, None, reason=cell))
+            else:
+                out.pending.append((path, "deleted locally (sync with --delete to delete it remotely)"))
+        elif ls == SAME and rs == DELETED:
+            if delete:
+                emit(Action(DELETE_LOCAL, path, None, lo, reason=cell))
+            else:
+                out.pending.append((path, "deleted remotely (sync with --delete to delete it locally)"))
+        elif ls == DELETED and rs == DELETED:
+            emit(Action(FORGET, path, reason=cell))
+        elif ls == DELETED and rs == CHANGED:
+            if prefer is None:
+                out.conflicts.append(Conflict(path, DELETED_LOCAL_CHANGED_REMOTE, None, ro))
+            else:
+                emit(Action(DOWNLOAD, path, ro, None, reason=DELETED_LOCAL_CHANGED_REMOTE))
+                out.resolved.append((path, "restored locally: a deletion never wins against a change"))
+        elif ls == CHANGED and rs == DELETED:
+            if prefer is None:
+                out.conflicts.append(Conflict(path, CHANGED_LOCAL_DELETED_REMOTE, lo, None))
+            else:
+                emit(Action(UPLOAD, path, None, lo, reason=CHANGED_LOCAL_DELETED_REMOTE))
+                out.resolved.append((path, "restored remotely: a deletion never wins against a change"))
+        else:  # pragma: no cover - every reachable cell is handled above
+            raise AssertionError(f"unhandled sync cell {cell} for {path}")
+
+    def finish(self, decided: Callable[[], Iterable[Action]] | None = None) -> Plan:
+        """The plan. ``decided`` reads the emitted actions back in path order (a plan whose
+        actions were emitted elsewhere); a held plan sorts its own."""
+        out = self.out
+        if self.kept is not None:
+            kept = sorted(self.kept, key=lambda a: a.path)
+            out.decided = lambda: kept
+        else:
+            assert decided is not None, "a plan whose actions were emitted needs a way to read them"
+            out.decided = decided
+        out.conflicts.sort(key=lambda c: c.path)
+        out.pending.sort()
+        out.resolved.sort()
+        out.blocked = bool(out.conflicts)
+        out.held_folders = frozenset(_folder(c.path) for c in out.conflicts)
+        out.named = frozenset(p for p, _ in out.resolved) if self.chosen is not None else frozenset()  # the user decided these
+        return out
+
+
 def plan(
     base: Mapping[str, BaseEntry],
     local: Mapping[str, LocalEntry],
@@ -227,76 +358,11 @@ def plan(
     "different"). ``prefer`` is ``None``, ``"local"`` or ``"remote"``;
     ``prefer_paths`` (files or folders) limits it to the conflicts there.
     """
-    if prefer not in (None, "local", "remote"):
-        raise ValueError(f"prefer must be 'local' or 'remote', not {prefer!r}")
-    if prefer_paths is not None and prefer is None:
-        raise ValueError("prefer_paths needs prefer")
-    chosen = None if prefer_paths is None else tuple(p.strip("/") for p in prefer_paths)
-    all_prefer = prefer
+    planner = Planner(prefer=prefer, delete=delete, prefer_paths=prefer_paths)
     equal = equal or {}
-    out = Plan()
-    actions: list[Action] = []
-    paths: Iterable[str] = sorted(set(base) | set(local) | set(remote))
-    for path in paths:
-        b, lo, ro = base.get(path), local.get(path), remote.get(path)
-        ls, rs = local_state(b, lo), remote_state(b, ro)
-        prefer = all_prefer if chosen is None or _under(path, chosen) else None
-        cell = _cell(ls, rs)
-        if ls == SAME and rs == SAME:
-            out.unchanged += 1
-            assert b is not None and lo is not None
-            if lo.mtime_ns != b.mtime_ns or lo.size != b.size:
-                actions.append(Action(REFRESH, path, ro, lo, reason=cell))
-        elif ls in (CHANGED, NEW) and rs in (SAME, NONE):
-            actions.append(Action(UPLOAD, path, ro, lo, reason=cell))
-        elif ls in (SAME, NONE) and rs in (CHANGED, NEW):
-            actions.append(Action(DOWNLOAD, path, ro, lo, reason=cell))
-        elif (ls, rs) in ((CHANGED, CHANGED), (NEW, NEW)):
-            assert lo is not None and ro is not None
-            if lo.size == ro.size and equal.get(path, False):
-                actions.append(Action(ADOPT, path, ro, lo, reason=cell))
-                continue
-            kind = BOTH_CHANGED if ls == CHANGED else NEW_BOTH
-            if prefer is None:
-                out.conflicts.append(Conflict(path, kind, lo, ro))
-            elif prefer == "local":
-                actions.append(Action(UPLOAD, path, ro, lo, keep="remote", reason=kind))
-                out.resolved.append((path, "kept local; remote version saved"))
-            else:
-                actions.append(Action(DOWNLOAD, path, ro, lo, keep="local", reason=kind))
-                out.resolved.append((path, "kept remote; local version saved as a conflict copy"))
-        elif ls == DELETED and rs == SAME:
-            if delete:
-                actions.append(Action(DELETE_REMOTE, path, ro, None, reason=cell))
-            else:
-                out.pending.append((path, "deleted locally (sync with --delete to delete it remotely)"))
-        elif ls == SAME and rs == DELETED:
-            if delete:
-                actions.append(Action(DELETE_LOCAL, path, None, lo, reason=cell))
-            else:
-                out.pending.append((path, "deleted remotely (sync with --delete to delete it locally)"))
-        elif ls == DELETED and rs == DELETED:
-            actions.append(Action(FORGET, path, reason=cell))
-        elif ls == DELETED and rs == CHANGED:
-            if prefer is None:
-                out.conflicts.append(Conflict(path, DELETED_LOCAL_CHANGED_REMOTE, None, ro))
-            else:
-                actions.append(Action(DOWNLOAD, path, ro, None, reason=DELETED_LOCAL_CHANGED_REMOTE))
-                out.resolved.append((path, "restored locally: a deletion never wins against a change"))
-        elif ls == CHANGED and rs == DELETED:
-            if prefer is None:
-                out.conflicts.append(Conflict(path, CHANGED_LOCAL_DELETED_REMOTE, lo, None))
-            else:
-                actions.append(Action(UPLOAD, path, None, lo, reason=CHANGED_LOCAL_DELETED_REMOTE))
-                out.resolved.append((path, "restored remotely: a deletion never wins against a change"))
-        else:  # pragma: no cover - every reachable cell is handled above
-            raise AssertionError(f"unhandled sync cell {cell} for {path}")
-    out.blocked = bool(out.conflicts)
-    held = {_folder(c.path) for c in out.conflicts}
-    named = {p for p, _ in out.resolved} if chosen is not None else set()  # the user decided these
-    out.actions = [a for a in actions if _folder(a.path) not in held or a.path in named]
-    out.held = [(a.path, _folder(a.path)) for a in actions if _folder(a.path) in held and a.path not in named]
-    return out
+    for path in sorted(set(base) | set(local) | set(remote)):
+        planner.add(path, base.get(path), local.get(path), remote.get(path), equal=equal.get(path, False))
+    return planner.finish()
 
 
 def _folder(path: str) -> str:
