@@ -48,3 +48,45 @@ def test_a_gcs_listing_streams_page_by_page_with_live_generations(gcs_server) ->
     for key in ("p/0000", "p/0007", "p/1199"):
         assert got[key] == storage.info(key), key
         assert got[key].version_id
+
+
+def test_a_sync_joins_its_three_sides_in_path_order_whatever_order_they_came_in(tmp_path: Path) -> None:
+    """The spool sorts: a listing or a scan in any order (a server that lists out of key
+    order, a folder walk) gives the same rows, in path order, each side joined to its path."""
+    import random
+
+    from gitdata import syncplan as sp
+    from gitdata.storage import Fingerprint
+    from gitdata.storages.manifest import Manifest
+    from gitdata.storages.spool import Spool
+
+    names = ["a.txt", "a/b", "a/b.c/d", "a-b", "a0", "b/c/d/e", "b/c.d", "ü", "z", "é/x"]
+    data_dir = tmp_path / "a clone?with#odd=chars%20"  # attached by a file URI: quoted
+    base = Manifest(str(data_dir), "s")
+    base.write({n: sp.BaseEntry(1, Fingerprint(1, etag=f'"{n}"'), "h:" + n, 5) for n in names[::2]})
+    base.close()
+    listing = [(n, Fingerprint(2, etag=f'"{n}"', mtime="2026-01-01T00:00:00Z")) for n in names[1:]]
+    scan = [(n, 3, 7) for n in names if n != "z"]
+    seen = []
+    for seed in range(3):
+        random.Random(seed).shuffle(listing)
+        random.Random(seed + 10).shuffle(scan)
+        spool = Spool(base.path)
+        spool.add_listing(listing)
+        spool.add_scan(scan)
+        rows = list(spool.rows())
+        spool.close()
+        assert [r[0] for r in rows] == sorted(names)
+        assert sum(b is not None for _p, b, _l, _r in rows) == 5  # the base was read, not a new empty file
+        for path, b, local, remote in rows:
+            assert (b is not None) == (path in names[::2]) and (b is None or b.local_hash == "h:" + path)
+            assert local == (None if path == "z" else (3, 7))
+            assert (remote is not None) == (path in names[1:]) and (remote is None or remote.etag == f'"{path}"')
+        seen.append(rows)
+    assert seen[0] == seen[1] == seen[2]
+    assert sorted(os.listdir(data_dir / "storages")) == ["s.sqlite"]
+    # a first sync has no base yet: the spool joins against an empty one
+    fresh = Spool(None)
+    fresh.add_listing(listing)
+    assert [r[0] for r in fresh.rows()] == sorted(names[1:])
+    fresh.close()

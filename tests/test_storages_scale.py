@@ -100,3 +100,95 @@ def test_a_long_sync_writes_its_base_as_it_goes(tmp_path, monkeypatch):
     assert all(r == ((n - 1) // 100) * 100 for n, r in checked), checked
     assert rows() == 700
     assert (proj / "raw" / "d3" / "f0003.txt").read_bytes() == b"object 3"
+
+
+def _local_bucket(tmp_path, n: int):
+    src = tmp_path / "bucket"
+    for i in range(n):
+        (src / f"d{i % 7}").mkdir(parents=True, exist_ok=True)
+        (src / f"d{i % 7}" / f"f{i:04d}.txt").write_bytes(b"object %d" % i)
+    proj = tmp_path / "p"
+    proj.mkdir()
+    git(proj, "init", "-q")
+    run("git", "data", "storage", "add", "raw", src.as_uri(), "--to", "raw", cwd=proj)
+    return src, proj
+
+
+def test_a_sync_carries_out_its_plan_one_batch_at_a_time(tmp_path, monkeypatch):
+    """The plan lives in the spool, not in memory: a sync hands the workers BATCH transfers
+    at a time (uploads and downloads alike), and every one of them is done and recorded."""
+    from gitdata import syncplan as sp
+    from gitdata import transfer
+    from gitdata.project import Project
+    from gitdata.storages import engine
+    from gitdata.storages.manifest import manifest_for
+
+    src, proj = _local_bucket(tmp_path, 1300)
+    monkeypatch.setattr(engine, "BATCH", 300)
+    sizes: list[int] = []
+    real = transfer.run_parallel
+
+    def counted(items, fn, **kw):
+        items = list(items)
+        sizes.append(len(items))
+        return real(items, fn, **kw)
+
+    monkeypatch.setattr(engine, "run_parallel", counted)
+    project = Project.open(str(proj))
+    staged = engine.execute(engine.prepare(project, "raw", scope=sp.Scope()), jobs=2, progress=False)
+    assert staged.ok and staged.done_counts[sp.DOWNLOAD] == 1300
+    assert sizes == [300, 300, 300, 300, 100]
+    assert len(manifest_for(project, "raw").load()) == 1300
+    # a change on each side of 400 files each: uploads and downloads in the same batches
+    for i in range(0, 800, 2):
+        (proj / "raw" / f"d{i % 7}" / f"f{i:04d}.txt").write_bytes(b"local %d" % i)
+        (src / f"d{(i + 1) % 7}" / f"f{i + 1:04d}.txt").write_bytes(b"remote %d" % (i + 1))
+    sizes.clear()
+    synced = engine.execute(engine.prepare(project, "raw"), jobs=2, progress=False)
+    assert synced.ok and synced.done_counts == {sp.UPLOAD: 400, sp.DOWNLOAD: 400}
+    assert sizes == [300, 300, 200]
+    assert (src / "d0" / "f0000.txt").read_bytes() == b"local 0"
+    assert (proj / "raw" / "d1" / "f0001.txt").read_bytes() == b"remote 1"
+    assert [a.path for a in synced.done] == sorted(a.path for a in synced.done) and len(synced.done) == 800
+    again = engine.prepare(project, "raw")
+    assert not again.plan.actions and not again.plan.conflicts and again.plan.unchanged == 1300
+
+
+def test_files_on_both_sides_are_compared_in_batches(tmp_path, monkeypatch):
+    """Staging onto files already there compares their bytes PROBE_BATCH paths at a time:
+    equal ones are adopted without a download, different ones are conflicts, nothing is
+    overwritten."""
+    from gitdata import syncplan as sp
+    from gitdata.project import Project
+    from gitdata.storages import engine
+
+    _src, proj = _local_bucket(tmp_path, 40)
+    monkeypatch.setattr(engine, "PROBE_BATCH", 4)
+    asked: list[int] = []
+    real = engine._probe
+
+    def probe(storage, root, paths, *args):
+        asked.append(len(paths))
+        return real(storage, root, paths, *args)
+
+    monkeypatch.setattr(engine, "_probe", probe)
+    for i in range(30):
+        f = proj / "raw" / f"d{i % 7}" / f"f{i:04d}.txt"
+        f.parent.mkdir(parents=True, exist_ok=True)
+        body = b"object %d" % i
+        # 0-19 the same bytes; 20-24 other bytes of the same size; 25-29 another size
+        f.write_bytes(body if i < 20 else bytes(reversed(body)) if i < 25 else body + b"!")
+    project = Project.open(str(proj))
+    prep = engine.prepare(project, "raw", scope=sp.Scope())
+    assert sum(asked) == 25 and max(asked) <= 4
+    decided = {a.path: a.kind for a in prep.plan.decided()}
+    assert {p for p, k in decided.items() if k == sp.ADOPT} == {f"d{i % 7}/f{i:04d}.txt" for i in range(20)}
+    assert {p for p, k in decided.items() if k == sp.DOWNLOAD} == {f"d{i % 7}/f{i:04d}.txt" for i in range(30, 40)}
+    assert {c.path for c in prep.plan.conflicts} == {f"d{i % 7}/f{i:04d}.txt" for i in range(20, 30)}
+    # the conflicts are in every folder, so they hold back every other action there
+    assert len(prep.plan.held) == 30 and not prep.plan.actions
+    res = engine.execute(prep, jobs=2, progress=False)
+    assert not res.ok and not res.done_counts and not res.done
+    assert (proj / "raw" / "d6" / "f0027.txt").read_bytes() == b"object 27!"  # nothing overwritten
+    assert (proj / "raw" / "d6" / "f0020.txt").read_bytes() == bytes(reversed(b"object 20"))
+    assert not (proj / "raw" / "d2" / "f0030.txt").exists()

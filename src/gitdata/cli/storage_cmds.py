@@ -118,7 +118,7 @@ def _print_plan(res: storages_mod.SyncResult, dry_run: bool) -> None:
     plan = prep.plan
     name = prep.spec.name
     verb = "would " if dry_run else ""
-    for a in plan.actions:
+    for a in plan.iter_actions():
         if a.kind == sp.REFRESH:
             continue
         word = _ACTION_WORDS[a.kind]
@@ -145,7 +145,7 @@ def _print_plan(res: storages_mod.SyncResult, dry_run: bool) -> None:
     counts = plan.counts()
     if not dry_run:  # what was done, not what was planned
         for kind in sp.TRANSFERS:
-            counts[kind] = sum(1 for a in res.done if a.kind == kind)
+            counts[kind] = res.done_counts[kind]
     summary = ", ".join(
         f"{counts[k]} {w}" for k, w in (
             (sp.UPLOAD, "to upload" if dry_run else "uploaded"),
@@ -162,7 +162,7 @@ def _print_plan(res: storages_mod.SyncResult, dry_run: bool) -> None:
     click.echo(f"{name}: {summary}" + (" (dry run: nothing changed)" if dry_run else ""))
     if plan.blocked:
         folders = sorted({f or "." for _p, f in plan.held} | {(c.path.rsplit("/", 1)[0] if "/" in c.path else ".") for c in plan.conflicts})
-        what = "nothing was changed" if not plan.actions else "everything else was synced"
+        what = "nothing was changed" if next(plan.iter_actions(), None) is None else "everything else was synced"
         click.echo(
             f"{name}: {len(plan.conflicts)} conflict(s) held back the files of their folder(s) "
             f"({', '.join(folders)}); {what}; resolve with `git data storage sync {name} --prefer local` "
@@ -256,7 +256,7 @@ def storage_stage(
     else:
         for r in results:
             p = r.prepared
-            got = len([a for a in r.done if a.kind == sp.DOWNLOAD])
+            got = r.done_counts[sp.DOWNLOAD]
             click.echo(f"staged {p.spec.name}: {got} file(s) downloaded to {os.path.relpath(p.root)}")
             if not r.ok:
                 _print_plan(r, False)

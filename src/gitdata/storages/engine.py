@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import os
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -31,8 +32,9 @@ from . import spec as storages_mod
 
 if TYPE_CHECKING:
     from ..project import Project
-from .listing import _hash_and_md5, _read_chunk, list_remote, remote_md5, scan_local
+from .listing import _hash_and_md5, _read_chunk, iter_remote, local_entry, remote_md5, walk_local
 from .manifest import Manifest, manifest_for
+from .spool import Spool
 
 
 class SyncError(GitDataError):
@@ -57,7 +59,10 @@ class RaceConflict(SyncError):
 
 @dataclass
 class Prepared:
-    """Everything a sync decided, before anything is changed."""
+    """Everything a sync decided, before anything is changed.
+
+    The plan's actions are rows of ``spool`` (a temporary database on disk): a sync of a
+    million objects holds none of them in memory."""
 
     project: Project
     spec: storages_mod.StorageSpec
@@ -65,10 +70,8 @@ class Prepared:
     manifest: Manifest
     root: str
     scope: sp.Scope
-    base: dict[str, sp.BaseEntry]
-    local: dict[str, sp.LocalEntry]
-    remote: dict[str, Fingerprint]
     plan: sp.Plan
+    spool: Spool
     prefer: str | None = None
     delete: bool = False
     #: bucket keys that cannot be paths in the storage folder: key -> why (never transferred)
@@ -142,26 +145,77 @@ def prepare(
         )
     storage = storages_mod.open_remote(project, spec)
     root = storages_mod.checked_local_dir(project, spec, create=False)
-    base = {p: e for p, e in manifest.load().items() if scope.contains(p)}
-    local = scan_local(root, base, scope, project.algorithm)
-    refused: dict[str, str] = {}
-    remote = list_remote(storage, scope, refused)
-    if delete and base and not remote:
-        raise SyncRefused(
-            f"the listing of {storage.display} is empty, so --delete would delete every local file "
-            f"of storage {name!r}; check the URL and credentials (or delete the files yourself)"
-        )
-    jobs = jobs or project.jobs
-    probe = sp.paths_to_probe(base, local, remote)
-    equal = _probe(storage, root, probe, local, remote, project.algorithm, jobs) if probe else {}
-    plan = sp.plan(base, local, remote, equal=equal, prefer=prefer, delete=delete, prefer_paths=prefer_paths)
-    return Prepared(project, spec, storage, manifest, root, scope, base, local, remote, plan, prefer, delete, refused)
+    spool = Spool(manifest.path if manifest.exists() else None)
+    try:
+        refused: dict[str, str] = {}
+        spool.add_listing(iter_remote(storage, scope, refused))
+        spool.add_scan((r, st.st_size, st.st_mtime_ns) for r, st in walk_local(root, scope))
+        plan = _plan(spool, storage, root, scope, project.algorithm, jobs or project.jobs,
+                     prefer=prefer, delete=delete, prefer_paths=prefer_paths)  # fmt: skip
+        if delete and plan.had_base and not spool.listed:
+            raise SyncRefused(
+                f"the listing of {storage.display} is empty, so --delete would delete every local file "
+                f"of storage {name!r}; check the URL and credentials (or delete the files yourself)"
+            )
+    except BaseException:
+        spool.close()
+        raise
+    return Prepared(project, spec, storage, manifest, root, scope, plan.plan, spool, prefer, delete, refused)
+
+
+#: paths changed on both sides whose bytes are compared together
+PROBE_BATCH = 2000
+
+
+@dataclass
+class _Planned:
+    plan: sp.Plan
+    had_base: bool
+
+
+def _plan(
+    spool: Spool, storage: Storage, root: str, scope: sp.Scope, algorithm: str, jobs: int, *,
+    prefer: str | None, delete: bool, prefer_paths: list[str] | None,
+) -> _Planned:  # fmt: skip
+    """Walk base, scan and listing in path order (one row at a time) and decide each path;
+    the actions go to the spool. Paths changed on both sides with equal sizes wait until
+    :data:`PROBE_BATCH` of them have their bytes compared together."""
+    emit, flush = spool.actions_writer()
+    planner = sp.Planner(prefer=prefer, delete=delete, prefer_paths=prefer_paths, emit=emit)
+    deferred: list[tuple[str, sp.BaseEntry | None, sp.LocalEntry, Fingerprint]] = []
+
+    def compare_deferred() -> None:
+        local = {p: lo for p, _b, lo, _ro in deferred}
+        remote = {p: ro for p, _b, _lo, ro in deferred}
+        equal = _probe(storage, root, list(local), local, remote, algorithm, jobs)
+        for p, b, lo, ro in deferred:
+            planner.add(p, b, lo, ro, equal=equal[p])
+        deferred.clear()
+
+    had_base = False
+    for path, b, stat, ro in spool.rows():
+        if not scope.contains(path):
+            continue  # a base entry of a folder outside the staged scope
+        had_base = had_base or b is not None
+        lo = None if stat is None else local_entry(root, path, stat[0], stat[1], b, algorithm)
+        if sp.needs_probe(b, lo, ro):
+            assert lo is not None and ro is not None
+            deferred.append((path, b, lo, ro))
+            if len(deferred) >= PROBE_BATCH:
+                compare_deferred()
+        else:
+            planner.add(path, b, lo, ro)
+    if deferred:
+        compare_deferred()
+    flush()
+    return _Planned(planner.finish(spool.actions), had_base)
 
 
 @dataclass
 class SyncResult:
     prepared: Prepared
-    done: list[sp.Action] = field(default_factory=list)
+    #: how many actions of each kind were carried out
+    done_counts: Counter[str] = field(default_factory=Counter)
     failed: dict[str, GitDataError] = field(default_factory=dict)
     races: dict[str, str] = field(default_factory=dict)
     kept: list[dict[str, Any]] = field(default_factory=list)
@@ -169,6 +223,11 @@ class SyncResult:
     @property
     def ok(self) -> bool:
         return not (self.prepared.plan.blocked or self.failed or self.races or self.prepared.refused)
+
+    @property
+    def done(self) -> list[sp.Action]:
+        """The actions carried out, in path order (read from the spool: built on demand)."""
+        return list(self.prepared.spool.actions(done=True))
 
 
 def utc_stamp() -> str:
@@ -376,6 +435,10 @@ def _prune_empty_dirs(d: str, stop: str) -> None:
 WRITE_EVERY = 5000
 
 
+#: transfers handed to the workers together (each batch's items are held while it runs)
+BATCH = 20_000
+
+
 def execute(
     prep: Prepared,
     *,
@@ -383,23 +446,29 @@ def execute(
     progress: bool | None = None,
     on_item: Callable[[sp.Action], None] | None = None,
 ) -> SyncResult:
-    """Carry out ``prep.plan``; the base manifest records every step that succeeded."""
+    """Carry out ``prep.plan``; the base manifest records every step that succeeded.
+
+    The actions are read from the spool in path order and carried out :data:`BATCH`
+    transfers at a time; the base is written every :data:`WRITE_EVERY` steps."""
     result = SyncResult(prep)
-    plan = prep.plan
     updates: dict[str, sp.BaseEntry | None] = {}
-    for a in plan.actions:
-        if a.kind == sp.ADOPT:
-            assert a.local is not None and a.remote is not None
-            updates[a.path] = sp.BaseEntry(a.local.size, a.remote, a.local.hash, a.local.mtime_ns)
-        elif a.kind == sp.REFRESH:
-            assert a.local is not None
-            b = prep.base[a.path]
-            updates[a.path] = sp.BaseEntry(a.local.size, b.remote, a.local.hash, a.local.mtime_ns)
-        elif a.kind == sp.FORGET:
-            updates[a.path] = None
-        else:
-            continue
-        result.done.append(a)
+    finished: list[str] = []
+
+    def record(a: sp.Action, entry: sp.BaseEntry | None) -> None:
+        """A step that succeeded: into the base, written every WRITE_EVERY steps (a run
+        killed half-way keeps the base of what it did)."""
+        updates[a.path] = entry
+        finished.append(a.path)
+        result.done_counts[a.kind] += 1
+        if len(updates) >= WRITE_EVERY:
+            write()
+
+    def write() -> None:
+        prep.manifest.write(updates)
+        updates.clear()
+        prep.spool.mark_done(finished)
+        finished.clear()
+
     ex = _Executor(prep, utc_stamp())
 
     def work(a: sp.Action) -> tuple[sp.BaseEntry | None, dict[str, Any] | None]:
@@ -408,30 +477,27 @@ def execute(
             on_item(a)
         return out
 
-    # a run of downloads only (staging, a pull) may go to worker processes: a download
-    # writes its file and returns its base entry, and its GET is the direct path's, which a
-    # forked worker makes on its own connections (uploads and deletes ask s3fs, which a
-    # fork cannot use, and on_item is the caller's, in this process)
-    downloads = on_item is None and all(a.kind == sp.DOWNLOAD for a in plan.transfers)
-
     def done(a: sp.Action, out: tuple[sp.BaseEntry | None, dict[str, Any] | None]) -> None:
-        """A step that succeeded: into the base, written every WRITE_EVERY steps (a long run
-        holds none of its results, and a run killed half-way keeps the base of what it did)."""
         entry, kept = out
-        updates[a.path] = entry
-        result.done.append(a)
+        record(a, entry)
         if kept:
             result.kept.append(kept)
-        if len(updates) >= WRITE_EVERY:
-            prep.manifest.write(updates)
-            updates.clear()
 
-    try:
+    total = sum(1 for a in prep.plan.iter_actions() if a.kind in sp.TRANSFERS)
+    batches = -(-total // BATCH)
+    label = f"sync {prep.spec.name}"
+
+    def run(batch: list[sp.Action], number: int) -> None:
+        # a run of downloads only (staging, a pull) may go to worker processes: a download
+        # writes its file and returns its base entry, and its GET is the direct path's, which a
+        # forked worker makes on its own connections (uploads and deletes ask s3fs, which a
+        # fork cannot use, and on_item is the caller's, in this process)
+        downloads = on_item is None and all(a.kind == sp.DOWNLOAD for a in batch)
         outcome = run_parallel(
-            plan.transfers,
+            batch,
             work,
             jobs=jobs or prep.project.jobs,
-            label=f"sync {prep.spec.name}",
+            label=label if batches <= 1 else f"{label} ({number}/{batches})",
             progress=progress,
             processes=prep.project.processes if downloads else 1,
             on_done=done,
@@ -441,12 +507,32 @@ def execute(
                 result.races[a.path] = str(err)
             else:
                 result.failed[a.path] = err
+
+    try:
+        batch: list[sp.Action] = []
+        number = 0
+        for a in prep.plan.iter_actions():
+            if a.kind == sp.ADOPT:
+                assert a.local is not None and a.remote is not None
+                record(a, sp.BaseEntry(a.local.size, a.remote, a.local.hash, a.local.mtime_ns))
+            elif a.kind == sp.REFRESH:
+                assert a.local is not None and a.remote is not None
+                record(a, sp.BaseEntry(a.local.size, a.remote, a.local.hash, a.local.mtime_ns))
+            elif a.kind == sp.FORGET:
+                record(a, None)
+            else:
+                batch.append(a)
+                if len(batch) >= BATCH:
+                    number += 1
+                    run(batch, number)
+                    batch = []
+        if batch:
+            run(batch, number + 1)
     finally:
         ex.close()
-        prep.manifest.write(updates)
+        write()
         prep.manifest.set_meta("url", prep.spec.url)
         prep.manifest.set_meta("synced_at", utc_stamp())
-    result.done.sort(key=lambda x: x.path)
     result.kept.sort(key=lambda k: k["path"])
     return result
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .. import safepath
@@ -20,13 +20,11 @@ if TYPE_CHECKING:
 from ..storage import TMP_PREFIX
 
 
-def scan_local(
-    root: str, base: Mapping[str, sp.BaseEntry], scope: sp.Scope, algorithm: str
-) -> dict[str, sp.LocalEntry]:
-    """Every regular file under ``root`` in scope; only files whose size or mtime moved are hashed."""
-    out: dict[str, sp.LocalEntry] = {}
+def walk_local(root: str, scope: sp.Scope) -> Iterator[tuple[str, os.stat_result]]:
+    """``(path, stat)`` of every regular file under ``root`` in scope (no links, no
+    temporaries), in no particular order; one folder's entries at a time."""
     if not os.path.isdir(root):
-        return out
+        return
     stack = [("", root)]
     while stack:
         rel, d = stack.pop()
@@ -38,28 +36,38 @@ def scan_local(
                     continue
                 if not e.is_file(follow_symlinks=False) or e.name.startswith(TMP_PREFIX):
                     continue
-                if not scope.contains(r):
-                    continue
-                st = e.stat(follow_symlinks=False)
-                b = base.get(r)
-                if b is not None and b.size == st.st_size and b.mtime_ns == st.st_mtime_ns:
-                    h = b.local_hash
-                else:
-                    h = oid_of_file(e.path, algorithm)[0]
-                out[r] = sp.LocalEntry(size=st.st_size, mtime_ns=st.st_mtime_ns, hash=h)
-    return out
+                if scope.contains(r):
+                    yield r, e.stat(follow_symlinks=False)
 
 
-def list_remote(
+def local_entry(root: str, path: str, size: int, mtime_ns: int, base: sp.BaseEntry | None, algorithm: str) -> sp.LocalEntry:
+    """The local file ``path`` as the sync sees it: hashed only if its size or mtime moved since ``base``."""
+    if base is not None and base.size == size and base.mtime_ns == mtime_ns:
+        h = base.local_hash
+    else:
+        h = oid_of_file(os.path.join(root, *path.split("/")), algorithm)[0]
+    return sp.LocalEntry(size=size, mtime_ns=mtime_ns, hash=h)
+
+
+def scan_local(
+    root: str, base: Mapping[str, sp.BaseEntry], scope: sp.Scope, algorithm: str
+) -> dict[str, sp.LocalEntry]:
+    """Every regular file under ``root`` in scope; only files whose size or mtime moved are hashed."""
+    return {
+        r: local_entry(root, r, st.st_size, st.st_mtime_ns, base.get(r), algorithm)
+        for r, st in walk_local(root, scope)
+    }
+
+
+def iter_remote(
     storage: Storage, scope: sp.Scope, refused: dict[str, str] | None = None
-) -> dict[str, Fingerprint]:
-    """One listing of the storage (or of the one folder in scope).
+) -> Iterator[tuple[str, Fingerprint]]:
+    """One listing of the storage (or of the one folder in scope), streamed.
 
     Keys come from whoever can write to the bucket: a key that could not be
     a path inside the storage folder (``..``, ``.git``, absolute, control
     characters) is left out, with the reason in ``refused``.
     """
-    out = {}
     for key, fp in storage.list(scope.list_prefix()):
         if key.rsplit("/", 1)[-1].startswith(TMP_PREFIX) or not scope.contains(key):
             continue
@@ -69,8 +77,14 @@ def list_remote(
             if refused is not None:
                 refused[key] = f"{err}; it was skipped (rename it in the bucket)"
             continue
-        out[key] = fp
-    return out
+        yield key, fp
+
+
+def list_remote(
+    storage: Storage, scope: sp.Scope, refused: dict[str, str] | None = None
+) -> dict[str, Fingerprint]:
+    """:func:`iter_remote` as a mapping."""
+    return dict(iter_remote(storage, scope, refused))
 
 
 def _read_chunk(f: Any, storage: Storage, key: str) -> bytes:

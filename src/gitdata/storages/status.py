@@ -83,7 +83,7 @@ def plan_json(prep: Prepared) -> dict[str, Any]:
         "held": [{"path": p, "folder": f} for p, f in plan.held],
         "actions": [
             {"action": a.kind, "path": a.path, "reason": a.reason, "keep": a.keep}
-            for a in plan.actions
+            for a in plan.iter_actions()
             if a.kind != sp.REFRESH
         ],
         "conflicts": [
@@ -107,7 +107,7 @@ def result_json(res: SyncResult, dry_run: bool) -> dict[str, Any]:
     out["dry_run"] = dry_run
     out["ok"] = res.ok
     if not dry_run:
-        out["done"] = len([a for a in res.done if a.kind in sp.TRANSFERS])
+        out["done"] = sum(res.done_counts[k] for k in sp.TRANSFERS)
         out["failed"] = [{"path": p, "error": str(e)} for p, e in sorted(res.failed.items())]
         out["races"] = [{"path": p, "error": e} for p, e in sorted(res.races.items())]
         out["kept"] = res.kept
