@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterable, Iterator
 
 from .. import syncplan as sp
 from ..storage import Fingerprint
-from .manifest import _fp_from_json
+from .listing import local_entry, walk_local
+from .manifest import Manifest, _fp_from_json
 
 #: rows written together
 _CHUNK = 5000
@@ -146,3 +147,20 @@ class Spool:
     def mark_done(self, paths: Iterable[str]) -> None:
         with self.db:
             self.db.executemany("UPDATE actions SET done = 1 WHERE path = ?", ((p,) for p in paths))
+
+
+def sides(
+    manifest: Manifest | None, root: str, scope: sp.Scope, algorithm: str, listing: Iterable[tuple[str, Fingerprint]] | None
+) -> Iterator[tuple[str, sp.BaseEntry | None, sp.LocalEntry | None, Fingerprint | None]]:
+    """Base, local file and (with ``listing``) remote object of every path in scope, in path
+    order, joined in a spool: nothing of the storage is held in memory."""
+    spool = Spool(manifest.path if manifest is not None and manifest.exists() else None)
+    try:
+        spool.add_scan((r, st.st_size, st.st_mtime_ns) for r, st in walk_local(root, scope))
+        if listing is not None:
+            spool.add_listing(listing)
+        for path, b, stat, ro in spool.rows():
+            if scope.contains(path):
+                yield path, b, None if stat is None else local_entry(root, path, stat[0], stat[1], b, algorithm), ro
+    finally:
+        spool.close()

@@ -22,8 +22,8 @@ from .engine import (
     execute,
     prepare,
 )
-from .listing import scan_local
 from .manifest import manifest_for
+from .spool import sides
 
 
 def _link_location(project: Project, spec: storages_mod.StorageSpec, location: str) -> None:
@@ -108,11 +108,10 @@ def unsynced_local(project: Project, name: str) -> list[tuple[str, str]]:
     """``(path, "new"|"changed")`` of local files the remote does not have yet."""
     spec = storages_mod.get(project, name)
     manifest = manifest_for(project, name)
-    base = manifest.load()
-    local = scan_local(storages_mod.checked_local_dir(project, spec, create=False), base, manifest.scope(), project.algorithm)
+    root = storages_mod.checked_local_dir(project, spec, create=False)
     out = []
-    for path, lo in sorted(local.items()):
-        state = sp.local_state(base.get(path), lo)
+    for path, b, lo, _ro in sides(manifest, root, manifest.scope(), project.algorithm, None):
+        state = sp.local_state(b, lo)
         if state in (sp.NEW, sp.CHANGED):
             out.append((path, state))
     return out

@@ -14,8 +14,9 @@ from . import spec as storages_mod
 if TYPE_CHECKING:
     from ..project import Project
 from .engine import Prepared, SyncResult
-from .listing import list_remote, scan_local
+from .listing import iter_remote
 from .manifest import manifest_for
+from .spool import sides
 
 
 def storage_status(project: Project, names: Iterable[str] | None = None, remote: bool = False) -> list[dict]:
@@ -31,18 +32,18 @@ def storage_status(project: Project, names: Iterable[str] | None = None, remote:
         if spec.mode != "copy" or not manifest.exists():
             continue
         scope = manifest.scope()
-        base = {p: e for p, e in manifest.load().items() if scope.contains(p)}
-        local = scan_local(storages_mod.checked_local_dir(project, spec, create=False), base, scope, project.algorithm)
-        for path in sorted(set(base) | set(local)):
-            state = sp.local_state(base.get(path), local.get(path))
+        root = storages_mod.checked_local_dir(project, spec, create=False)
+        listing = iter_remote(storages_mod.open_remote(project, spec), scope) if remote else None
+        remote_rows: list[dict] = []
+        for path, b, lo, ro in sides(manifest, root, scope, project.algorithm, listing):
+            state = sp.local_state(b, lo)
             if state not in (sp.SAME, sp.NONE):
                 rows.append({"storage": name, "path": path, "side": "local", "state": state})
-        if remote:
-            listing = list_remote(storages_mod.open_remote(project, spec), scope)
-            for path in sorted(set(base) | set(listing)):
-                state = sp.remote_state(base.get(path), listing.get(path))
+            if remote:
+                state = sp.remote_state(b, ro)
                 if state not in (sp.SAME, sp.NONE):
-                    rows.append({"storage": name, "path": path, "side": "remote", "state": state})
+                    remote_rows.append({"storage": name, "path": path, "side": "remote", "state": state})
+        rows += remote_rows
     return rows
 
 
