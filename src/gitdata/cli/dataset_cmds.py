@@ -371,7 +371,7 @@ def _stage_one(project, name, mode, location, existing, verify, include, exclude
 def _print_stage(report) -> None:
     where = f" at {report.location}" if report.location else ""
     click.echo(
-        f"{report.dataset}: {len(report.staged)} file(s) staged ({human_size(report.bytes)}), "
+        f"{report.dataset}: {report.staged} file(s) staged ({human_size(report.bytes)}), "
         f"{report.already} already there, mode {report.mode}{where}"
     )
     for path, note in sorted(report.notes.items()):

@@ -38,7 +38,8 @@ class StageReport:
     dataset: str
     mode: str
     location: str | None = None
-    staged: list[str] = field(default_factory=list)
+    #: files staged (a count: a stage of a million files holds no list of them)
+    staged: int = 0
     already: int = 0
     bytes: int = 0
     notes: dict[str, str] = field(default_factory=dict)  # path -> note (e.g. older version staged)
@@ -51,7 +52,7 @@ class StageReport:
             "dataset": self.dataset,
             "mode": self.mode,
             "location": self.location,
-            "staged": len(self.staged),
+            "staged": self.staged,
             "already": self.already,
             "bytes": self.bytes,
             "notes": self.notes,

@@ -296,7 +296,7 @@ def _report_outcome(project: Project, report: StageReport, outcome: Outcome[_Ite
     staged for which pointer); a ``kept`` error means the user's file was left alone.
     Returns ``(path, oid)`` of the files staged."""
     for it in outcome.done:
-        report.staged.append(it.found.path)
+        report.staged += 1
         report.bytes += it.found.pointer.size or 0
     for it, err in outcome.failed.items():
         if isinstance(err, kept):
@@ -349,19 +349,19 @@ def _stage_copy(
         items, fetch_one, jobs=jobs, label=f"Staging {ds.name}",
         weight=lambda it: it.found.pointer.size or 0, progress=progress,
     )
-    _report_outcome(project, report, outcome, WorktreeChanged)
+    staged = [path for path, _oid in _report_outcome(project, report, outcome, WorktreeChanged)]
 
     if owned:
         done = _stage_owned(project, ds, owned, jobs, report, progress)
-        report.staged += done
+        report.staged += len(done)
+        staged += done
     # content already there that this clone staged, whose index entry is stale (a run killed
     # before its index refresh); only bytes that still hash to what was staged are refreshed
     known = _stale_but_staged(project, already) if already else []
-    refresh = sorted(set(report.staged) | set(known))
+    refresh = sorted(set(staged) | set(known))
     if refresh:
         refresh_index(project, refresh)
     set_mode(project, ds.name, "copy")
-    report.staged.sort()
     return report
 
 
@@ -483,7 +483,6 @@ def _stage_location(
         folders.close()
     _link(project, ds, all_found, target)
     set_mode(project, ds.name, "location", target)
-    report.staged.sort()
     return report
 
 
@@ -538,7 +537,6 @@ def _stage_in_place(
     finally:
         folders.close()
     set_mode(project, ds.name, "copy")
-    report.staged.sort()
     return report
 
 
@@ -607,7 +605,7 @@ def _stage_files(
         except (OSError, GitDataError) as err:
             report.failed[f.path] = str(err)
             continue
-        report.staged.append(f.path)
+        report.staged += 1
 
     registered = [f for f in todo if f.pointer.oid is None]
     owned = [f for f in todo if f.pointer.oid is not None]
@@ -643,7 +641,7 @@ def _stage_files(
                 report.failed[f.path] = str(err)
                 continue
             written.append((f.path, oid))
-            report.staged.append(f.path)
+            report.staged += 1
             report.bytes += f.pointer.size or 0
 
 
@@ -682,7 +680,7 @@ def _stage_existing(project: Project, ds: Dataset, path: str, verify: bool, cur_
             if reason:
                 problems[f.path] = reason
                 continue
-        report.staged.append(f.path)
+        report.staged += 1
         report.bytes += size
     if problems:
         report.failed = problems

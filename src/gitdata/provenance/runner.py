@@ -138,7 +138,7 @@ def stage_inputs(project: Project, inputs: Sequence[Spec], say: Say) -> None:
             continue
         report = stage_mod.stage(project, name, mode="copy", include=tuple(sorted(include or ())))
         if report.staged:
-            say(f"staged {len(report.staged)} file(s) of dataset {name}")
+            say(f"staged {report.staged} file(s) of dataset {name}")
         if report.failed:
             path, why = sorted(report.failed.items())[0]
             raise RunError(f"input {path} could not be staged ({why}); nothing was run")
