@@ -428,6 +428,13 @@ def test_a_bad_line_deep_in_a_manifest_refuses_the_dataset_not_a_part_of_it(tmp_
         proc = run("git", "data", "status", *args, cwd=proj, check=False)
         assert proc.returncode == 1 and "manifest line 3002" in proc.stderr.decode()
         assert "pointer only" not in proc.stdout.decode()
+    # update refuses it too, naming the line, and writes nothing
+    before = git(proj, "status", "--porcelain", "--untracked-files=all")
+    manifest = (proj / "data/raw/.gitdata-manifest").read_bytes()
+    proc = run("git", "data", "update", "raw", cwd=proj, check=False)
+    assert proc.returncode != 0 and "manifest line 3002" in proc.stderr.decode(), proc.stderr
+    assert git(proj, "status", "--porcelain", "--untracked-files=all") == before
+    assert (proj / "data/raw/.gitdata-manifest").read_bytes() == manifest
 
 
 def test_branches_that_register_different_objects_merge_by_path(recorded) -> None:
@@ -798,7 +805,7 @@ def test_an_interrupted_batched_stage_keeps_its_batches_and_a_second_one_finishe
 
     monkeypatch.setattr(staging, "_stage_files", stage_files)
     report = staging.stage(Project.open(str(proj)), "raw", progress=False)
-    assert report.already == 2000 and len(report.staged) == 3000 and not report.failed
+    assert report.already == 2000 and report.staged == 3000 and not report.failed
     assert (folder / "d09/f04999.txt").read_bytes() == b"object 4999\n"
     assert git(proj, "status", "--porcelain") == ""
     assert {r["local"] for r in _status(proj)} == {"staged"}

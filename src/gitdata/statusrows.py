@@ -52,6 +52,8 @@ class StatusRow:
     detail: str = ""
     #: the remote's current fingerprint, when it was listed (not shown)
     current: Fingerprint | None = field(default=None, repr=False, compare=False)
+    #: a changed file's recorded source (not shown): what ``update`` records the change under
+    source: str | None = field(default=None, repr=False, compare=False)
     #: how many files the row stands for: 1, or (an aggregate row, path "", never notable) the
     #: files of the dataset in these states that ``every_file=False`` did not list one by one
     count: int = 1
@@ -78,4 +80,4 @@ def is_notable(local: str | None, remote: str | None) -> bool:
 _NOTABLE_LOCAL = frozenset((MODIFIED, NOT_PUSHED, MISSING, NOT_MATERIALIZED, STALE, UNREADABLE))
 _NOTABLE_REMOTE = frozenset((CHANGED, DELETED, NEW, REFUSED, STALE, UNCHECKED))
 #: what ``--json`` shows of a row (not the listed fingerprint, not the aggregate count)
-_ROW_FIELDS = tuple(f for f in StatusRow.__dataclass_fields__ if f not in ("current", "count"))
+_ROW_FIELDS = tuple(f for f in StatusRow.__dataclass_fields__ if f not in ("current", "source", "count"))

@@ -182,10 +182,10 @@ class _Rows:
 
     def add(
         self, path: str, local: str | None, remote: str | None = None, detail: str = "",
-        current: Fingerprint | None = None,
+        current: Fingerprint | None = None, source: str | None = None,
     ) -> None:
         if self.every or is_notable(local, remote):
-            self.rows.append(StatusRow("datasets", self.name, path, local, remote, detail, current))
+            self.rows.append(StatusRow("datasets", self.name, path, local, remote, detail, current, source=source))
         else:
             self.counts[(local, remote)] = self.counts.get((local, remote), 0) + 1
 
@@ -409,7 +409,10 @@ def _compare(
                 fresh.append((key, now))
             continue
         state = state_of(recorded_fingerprint(f.pointer), now)
-        part.add(f.path, local_of(f), state, current=now if state == CHANGED else None)  # what `update` records
+        if state == CHANGED:  # what `update` records: the object now, under the recorded source
+            part.add(f.path, local_of(f), state, current=now, source=f.pointer.source or "")
+        else:
+            part.add(f.path, local_of(f), state)
     if src is None:
         return []
     new_rows = []

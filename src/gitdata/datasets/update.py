@@ -9,7 +9,16 @@ from .. import safepath
 from ..errors import GitDataError
 from ..pointer import Pointer, PointerError
 from ..project import Project
-from ..statusrows import CHANGED, DELETED, MODIFIED, NEW, REFUSED, UNCHECKED, StatusOptions
+from ..statusrows import (
+    CHANGED,
+    DELETED,
+    MODIFIED,
+    NEW,
+    REFUSED,
+    UNCHECKED,
+    UNREADABLE,
+    StatusOptions,
+)
 from . import model as ds_mod
 from . import objects
 from .register import registered_pointer
@@ -54,10 +63,9 @@ def update(
     unchecked = next((r for r in rows.values() if r.remote == UNCHECKED), None)
     if unchecked is not None:  # status goes on without this remote; update cannot
         raise GitDataError(f"dataset {name}: {unchecked.detail}")
-    # the recorded sources of the changed files, from one streamed read of the dataset (which
-    # also checks every line of a manifest); nothing else of it is held
-    changed = {p for p, r in rows.items() if r.remote == CHANGED}
-    sources = {f.path: f.pointer.source or "" for f in ds_mod.iter_files(project, ds) if f.path in changed}
+    unreadable = next((r for r in rows.values() if r.local == UNREADABLE), None)
+    if unreadable is not None:  # status names a refused manifest and goes on; update writes nothing
+        raise GitDataError(f"dataset {name}: {unreadable.detail}")
     report = UpdateReport(dataset=name)
 
     def wanted(path: str) -> bool:
@@ -90,7 +98,7 @@ def update(
         if row.remote == CHANGED and row.current is not None:
             fp = row.current
             try:
-                pointer = registered_pointer(sources[path], fp)
+                pointer = registered_pointer(row.source or "", fp)
                 data = pointer.encode()
             except PointerError as err:
                 raise GitDataError(f"{path}: {err}") from err
