@@ -74,3 +74,18 @@ def test_plain_md5_etag_is_32_hex_digits_between_quotes(etag):
     core = etag.strip('"')
     expected = len(core) == 32 and all(c in "0123456789abcdef" for c in core.lower())
     assert fingerprint.is_plain_md5_etag(etag) == expected
+
+
+@pytest.mark.parametrize(
+    "fp",
+    [
+        Fingerprint(0),
+        Fingerprint(12, etag='"abc"', mtime="2026-01-01T00:00:00Z"),
+        Fingerprint(7, etag='"e"', md5="0" * 32, version_id="v1", mtime="2026-01-01T00:00:00.123Z"),
+    ],
+)
+def test_stated_is_every_field_that_says_something(fp):
+    from dataclasses import asdict
+
+    assert fp.stated() == {k: v for k, v in asdict(fp).items() if v is not None}
+    assert Fingerprint(**fp.stated()) == fp

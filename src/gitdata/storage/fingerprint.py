@@ -12,7 +12,7 @@ import binascii
 import datetime as _dt
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 
@@ -23,6 +23,11 @@ class Fingerprint:
     md5: str | None = None  # hex, when the backend states a whole-object md5
     version_id: str | None = None
     mtime: str | None = None  # ISO 8601 UTC
+
+    def stated(self) -> dict[str, Any]:
+        """The fields that state something (not None), by field name: ``asdict`` without its
+        deep copy (a tenth of the time; the base of a sync writes one per object)."""
+        return {k: v for k in _FIELDS if (v := getattr(self, k)) is not None}
 
     def pointer_fields(self) -> dict[str, str | None]:
         """The pointer keys that record this fingerprint."""
@@ -47,6 +52,9 @@ class Fingerprint:
 #: the form S3 listings give (``2026-12-02T14:23:00.000Z``) and :func:`_iso` writes (6 digits)
 _ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.(\d{3}|\d{6}))?Z", re.ASCII)
 _MD5_ETAG = re.compile(r'"*[0-9a-fA-F]{32}"*')
+
+
+_FIELDS = tuple(f.name for f in fields(Fingerprint))
 
 
 def _iso(value: Any) -> str | None:

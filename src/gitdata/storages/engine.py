@@ -483,7 +483,10 @@ def execute(
         if kept:
             result.kept.append(kept)
 
-    total = sum(1 for a in prep.plan.iter_actions() if a.kind in sp.TRANSFERS)
+    if prep.plan.held_folders:  # some actions are held back: count those that go ahead
+        total = sum(1 for a in prep.plan.iter_actions() if a.kind in sp.TRANSFERS)
+    else:
+        total = prep.spool.count(sp.TRANSFERS)
     batches = -(-total // BATCH)
     label = f"sync {prep.spec.name}"
 

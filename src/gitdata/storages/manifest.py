@@ -6,7 +6,6 @@ import json
 import os
 import sqlite3
 from collections.abc import Mapping
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from .. import syncplan as sp
@@ -19,7 +18,7 @@ if TYPE_CHECKING:
 
 
 def _fp_to_json(fp: Fingerprint) -> str:
-    return json.dumps({k: v for k, v in asdict(fp).items() if v is not None}, sort_keys=True)
+    return json.dumps(fp.stated(), sort_keys=True)
 
 
 def _fp_from_json(text: str) -> Fingerprint:

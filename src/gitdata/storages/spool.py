@@ -144,6 +144,12 @@ class Spool:
                 return
             after = got[-1][0]
 
+    def count(self, kinds: Iterable[str]) -> int:
+        """How many stored actions are of these kinds."""
+        kinds = tuple(kinds)
+        marks = ", ".join("?" * len(kinds))
+        return self.db.execute(f"SELECT COUNT(*) FROM actions WHERE kind IN ({marks})", kinds).fetchone()[0]
+
     def mark_done(self, paths: Iterable[str]) -> None:
         with self.db:
             self.db.executemany("UPDATE actions SET done = 1 WHERE path = ?", ((p,) for p in paths))

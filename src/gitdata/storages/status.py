@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from .. import syncplan as sp
@@ -72,7 +71,7 @@ def status_rows(project: Project, options: Any) -> list[Any]:
 
 
 def fp_json(fp: Fingerprint | None) -> dict[str, Any] | None:
-    return None if fp is None else {k: v for k, v in asdict(fp).items() if v is not None}
+    return None if fp is None else fp.stated()
 
 
 def plan_json(prep: Prepared) -> dict[str, Any]:
