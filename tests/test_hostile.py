@@ -796,3 +796,40 @@ def test_docs_config_table_lists_exactly_the_tracked_option_allow_list():
             cell = re.sub(r"\([^)]*\)", "", m.group(2))  # "(only ...)": the nested keys
             rows[family] = {k for k in re.findall(r"`([a-z_]+)`", cell)}
     assert rows == {k: set(v) for k, v in TRACKED_OPTIONS.items()}
+
+
+def test_a_local_file_name_that_is_not_utf8_is_refused_by_sync_not_a_crash(tmp_path, hermetic_git_env):
+    """A storage folder can hold a file whose name is not UTF-8 (unpacked from a foreign
+    archive); no object key can name it. Sync names it as refused and syncs the rest; it
+    crashed before (and had uploaded the file under a mangled key first)."""
+    bucket = tmp_path / "bucket"
+    bucket.mkdir()
+    (bucket / "a.txt").write_bytes(b"a\n")
+    proj = tmp_path / "p"
+    proj.mkdir()
+    git(proj, "init", "-q")
+    gd(proj, "storage", "add", "raw", bucket.as_uri(), "--to", "raw")
+    gd(proj, "storage", "stage", "raw")
+    raw = os.fsencode(proj / "raw")
+    with open(raw + b"/bad\xff.txt", "wb") as f:
+        f.write(b"not synced\n")
+    os.makedirs(raw + b"/dir\xfe")
+    with open(raw + b"/dir\xfe/inner.txt", "wb") as f:
+        f.write(b"not synced either\n")
+    (proj / "raw" / "good.txt").write_bytes(b"synced\n")
+    for args in (("--json",), ()):
+        proc = gd(proj, "storage", "sync", "raw", *args, check=False)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    [report] = json.loads(gd(proj, "storage", "sync", "raw", "--json", check=False).stdout)
+    refused = {r["key"] for r in report["refused"]}
+    assert refused == {os.fsdecode(b"bad\xff.txt"), os.fsdecode(b"dir\xfe")}, report
+    assert all("not valid UTF-8" in r["error"] for r in report["refused"])
+    assert "not valid UTF-8" in proc.stderr and "rename it" in proc.stderr
+    assert sorted(p.name for p in bucket.iterdir()) == ["a.txt", "good.txt"]  # nothing under a mangled key
+    assert (bucket / "good.txt").read_bytes() == b"synced\n"
+    with open(raw + b"/bad\xff.txt", "rb") as f:
+        assert f.read() == b"not synced\n"  # left as it is
+    # status shows it as never to be synced, saying why
+    rows = {r["path"]: r for r in json.loads(gd(proj, "status", "--json", check=False).stdout)}
+    bad = rows[os.fsdecode(b"bad\xff.txt")]
+    assert (bad["local"], bad["remote"]) == ("not pushed", "refused") and "not valid UTF-8" in bad["detail"]

@@ -74,7 +74,8 @@ class Prepared:
     spool: Spool
     prefer: str | None = None
     delete: bool = False
-    #: bucket keys that cannot be paths in the storage folder: key -> why (never transferred)
+    #: names that cannot cross, name -> why (never transferred): bucket keys that cannot be
+    #: paths in the storage folder, local names that cannot be keys
     refused: dict[str, str] = field(default_factory=dict)
 
     def local_path(self, rel: str, *, create: bool = True) -> str:
@@ -149,7 +150,7 @@ def prepare(
     try:
         refused: dict[str, str] = {}
         spool.add_listing(iter_remote(storage, scope, refused))
-        spool.add_scan((r, st.st_size, st.st_mtime_ns) for r, st in walk_local(root, scope))
+        spool.add_scan((r, st.st_size, st.st_mtime_ns) for r, st in walk_local(root, scope, refused))
         plan = _plan(spool, storage, root, scope, project.algorithm, jobs or project.jobs,
                      prefer=prefer, delete=delete, prefer_paths=prefer_paths)  # fmt: skip
         if delete and plan.had_base and not spool.listed:

@@ -19,10 +19,24 @@ if TYPE_CHECKING:
     pass
 from ..storage import TMP_PREFIX
 
+#: why a local file is not synced when its name is not UTF-8 (an object key is)
+NOT_UTF8 = "the local file name is not valid UTF-8, so it cannot be an object key; it was skipped (rename it)"
 
-def walk_local(root: str, scope: sp.Scope) -> Iterator[tuple[str, os.stat_result]]:
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes of the file system's name (surrogateescape)
+        return False
+    return True
+
+
+def walk_local(
+    root: str, scope: sp.Scope, refused: dict[str, str] | None = None
+) -> Iterator[tuple[str, os.stat_result]]:
     """``(path, stat)`` of every regular file under ``root`` in scope (no links, no
-    temporaries), in no particular order; one folder's entries at a time."""
+    temporaries), in no particular order; one folder's entries at a time. A name that is
+    not UTF-8 (it could be no object's key) is left out, with the reason in ``refused``."""
     if not os.path.isdir(root):
         return
     stack = [("", root)]
@@ -31,6 +45,10 @@ def walk_local(root: str, scope: sp.Scope) -> Iterator[tuple[str, os.stat_result
         with os.scandir(d) as it:
             for e in it:
                 r = f"{rel}/{e.name}" if rel else e.name
+                if not e.name.isascii() and not _utf8(e.name):
+                    if refused is not None:
+                        refused[r] = NOT_UTF8
+                    continue
                 if e.is_dir(follow_symlinks=False):
                     stack.append((r, e.path))
                     continue

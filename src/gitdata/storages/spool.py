@@ -156,13 +156,15 @@ class Spool:
 
 
 def sides(
-    manifest: Manifest | None, root: str, scope: sp.Scope, algorithm: str, listing: Iterable[tuple[str, Fingerprint]] | None
+    manifest: Manifest | None, root: str, scope: sp.Scope, algorithm: str,
+    listing: Iterable[tuple[str, Fingerprint]] | None, refused: dict[str, str] | None = None,
 ) -> Iterator[tuple[str, sp.BaseEntry | None, sp.LocalEntry | None, Fingerprint | None]]:
     """Base, local file and (with ``listing``) remote object of every path in scope, in path
-    order, joined in a spool: nothing of the storage is held in memory."""
+    order, joined in a spool: nothing of the storage is held in memory. Local names no key
+    can hold go to ``refused`` (:func:`.listing.walk_local`)."""
     spool = Spool(manifest.path if manifest is not None and manifest.exists() else None)
     try:
-        spool.add_scan((r, st.st_size, st.st_mtime_ns) for r, st in walk_local(root, scope))
+        spool.add_scan((r, st.st_size, st.st_mtime_ns) for r, st in walk_local(root, scope, refused))
         if listing is not None:
             spool.add_listing(listing)
         for path, b, stat, ro in spool.rows():

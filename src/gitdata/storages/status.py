@@ -34,7 +34,8 @@ def storage_status(project: Project, names: Iterable[str] | None = None, remote:
         root = storages_mod.checked_local_dir(project, spec, create=False)
         listing = iter_remote(storages_mod.open_remote(project, spec), scope) if remote else None
         remote_rows: list[dict] = []
-        for path, b, lo, ro in sides(manifest, root, scope, project.algorithm, listing):
+        refused: dict[str, str] = {}  # local names no key can hold: sync refuses them too
+        for path, b, lo, ro in sides(manifest, root, scope, project.algorithm, listing, refused):
             state = sp.local_state(b, lo)
             if state not in (sp.SAME, sp.NONE):
                 rows.append({"storage": name, "path": path, "side": "local", "state": state})
@@ -43,6 +44,8 @@ def storage_status(project: Project, names: Iterable[str] | None = None, remote:
                 if state not in (sp.SAME, sp.NONE):
                     remote_rows.append({"storage": name, "path": path, "side": "remote", "state": state})
         rows += remote_rows
+        rows += [{"storage": name, "path": p, "side": "local", "state": sp.NEW, "refused": why}
+                 for p, why in sorted(refused.items())]  # fmt: skip
     return rows
 
 
@@ -65,6 +68,8 @@ def status_rows(project: Project, options: Any) -> list[Any]:
             row = rows.setdefault(key, st.StatusRow("storages", r["storage"], r["path"], None))
             if r["side"] == "local":
                 row.local = local_words[r["state"]]
+                if "refused" in r:  # never synced as it is named
+                    row.remote, row.detail = st.REFUSED, r["refused"]
             else:
                 row.remote = r["state"]
     return [rows[k] for k in sorted(rows)]
