@@ -120,11 +120,13 @@ def test_a_sync_carries_out_its_plan_one_batch_at_a_time(tmp_path, monkeypatch):
     from gitdata import syncplan as sp
     from gitdata import transfer
     from gitdata.project import Project
-    from gitdata.storages import engine
+    from gitdata.storages import engine, spool
     from gitdata.storages.manifest import manifest_for
 
     src, proj = _local_bucket(tmp_path, 1300)
     monkeypatch.setattr(engine, "BATCH", 300)
+    # rows written in chunks of 70: actions are stored while the join is still being read
+    monkeypatch.setattr(spool, "_CHUNK", 70)
     sizes: list[int] = []
     real = transfer.run_parallel
 
