@@ -32,7 +32,7 @@ from . import spec as storages_mod
 
 if TYPE_CHECKING:
     from ..project import Project
-from .listing import _hash_and_md5, _read_chunk, iter_remote, local_entry, remote_md5, walk_local
+from .listing import _hash_and_md5, _read_chunk, iter_remote, remote_md5
 from .manifest import Manifest, manifest_for
 from .spool import Spool
 
@@ -149,8 +149,7 @@ def prepare(
     spool = Spool(manifest.path if manifest.exists() else None)
     try:
         refused: dict[str, str] = {}
-        spool.add_listing(iter_remote(storage, scope, refused))
-        spool.add_scan((r, st.st_size, st.st_mtime_ns) for r, st in walk_local(root, scope, refused))
+        spool.fill(root, scope, iter_remote(storage, scope, refused), refused)
         plan = _plan(spool, storage, root, scope, project.algorithm, jobs or project.jobs,
                      prefer=prefer, delete=delete, prefer_paths=prefer_paths)  # fmt: skip
         if delete and plan.had_base and not spool.listed:
@@ -194,11 +193,8 @@ def _plan(
         deferred.clear()
 
     had_base = False
-    for path, b, stat, ro in spool.rows():
-        if not scope.contains(path):
-            continue  # a base entry of a folder outside the staged scope
+    for path, b, lo, ro in spool.sides(root, scope, algorithm):
         had_base = had_base or b is not None
-        lo = None if stat is None else local_entry(root, path, stat[0], stat[1], b, algorithm)
         if sp.needs_probe(b, lo, ro):
             assert lo is not None and ro is not None
             deferred.append((path, b, lo, ro))
@@ -516,10 +512,7 @@ def execute(
         batch: list[sp.Action] = []
         number = 0
         for a in prep.plan.iter_actions():
-            if a.kind == sp.ADOPT:
-                assert a.local is not None and a.remote is not None
-                record(a, sp.BaseEntry(a.local.size, a.remote, a.local.hash, a.local.mtime_ns))
-            elif a.kind == sp.REFRESH:
+            if a.kind in (sp.ADOPT, sp.REFRESH):  # both sides agree: the base records them as they are
                 assert a.local is not None and a.remote is not None
                 record(a, sp.BaseEntry(a.local.size, a.remote, a.local.hash, a.local.mtime_ns))
             elif a.kind == sp.FORGET:

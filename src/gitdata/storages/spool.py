@@ -100,6 +100,25 @@ class Spool:
             base = None if bsize is None else sp.BaseEntry(bsize, _fp_from_json(bremote), bhash, bmtime)
             yield path, base, None if lsize is None else (lsize, lmtime), _fp(tuple(fp))
 
+    def fill(
+        self, root: str, scope: sp.Scope, listing: Iterable[tuple[str, Fingerprint]] | None,
+        refused: dict[str, str] | None = None,
+    ) -> None:
+        """The local scan of ``root`` and (unless None) the listing. Local names no key can
+        hold go to ``refused`` (:func:`.listing.walk_local`)."""
+        if listing is not None:
+            self.add_listing(listing)
+        self.add_scan((r, st.st_size, st.st_mtime_ns) for r, st in walk_local(root, scope, refused))
+
+    def sides(
+        self, root: str, scope: sp.Scope, algorithm: str
+    ) -> Iterator[tuple[str, sp.BaseEntry | None, sp.LocalEntry | None, Fingerprint | None]]:
+        """Base, local file (hashed only where its size or mtime moved) and remote object of
+        every path in scope, in path order: one row at a time."""
+        for path, b, stat, ro in self.rows():
+            if scope.contains(path):  # (a base entry of a folder outside the scope is not)
+                yield path, b, None if stat is None else local_entry(root, path, stat[0], stat[1], b, algorithm), ro
+
     # -- the plan -----------------------------------------------------------
 
     def actions_writer(self) -> tuple[Callable[[sp.Action], None], Callable[[], None]]:
@@ -159,16 +178,11 @@ def sides(
     manifest: Manifest | None, root: str, scope: sp.Scope, algorithm: str,
     listing: Iterable[tuple[str, Fingerprint]] | None, refused: dict[str, str] | None = None,
 ) -> Iterator[tuple[str, sp.BaseEntry | None, sp.LocalEntry | None, Fingerprint | None]]:
-    """Base, local file and (with ``listing``) remote object of every path in scope, in path
-    order, joined in a spool: nothing of the storage is held in memory. Local names no key
-    can hold go to ``refused`` (:func:`.listing.walk_local`)."""
+    """:meth:`Spool.sides` of a spool of its own (closed when the walk ends): nothing of the
+    storage is held in memory."""
     spool = Spool(manifest.path if manifest is not None and manifest.exists() else None)
     try:
-        spool.add_scan((r, st.st_size, st.st_mtime_ns) for r, st in walk_local(root, scope, refused))
-        if listing is not None:
-            spool.add_listing(listing)
-        for path, b, stat, ro in spool.rows():
-            if scope.contains(path):
-                yield path, b, None if stat is None else local_entry(root, path, stat[0], stat[1], b, algorithm), ro
+        spool.fill(root, scope, listing, refused)
+        yield from spool.sides(root, scope, algorithm)
     finally:
         spool.close()
