@@ -28,7 +28,7 @@ from .engine import (
     sync,
     utc_stamp,
 )
-from .listing import list_remote, remote_md5, scan_local
+from .listing import iter_remote, remote_md5, walk_local
 from .manifest import Manifest, manifest_for
 from .spec import (
     DEFAULT_ROOT,
@@ -59,8 +59,8 @@ __all__ = [
     "DEFAULT_ROOT", "MODES", "SECTION", "TMP_PREFIX", "Manifest", "NotStaged", "Prepared",
     "RaceConflict", "StorageConfigError", "StorageSpec", "SyncError", "SyncRefused", "SyncResult",
     "UnknownStorage", "UnsafeStorage", "Unsynced", "add", "checked_local_dir", "execute", "fp_json",
-    "get", "ignore_path", "is_staged", "list_remote", "load_all", "local_dir", "location",
+    "get", "ignore_path", "is_staged", "iter_remote", "load_all", "local_dir", "location",
     "manifest_for", "open_remote", "plan_json", "prepare", "project_path", "refused", "remote_md5",
-    "remove", "result_json", "scan_local", "set_location", "stage", "status_rows", "storage_status",
-    "sync", "unignore_path", "unstage", "unsynced_local", "utc_stamp",
+    "remove", "result_json", "set_location", "stage", "status_rows", "storage_status",
+    "sync", "unignore_path", "unstage", "unsynced_local", "utc_stamp", "walk_local",
 ]  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from .. import safepath
@@ -67,16 +67,6 @@ def local_entry(root: str, path: str, size: int, mtime_ns: int, base: sp.BaseEnt
     return sp.LocalEntry(size=size, mtime_ns=mtime_ns, hash=h)
 
 
-def scan_local(
-    root: str, base: Mapping[str, sp.BaseEntry], scope: sp.Scope, algorithm: str
-) -> dict[str, sp.LocalEntry]:
-    """Every regular file under ``root`` in scope; only files whose size or mtime moved are hashed."""
-    return {
-        r: local_entry(root, r, st.st_size, st.st_mtime_ns, base.get(r), algorithm)
-        for r, st in walk_local(root, scope)
-    }
-
-
 def iter_remote(
     storage: Storage, scope: sp.Scope, refused: dict[str, str] | None = None
 ) -> Iterator[tuple[str, Fingerprint]]:
@@ -96,13 +86,6 @@ def iter_remote(
                 refused[key] = f"{err}; it was skipped (rename it in the bucket)"
             continue
         yield key, fp
-
-
-def list_remote(
-    storage: Storage, scope: sp.Scope, refused: dict[str, str] | None = None
-) -> dict[str, Fingerprint]:
-    """:func:`iter_remote` as a mapping."""
-    return dict(iter_remote(storage, scope, refused))
 
 
 def _read_chunk(f: Any, storage: Storage, key: str) -> bytes:
