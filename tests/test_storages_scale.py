@@ -54,6 +54,18 @@ def test_sync_of_many_files_lists_once_per_thousand(tmp_path, moto_server, moto_
     assert json.loads(r.stdout)  # machine-readable summary
 
 
+def _local_bucket(tmp_path, n: int):
+    src = tmp_path / "bucket"
+    for i in range(n):
+        (src / f"d{i % 7}").mkdir(parents=True, exist_ok=True)
+        (src / f"d{i % 7}" / f"f{i:04d}.txt").write_bytes(b"object %d" % i)
+    proj = tmp_path / "p"
+    proj.mkdir()
+    git(proj, "init", "-q")
+    run("git", "data", "storage", "add", "raw", src.as_uri(), "--to", "raw", cwd=proj)
+    return src, proj
+
+
 def test_a_long_sync_writes_its_base_as_it_goes(tmp_path, monkeypatch):
     """The base of a sync is written every WRITE_EVERY steps, not once at the end: a run killed
     half-way keeps the base of what it did (and holds none of its results meanwhile)."""
@@ -64,14 +76,7 @@ def test_a_long_sync_writes_its_base_as_it_goes(tmp_path, monkeypatch):
     from gitdata.storages import engine
     from gitdata.storages.manifest import manifest_for
 
-    src = tmp_path / "bucket"
-    for i in range(700):
-        (src / f"d{i % 7}").mkdir(parents=True, exist_ok=True)
-        (src / f"d{i % 7}" / f"f{i:04d}.txt").write_bytes(b"object %d" % i)
-    proj = tmp_path / "p"
-    proj.mkdir()
-    git(proj, "init", "-q")
-    run("git", "data", "storage", "add", "raw", src.as_uri(), "--to", "raw", cwd=proj)
+    _src, proj = _local_bucket(tmp_path, 700)
     monkeypatch.setattr(engine, "WRITE_EVERY", 100)
     project = Project.open(str(proj))
     prep = engine.prepare(project, "raw", scope=sp.Scope())
@@ -100,18 +105,6 @@ def test_a_long_sync_writes_its_base_as_it_goes(tmp_path, monkeypatch):
     assert all(r == ((n - 1) // 100) * 100 for n, r in checked), checked
     assert rows() == 700
     assert (proj / "raw" / "d3" / "f0003.txt").read_bytes() == b"object 3"
-
-
-def _local_bucket(tmp_path, n: int):
-    src = tmp_path / "bucket"
-    for i in range(n):
-        (src / f"d{i % 7}").mkdir(parents=True, exist_ok=True)
-        (src / f"d{i % 7}" / f"f{i:04d}.txt").write_bytes(b"object %d" % i)
-    proj = tmp_path / "p"
-    proj.mkdir()
-    git(proj, "init", "-q")
-    run("git", "data", "storage", "add", "raw", src.as_uri(), "--to", "raw", cwd=proj)
-    return src, proj
 
 
 def test_a_sync_carries_out_its_plan_one_batch_at_a_time(tmp_path, monkeypatch):
