@@ -71,7 +71,8 @@ def test_a_sync_joins_its_three_sides_in_path_order_whatever_order_they_came_in(
     for seed in range(3):
         random.Random(seed).shuffle(listing)
         random.Random(seed + 10).shuffle(scan)
-        spool = Spool(base.path)
+        spool = Spool(base.path, str(data_dir / "tmp"))
+        assert os.listdir(data_dir / "tmp") == []  # unlinked once open: nothing left if killed
         spool.add_listing(listing)
         spool.add_scan(scan)
         rows = list(spool.rows())
@@ -86,7 +87,7 @@ def test_a_sync_joins_its_three_sides_in_path_order_whatever_order_they_came_in(
     assert seen[0] == seen[1] == seen[2]
     assert sorted(os.listdir(data_dir / "storages")) == ["s.sqlite"]
     # a first sync has no base yet: the spool joins against an empty one
-    fresh = Spool(None)
+    fresh = Spool(None, str(data_dir / "tmp"))
     fresh.add_listing(listing)
     assert [r[0] for r in fresh.rows()] == sorted(names[1:])
     fresh.close()

@@ -187,3 +187,52 @@ def test_files_on_both_sides_are_compared_in_batches(tmp_path, monkeypatch):
     assert (proj / "raw" / "d6" / "f0027.txt").read_bytes() == b"object 27!"  # nothing overwritten
     assert (proj / "raw" / "d6" / "f0020.txt").read_bytes() == bytes(reversed(b"object 20"))
     assert not (proj / "raw" / "d2" / "f0030.txt").exists()
+
+
+def test_a_full_spool_is_an_error_that_says_where_and_what_to_do(tmp_path):
+    """SQLite's 'database or disk is full' in the spool becomes SpoolFull: the folder, the
+    paths so far, the fix. (max_page_count makes SQLite report SQLITE_FULL as a full disk does.)"""
+    import sqlite3
+
+    import pytest
+
+    from gitdata.storage import Fingerprint
+    from gitdata.storages.spool import Spool, SpoolFull
+
+    folder = tmp_path / "tmp"
+    spool = Spool(None, str(folder))
+    spool.db.execute("PRAGMA main.max_page_count=20")
+    with pytest.raises(SpoolFull) as err:
+        spool.add_listing((f"k/{i:06d}", Fingerprint(i, etag=f'"{i}"')) for i in range(20_000))
+    text = str(err.value)
+    assert f"no space left in {folder}" in text and "gitdata.cacheDir" in text and "run the command again" in text
+    assert isinstance(err.value.__cause__, sqlite3.OperationalError)
+    spool.close()
+    assert os.listdir(folder) == []  # nothing left behind either way
+
+
+def test_a_sync_whose_spool_folder_is_full_stops_before_changing_anything(tmp_path):
+    """A real full disk (a 128 KiB tmpfs as gitdata.cacheDir): the sync names the folder and
+    exits 1 before it writes a file; with room, the same sync then stages everything."""
+    import subprocess
+
+    import pytest
+
+    _src, proj = _local_bucket(tmp_path, 3000)
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(small)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode(errors='replace').strip()}")
+    try:
+        git(proj, "config", "gitdata.cacheDir", str(small))
+        proc = run("git", "data", "storage", "stage", "raw", cwd=proj, check=False, timeout=300)
+        assert proc.returncode == 1, proc
+        err = proc.stderr.decode()
+        assert f"error: no space left in {small}" in err and "Traceback" not in err, err
+        assert not (proj / "raw").exists() or not any((proj / "raw").rglob("*.txt"))
+        assert os.listdir(small / "tmp") == []  # the spool's file went with its process
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+    run("git", "data", "storage", "stage", "raw", cwd=proj, timeout=300)  # cacheDir now on the disk below
+    assert len(list((proj / "raw").rglob("*.txt"))) == 3000

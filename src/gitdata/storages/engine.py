@@ -146,7 +146,7 @@ def prepare(
         )
     storage = storages_mod.open_remote(project, spec)
     root = storages_mod.checked_local_dir(project, spec, create=False)
-    spool = Spool(manifest.path if manifest.exists() else None)
+    spool = Spool(manifest.path if manifest.exists() else None, project.cache.tmp_dir)
     try:
         refused: dict[str, str] = {}
         spool.fill(root, scope, iter_remote(storage, scope, refused), refused)

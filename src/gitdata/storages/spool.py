@@ -2,20 +2,27 @@
 
 A sync compares three sides per path (:mod:`gitdata.syncplan`). Held as mappings, a
 million-object storage costs several hundred bytes per object in each of them; here they
-are rows of a temporary SQLite database (deleted when its connection closes, or when the
-process ends), joined with the base manifest in path order, so a sync holds one row at a
-time whatever the object count. The join does not depend on the order a server lists
-keys in: SQLite sorts.
+are rows of a private SQLite database in the cache's ``tmp/`` folder (unlinked as soon as
+it is open, so it is gone when the process ends, however it ends), joined with the base
+manifest in path order, so a sync holds one row at a time whatever the object count. The
+join does not depend on the order a server lists keys in: every path goes into one table
+keyed by path, and reading that table is the sort. Nothing spills to SQLite's own temporary
+folder, so a full disk is this folder's, and the error says so (:class:`SpoolFull`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import pathlib
 import sqlite3
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 
 from .. import syncplan as sp
+from ..errors import GitDataError
+from ..fileio import tmp_prefix
 from ..storage import Fingerprint
 from .listing import local_entry, walk_local
 from .manifest import Manifest, _fp_from_json
@@ -34,15 +41,73 @@ def _fp(row: tuple) -> Fingerprint | None:
     return None if row[0] is None else Fingerprint(*row)
 
 
-class Spool:
-    """One sync's listing, scan and actions; ``base`` is the base manifest's file (None: no base yet)."""
+class SpoolFull(GitDataError):
+    """The folder holding a sync's working set has no room left."""
 
-    def __init__(self, base: str | None) -> None:
-        # a private temporary database, on disk, deleted on close; uri: the base is attached by
-        # a file URI, so a clone path holding '?' or '#' names the file it names
-        db = sqlite3.connect("", uri=True)
+    def __init__(self, folder: str, rows: int) -> None:
+        super().__init__(
+            f"no space left in {folder} for the working list of this command ({rows:,} paths so far; "
+            "it needs about 200 bytes a path): free space there, or point gitdata.cacheDir at a disk "
+            "with room, and run the command again (what was done so far is recorded)"
+        )
+        self.folder = folder
+
+
+def _full(err: sqlite3.Error) -> bool:
+    return getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+
+
+class Spool:
+    """One sync's listing, scan and actions, in a database file in ``folder`` (the cache's
+    ``tmp/``); ``base`` is the base manifest's file (None: no base yet)."""
+
+    def __init__(self, base: str | None, folder: str) -> None:
+        try:
+            os.makedirs(folder, exist_ok=True)
+            # a folder of our own (0700): no one else can put a link where the file will be
+            private = tempfile.mkdtemp(prefix=tmp_prefix() + "spool-", dir=folder)
+        except OSError as err:
+            if err.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            folder = tempfile.gettempdir()  # a shared cache this user cannot write to
+            private = tempfile.mkdtemp(prefix=tmp_prefix() + "spool-", dir=folder)
+        path = os.path.join(private, "spool.sqlite")
+        try:
+            # uri: the file and the base are named by file URIs, so a path holding '?' or '#'
+            # names the file it names
+            db = sqlite3.connect(pathlib.Path(path).as_uri(), uri=True)
+        finally:
+            # SQLite holds the file open: it is gone with the connection or the process
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            os.rmdir(private)
+        self.db = db
+        self.folder = folder
+        self.rows_in = 0
+        self.listed = 0
+        try:
+            with self._room():
+                self._create(db, base)
+        except BaseException:
+            db.close()
+            raise
+
+    @contextlib.contextmanager
+    def _room(self) -> Iterator[None]:
+        """SQLite's 'database or disk is full' as the error that says where and what to do."""
+        try:
+            yield
+        except sqlite3.OperationalError as err:
+            if _full(err):
+                raise SpoolFull(self.folder, self.rows_in) from err
+            raise
+
+    @staticmethod
+    def _create(db: sqlite3.Connection, base: str | None) -> None:
         db.execute("PRAGMA journal_mode=OFF")
         db.execute("PRAGMA synchronous=OFF")
+        db.execute("PRAGMA main.locking_mode=EXCLUSIVE")  # nobody else can open an unlinked file (not the base:
+        # the sync writes it on another connection)
         if base is not None:
             # read-only: the sync writes the base through the manifest's own connection
             db.execute("ATTACH DATABASE ? AS base", (pathlib.Path(os.path.abspath(base)).as_uri() + "?mode=ro",))
@@ -53,14 +118,13 @@ class Spool:
                 " local_hash TEXT NOT NULL, mtime_ns INTEGER NOT NULL)"
             )
         cols = ", ".join(f"r_{c}" for c in _FP)
-        db.execute(f"CREATE TABLE listing (path TEXT PRIMARY KEY, {cols}) WITHOUT ROWID")
-        db.execute("CREATE TABLE scan (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER) WITHOUT ROWID")
+        # one row a path, whichever sides have it: reading it in key order is the join's sort
+        # (no temporary b-tree, which SQLite would keep in a folder of its own choosing)
+        db.execute(f"CREATE TABLE side (path TEXT PRIMARY KEY, {cols}, l_size INTEGER, l_mtime_ns INTEGER) WITHOUT ROWID")
         db.execute(
             f"CREATE TABLE actions (path TEXT PRIMARY KEY, kind TEXT, {cols}, l_size INTEGER, l_mtime_ns INTEGER,"
             " l_hash TEXT, keep TEXT, reason TEXT, done INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID"
         )
-        self.db = db
-        self.listed = 0
 
     def close(self) -> None:
         self.db.close()
@@ -69,36 +133,44 @@ class Spool:
 
     def _insert(self, sql: str, rows: Iterable[tuple]) -> int:
         n, chunk = 0, []
-        with self.db:
+        with self._room(), self.db:
             for row in rows:
                 chunk.append(row)
                 if len(chunk) >= _CHUNK:
                     self.db.executemany(sql, chunk)
                     n += len(chunk)
+                    self.rows_in += len(chunk)
                     chunk.clear()
             self.db.executemany(sql, chunk)
+            self.rows_in += len(chunk)
         return n + len(chunk)
 
     def add_listing(self, listing: Iterable[tuple[str, Fingerprint]]) -> None:
+        sets = ", ".join(f"r_{c} = excluded.r_{c}" for c in _FP)  # a key listed twice: the last
         self.listed += self._insert(
-            "INSERT OR REPLACE INTO listing VALUES (?, ?, ?, ?, ?, ?)", ((k, *_fp_row(fp)) for k, fp in listing)
-        )
+            f"INSERT INTO side (path, {', '.join(f'r_{c}' for c in _FP)}) VALUES (?, ?, ?, ?, ?, ?)"
+            f" ON CONFLICT (path) DO UPDATE SET {sets}", ((k, *_fp_row(fp)) for k, fp in listing),
+        )  # fmt: skip
 
     def add_scan(self, scan: Iterable[tuple[str, int, int]]) -> None:
-        self._insert("INSERT OR REPLACE INTO scan VALUES (?, ?, ?)", scan)
+        self._insert(
+            "INSERT INTO side (path, l_size, l_mtime_ns) VALUES (?, ?, ?)"
+            " ON CONFLICT (path) DO UPDATE SET l_size = excluded.l_size, l_mtime_ns = excluded.l_mtime_ns", scan,
+        )  # fmt: skip
 
     def rows(self) -> Iterator[tuple[str, sp.BaseEntry | None, tuple[int, int] | None, Fingerprint | None]]:
         """``(path, base, (local size, mtime_ns), remote)`` of every path on any side, in path order."""
-        fp_cols = ", ".join(f"r.r_{c}" for c in _FP)
-        cur = self.db.execute(
-            "SELECT p.path, f.size, f.remote, f.local_hash, f.mtime_ns, s.size, s.mtime_ns, " + fp_cols + " FROM"
-            " (SELECT path FROM base.files UNION SELECT path FROM scan UNION SELECT path FROM listing) AS p"
-            " LEFT JOIN base.files AS f ON f.path = p.path LEFT JOIN scan AS s ON s.path = p.path"
-            " LEFT JOIN listing AS r ON r.path = p.path ORDER BY p.path"
-        )
-        for path, bsize, bremote, bhash, bmtime, lsize, lmtime, *fp in cur:
-            base = None if bsize is None else sp.BaseEntry(bsize, _fp_from_json(bremote), bhash, bmtime)
-            yield path, base, None if lsize is None else (lsize, lmtime), _fp(tuple(fp))
+        fp_cols = ", ".join(f"s.r_{c}" for c in _FP)
+        with self._room():
+            with self.db:  # a path only the base has (gone from both sides) is a row too
+                self.db.execute("INSERT OR IGNORE INTO side (path) SELECT path FROM base.files")
+            cur = self.db.execute(
+                "SELECT s.path, f.size, f.remote, f.local_hash, f.mtime_ns, s.l_size, s.l_mtime_ns, " + fp_cols +
+                " FROM side AS s LEFT JOIN base.files AS f ON f.path = s.path ORDER BY s.path"
+            )  # fmt: skip
+            for path, bsize, bremote, bhash, bmtime, lsize, lmtime, *fp in cur:
+                base = None if bsize is None else sp.BaseEntry(bsize, _fp_from_json(bremote), bhash, bmtime)
+                yield path, base, None if lsize is None else (lsize, lmtime), _fp(tuple(fp))
 
     def fill(
         self, root: str, scope: sp.Scope, listing: Iterable[tuple[str, Fingerprint]] | None,
@@ -126,7 +198,7 @@ class Spool:
         chunk: list[tuple] = []
 
         def flush() -> None:
-            with self.db:
+            with self._room(), self.db:
                 self.db.executemany(
                     "INSERT OR REPLACE INTO actions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)", chunk
                 )
@@ -170,17 +242,17 @@ class Spool:
         return self.db.execute(f"SELECT COUNT(*) FROM actions WHERE kind IN ({marks})", kinds).fetchone()[0]
 
     def mark_done(self, paths: Iterable[str]) -> None:
-        with self.db:
+        with self._room(), self.db:
             self.db.executemany("UPDATE actions SET done = 1 WHERE path = ?", ((p,) for p in paths))
 
 
 def sides(
     manifest: Manifest | None, root: str, scope: sp.Scope, algorithm: str,
-    listing: Iterable[tuple[str, Fingerprint]] | None, refused: dict[str, str] | None = None,
+    listing: Iterable[tuple[str, Fingerprint]] | None, folder: str, refused: dict[str, str] | None = None,
 ) -> Iterator[tuple[str, sp.BaseEntry | None, sp.LocalEntry | None, Fingerprint | None]]:
     """:meth:`Spool.sides` of a spool of its own (closed when the walk ends): nothing of the
     storage is held in memory."""
-    spool = Spool(manifest.path if manifest is not None and manifest.exists() else None)
+    spool = Spool(manifest.path if manifest is not None and manifest.exists() else None, folder)
     try:
         spool.fill(root, scope, listing, refused)
         yield from spool.sides(root, scope, algorithm)

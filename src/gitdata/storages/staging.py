@@ -110,7 +110,7 @@ def unsynced_local(project: Project, name: str) -> list[tuple[str, str]]:
     manifest = manifest_for(project, name)
     root = storages_mod.checked_local_dir(project, spec, create=False)
     out = []
-    for path, b, lo, _ro in sides(manifest, root, manifest.scope(), project.algorithm, None):
+    for path, b, lo, _ro in sides(manifest, root, manifest.scope(), project.algorithm, None, project.cache.tmp_dir):
         state = sp.local_state(b, lo)
         if state in (sp.NEW, sp.CHANGED):
             out.append((path, state))

@@ -35,7 +35,7 @@ def storage_status(project: Project, names: Iterable[str] | None = None, remote:
         listing = iter_remote(storages_mod.open_remote(project, spec), scope) if remote else None
         remote_rows: list[dict] = []
         refused: dict[str, str] = {}  # local names no key can hold: sync refuses them too
-        for path, b, lo, ro in sides(manifest, root, scope, project.algorithm, listing, refused):
+        for path, b, lo, ro in sides(manifest, root, scope, project.algorithm, listing, project.cache.tmp_dir, refused):
             state = sp.local_state(b, lo)
             if state not in (sp.SAME, sp.NONE):
                 rows.append({"storage": name, "path": path, "side": "local", "state": state})
