@@ -86,3 +86,31 @@ def test_one_error_format_for_usage_errors_and_our_own(tmp_path):
         assert proc.returncode == code, (args, proc.returncode, err)
         assert says in err, (args, err)
         assert "Error:" not in err and "Traceback" not in err, (args, err)
+
+
+def test_json_output_streams_a_long_array_and_reads_as_json_dumps_would():
+    """emit_json writes a JsonItems array item by item as its maker yields (a million sync
+    actions are never one list), and the text parses to what json.dumps of the list gives,
+    empty or not."""
+    import io
+
+    from gitdata.cli.base import JsonItems, emit_json
+
+    out = io.StringIO()
+    written_at: list[int] = []
+
+    def rows():
+        for i in range(5):
+            written_at.append(len(out.getvalue()))  # how much was out when this item was asked for
+            yield {"path": f"p/{i}", "n": i}
+
+    obj = [{"storage": "raw", "actions": JsonItems(rows), "empty": JsonItems(lambda: iter(())), "z": [1]}]
+    emit_json(obj, out)
+    text = out.getvalue()
+    expected = [{"storage": "raw", "actions": [{"path": f"p/{i}", "n": i} for i in range(5)], "empty": [], "z": [1]}]
+    assert json.loads(text) == expected
+    assert written_at == sorted(written_at) and written_at[0] < written_at[1] < written_at[4]  # streamed
+    assert text == json.dumps(expected, indent=2, sort_keys=True) + "\n"  # the very text it was before
+    again = io.StringIO()
+    emit_json(obj, again)  # the maker runs again: the value is not used up by one write
+    assert json.loads(again.getvalue()) == expected

@@ -236,3 +236,26 @@ def test_a_sync_whose_spool_folder_is_full_stops_before_changing_anything(tmp_pa
         subprocess.run(["umount", str(small)], check=True)
     run("git", "data", "storage", "stage", "raw", cwd=proj, timeout=300)  # cacheDir now on the disk below
     assert len(list((proj / "raw").rglob("*.txt"))) == 3000
+
+
+def test_a_stage_that_fails_in_part_names_what_failed_not_every_file(tmp_path, capsys):
+    """An object gone from the bucket between the listing and its GET fails alone; the stage's
+    report lists that one, not a line for each file that was staged."""
+    from gitdata import syncplan as sp
+    from gitdata.cli.storage_cmds import _print_plan
+    from gitdata.project import Project
+    from gitdata.storages import engine
+
+    src, proj = _local_bucket(tmp_path, 40)
+    project = Project.open(str(proj))
+    prep = engine.prepare(project, "raw", scope=sp.Scope())
+    (src / "d3" / "f0010.txt").unlink()  # listed, then gone
+    res = engine.execute(prep, jobs=2, progress=False)
+    assert not res.ok and list(res.failed) == ["d3/f0010.txt"] and res.done_counts[sp.DOWNLOAD] == 39
+    _print_plan(res, False, problems_only=True)
+    out, err = capsys.readouterr()
+    assert [line.split()[1] for line in err.splitlines()] == ["raw:d3/f0010.txt"] and "FAILED" in err
+    assert "39 downloaded" in out and "raw:d0/" not in out + err
+    _print_plan(res, False)  # a sync's report: every action
+    out, err = capsys.readouterr()
+    assert len([line for line in out.splitlines() if line.startswith("download")]) == 39

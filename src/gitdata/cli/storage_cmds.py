@@ -12,7 +12,7 @@ from .. import trust
 from ..errors import GitDataError
 from ..storage import redact_url
 from . import cli
-from .base import emit_json, open_project, table
+from .base import JsonItems, emit_json, open_project, table
 
 _ACTION_WORDS = {
     sp.UPLOAD: "upload",
@@ -113,7 +113,9 @@ def storage_ls(as_json: bool) -> None:
     )
 
 
-def _print_plan(res: storages_mod.SyncResult, dry_run: bool) -> None:
+def _print_plan(res: storages_mod.SyncResult, dry_run: bool, problems_only: bool = False) -> None:
+    """The plan, a line an action (``problems_only``: only those that failed), then what
+    was refused, held, kept and the counts."""
     prep = res.prepared
     plan = prep.plan
     name = prep.spec.name
@@ -130,6 +132,8 @@ def _print_plan(res: storages_mod.SyncResult, dry_run: bool) -> None:
                 status = "  CONFLICT: " + res.races[a.path]
             elif a.path in res.failed:
                 status = "  FAILED: " + str(res.failed[a.path])
+        if problems_only and not status:
+            continue
         click.echo(f"{verb}{word:<13} {name}:{a.path}{extra}{status}", err=bool(status))
     for c in plan.conflicts:
         click.echo(f"conflict ({c.kind}) {name}:{c.path}")
@@ -173,7 +177,7 @@ def _print_plan(res: storages_mod.SyncResult, dry_run: bool) -> None:
 
 def _finish(results: list[storages_mod.SyncResult], dry_run: bool, as_json: bool) -> None:
     if as_json:
-        emit_json([storages_mod.result_json(r, dry_run) for r in results])
+        emit_json([storages_mod.result_json(r, dry_run, JsonItems) for r in results])
     else:
         for r in results:
             _print_plan(r, dry_run)
@@ -252,14 +256,14 @@ def storage_stage(
             continue
         results.append(res)
     if as_json:
-        emit_json([storages_mod.result_json(r, False) for r in results])
+        emit_json([storages_mod.result_json(r, False, JsonItems) for r in results])
     else:
         for r in results:
             p = r.prepared
             got = r.done_counts[sp.DOWNLOAD]
             click.echo(f"staged {p.spec.name}: {got} file(s) downloaded to {os.path.relpath(p.root)}")
-            if not r.ok:
-                _print_plan(r, False)
+            if not r.ok:  # what went wrong, not a line for each of a million files that did not
+                _print_plan(r, False, problems_only=True)
     bad = [r.prepared.spec.name for r in results if not r.ok] + refused
     if bad:
         raise SyncIncomplete(

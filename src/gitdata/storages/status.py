@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .. import syncplan as sp
@@ -79,18 +79,27 @@ def fp_json(fp: Fingerprint | None) -> dict[str, Any] | None:
     return None if fp is None else fp.stated()
 
 
-def plan_json(prep: Prepared) -> dict[str, Any]:
+def action_rows(plan: sp.Plan) -> Iterator[dict[str, Any]]:
+    """The plan's actions as ``plan_json`` lists them, one at a time (read from the spool)."""
+    for a in plan.iter_actions():
+        if a.kind != sp.REFRESH:
+            yield {"action": a.kind, "path": a.path, "reason": a.reason, "keep": a.keep}
+
+
+def _as_list(make: Callable[[], Iterable[Any]]) -> list[Any]:
+    return list(make())
+
+
+def plan_json(prep: Prepared, collect: Callable[[Callable[[], Iterable[Any]]], Any] = _as_list) -> dict[str, Any]:
+    """What ``storage sync --json`` says of a plan. ``collect`` makes the actions' value from a
+    maker of their rows (default a list; the CLI writes them as they are read)."""
     plan = prep.plan
     return {
         "storage": prep.spec.name,
         "url": prep.storage.display,
         "blocked": plan.blocked,
         "held": [{"path": p, "folder": f} for p, f in plan.held],
-        "actions": [
-            {"action": a.kind, "path": a.path, "reason": a.reason, "keep": a.keep}
-            for a in plan.iter_actions()
-            if a.kind != sp.REFRESH
-        ],
+        "actions": collect(lambda: action_rows(plan)),
         "conflicts": [
             {
                 "path": c.path,
@@ -107,8 +116,10 @@ def plan_json(prep: Prepared) -> dict[str, Any]:
     }
 
 
-def result_json(res: SyncResult, dry_run: bool) -> dict[str, Any]:
-    out = plan_json(res.prepared)
+def result_json(
+    res: SyncResult, dry_run: bool, collect: Callable[[Callable[[], Iterable[Any]]], Any] = _as_list
+) -> dict[str, Any]:
+    out = plan_json(res.prepared, collect)
     out["dry_run"] = dry_run
     out["ok"] = res.ok
     if not dry_run:
