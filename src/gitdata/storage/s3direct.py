@@ -395,6 +395,12 @@ def parse_list_page(bucket: str, body: bytes) -> tuple[list[dict[str, Any]], str
         parser.Parse(body, True)
     except xml.parsers.expat.ExpatError as err:
         raise DirectError(f"list {bucket}: the listing is not well-formed XML ({err})", "MalformedXML", 200) from err
+    finally:
+        # the parser and the reader refer to each other (its handlers are the reader's methods):
+        # left to the cycle collector, whole pages of entries wait for a full collection, and
+        # a listing's memory grew with its length (130 bytes a key)
+        parser.StartElementHandler = parser.EndElementHandler = parser.CharacterDataHandler = None
+        page.parser = None
     if page.refused:
         raise DirectError(f"list {bucket}: {page.refused}", "MalformedXML", 200)
     encoded = page.top.get("EncodingType", "").lower() == "url"
