@@ -259,3 +259,25 @@ def test_a_stage_that_fails_in_part_names_what_failed_not_every_file(tmp_path, c
     _print_plan(res, False)  # a sync's report: every action
     out, err = capsys.readouterr()
     assert len([line for line in out.splitlines() if line.startswith("download")]) == 39
+
+
+def test_a_cache_this_user_cannot_write_to_puts_the_spool_in_the_system_temp_folder(tmp_path):
+    """A shared, read-only cache (gitdata.cacheDir on a read-only mount) does not stop a sync:
+    the spool goes to the system's temporary folder instead."""
+    import subprocess
+
+    import pytest
+
+    _src, proj = _local_bucket(tmp_path, 30)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode(errors='replace').strip()}")
+    try:
+        git(proj, "config", "gitdata.cacheDir", str(ro))
+        run("git", "data", "storage", "stage", "raw", cwd=proj, timeout=300)
+        assert len(list((proj / "raw").rglob("*.txt"))) == 30
+        assert os.listdir(ro) == []
+    finally:
+        subprocess.run(["umount", str(ro)], check=True)
