@@ -47,7 +47,7 @@ class SpoolFull(GitDataError):
     def __init__(self, folder: str, rows: int) -> None:
         super().__init__(
             f"no space left in {folder} for the working list of this command ({rows:,} paths so far; "
-            "it needs about 200 bytes a path): free space there, or point gitdata.cacheDir at a disk "
+            "it needs about 250 bytes a path): free space there, or point gitdata.cacheDir at a disk "
             "with room, and run the command again (what was done so far is recorded)"
         )
         self.folder = folder
