@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -189,6 +190,24 @@ def test_files_on_both_sides_are_compared_in_batches(tmp_path, monkeypatch):
     assert not (proj / "raw" / "d2" / "f0030.txt").exists()
 
 
+@contextlib.contextmanager
+def _tmpfs(where, options: str):
+    """A real tmpfs mounted at ``where`` for the block (skips the test where mounting is not
+    allowed; CI runs as root)."""
+    import subprocess
+
+    import pytest
+
+    where.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode(errors='replace').strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", str(where)], check=True)
+
+
 def test_a_full_spool_is_an_error_that_says_where_and_what_to_do(tmp_path):
     """SQLite's 'database or disk is full' in the spool becomes SpoolFull: the folder, the
     paths so far, the fix. (max_page_count makes SQLite report SQLITE_FULL as a full disk does.)"""
@@ -214,17 +233,9 @@ def test_a_full_spool_is_an_error_that_says_where_and_what_to_do(tmp_path):
 def test_a_sync_whose_spool_folder_is_full_stops_before_changing_anything(tmp_path):
     """A real full disk (a 128 KiB tmpfs as gitdata.cacheDir): the sync names the folder and
     exits 1 before it writes a file; with room, the same sync then stages everything."""
-    import subprocess
-
-    import pytest
-
     _src, proj = _local_bucket(tmp_path, 3000)
     small = tmp_path / "small"
-    small.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(small)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode(errors='replace').strip()}")
-    try:
+    with _tmpfs(small, "size=128k"):
         git(proj, "config", "gitdata.cacheDir", str(small))
         proc = run("git", "data", "storage", "stage", "raw", cwd=proj, check=False, timeout=300)
         assert proc.returncode == 1, proc
@@ -232,8 +243,6 @@ def test_a_sync_whose_spool_folder_is_full_stops_before_changing_anything(tmp_pa
         assert f"error: no space left in {small}" in err and "Traceback" not in err, err
         assert not (proj / "raw").exists() or not any((proj / "raw").rglob("*.txt"))
         assert os.listdir(small / "tmp") == []  # the spool's file went with its process
-    finally:
-        subprocess.run(["umount", str(small)], check=True)
     run("git", "data", "storage", "stage", "raw", cwd=proj, timeout=300)  # cacheDir now on the disk below
     assert len(list((proj / "raw").rglob("*.txt"))) == 3000
 
@@ -264,20 +273,10 @@ def test_a_stage_that_fails_in_part_names_what_failed_not_every_file(tmp_path, c
 def test_a_cache_this_user_cannot_write_to_puts_the_spool_in_the_system_temp_folder(tmp_path):
     """A shared, read-only cache (gitdata.cacheDir on a read-only mount) does not stop a sync:
     the spool goes to the system's temporary folder instead."""
-    import subprocess
-
-    import pytest
-
     _src, proj = _local_bucket(tmp_path, 30)
     ro = tmp_path / "ro"
-    ro.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode(errors='replace').strip()}")
-    try:
+    with _tmpfs(ro, "ro,size=64k"):
         git(proj, "config", "gitdata.cacheDir", str(ro))
         run("git", "data", "storage", "stage", "raw", cwd=proj, timeout=300)
         assert len(list((proj / "raw").rglob("*.txt"))) == 30
         assert os.listdir(ro) == []
-    finally:
-        subprocess.run(["umount", str(ro)], check=True)
