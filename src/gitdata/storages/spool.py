@@ -19,6 +19,7 @@ import pathlib
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 
 from .. import syncplan as sp
 from ..errors import GitDataError
@@ -132,18 +133,13 @@ class Spool:
     # -- filling ------------------------------------------------------------
 
     def _insert(self, sql: str, rows: Iterable[tuple]) -> int:
-        n, chunk = 0, []
+        """Write ``rows`` in chunks of :data:`_CHUNK`; how many there were."""
+        before, it = self.rows_in, iter(rows)
         with self._room(), self.db:
-            for row in rows:
-                chunk.append(row)
-                if len(chunk) >= _CHUNK:
-                    self.db.executemany(sql, chunk)
-                    n += len(chunk)
-                    self.rows_in += len(chunk)
-                    chunk.clear()
-            self.db.executemany(sql, chunk)
-            self.rows_in += len(chunk)
-        return n + len(chunk)
+            while chunk := list(islice(it, _CHUNK)):
+                self.db.executemany(sql, chunk)
+                self.rows_in += len(chunk)
+        return self.rows_in - before
 
     def add_listing(self, listing: Iterable[tuple[str, Fingerprint]]) -> None:
         sets = ", ".join(f"r_{c} = excluded.r_{c}" for c in _FP)  # a key listed twice: the last
